@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+)
+
+// Config is a gateway's configuration. Build it with DefaultConfig and ConfigOpts;
+// New validates it once.
+type Config struct {
+	// Logger receives the connection's logs, with shard_id attached. Default slog.Default().
+	Logger *slog.Logger
+	// URL is the gateway URL to IDENTIFY on. Empty: ask GET {APIURL}/gateway once.
+	URL string
+	// APIURL is the REST base (…/api/v10), used only to discover URL. Default DefaultAPIURL.
+	APIURL string
+	// HTTPClient is used for the websocket handshake and REST calls. Default http.DefaultClient.
+	HTTPClient *http.Client
+
+	ShardID    int // default 0
+	ShardCount int // default 1
+
+	// Intents sent in IDENTIFY. Default IntentsNonPrivileged.
+	Intents Intents
+	// Compression. Default CompressionZlibStream.
+	Compression Compression
+	// LargeThreshold, 50-250. Default 50.
+	LargeThreshold int
+	// Presence sent in IDENTIFY, or nil.
+	Presence *PresenceUpdate
+	// OS, Browser and Device are IDENTIFY's properties. Defaults runtime.GOOS, "shardfleet", "shardfleet".
+	OS, Browser, Device string
+
+	// AutoReconnect retries retryable failures (in Open and after READY). Default true.
+	AutoReconnect bool
+	// ReconnectBackoffMin and ReconnectBackoffMax bound the capped exponential
+	// backoff (with full jitter) between reconnect attempts. Defaults 1 s and 60 s.
+	ReconnectBackoffMin time.Duration
+	ReconnectBackoffMax time.Duration
+
+	// State, when Resumable, makes the first connection RESUME instead of IDENTIFY.
+	State ShardState
+
+	// IdentifyLimiter paces every IDENTIFY. Default: none (no waiting).
+	IdentifyLimiter IdentifyLimiter
+	// CloseHandler is told when the shard stops for good. Default: none.
+	CloseHandler CloseHandlerFunc
+
+	// CommandsPerWindow, CommandWindow and ReservedCommands configure the send
+	// limiter: Send may use CommandsPerWindow-ReservedCommands per CommandWindow;
+	// heartbeat, identify and resume may use the rest. Defaults 120, 60 s, 3.
+	CommandsPerWindow int
+	CommandWindow     time.Duration
+	ReservedCommands  int
+
+	// ReadLimit is the largest message the connection accepts (READY is large).
+	// Default 64 MiB.
+	ReadLimit int64
+}
+
+// ConfigOpt changes a Config.
+type ConfigOpt func(*Config)
+
+// DefaultConfig returns a Config with Discord-safe defaults.
+func DefaultConfig() *Config {
+	return &Config{
+		Logger:              slog.Default(),
+		APIURL:              DefaultAPIURL,
+		HTTPClient:          http.DefaultClient,
+		ShardID:             0,
+		ShardCount:          1,
+		Intents:             IntentsNonPrivileged,
+		Compression:         CompressionZlibStream,
+		LargeThreshold:      50,
+		OS:                  runtime.GOOS,
+		Browser:             "shardfleet",
+		Device:              "shardfleet",
+		AutoReconnect:       true,
+		ReconnectBackoffMin: time.Second,
+		ReconnectBackoffMax: 60 * time.Second,
+		CommandsPerWindow:   120,
+		CommandWindow:       60 * time.Second,
+		ReservedCommands:    3,
+		ReadLimit:           64 << 20,
+	}
+}
+
+// Apply applies opts in order.
+func (c *Config) Apply(opts []ConfigOpt) {
+	for _, opt := range opts {
+		opt(c)
+	}
+}
+
+// WithLogger sets the logger.
+func WithLogger(logger *slog.Logger) ConfigOpt { return func(c *Config) { c.Logger = logger } }
+
+// WithURL sets the gateway URL (ws:// or wss://) used to IDENTIFY.
+func WithURL(url string) ConfigOpt { return func(c *Config) { c.URL = url } }
+
+// WithAPIURL sets the REST base (e.g. "http://127.0.0.1:8080/api/v10").
+func WithAPIURL(url string) ConfigOpt { return func(c *Config) { c.APIURL = url } }
+
+// WithHTTPClient sets the HTTP client used for the websocket handshake and REST.
+func WithHTTPClient(client *http.Client) ConfigOpt { return func(c *Config) { c.HTTPClient = client } }
+
+// WithShardID sets the shard ID.
+func WithShardID(id int) ConfigOpt { return func(c *Config) { c.ShardID = id } }
+
+// WithShardCount sets the shard count.
+func WithShardCount(count int) ConfigOpt { return func(c *Config) { c.ShardCount = count } }
+
+// WithIntents sets the intents (replacing the default).
+func WithIntents(intents Intents) ConfigOpt { return func(c *Config) { c.Intents = intents } }
+
+// WithCompression sets the compression mode.
+func WithCompression(compression Compression) ConfigOpt {
+	return func(c *Config) { c.Compression = compression }
+}
+
+// WithLargeThreshold sets IDENTIFY's large_threshold (50-250).
+func WithLargeThreshold(threshold int) ConfigOpt {
+	return func(c *Config) { c.LargeThreshold = threshold }
+}
+
+// WithPresence sets the presence sent in IDENTIFY.
+func WithPresence(presence PresenceUpdate) ConfigOpt {
+	return func(c *Config) { c.Presence = &presence }
+}
+
+// WithOS sets IDENTIFY's properties.os.
+func WithOS(os string) ConfigOpt { return func(c *Config) { c.OS = os } }
+
+// WithBrowser sets IDENTIFY's properties.browser.
+func WithBrowser(browser string) ConfigOpt { return func(c *Config) { c.Browser = browser } }
+
+// WithDevice sets IDENTIFY's properties.device.
+func WithDevice(device string) ConfigOpt { return func(c *Config) { c.Device = device } }
+
+// WithAutoReconnect turns automatic reconnects on or off.
+func WithAutoReconnect(autoReconnect bool) ConfigOpt {
+	return func(c *Config) { c.AutoReconnect = autoReconnect }
+}
+
+// WithReconnectBackoff sets the bounds of the reconnect backoff.
+func WithReconnectBackoff(minDelay, maxDelay time.Duration) ConfigOpt {
+	return func(c *Config) { c.ReconnectBackoffMin, c.ReconnectBackoffMax = minDelay, maxDelay }
+}
+
+// WithShardState makes the first connection RESUME the given session (cold resume).
+func WithShardState(state ShardState) ConfigOpt { return func(c *Config) { c.State = state } }
+
+// WithIdentifyLimiter sets the limiter taken before every IDENTIFY.
+func WithIdentifyLimiter(limiter IdentifyLimiter) ConfigOpt {
+	return func(c *Config) { c.IdentifyLimiter = limiter }
+}
+
+// WithCloseHandler sets the handler told when the shard stops for good.
+func WithCloseHandler(handler CloseHandlerFunc) ConfigOpt {
+	return func(c *Config) { c.CloseHandler = handler }
+}
+
+// WithSendRateLimit configures the send limiter (Discord: 120 per 60 s).
+func WithSendRateLimit(commands int, window time.Duration, reserved int) ConfigOpt {
+	return func(c *Config) {
+		c.CommandsPerWindow, c.CommandWindow, c.ReservedCommands = commands, window, reserved
+	}
+}
+
+// WithReadLimit sets the largest message accepted from the server.
+func WithReadLimit(limit int64) ConfigOpt { return func(c *Config) { c.ReadLimit = limit } }
