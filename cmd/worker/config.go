@@ -1,0 +1,448 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// Config is the worker process's configuration, from flags and environment.
+// Defaults live in defaultSettings (one place); validate checks it once.
+type Config struct {
+	Token Secret // DISCORD_TOKEN
+
+	Sim                bool    // -sim: run against an in-process fake Discord
+	SimGuilds          int     // SIM_GUILDS
+	SimEventsPerSecond float64 // SIM_EVENTS_PER_SECOND
+
+	RedisURL     RedisURL // REDIS_URL; empty: local mode
+	RedisCluster bool     // REDIS_CLUSTER
+	KeyPrefix    string   // KEY_PREFIX, normalised to contain one {hash tag}
+	WorkerID     string   // WORKER_ID
+
+	ShardCount     int                 // SHARD_COUNT; 0 = ask Discord
+	APIURL         string              // DISCORD_API_URL
+	GatewayURL     string              // GATEWAY_URL; empty = ask Discord
+	Intents        gateway.Intents     // INTENTS
+	Compression    gateway.Compression // COMPRESSION
+	MaxConcurrency int                 // MAX_CONCURRENCY; 0 = ask Discord
+
+	IdentifyWindow time.Duration // IDENTIFY_WINDOW
+	IdentifyMargin time.Duration // IDENTIFY_MARGIN
+
+	LeaseTTL           time.Duration // LEASE_TTL
+	LeaseRenewInterval time.Duration // LEASE_RENEW_INTERVAL
+	LeaseRenewDeadline time.Duration // LEASE_RENEW_DEADLINE
+
+	EventStreamMaxLen  int64         // EVENT_STREAM_MAXLEN; 0 = uncapped
+	EventBatchSize     int           // EVENT_BATCH_SIZE
+	EventFlushInterval time.Duration // EVENT_FLUSH_INTERVAL
+
+	HTTPAddr        string        // HTTP_ADDR; empty = no HTTP server
+	LogFormat       string        // LOG_FORMAT: text|json
+	LogLevel        slog.Level    // LOG_LEVEL
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
+}
+
+// LogValue implements slog.LogValuer: the settings an operator wants to see at
+// start, with the token and Redis password left out.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("worker_id", c.WorkerID),
+		slog.Bool("sim", c.Sim),
+		slog.Any("redis_url", c.RedisURL),
+		slog.String("key_prefix", c.KeyPrefix),
+		slog.Int("shard_count", c.ShardCount),
+		slog.String("api_url", c.APIURL),
+		slog.Int64("intents", int64(c.Intents)),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Duration("lease_ttl", c.LeaseTTL),
+		slog.Duration("lease_renew_interval", c.LeaseRenewInterval),
+		slog.Duration("identify_window", c.IdentifyWindow),
+	)
+}
+
+// setting is one configuration knob: a flag, an environment variable, a default
+// and a parser. Flag beats environment beats default.
+type setting struct {
+	flag, env string
+	def       string // the default, as text (shown in -h)
+	usage     string
+	isBool    bool
+	parse     func(c *Config, v string) error
+}
+
+func dur(field *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (e.g. 1.5s, 300ms)")
+		}
+		*field = d
+		return nil
+	}
+}
+
+func settings(c *Config) []setting {
+	// Each parse writes into c; bind wraps the field-pointer helpers.
+	bind := func(f func(string) error) func(*Config, string) error {
+		return func(_ *Config, v string) error { return f(v) }
+	}
+	integer := func(field *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return errors.New("not an integer")
+			}
+			*field = n
+			return nil
+		}
+	}
+	boolean := func(field *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("not a boolean (true or false)")
+			}
+			*field = b
+			return nil
+		}
+	}
+	str := func(field *string) func(string) error {
+		return func(v string) error { *field = v; return nil }
+	}
+	return []setting{
+		{"token", "DISCORD_TOKEN", "", "bot token (prefer the environment: flags show in ps)", false,
+			bind(func(v string) error { c.Token = NewSecret(v); return nil })},
+		{"sim", "SIM", "false", "run against an in-process fake Discord: no token, no network", true, bind(boolean(&c.Sim))},
+		{"sim-guilds", "SIM_GUILDS", "40", "-sim: guilds the fake serves", false, bind(integer(&c.SimGuilds))},
+		{"sim-events-per-second", "SIM_EVENTS_PER_SECOND", "20", "-sim: MESSAGE_CREATE load of the fake", false,
+			bind(func(v string) error {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return errors.New("not a number")
+				}
+				c.SimEventsPerSecond = f
+				return nil
+			})},
+		{"redis-url", "REDIS_URL", "", "Redis to join a fleet; empty: local mode (see 'Redis URL forms')", false, bind(func(v string) error { c.RedisURL = RedisURL(v); return nil })},
+		{"redis-cluster", "REDIS_CLUSTER", "false", "treat REDIS_URL as a Redis Cluster seed", true, bind(boolean(&c.RedisCluster))},
+		{"key-prefix", "KEY_PREFIX", "{shardfleet}:", "prefix of every Redis key; wrapped in {} when it has no hash tag", false, bind(str(&c.KeyPrefix))},
+		{"worker-id", "WORKER_ID", "", "this worker's ID (default: a random UUID)", false, bind(str(&c.WorkerID))},
+		{"shard-count", "SHARD_COUNT", "0", "total shards; 0 asks Discord (GET /gateway/bot)", false, bind(integer(&c.ShardCount))},
+		{"api-url", "DISCORD_API_URL", gateway.DefaultAPIURL, "Discord REST base", false, bind(str(&c.APIURL))},
+		{"gateway-url", "GATEWAY_URL", "", "gateway URL; empty asks Discord", false, bind(str(&c.GatewayURL))},
+		{"intents", "INTENTS", strconv.FormatInt(int64(gateway.IntentsNonPrivileged), 10), "gateway intents, as a decimal bit set", false,
+			bind(func(v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return errors.New("not a decimal integer")
+				}
+				c.Intents = gateway.Intents(n)
+				return nil
+			})},
+		{"compression", "COMPRESSION", "zlib-stream", "none, zlib-stream, zstd-stream or zlib-payload", false,
+			bind(func(v string) error {
+				switch v {
+				case "none", "":
+					c.Compression = gateway.CompressionNone
+				case "zlib-stream", "zstd-stream", "zlib-payload":
+					c.Compression = gateway.Compression(v)
+				default:
+					return errors.New("want none, zlib-stream, zstd-stream or zlib-payload")
+				}
+				return nil
+			})},
+		{"max-concurrency", "MAX_CONCURRENCY", "0", "identify buckets; 0 asks Discord", false, bind(integer(&c.MaxConcurrency))},
+		{"identify-window", "IDENTIFY_WINDOW", "5s", "time between two IDENTIFYs of one bucket", false, bind(dur(&c.IdentifyWindow))},
+		{"identify-margin", "IDENTIFY_MARGIN", "250ms", "safety margin added to the identify window", false, bind(dur(&c.IdentifyMargin))},
+		{"lease-ttl", "LEASE_TTL", "10s", "fleet mode: lifetime of a worker's membership and leases", false, bind(dur(&c.LeaseTTL))},
+		{"lease-renew-interval", "LEASE_RENEW_INTERVAL", "2s", "fleet mode: how often the membership is renewed", false, bind(dur(&c.LeaseRenewInterval))},
+		{"lease-renew-deadline", "LEASE_RENEW_DEADLINE", "", "fleet mode: stop shards when no renew succeeded for this long (default 2/3 of LEASE_TTL)", false, bind(dur(&c.LeaseRenewDeadline))},
+		{"event-stream-maxlen", "EVENT_STREAM_MAXLEN", "1000000", "approximate cap of the event stream (MAXLEN ~); 0 = uncapped", false,
+			bind(func(v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return errors.New("not an integer")
+				}
+				c.EventStreamMaxLen = n
+				return nil
+			})},
+		{"event-batch-size", "EVENT_BATCH_SIZE", "512", "most events per Redis script call", false, bind(integer(&c.EventBatchSize))},
+		{"event-flush-interval", "EVENT_FLUSH_INTERVAL", "2ms", "how long a batch may wait to fill", false, bind(dur(&c.EventFlushInterval))},
+		{"http-addr", "HTTP_ADDR", ":8080", "listen address of /metrics /healthz /readyz /status; empty: off", false, bind(str(&c.HTTPAddr))},
+		{"log-format", "LOG_FORMAT", "text", "text or json", false, bind(str(&c.LogFormat))},
+		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", false,
+			bind(func(v string) error { return c.LogLevel.UnmarshalText([]byte(v)) })},
+		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "bound on handing every shard off after SIGTERM", false, bind(dur(&c.ShutdownTimeout))},
+		{"summary-interval", "SUMMARY_INTERVAL", "10s", "how often a summary line is logged; 0: never", false, bind(dur(&c.SummaryInterval))},
+	}
+}
+
+// SettingError names the setting whose value is wrong.
+type SettingError struct {
+	Setting string // e.g. "LEASE_TTL (-lease-ttl)"
+	Value   string // the offending value; empty for secrets
+	Reason  string
+}
+
+func (e *SettingError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("config: %s: %s", e.Setting, e.Reason)
+	}
+	return fmt.Sprintf("config: %s=%q: %s", e.Setting, e.Value, e.Reason)
+}
+
+// ErrHelp is returned by parseConfig when -h was asked for.
+var ErrHelp = flag.ErrHelp
+
+// parseConfig builds a Config from args (without the program name) and the
+// environment lookup env. Usage text goes to out.
+func parseConfig(args []string, env func(string) (string, bool), out io.Writer) (*Config, error) {
+	c := &Config{}
+	table := settings(c)
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fromFlag := map[string]string{}
+	for _, s := range table {
+		name := s.flag
+		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		usage += ")"
+		if s.isBool {
+			fs.BoolFunc(name, usage, func(v string) error { fromFlag[name] = v; return nil })
+		} else {
+			fs.Func(name, usage, func(v string) error { fromFlag[name] = v; return nil })
+		}
+	}
+	fs.Usage = func() { usage(fs, out) }
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status)", fs.Arg(0))
+	}
+	for _, s := range table {
+		v, source := s.def, ""
+		if e, ok := env(s.env); ok {
+			v, source = e, s.env
+		}
+		if f, ok := fromFlag[s.flag]; ok {
+			v, source = f, "-"+s.flag
+		}
+		if v == "" && s.def == "" {
+			continue
+		}
+		if err := s.parse(c, v); err != nil {
+			if source == "" {
+				source = s.env
+			}
+			shown := v
+			if s.env == "DISCORD_TOKEN" {
+				shown = ""
+			}
+			return nil, &SettingError{Setting: source, Value: shown, Reason: err.Error()}
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprint(out, `Usage:
+  worker [flags]          run shards (local mode, or a fleet member when REDIS_URL is set)
+  worker -sim             run offline against an in-process fake Discord
+  worker status [flags]   print the fleet (workers, shards, status, latency, lease expiry) from Redis
+
+Every flag has an environment variable; a flag given on the command line wins.
+
+Redis URL forms (REDIS_URL):
+  redis://[user:password@]host:6379[/db]            one server (ACL user and password)
+  rediss://...                                      the same over TLS
+  redis+sentinel://[user:pass@]s1:26379,s2:26379/?master_name=mymaster[&password=...]
+                                                    Sentinel (user/pass are the sentinel's)
+  redis+cluster://[user:pass@]n1:6379,n2:6379       Redis Cluster (rediss+cluster:// for TLS)
+  redis://n1:6379,n2:6379 or REDIS_CLUSTER=true     also Redis Cluster
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+var workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// validate checks the whole Config once, with errors naming the setting, and
+// fills the derived defaults.
+func (c *Config) validate() error {
+	bad := func(setting, value, reason string) error {
+		return &SettingError{Setting: setting, Value: value, Reason: reason}
+	}
+	if c.Token.IsZero() && !c.Sim {
+		return bad("DISCORD_TOKEN (-token)", "", "required (or run with -sim for an offline fake)")
+	}
+	if strings.ContainsAny(c.Token.Reveal(), " \t\r\n") {
+		return bad("DISCORD_TOKEN (-token)", "", "contains white space")
+	}
+	if c.Sim && (c.SimGuilds < 0 || c.SimEventsPerSecond < 0) {
+		return bad("SIM_GUILDS / SIM_EVENTS_PER_SECOND", "", "must not be negative")
+	}
+	if c.ShardCount < 0 {
+		return bad("SHARD_COUNT (-shard-count)", strconv.Itoa(c.ShardCount), "must be 0 (ask Discord) or more")
+	}
+	if err := checkURL(c.APIURL, "http", "https"); err != nil {
+		return bad("DISCORD_API_URL (-api-url)", c.APIURL, err.Error())
+	}
+	if c.GatewayURL != "" {
+		if err := checkURL(c.GatewayURL, "ws", "wss"); err != nil {
+			return bad("GATEWAY_URL (-gateway-url)", c.GatewayURL, err.Error())
+		}
+	}
+	if c.Intents < 0 || c.Intents&^gateway.IntentsAll != 0 {
+		return bad("INTENTS (-intents)", strconv.FormatInt(int64(c.Intents), 10), "has bits Discord does not define")
+	}
+	if c.MaxConcurrency < 0 {
+		return bad("MAX_CONCURRENCY (-max-concurrency)", strconv.Itoa(c.MaxConcurrency), "must be 0 (ask Discord) or more")
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = uuid.NewString()
+	}
+	if !workerIDPattern.MatchString(c.WorkerID) {
+		return bad("WORKER_ID (-worker-id)", c.WorkerID, "want 1-64 of A-Z a-z 0-9 . _ -")
+	}
+	prefix, err := normalizePrefix(c.KeyPrefix)
+	if err != nil {
+		return bad("KEY_PREFIX (-key-prefix)", c.KeyPrefix, err.Error())
+	}
+	c.KeyPrefix = prefix
+	if err := c.validateTimes(bad); err != nil {
+		return err
+	}
+	if c.EventStreamMaxLen < 0 {
+		return bad("EVENT_STREAM_MAXLEN (-event-stream-maxlen)", strconv.FormatInt(c.EventStreamMaxLen, 10), "must be 0 (uncapped) or more")
+	}
+	if c.EventBatchSize < 1 || c.EventBatchSize > 10000 {
+		return bad("EVENT_BATCH_SIZE (-event-batch-size)", strconv.Itoa(c.EventBatchSize), "must be 1-10000")
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return bad("HTTP_ADDR (-http-addr)", c.HTTPAddr, "want host:port or :port")
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("LOG_FORMAT (-log-format)", c.LogFormat, "want text or json")
+	}
+	if c.RedisURL != "" {
+		if _, err := parseRedisURL(string(c.RedisURL), c.RedisCluster); err != nil {
+			return bad("REDIS_URL (-redis-url)", c.RedisURL.String(), err.Error())
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateTimes(bad func(setting, value, reason string) error) error {
+	type limit struct {
+		name      string
+		d         time.Duration
+		zeroValid bool
+	}
+	for _, l := range []limit{
+		{"IDENTIFY_WINDOW (-identify-window)", c.IdentifyWindow, false},
+		{"IDENTIFY_MARGIN (-identify-margin)", c.IdentifyMargin, true},
+		{"LEASE_TTL (-lease-ttl)", c.LeaseTTL, false},
+		{"LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval, false},
+		{"LEASE_RENEW_DEADLINE (-lease-renew-deadline)", c.LeaseRenewDeadline, true}, // 0: derived
+		{"SHUTDOWN_TIMEOUT (-shutdown-timeout)", c.ShutdownTimeout, false},
+		{"EVENT_FLUSH_INTERVAL (-event-flush-interval)", c.EventFlushInterval, true},
+		{"SUMMARY_INTERVAL (-summary-interval)", c.SummaryInterval, true},
+	} {
+		if l.d < 0 || (l.d == 0 && !l.zeroValid) {
+			return bad(l.name, l.d.String(), "must be positive")
+		}
+	}
+	if c.LeaseRenewDeadline == 0 {
+		c.LeaseRenewDeadline = c.LeaseTTL * 2 / 3
+	}
+	// Self-fencing needs: TTL > renew deadline > 1.2 x renew interval (DESIGN.md).
+	if c.LeaseRenewDeadline >= c.LeaseTTL {
+		return bad("LEASE_RENEW_DEADLINE (-lease-renew-deadline)", c.LeaseRenewDeadline.String(),
+			"must be below LEASE_TTL ("+c.LeaseTTL.String()+")")
+	}
+	if float64(c.LeaseRenewDeadline) <= 1.2*float64(c.LeaseRenewInterval) {
+		return bad("LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval.String(),
+			"must be under LEASE_RENEW_DEADLINE/1.2 ("+c.LeaseRenewDeadline.String()+"/1.2)")
+	}
+	return nil
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	for _, s := range schemes {
+		if u.Scheme == s && u.Host != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
+}
+
+// normalizePrefix makes sure the prefix holds exactly one {hash tag}, so every
+// key of a fleet lands in one Redis Cluster slot: "bot" becomes "{bot}:".
+func normalizePrefix(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("must not be empty")
+	}
+	open, closing := strings.Index(p, "{"), strings.Index(p, "}")
+	switch {
+	case open < 0 && closing < 0:
+		return "{" + strings.TrimSuffix(p, ":") + "}:", nil
+	case open < 0 || closing < open+2:
+		return "", errors.New("hash tag must look like {name}")
+	case strings.Count(p, "{") > 1:
+		return "", errors.New("more than one {hash tag}")
+	}
+	return p, nil
+}
+
+// redactURL hides a URL's password (Redis ACL or sentinel) for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	for _, k := range []string{"password", "sentinel_password"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.Redacted()
+}
+
+// osEnv is the process environment as a lookup.
+func osEnv(key string) (string, bool) { return os.LookupEnv(key) }
