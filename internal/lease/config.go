@@ -1,0 +1,170 @@
+package lease
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config configures a Session. Start from DefaultConfig (Discord-safe
+// timings) or LocalConfig (compressed timings for tests); NewSession applies
+// defaults to zero fields of a copy and validates the result once.
+type Config struct {
+	// Prefix of every key of the fleet. Default DefaultPrefix
+	// ("{shardfleet}:"); a prefix without a {hash tag} is wrapped in one.
+	Prefix string
+	// WorkerID names this member. Default: a fresh random UUID per session,
+	// which is what you want: a restarted process is a new member, so it never
+	// inherits leases of its previous life by accident.
+	WorkerID string
+	// Info is stored (as JSON) in the member key, for operators and tools.
+	Info MemberInfo
+
+	// TTL of the member key, hence of every lease of the session. Default 15 s.
+	TTL time.Duration
+	// RenewInterval between keep-alive round trips. Default 2 s.
+	RenewInterval time.Duration
+	// RenewDeadline: when no renew has succeeded within RenewDeadline of the
+	// moment the last successful one was sent, the session self-fences.
+	// Default 10 s. Must satisfy TTL > RenewDeadline > 1.2 x RenewInterval.
+	RenewDeadline time.Duration
+
+	// TickInterval between reconcile passes of Run. Default 1 s.
+	TickInterval time.Duration
+	// TickJitter: each tick waits TickInterval plus a random duration in
+	// [0, TickJitter), so workers do not act in lockstep. Default 250 ms.
+	TickJitter time.Duration
+	// MovesPerTick caps the planned moves (revocations of shards this worker
+	// holds but should not) per tick. Claims of free shards are not capped.
+	// Default 4.
+	MovesPerTick int
+	// JoinGrace: a member counts for assignment only after it has been a
+	// member for JoinGrace, so a flapping member does not churn the fleet.
+	// Default 5 s.
+	JoinGrace time.Duration
+	// DataLossGrace: after Redis lost its data (epoch changed), nobody claims
+	// a shard it did not hold for this long, so holders re-assert first.
+	// Must be >= TTL. Default TTL + RenewDeadline (25 s).
+	DataLossGrace time.Duration
+	// RevokeTimeout bounds a Handler.Revoke call. Default 10 s.
+	RevokeTimeout time.Duration
+
+	// Logger receives the session's logs, with worker_id attached.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// MemberInfo is the member key's value. ID and StartedAt are filled in by
+// NewSession.
+type MemberInfo struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host,omitempty"`
+	HTTPAddr  string    `json:"http_addr,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// DefaultConfig returns the production defaults (Discord-safe; client-go's
+// leader election uses the same 15 s / 10 s / 2 s).
+func DefaultConfig() Config {
+	return Config{
+		Prefix:        DefaultPrefix,
+		TTL:           15 * time.Second,
+		RenewInterval: 2 * time.Second,
+		RenewDeadline: 10 * time.Second,
+		TickInterval:  time.Second,
+		TickJitter:    250 * time.Millisecond,
+		MovesPerTick:  4,
+		JoinGrace:     5 * time.Second,
+		DataLossGrace: 25 * time.Second,
+		RevokeTimeout: 10 * time.Second,
+	}
+}
+
+// LocalConfig returns compressed timings (tens to hundreds of ms) for tests
+// on one machine, with the same ratios as DefaultConfig.
+func LocalConfig() Config {
+	c := DefaultConfig()
+	c.TTL = 600 * time.Millisecond
+	c.RenewInterval = 80 * time.Millisecond
+	c.RenewDeadline = 400 * time.Millisecond
+	c.TickInterval = 40 * time.Millisecond
+	c.TickJitter = 10 * time.Millisecond
+	c.MovesPerTick = 8
+	c.JoinGrace = 150 * time.Millisecond
+	c.DataLossGrace = c.TTL + c.RenewDeadline
+	c.RevokeTimeout = time.Second
+	return c
+}
+
+// withDefaults fills zero fields from DefaultConfig. Only Prefix, WorkerID,
+// Logger and zero durations/counts are filled; DataLossGrace defaults to
+// TTL + RenewDeadline of the resulting config.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Prefix == "" {
+		c.Prefix = d.Prefix
+	}
+	c.Prefix = NormalizePrefix(c.Prefix)
+	if c.WorkerID == "" {
+		c.WorkerID = uuid.NewString()
+	}
+	setDur(&c.TTL, d.TTL)
+	setDur(&c.RenewInterval, d.RenewInterval)
+	setDur(&c.RenewDeadline, d.RenewDeadline)
+	setDur(&c.TickInterval, d.TickInterval)
+	setDur(&c.RevokeTimeout, d.RevokeTimeout)
+	if c.MovesPerTick == 0 {
+		c.MovesPerTick = d.MovesPerTick
+	}
+	if c.DataLossGrace == 0 {
+		c.DataLossGrace = c.TTL + c.RenewDeadline
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func setDur(p *time.Duration, def time.Duration) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// validate checks a config with defaults applied. The error wraps
+// ErrInvalidConfig and names the field.
+func (c Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case !hasHashTag(c.Prefix):
+		return bad("Prefix", "%q has no {hash tag}", c.Prefix)
+	case strings.ContainsAny(c.WorkerID, " \t\r\n{}") || len(c.WorkerID) > 128:
+		return bad("WorkerID", "%q: no whitespace or braces, at most 128 bytes", c.WorkerID)
+	case c.RenewInterval < time.Millisecond:
+		return bad("RenewInterval", "%v is below 1ms", c.RenewInterval)
+	case c.TTL%time.Millisecond != 0 || c.TTL <= 0:
+		return bad("TTL", "%v must be a positive whole number of milliseconds", c.TTL)
+	case c.TTL <= c.RenewDeadline:
+		return bad("TTL", "%v must exceed RenewDeadline %v", c.TTL, c.RenewDeadline)
+	case float64(c.RenewDeadline) <= 1.2*float64(c.RenewInterval):
+		return bad("RenewDeadline", "%v must exceed 1.2 x RenewInterval %v", c.RenewDeadline, c.RenewInterval)
+	case c.TickInterval < 0:
+		return bad("TickInterval", "%v is negative", c.TickInterval)
+	case c.TickJitter < 0:
+		return bad("TickJitter", "%v is negative", c.TickJitter)
+	case c.MovesPerTick < 1:
+		return bad("MovesPerTick", "%d is below 1", c.MovesPerTick)
+	case c.JoinGrace < 0:
+		return bad("JoinGrace", "%v is negative", c.JoinGrace)
+	case c.DataLossGrace < c.TTL:
+		return bad("DataLossGrace", "%v is below TTL %v", c.DataLossGrace, c.TTL)
+	case c.RevokeTimeout < 0:
+		return bad("RevokeTimeout", "%v is negative", c.RevokeTimeout)
+	}
+	return nil
+}

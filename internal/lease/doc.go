@@ -1,0 +1,40 @@
+// Package lease gives each shard (id, count) of a Discord bot exactly one owner
+// among the workers of a fleet, coordinated through Redis.
+//
+// It is modelled on etcd's client/v3/concurrency: a [Session] is one worker's
+// membership in the fleet. It owns one keep-alive goroutine that renews the
+// member key every RenewInterval in one Redis round trip; every [Lease] the
+// session holds is tied to that member key, so the same round trip renews all of
+// them, whatever their number. A lease carries a fencing token that only grows
+// (it is derived from Redis server time, so it keeps growing across a Redis
+// restart), and every write that depends on ownership (renew, release, the
+// session store, the worker's event sink) checks it in the same Lua script.
+//
+// Self-fencing: when no renew has succeeded within RenewDeadline of the moment
+// the last successful renew was sent (measured on the local monotonic clock),
+// the session closes every lease's Done channel and its own, before the TTL can
+// let anyone else claim. TTL > RenewDeadline > 1.2 x RenewInterval is enforced by
+// [NewSession].
+//
+// [Assign] says who should own each shard (rendezvous hashing with a load cap);
+// the lease says who does. [Session.Run] reconciles the two: it claims the
+// shards assigned to this worker that are free and revokes (through a
+// [Handler]) the shards that should move, paced and never with two owners.
+//
+// The fleet layout (shard count, shards split after a 4011) lives in Redis too
+// ([Session.SetLayoutIfAbsent], [Session.SplitShard]); leases follow it.
+//
+// Redis data loss (restart without persistence, FLUSHALL, a failover that lost
+// the epoch key) is detected through the epoch key; holders then re-assert their
+// leases with their old tokens, and nobody claims a shard it did not hold for
+// DataLossGrace (>= TTL).
+//
+// Key schema (P is the prefix, always with one {hash tag}, so a fleet's keys
+// share one Redis Cluster slot): see [Keys].
+//
+// What it is not for: it does not talk to Discord, start shards or publish
+// events (internal/worker and pkg/sharding do), and it does not pace IDENTIFYs
+// (pkg/redislimiter does). A TTL lease is a liveness hint: it bounds double
+// ownership by self-fencing, it cannot exclude it under arbitrary pauses; the
+// fencing token lets downstream writers reject stale owners.
+package lease

@@ -1,0 +1,248 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// Handler is how Run drives a worker's shards. Run calls it from its own
+// goroutine, one call at a time.
+//
+// Lost leases are not reported through the Handler: the worker must stop a
+// shard as soon as its lease's Done closes (lease lost, session self-fenced
+// or ended), whoever closed it.
+type Handler interface {
+	// Acquired: the session now holds l. Start the shard, resuming state when
+	// state.Resumable() (it is what the previous owner saved). Return
+	// promptly: start the shard in the background.
+	Acquired(ctx context.Context, l *Lease, state gateway.ShardState)
+	// Revoke: the shard must move (planned move, layout change or Drain).
+	// Stop it, keeping its Discord session resumable (a close code other than
+	// 1000/1001; gateway.Handoff does it), and return the state to hand over
+	// (the zero value when there is none). Run saves it under l's token, then
+	// releases l. On error Run keeps the lease and tries again on a later
+	// tick. ctx is bounded by Config.RevokeTimeout.
+	Revoke(ctx context.Context, l *Lease) (gateway.ShardState, error)
+}
+
+// Run reconciles what this worker holds with what Assign says it should hold,
+// every TickInterval (plus jitter) and after every renew, until ctx ends (it
+// returns ctx's error and keeps the leases: call Drain, then Close) or the
+// session ends (it returns Session.Err). Each tick it
+//
+//   - revokes (through h.Revoke) every held lease whose shard left the layout,
+//   - revokes at most MovesPerTick held leases assigned to another member
+//     (planned moves: revoke, save, release; the new owner claims on its own
+//     tick, so there are never two owners),
+//   - claims, in one round trip, the free shards assigned to it, and calls
+//     h.Acquired for each.
+//
+// Members count for assignment once they have been members for JoinGrace
+// (this worker counts itself at once). At steady state a tick makes no Redis
+// call beyond reading the layout when its version changed. Run must not be
+// called twice at once on one session.
+func (s *Session) Run(ctx context.Context, h Handler) error {
+	r := &reconciler{s: s, h: h}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return s.Err()
+		case <-timer.C:
+		case <-s.viewCh:
+		}
+		r.tick(ctx)
+		timer.Reset(s.jittered())
+	}
+}
+
+func (s *Session) jittered() time.Duration {
+	d := s.cfg.TickInterval
+	if s.cfg.TickJitter > 0 {
+		d += rand.N(s.cfg.TickJitter)
+	}
+	return d
+}
+
+// Drain revokes every lease the session holds (through h.Revoke), saving
+// each shard's state for its next owner and releasing it, so a graceful
+// shutdown hands shards over without waiting for the TTL. Call Close after.
+func (s *Session) Drain(ctx context.Context, h Handler) error {
+	r := &reconciler{s: s, h: h}
+	var errs []error
+	for _, l := range sortedLeases(s.Leases()) {
+		if err := r.revoke(ctx, l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconciler is Run's state; only Run's goroutine touches it.
+type reconciler struct {
+	s          *Session
+	h          Handler
+	layout     Layout
+	shards     []ShardKey
+	assignKey  string // layout version + eligible members of the cached assignment
+	assignment map[ShardKey]string
+	graceUntil time.Time // local clock: no claims before
+	noLayout   bool      // logged once
+}
+
+func (r *reconciler) tick(ctx context.Context) {
+	v := r.s.view.Load()
+	if v == nil {
+		return
+	}
+	if !r.refreshLayout(ctx, v.layoutVersion) {
+		return
+	}
+	me := r.s.cfg.WorkerID
+	assignment := r.assign(v)
+	held := sortedLeases(r.s.Leases())
+	moves := 0
+	for _, l := range held {
+		owner, inLayout := assignment[l.key]
+		switch {
+		case !inLayout:
+			r.logRevoke(l, "not in layout", "")
+			_ = r.revoke(ctx, l) // errors are logged; retried next tick
+		case owner != me && moves < r.s.cfg.MovesPerTick:
+			moves++
+			r.logRevoke(l, "assigned elsewhere", owner)
+			_ = r.revoke(ctx, l)
+		}
+	}
+	if time.Now().Before(r.graceUntil) {
+		return
+	}
+	var want []ShardKey
+	for _, k := range r.shards {
+		if assignment[k] == me && r.s.Lease(k) == nil {
+			want = append(want, k)
+		}
+	}
+	r.claim(ctx, want)
+}
+
+// refreshLayout reloads the layout when the renew saw a new version. It
+// reports whether a layout is known.
+func (r *reconciler) refreshLayout(ctx context.Context, version int64) bool {
+	if version == r.layout.Version && r.layout.Count > 0 {
+		return true
+	}
+	l, err := r.s.LoadLayout(ctx)
+	switch {
+	case errors.Is(err, ErrNoLayout):
+		if !r.noLayout {
+			r.s.log.Info("lease: no fleet layout yet; waiting for SetLayoutIfAbsent")
+			r.noLayout = true
+		}
+		return false
+	case err != nil:
+		r.s.log.Warn("lease: load layout", slog.Any("error", err))
+		return r.layout.Count > 0
+	}
+	r.noLayout = false
+	r.layout, r.shards = l, l.Shards()
+	return true
+}
+
+// assign computes (or reuses) the assignment over the eligible members.
+func (r *reconciler) assign(v *view) map[ShardKey]string {
+	me := r.s.cfg.WorkerID
+	members := []string{me}
+	for _, m := range v.members {
+		if m.ID != me && !m.Since.IsZero() && v.now.Sub(m.Since) >= r.s.cfg.JoinGrace {
+			members = append(members, m.ID)
+		}
+	}
+	slices.Sort(members)
+	key := fmt.Sprint(r.layout.Version, ":", strings.Join(members, ","))
+	if key != r.assignKey {
+		r.assignment = Assign(r.shards, members)
+		r.assignKey = key
+	}
+	return r.assignment
+}
+
+func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
+	const batch = 256
+	for len(want) > 0 {
+		n := min(batch, len(want))
+		res, err := r.s.claimBatch(ctx, want[:n])
+		want = want[n:]
+		if err != nil {
+			r.s.log.Warn("lease: claim", slog.Any("error", err))
+			return
+		}
+		for _, c := range res {
+			var ge *GraceError
+			switch {
+			case c.err == nil && c.lease != nil:
+				r.h.Acquired(c.lease.Context(), c.lease, c.state)
+			case errors.As(c.err, &ge):
+				r.graceUntil = time.Now().Add(ge.Remaining)
+				r.s.log.Info("lease: data-loss grace; not claiming", slog.Duration("remaining", ge.Remaining))
+				return
+			}
+		}
+	}
+}
+
+// revoke hands one lease back: the handler stops the shard, its state is
+// saved under the lease's token (or cleared), and the lease is released.
+func (r *reconciler) revoke(ctx context.Context, l *Lease) error {
+	rctx, cancel := context.WithTimeout(ctx, r.s.cfg.RevokeTimeout)
+	defer cancel()
+	st, err := r.h.Revoke(rctx, l)
+	if err != nil {
+		r.s.log.Warn("lease: revoke; keeping the lease", slog.Int("shard_id", l.key.ID),
+			slog.Int("shard_count", l.key.Count), slog.Any("error", err))
+		return fmt.Errorf("revoke %v: %w", l.key, err)
+	}
+	var saveErr error
+	if st.Resumable() {
+		saveErr = l.SaveState(ctx, st)
+	} else {
+		saveErr = l.ClearState(ctx)
+	}
+	if saveErr != nil {
+		r.s.log.Warn("lease: hand over session", slog.Int("shard_id", l.key.ID), slog.Any("error", saveErr))
+	}
+	if err := l.Release(ctx); err != nil {
+		r.s.log.Warn("lease: release", slog.Int("shard_id", l.key.ID), slog.Any("error", err))
+		return err
+	}
+	return nil
+}
+
+func (r *reconciler) logRevoke(l *Lease, why, to string) {
+	r.s.log.Info("lease: revoking", slog.Int("shard_id", l.key.ID), slog.Int("shard_count", l.key.Count),
+		slog.String("reason", why), slog.String("to", to))
+}
+
+func sortedLeases(ls []*Lease) []*Lease {
+	slices.SortFunc(ls, func(a, b *Lease) int {
+		switch {
+		case a.key.less(b.key):
+			return -1
+		case b.key.less(a.key):
+			return 1
+		}
+		return 0
+	})
+	return ls
+}

@@ -1,0 +1,238 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Session is one worker's membership in the fleet and the owner of its leases.
+//
+// NewSession registers the member key and starts one keep-alive goroutine
+// that renews it (hence every lease of the session) every RenewInterval in one
+// round trip. When no renew succeeds within RenewDeadline of the moment the
+// last successful renew was sent, the session self-fences: every lease's Done
+// and the session's Done close at once. A self-fenced, expired, closed or
+// orphaned session is finished; make a new one.
+//
+// All methods are safe for concurrent use.
+type Session struct {
+	client redis.UniversalClient
+	cfg    Config
+	keys   Keys
+	log    *slog.Logger
+	info   string // member key value (JSON MemberInfo)
+	memKey string
+
+	stop     chan struct{} // closed to stop the keep-alive
+	stopOnce sync.Once
+	wg       sync.WaitGroup // the keep-alive goroutine
+	done     chan struct{}
+	doneOnce sync.Once
+	cause    atomic.Pointer[error] // why done closed; set before it closes
+
+	mu     sync.Mutex
+	leases map[ShardKey]*Lease
+	epoch  string // epoch this session knows; guarded by mu
+	layout Layout // last layout seen, re-written after data loss; guarded by mu
+
+	view   atomic.Pointer[view]
+	viewCh chan struct{} // capacity 1: "the view changed", for Run
+}
+
+// view is what the last successful renew saw, published as an immutable
+// snapshot.
+type view struct {
+	now           time.Time // server time of the renew
+	members       []Member
+	layoutVersion int64
+}
+
+// Member is a live member of the fleet as the last renew saw it.
+type Member struct {
+	ID    string
+	Since time.Time // server time it joined
+}
+
+// NewSession validates cfg (defaults applied to zero fields), registers this
+// worker's member key and starts the keep-alive. ctx bounds registration only.
+//
+// The client should not read from replicas. Use a client with
+// ContextTimeoutEnabled so that ctx deadlines bound socket reads; self-fencing
+// does not depend on it (it is timer driven), but Close and Orphan wait for an
+// in-flight renew.
+func NewSession(ctx context.Context, client redis.UniversalClient, cfg Config) (*Session, error) {
+	if client == nil {
+		return nil, &ConfigError{Field: "client", Reason: "nil redis client"}
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	info := cfg.Info
+	info.ID = cfg.WorkerID
+	info.StartedAt = time.Now().UTC()
+	infoJSON, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("encode member info: %w", err)
+	}
+	s := &Session{
+		client: client,
+		cfg:    cfg,
+		keys:   NewKeys(cfg.Prefix),
+		log:    cfg.Logger.With(slog.String("worker_id", cfg.WorkerID)),
+		info:   string(infoJSON),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		leases: make(map[ShardKey]*Lease),
+		viewCh: make(chan struct{}, 1),
+	}
+	s.memKey = s.keys.Member(cfg.WorkerID)
+	sent := time.Now()
+	if err := s.register(ctx); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.keepAlive(sent)
+	return s, nil
+}
+
+func (s *Session) register(ctx context.Context) error {
+	k := s.keys
+	res, err := registerScript.Run(ctx, s.client,
+		[]string{s.memKey, k.Members(), k.MembersSince(), k.Epoch(), k.Grace()},
+		s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(), s.cfg.DataLossGrace.Milliseconds(),
+	).Slice()
+	if err != nil {
+		return fmt.Errorf("register member: %w", err)
+	}
+	if len(res) < 3 {
+		return fmt.Errorf("register member: %w: reply %v", ErrCorrupt, res)
+	}
+	status, _ := res[0].(string)
+	epoch, _ := res[1].(string)
+	if status == "exists" {
+		return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
+	}
+	if created, _ := res[2].(int64); created == 1 {
+		s.log.Info("lease: created fleet epoch; data-loss grace starts", slog.Duration("grace", s.cfg.DataLossGrace))
+	}
+	s.mu.Lock()
+	s.epoch = epoch
+	s.mu.Unlock()
+	return nil
+}
+
+// ID is this member's worker ID.
+func (s *Session) ID() string { return s.cfg.WorkerID }
+
+// Keys are the fleet's key names (for the worker's fenced writes).
+func (s *Session) Keys() Keys { return s.keys }
+
+// Config is the session's configuration, defaults applied.
+func (s *Session) Config() Config { return s.cfg }
+
+// Done closes when the session ends: self-fenced, expired, closed or orphaned.
+// Every lease's Done has closed by then.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err says why Done closed (nil before): it wraps ErrSessionDone and one of
+// ErrSelfFenced, ErrExpired or ErrClosed.
+func (s *Session) Err() error {
+	if p := s.cause.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Members is the live membership as of the last successful renew, sorted by
+// ID (nil before the first renew).
+func (s *Session) Members() []Member {
+	if v := s.view.Load(); v != nil {
+		return v.members
+	}
+	return nil
+}
+
+// Leases returns the leases the session holds now.
+func (s *Session) Leases() []*Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Lease, 0, len(s.leases))
+	for _, l := range s.leases {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Lease returns the lease the session holds on key, or nil.
+func (s *Session) Lease(key ShardKey) *Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leases[key]
+}
+
+// finish ends the session once: every lease ends with cause, then Done closes.
+func (s *Session) finish(reason error) {
+	s.doneOnce.Do(func() {
+		cause := fmt.Errorf("%w: %w", ErrSessionDone, reason)
+		s.cause.Store(&cause)
+		s.mu.Lock()
+		leases := s.leases
+		s.leases = make(map[ShardKey]*Lease)
+		s.mu.Unlock()
+		for _, l := range leases {
+			l.end(cause)
+		}
+		close(s.done)
+		if !errors.Is(reason, ErrClosed) {
+			s.log.Warn("lease: session ended; all leases fenced", slog.Any("reason", reason), slog.Int("leases", len(leases)))
+		}
+	})
+}
+
+// Orphan stops renewing without releasing anything, as if the process had
+// died: the member key and leases stay in Redis until the TTL expires them.
+// Done closes (the leases must not be used any more). It waits for the
+// keep-alive goroutine. For tests and crash simulation.
+func (s *Session) Orphan() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	s.finish(ErrClosed)
+}
+
+// Close stops the keep-alive, ends every lease, then releases them and
+// deletes the member key, so other members may claim at once. The caller must
+// have stopped every shard first (see Drain). ctx bounds the Redis calls; on
+// error the keys expire after the TTL anyway.
+func (s *Session) Close(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	s.mu.Lock()
+	held := make([]*Lease, 0, len(s.leases))
+	for _, l := range s.leases {
+		held = append(held, l)
+	}
+	s.mu.Unlock()
+	s.finish(ErrClosed)
+	var errs []error
+	if err := s.releaseBatch(ctx, held); err != nil {
+		errs = append(errs, err)
+	}
+	pipe := s.client.TxPipeline()
+	pipe.Del(ctx, s.memKey)
+	pipe.ZRem(ctx, s.keys.Members(), s.cfg.WorkerID)
+	pipe.ZRem(ctx, s.keys.MembersSince(), s.cfg.WorkerID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("delete member: %w", err))
+	}
+	return errors.Join(errs...)
+}
