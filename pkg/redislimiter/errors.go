@@ -1,0 +1,69 @@
+package redislimiter
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrClosed is returned by WaitBucket once Close has been called.
+	ErrClosed = errors.New("redislimiter: limiter closed")
+
+	// ErrBudgetExhausted is returned by WaitBucket instead of a permit when the
+	// fleet's remaining daily session starts are at or below the reserve floor.
+	// Use errors.As with *BudgetError for the figures.
+	ErrBudgetExhausted = errors.New("redislimiter: identify budget exhausted")
+
+	// ErrInvalidConfig is the class of every configuration error (see *ConfigError).
+	ErrInvalidConfig = errors.New("redislimiter: invalid config")
+
+	// ErrNoMaxConcurrency is returned by LoadMaxConcurrency when no value is stored.
+	ErrNoMaxConcurrency = errors.New("redislimiter: no max_concurrency stored")
+
+	// ErrDiscovery is the class of FetchGatewayBot's errors (bad status, bad body).
+	ErrDiscovery = errors.New("redislimiter: gateway/bot discovery")
+
+	// errBadEvent is returned by parseEvent for a malformed notification.
+	errBadEvent = errors.New("bad limiter event")
+)
+
+// ConfigError names the option that is out of range. It matches ErrInvalidConfig
+// with errors.Is.
+type ConfigError struct {
+	Field  string // the Config field, e.g. "Window"
+	Reason string // what is wrong with it
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("redislimiter: invalid config: %s %s", e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// BudgetError reports the budget when a permit was refused for it. It matches
+// ErrBudgetExhausted with errors.Is.
+type BudgetError struct {
+	Remaining int // session starts left, as kept in Redis
+	Reserve   int // the configured floor
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("redislimiter: identify budget exhausted: %d remaining, reserve %d", e.Remaining, e.Reserve)
+}
+
+// Is makes errors.Is(err, ErrBudgetExhausted) true.
+func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExhausted }
+
+// StatusError is an unexpected HTTP status from GET /gateway/bot. It matches
+// ErrDiscovery with errors.Is. It never contains the token.
+type StatusError struct {
+	StatusCode int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("redislimiter: gateway/bot discovery: http status %d", e.StatusCode)
+}
+
+// Is makes errors.Is(err, ErrDiscovery) true.
+func (e *StatusError) Is(target error) bool { return target == ErrDiscovery }

@@ -1,0 +1,109 @@
+package redislimiter
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// Script statuses of acquireScript.
+const (
+	statusExhausted = -1
+	statusWait      = 0
+	statusGranted   = 1
+)
+
+// acquireResult is acquireScript's reply.
+type acquireResult struct {
+	status int
+	value  int64 // grant µs, wait µs (-1: not head), or remaining budget
+	seq    int64 // the ticket's arrival number in its bucket's queue
+}
+
+// commonArgs are ARGV 1-8 of every script (see prelude).
+func (l *Limiter) commonArgs(b int, ticket string) []any {
+	l.mu.Lock()
+	known := l.epoch
+	l.mu.Unlock()
+	grantLog := "0"
+	if l.cfg.GrantLog {
+		grantLog = "1"
+	}
+	quiet := l.cfg.HoldTTL + l.cfg.Window + l.cfg.Margin
+	return []any{
+		ticket, strconv.Itoa(b), channelName(l.cfg.KeyPrefix), grantLog, l.cfg.HolderID,
+		known, l.id, quiet.Milliseconds() + 1,
+	}
+}
+
+// noteEpoch records the epoch a script saw, for data-loss detection.
+func (l *Limiter) noteEpoch(v any) {
+	epoch, ok := v.(string)
+	if !ok || epoch == "" {
+		return
+	}
+	l.mu.Lock()
+	changed := l.epoch != "" && l.epoch != epoch
+	l.epoch = epoch
+	l.mu.Unlock()
+	if changed {
+		l.log.Warn("redis lost the limiter's state: grants pause for the quiet period",
+			"quiet", l.cfg.HoldTTL+l.cfg.Window+l.cfg.Margin)
+	}
+}
+
+func (l *Limiter) acquire(ctx context.Context, b int, ticket string) (acquireResult, error) {
+	args := append(l.commonArgs(b, ticket),
+		l.cfg.HoldTTL.Milliseconds(), l.cfg.TicketTTL.Milliseconds(), l.cfg.BudgetReserve)
+	reply, err := acquireScript.Run(ctx, l.client, scriptKeys(l.cfg.KeyPrefix, b), args...).Slice()
+	if err != nil {
+		return acquireResult{}, fmt.Errorf("acquire: %w", err)
+	}
+	if len(reply) != 4 {
+		return acquireResult{}, fmt.Errorf("acquire: %w: %d elements", errUnexpectedReply, len(reply))
+	}
+	l.noteEpoch(reply[3])
+	var res acquireResult
+	status, err := parseInt(reply[0])
+	if err == nil {
+		res.value, err = parseInt(reply[1])
+	}
+	if err == nil {
+		res.seq, err = parseInt(reply[2])
+	}
+	if err != nil {
+		return acquireResult{}, fmt.Errorf("acquire: %w", err)
+	}
+	res.status = int(status)
+	return res, nil
+}
+
+// unlock reports whether ticket held the bucket (and now cools it down).
+func (l *Limiter) unlock(ctx context.Context, b int, ticket string) (bool, error) {
+	cooldown := (l.cfg.Window + l.cfg.Margin).Microseconds()
+	args := append(l.commonArgs(b, ticket), cooldown)
+	reply, err := unlockScript.Run(ctx, l.client, scriptKeys(l.cfg.KeyPrefix, b), args...).Slice()
+	if err != nil {
+		return false, fmt.Errorf("unlock: %w", err)
+	}
+	if len(reply) != 3 {
+		return false, fmt.Errorf("unlock: %w: %d elements", errUnexpectedReply, len(reply))
+	}
+	l.noteEpoch(reply[2])
+	held, err := parseInt(reply[0])
+	if err != nil {
+		return false, fmt.Errorf("unlock: %w", err)
+	}
+	return held == 1, nil
+}
+
+func (l *Limiter) runLeave(ctx context.Context, b int, ticket string) error {
+	reply, err := leaveScript.Run(ctx, l.client, scriptKeys(l.cfg.KeyPrefix, b), l.commonArgs(b, ticket)...).Slice()
+	if err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	if len(reply) == 3 {
+		l.noteEpoch(reply[2])
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package redislimiter
+
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis layout, every key under the one {hash tag} of the prefix P:
+//
+//	P idf:hold:<b>  hash {t: holder ticket, g: grant µs, s: ticket seq, u: cooldown end µs (0 while held)}
+//	                PX HoldTTL while held; PEXPIREAT cooldown end once unlocked
+//	P idf:q:<b>     zset ticket -> arrival seq (FIFO order of the bucket's waiters)
+//	P idf:qd:<b>    zset ticket -> deadline ms (a waiter that stops refreshing is purged)
+//	P idf:seq       counter of arrival seqs
+//	P idf:budget    hash {remaining}, expires at the budget's reset
+//	P idf:log       stream of grant/unlock/revoke/dataloss events (GrantLog only)
+//	P idf:epoch     hash {id, born ms}: its loss means Redis lost its data
+//	P idf:quiet     exists during the quiet period after a data loss
+//	P idf:ev        pub/sub channel: "<bucket>:<delay µs>:<head ticket>"
+//	P idf:maxconc   max_concurrency stored for the fleet
+const (
+	keyHold = iota
+	keyQueue
+	keyDeadlines
+	keySeq
+	keyBudget
+	keyLog
+	keyEpoch
+	keyQuiet
+	numKeys
+)
+
+// scriptKeys returns the KEYS of every limiter script for bucket b.
+func scriptKeys(prefix string, b int) []string {
+	bs := strconv.Itoa(b)
+	p := prefix + "idf:"
+	return []string{
+		keyHold:      p + "hold:" + bs,
+		keyQueue:     p + "q:" + bs,
+		keyDeadlines: p + "qd:" + bs,
+		keySeq:       p + "seq",
+		keyBudget:    p + "budget",
+		keyLog:       p + "log",
+		keyEpoch:     p + "epoch",
+		keyQuiet:     p + "quiet",
+	}
+}
+
+func channelName(prefix string) string    { return prefix + "idf:ev" }
+func budgetKey(prefix string) string      { return prefix + "idf:budget" }
+func logKey(prefix string) string         { return prefix + "idf:log" }
+func maxConcKey(prefix string) string     { return prefix + "idf:maxconc" }
+func holdKey(prefix string, b int) string { return scriptKeys(prefix, b)[keyHold] }
+
+// prelude is shared by every script. ARGV: 1 ticket, 2 bucket, 3 channel,
+// 4 grant log "1"/"0", 5 holder id, 6 epoch known to the caller ("" if none),
+// 7 epoch id to create if missing, 8 quiet period ms after a data loss.
+//
+// Time comes from TIME (server clock, µs). Numbers are kept as strings formatted
+// with %.0f: µs since 1970 fit a double exactly, tostring would print 1.7e+15.
+const prelude = `
+local hold, q, qd, seqk, budget, logk, epochk, quietk =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local ticket, bucket, chan, logon, holder, known, fresh, quietms =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowms = math.floor(now / 1000)
+local function fmt(n) return string.format('%.0f', n) end
+
+local function logev(ev, seq)
+  if logon then
+    redis.call('XADD', logk, '*', 'ev', ev, 'b', bucket, 't', fmt(now), 'tk', ticket,
+      'h', holder, 's', seq or '0')
+  end
+end
+
+-- Data-loss detection: a caller that knew an epoch and finds none (or another)
+-- proves Redis lost its state; nothing is granted until born + quietms, so that
+-- permits handed out before the loss have been used and cooled down.
+local epoch = redis.call('HGET', epochk, 'id')
+if not epoch then
+  epoch = fresh
+  redis.call('HSET', epochk, 'id', epoch, 'born', fmt(nowms))
+  if known ~= '' then
+    redis.call('SET', quietk, '1', 'PX', quietms)
+    logev('dataloss')
+  end
+elseif known ~= '' and known ~= epoch then
+  local untilms = tonumber(redis.call('HGET', epochk, 'born')) + quietms
+  if untilms > nowms and redis.call('EXISTS', quietk) == 0 then
+    redis.call('SET', quietk, '1', 'PXAT', fmt(untilms))
+  end
+end
+
+-- Waiters whose deadline passed (crashed processes) leave the queue.
+local function purge()
+  local dead = redis.call('ZRANGEBYSCORE', qd, '-inf', '(' .. fmt(nowms), 'LIMIT', 0, 100)
+  for _, d in ipairs(dead) do
+    redis.call('ZREM', q, d)
+    redis.call('ZREM', qd, d)
+  end
+  return #dead
+end
+
+-- µs until the bucket may be granted: 0 when free.
+local function busy()
+  local d = 0
+  local quiet = redis.call('PTTL', quietk)
+  if quiet > 0 then d = quiet * 1000 end
+  local h = redis.call('HMGET', hold, 't', 'u')
+  if h[1] then
+    local u = tonumber(h[2]) or 0
+    if u == 0 then
+      local p = redis.call('PTTL', hold)
+      if p > 0 then d = math.max(d, p * 1000) end
+    elseif u > now then
+      d = math.max(d, u - now)
+    end
+  end
+  return d
+end
+
+-- Tell the head of the queue when it may try.
+local function notify()
+  local head = redis.call('ZRANGE', q, 0, 0)[1]
+  if head then
+    redis.call('PUBLISH', chan, bucket .. ':' .. fmt(busy()) .. ':' .. head)
+  end
+end
+`
+
+// acquireScript enqueues the caller's ticket (once), refreshes its deadline,
+// and grants the bucket when the ticket is the head and the bucket is free.
+// ARGV 9 HoldTTL ms, 10 TicketTTL ms, 11 budget reserve.
+// Reply: {status, value, seq, epoch}; status 1 granted (value = grant µs),
+// 0 wait (value = µs until the bucket frees, -1 when not head), -1 budget
+// exhausted (value = remaining). Idempotent: a replay after a grant returns the
+// same grant without changing anything.
+var acquireScript = redis.NewScript(prelude + `
+local holdttl, ticketttl, reserve = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local h = redis.call('HMGET', hold, 't', 'g', 's')
+if h[1] == ticket then return {1, h[2], h[3], epoch} end
+
+local rem = redis.call('HGET', budget, 'remaining')
+if rem and tonumber(rem) <= reserve then
+  redis.call('ZREM', q, ticket)
+  redis.call('ZREM', qd, ticket)
+  return {-1, rem, '0', epoch}
+end
+
+local purged = purge()
+local seq = redis.call('ZSCORE', q, ticket)
+if not seq then
+  seq = redis.call('INCR', seqk)
+  redis.call('ZADD', q, seq, ticket)
+end
+seq = fmt(tonumber(seq))
+redis.call('ZADD', qd, nowms + ticketttl, ticket)
+
+if redis.call('ZRANGE', q, 0, 0)[1] ~= ticket then
+  if purged > 0 then notify() end
+  return {0, '-1', seq, epoch}
+end
+local d = busy()
+if d > 0 then return {0, fmt(d), seq, epoch} end
+
+if rem then redis.call('HINCRBY', budget, 'remaining', -1) end
+redis.call('ZREM', q, ticket)
+redis.call('ZREM', qd, ticket)
+redis.call('DEL', hold)
+redis.call('HSET', hold, 't', ticket, 'g', fmt(now), 's', seq, 'u', '0')
+redis.call('PEXPIRE', hold, holdttl)
+logev('grant', seq)
+return {1, fmt(now), seq, epoch}
+`)
+
+// unlockScript starts the cooldown of a permit held by the caller's ticket.
+// ARGV 9 cooldown µs (window + margin).
+// Reply: {1, cooldown end µs, epoch}, or {0, '0', epoch} when the ticket does not
+// hold the bucket (a no-op). Idempotent: a replay returns the same end.
+var unlockScript = redis.NewScript(prelude + `
+local cooldown = tonumber(ARGV[9])
+local h = redis.call('HMGET', hold, 't', 'u', 's')
+if h[1] ~= ticket then return {0, '0', epoch} end
+local u = tonumber(h[2]) or 0
+if u > 0 then return {1, h[2], epoch} end
+u = now + cooldown
+redis.call('HSET', hold, 'u', fmt(u))
+redis.call('PEXPIREAT', hold, fmt(math.ceil(u / 1000)))
+logev('unlock', h[3])
+notify()
+return {1, fmt(u), epoch}
+`)
+
+// leaveScript removes the caller's ticket from the queue and, if the ticket was
+// granted but the caller never got the permit (cancelled during the grant),
+// revokes it: no IDENTIFY was sent, so the bucket is free at once and the
+// budget is given back. Reply: {removed 0/1, revoked 0/1, epoch}. Idempotent.
+var leaveScript = redis.NewScript(prelude + `
+local r = redis.call('ZRANK', q, ticket)
+local removed, revoked = 0, 0
+if r then
+  redis.call('ZREM', q, ticket)
+  redis.call('ZREM', qd, ticket)
+  removed = 1
+end
+local h = redis.call('HMGET', hold, 't', 'u', 's')
+if h[1] == ticket and (tonumber(h[2]) or 0) == 0 then
+  redis.call('DEL', hold)
+  if redis.call('EXISTS', budget) == 1 then redis.call('HINCRBY', budget, 'remaining', 1) end
+  logev('revoke', h[3])
+  revoked = 1
+end
+if r == 0 or revoked == 1 then notify() end
+return {removed, revoked, epoch}
+`)
