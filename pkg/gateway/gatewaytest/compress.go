@@ -1,0 +1,121 @@
+package gatewaytest
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// transportEncoder compresses every message of one connection through one
+// stream context (zlib-stream, zstd-stream). It is used by the connection's
+// writer goroutine only. encode's result is valid until the next call.
+type transportEncoder interface {
+	encode(msg []byte) ([]byte, error)
+	close()
+}
+
+func newTransportEncoder(c gateway.Compression) (transportEncoder, error) {
+	switch c {
+	case gateway.CompressionZlibStream:
+		e := &zlibStream{}
+		w, err := zlib.NewWriterLevel(&e.buf, zlib.BestSpeed)
+		if err != nil {
+			return nil, fmt.Errorf("zlib-stream writer: %w", err)
+		}
+		e.w = w
+		return e, nil
+	case gateway.CompressionZstdStream:
+		e := &zstdStream{}
+		w, err := zstd.NewWriter(&e.buf, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<17), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			return nil, fmt.Errorf("zstd-stream writer: %w", err)
+		}
+		e.w = w
+		return e, nil
+	}
+	return nil, nil
+}
+
+// zlibStream: one zlib stream per connection; Write+Flush per message, so each
+// message ends with the sync marker 00 00 ff ff and only the first carries the
+// zlib header.
+type zlibStream struct {
+	buf bytes.Buffer
+	w   *zlib.Writer
+}
+
+func (e *zlibStream) encode(msg []byte) ([]byte, error) {
+	e.buf.Reset()
+	if _, err := e.w.Write(msg); err != nil {
+		return nil, fmt.Errorf("zlib-stream write: %w", err)
+	}
+	if err := e.w.Flush(); err != nil {
+		return nil, fmt.Errorf("zlib-stream flush: %w", err)
+	}
+	return e.buf.Bytes(), nil
+}
+
+func (e *zlibStream) close() {}
+
+// zstdStream: one zstd frame per connection, never ended; Flush per message
+// so each websocket message holds exactly one gateway message.
+type zstdStream struct {
+	buf bytes.Buffer
+	w   *zstd.Encoder
+}
+
+func (e *zstdStream) encode(msg []byte) ([]byte, error) {
+	e.buf.Reset()
+	if _, err := e.w.Write(msg); err != nil {
+		return nil, fmt.Errorf("zstd-stream write: %w", err)
+	}
+	if err := e.w.Flush(); err != nil {
+		return nil, fmt.Errorf("zstd-stream flush: %w", err)
+	}
+	return e.buf.Bytes(), nil
+}
+
+func (e *zstdStream) close() { _ = e.w.Close() }
+
+// payloadZlib compresses one payload on its own (IDENTIFY compress:true): a
+// complete zlib stream per payload, no shared context. Writers are pooled.
+var payloadZlibPool = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed) // the level is valid
+	return w
+}}
+
+func compressPayload(msg []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := payloadZlibPool.Get().(*zlib.Writer)
+	defer payloadZlibPool.Put(w)
+	w.Reset(&buf)
+	if _, err := w.Write(msg); err != nil {
+		return nil, fmt.Errorf("payload zlib write: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("payload zlib close: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// splitMessage cuts b into n nearly equal non-empty parts (fewer if b is short).
+func splitMessage(b []byte, n int) [][]byte {
+	if n > len(b) {
+		n = len(b)
+	}
+	if n <= 1 {
+		return [][]byte{b}
+	}
+	parts := make([][]byte, 0, n)
+	size := len(b) / n
+	for i := 0; i < n-1; i++ {
+		parts = append(parts, b[i*size:(i+1)*size])
+	}
+	return append(parts, b[(n-1)*size:])
+}

@@ -1,0 +1,35 @@
+package gatewaytest
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrServerClosed is returned by Server methods that need a running server
+// after Close.
+var ErrServerClosed = errors.New("gatewaytest: server closed")
+
+// ConfigError reports an invalid Config field.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("gatewaytest: invalid config: %s %s", e.Field, e.Reason)
+}
+
+// ProtocolError is a client payload the fake rejects, with the close code
+// Discord would send for it.
+type ProtocolError struct {
+	Code   int
+	Reason string
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("gatewaytest: protocol error %d: %s", e.Code, e.Reason)
+}
+
+func protoErr(code int, reason string) *ProtocolError {
+	return &ProtocolError{Code: code, Reason: reason}
+}

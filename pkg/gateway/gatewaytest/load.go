@@ -1,0 +1,104 @@
+package gatewaytest
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/disgoorg/snowflake/v2"
+)
+
+// loadTick is how often the load generator wakes up; each tick dispatches the
+// events that fell due since the last one.
+const loadTick = 10 * time.Millisecond
+
+var typMessageCreate = jsonString("MESSAGE_CREATE")
+
+// loadGen is the steady MESSAGE_CREATE load: one goroutine, owned by the
+// Server (started by Listen, stopped and waited for by Close).
+type loadGen struct {
+	rate     atomic.Uint64 // math.Float64bits(events per second)
+	changed  chan struct{}
+	quit     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	n        uint64 // messages generated (generator goroutine only)
+}
+
+func (l *loadGen) init(rate float64) {
+	l.rate.Store(math.Float64bits(rate))
+	l.changed = make(chan struct{}, 1)
+	l.quit = make(chan struct{})
+	l.done = make(chan struct{})
+}
+
+func (l *loadGen) stop() {
+	l.stopOnce.Do(func() { close(l.quit) })
+	<-l.done
+}
+
+// SetEventsPerSecond changes the steady MESSAGE_CREATE load (0 stops it).
+// Negative or NaN rates count as 0.
+func (s *Server) SetEventsPerSecond(rate float64) {
+	if !(rate > 0) || math.IsInf(rate, 1) {
+		rate = 0
+	}
+	s.load.rate.Store(math.Float64bits(rate))
+	select {
+	case s.load.changed <- struct{}{}:
+	default:
+	}
+}
+
+// EventsPerSecond is the current steady load.
+func (s *Server) EventsPerSecond() float64 { return math.Float64frombits(s.load.rate.Load()) }
+
+func (l *loadGen) run(s *Server) {
+	defer s.bgWG.Done()
+	defer close(l.done)
+	tick := time.NewTicker(loadTick)
+	defer tick.Stop()
+	last := time.Now()
+	var due float64
+	for {
+		rate := math.Float64frombits(l.rate.Load())
+		if rate == 0 {
+			select {
+			case <-l.quit:
+				return
+			case <-l.changed:
+				last, due = time.Now(), 0
+				continue
+			}
+		}
+		select {
+		case <-l.quit:
+			return
+		case <-l.changed:
+			continue
+		case now := <-tick.C:
+			due += rate * now.Sub(last).Seconds()
+			last = now
+		}
+		for ; due >= 1; due-- {
+			select {
+			case <-l.quit:
+				return
+			default:
+			}
+			l.emit(s)
+		}
+	}
+}
+
+// emit dispatches one MESSAGE_CREATE, spreading them round-robin over the
+// guilds (guild-less DMs when the bot is in none).
+func (l *loadGen) emit(s *Server) {
+	var g snowflake.ID // 0: guild-less
+	if len(s.guilds) > 0 {
+		g = s.guilds[l.n%uint64(len(s.guilds))]
+	}
+	l.n++
+	s.dispatch(typMessageCreate, g, MessageCreateData(g, l.n))
+}

@@ -1,0 +1,262 @@
+package gatewaytest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// Server is a running fake Discord (REST + gateway) on loopback.
+//
+// All methods are safe for concurrent use. Close stops it and waits for every
+// goroutine it started.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	ln        net.Listener
+	http      *http.Server
+	handler   http.Handler
+	baseURL   string // http://host:port
+	gwURL     string // ws://host:port/gateway
+	resumeURL string // ws://host:port/resume-gateway
+	guilds    []snowflake.ID
+	start     time.Time // monotonic base of now()
+
+	ackHeartbeats atomic.Bool
+	splitFrames   atomic.Int32
+	nextConnID    atomic.Uint64
+	load          loadGen
+
+	mu           sync.Mutex // guards everything below, and every session and conn.sess
+	closed       bool
+	conns        map[*conn]struct{}
+	sessions     map[string]*session
+	sessionOrder []*session
+	index        map[int]map[int][]*session // count -> shard -> sessions not ended
+	liveByKey    map[[2]int]int
+	lastIdentify map[int]time.Time // rate-limit key -> last IDENTIFY's arrival
+	identifies   []IdentifyRecord
+	resumes      []ResumeRecord
+	closes       []CloseRecord
+	stats        Stats
+	remaining    int
+	startWindow  time.Time
+	tokenRevoked bool
+	rest         restLimiter
+	rgmLast      map[snowflake.ID]time.Time
+
+	wsWG   sync.WaitGroup // websocket handlers
+	httpWG sync.WaitGroup // net/http connections (ConnState)
+	bgWG   sync.WaitGroup // Serve and the load generator
+}
+
+// NewServer starts a fake on 127.0.0.1 on a free port, like httptest.NewServer.
+// Like httptest.NewServer, it panics if it cannot listen or if an option makes
+// the config invalid (a bug in the test); use Listen to get an error instead.
+func NewServer(opts ...Option) *Server {
+	s, err := Listen("127.0.0.1:0", opts...)
+	if err != nil {
+		panic(fmt.Sprintf("gatewaytest.NewServer: %v", err))
+	}
+	return s
+}
+
+// Listen starts a fake on addr (for cmd/fakediscord). The config is validated
+// here, once; the error names the bad field.
+func Listen(addr string, opts ...Option) (*Server, error) {
+	cfg := DefaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := newServer(cfg, ln)
+	s.bgWG.Add(2)
+	go func() {
+		defer s.bgWG.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "err", err)
+		}
+	}()
+	go s.load.run(s)
+	return s, nil
+}
+
+func newServer(cfg Config, ln net.Listener) *Server {
+	host := ln.Addr().String()
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, ln: ln, start: time.Now(),
+		baseURL: "http://" + host, gwURL: "ws://" + host + gatewayPath, resumeURL: "ws://" + host + resumeGatewayPx,
+		guilds: makeGuilds(cfg.Guilds), conns: make(map[*conn]struct{}), sessions: make(map[string]*session),
+		index: make(map[int]map[int][]*session), liveByKey: make(map[[2]int]int),
+		lastIdentify: make(map[int]time.Time), remaining: cfg.SessionStartTotal,
+		rgmLast: make(map[snowflake.ID]time.Time),
+	}
+	s.ackHeartbeats.Store(true)
+	s.load.init(cfg.EventsPerSecond)
+	s.handler = s.routes()
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.httpWG.Add(1)
+			case http.StateHijacked, http.StateClosed:
+				s.httpWG.Done()
+			}
+		},
+	}
+	return s
+}
+
+// Handler is the fake's HTTP handler (REST under /api/v10, gateway, /_fake/ control API).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// URL is the base URL, http://127.0.0.1:port.
+func (s *Server) URL() string { return s.baseURL }
+
+// APIURL is the REST base, URL()+"/api/v10".
+func (s *Server) APIURL() string { return s.baseURL + "/api/v10" }
+
+// GatewayURL is the gateway URL, ws://127.0.0.1:port/gateway.
+func (s *Server) GatewayURL() string { return s.gwURL }
+
+// ResumeGatewayURL is the resume_gateway_url READY hands out (a distinct path).
+func (s *Server) ResumeGatewayURL() string { return s.resumeURL }
+
+// Token is the accepted bot token.
+func (s *Server) Token() string { return s.cfg.Token }
+
+// Config returns the validated configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// GuildIDs lists the fake's guilds.
+func (s *Server) GuildIDs() []snowflake.ID { return append([]snowflake.ID(nil), s.guilds...) }
+
+// Close drops every connection without a close frame (like a server crash,
+// so sessions would stay resumable), closes the listener, and waits for every
+// goroutine the server started. It is safe to call more than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.serverCode.Store(-1)
+		_ = c.ws.CloseNow()
+	}
+	s.load.stop() // after the drops: a Dispatch waiting on a full queue returns
+	_ = s.http.Close()
+	s.bgWG.Wait()
+	s.wsWG.Wait()
+	s.httpWG.Wait()
+}
+
+// now is monotonic nanoseconds since the server started.
+func (s *Server) now() int64 { return int64(time.Since(s.start)) }
+
+// handleGateway upgrades a gateway or resume-gateway request and serves it on
+// this (net/http's) goroutine until the connection ends.
+func (s *Server) handleGateway(w http.ResponseWriter, r *http.Request, path string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "server closed", http.StatusServiceUnavailable)
+		return
+	}
+	s.wsWG.Add(1)
+	s.mu.Unlock()
+	defer s.wsWG.Done()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		s.log.Debug("websocket accept", "err", err)
+		return
+	}
+	ws.SetReadLimit(readLimit)
+	c := newConn(s, ws, path)
+	if perr := c.parseQuery(r.URL.Query()); perr != nil {
+		s.recordServerClose(c, perr.Code)
+		_ = ws.Close(websocket.StatusCode(perr.Code), perr.Reason)
+		_ = ws.CloseNow()
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.CloseNow()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.serve()
+}
+
+// connGone forgets c. Its session stays resumable unless the client closed
+// with 1000/1001 (clientCode), which ends it.
+func (s *Server) connGone(c *conn, clientCode int) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	shardID := -1
+	if ss := c.sess; ss != nil {
+		shardID = ss.shardID
+		c.sess = nil
+		if ss.conn == c {
+			s.detach(ss, now)
+			if clientCode == int(websocket.StatusNormalClosure) || clientCode == int(websocket.StatusGoingAway) {
+				s.endSession(ss)
+			}
+		}
+	}
+	if c.serverCode.Load() == 0 {
+		code := clientCode
+		if code < 0 {
+			code = int(websocket.StatusAbnormalClosure)
+		}
+		s.closes = append(s.closes, CloseRecord{Time: now, ShardID: shardID, Code: code, FromClient: true})
+	}
+}
+
+// recordServerClose records a close the fake sends (or, 1006, a TCP drop).
+func (s *Server) recordServerClose(c *conn, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	shardID := -1
+	if c.sess != nil {
+		shardID = c.sess.shardID
+	}
+	s.closes = append(s.closes, CloseRecord{Time: time.Now(), ShardID: shardID, Code: code})
+	if fatalCode(code) {
+		s.stats.FatalCloses++
+	}
+}
+
+// fatalCode: the close codes after which a client must not reconnect.
+func fatalCode(code int) bool {
+	return gateway.CloseCodeAction(code) == gateway.ActionStop
+}

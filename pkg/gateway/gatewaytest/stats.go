@@ -1,0 +1,155 @@
+package gatewaytest
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Stats are the recorded invariants; the JSON names are the /_fake/stats contract.
+type Stats struct {
+	Identifies            int `json:"identifies"`
+	IdentifyViolations    int `json:"identify_violations"`
+	Resumes               int `json:"resumes"`
+	FailedResumes         int `json:"failed_resumes"`
+	DuplicateSessions     int `json:"duplicate_sessions"` // times two sessions of one (shard, count) were live at once
+	LiveSessions          int `json:"live_sessions"`
+	DispatchesSent        int `json:"dispatches_sent"`
+	SequenceGaps          int `json:"sequence_gaps"`
+	FatalCloses           int `json:"fatal_closes"`
+	Connections           int `json:"connections"` // currently open websockets
+	SessionStartRemaining int `json:"session_start_remaining"`
+
+	// DispatchesBuffered counts dispatches routed to a disconnected session
+	// (kept for its RESUME).
+	DispatchesBuffered int `json:"dispatches_buffered"`
+	// TokenResets counts the times the session start limit ran out and the
+	// fake reset the bot token (TokenRevoked until RestoreToken).
+	TokenResets  int  `json:"token_resets"`
+	TokenRevoked bool `json:"token_revoked"`
+}
+
+// IdentifyRecord is one IDENTIFY the fake received (that passed the token,
+// intents and shard checks).
+type IdentifyRecord struct {
+	Time       time.Time `json:"time"`
+	ShardID    int       `json:"shard_id"`
+	ShardCount int       `json:"shard_count"`
+	Key        int       `json:"key"` // shard % max_concurrency
+	SessionID  string    `json:"session_id"`
+	Violation  bool      `json:"violation"` // came sooner than IdentifyWindow after the last one of its key: got op 9 false
+}
+
+// ResumeRecord is one RESUME the fake received.
+type ResumeRecord struct {
+	Time       time.Time `json:"time"`
+	SessionID  string    `json:"session_id"`
+	ShardID    int       `json:"shard_id"`
+	ShardCount int       `json:"shard_count"`
+	Seq        int       `json:"seq"`      // the seq the client sent
+	Replayed   int       `json:"replayed"` // dispatches replayed before RESUMED
+	OK         bool      `json:"ok"`       // false: op 9 false or 4007
+	URLPath    string    `json:"url_path"` // path the client connected to (resume_gateway_url's is distinct)
+}
+
+// CloseRecord is a close the fake sent (fatal or not) or received. A TCP drop
+// is recorded as 1006 (FromClient: who dropped it).
+type CloseRecord struct {
+	Time       time.Time `json:"time"`
+	ShardID    int       `json:"shard_id"`
+	Code       int       `json:"code"`
+	FromClient bool      `json:"from_client"`
+}
+
+// SessionInfo describes one session.
+type SessionInfo struct {
+	ID         string `json:"id"`
+	ShardID    int    `json:"shard_id"`
+	ShardCount int    `json:"shard_count"`
+	Seq        int    `json:"seq"`       // last seq sent
+	Connected  bool   `json:"connected"` // a websocket is attached now
+	Ended      bool   `json:"ended"`
+}
+
+// SentEvent is one dispatch the fake sent (or buffered) on a session.
+type SentEvent struct {
+	SessionID string          `json:"session_id"`
+	ShardID   int             `json:"shard_id"`
+	Seq       int             `json:"seq"`
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"-"`
+}
+
+// Stats returns the counters now.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	for _, n := range s.liveByKey {
+		st.LiveSessions += n
+	}
+	st.Connections = len(s.conns)
+	s.refreshSessionStarts(time.Now())
+	st.SessionStartRemaining = s.remaining
+	st.TokenRevoked = s.tokenRevoked
+	return st
+}
+
+// Identifies returns every IDENTIFY record, oldest first.
+func (s *Server) Identifies() []IdentifyRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]IdentifyRecord(nil), s.identifies...)
+}
+
+// Resumes returns every RESUME record, oldest first.
+func (s *Server) Resumes() []ResumeRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ResumeRecord(nil), s.resumes...)
+}
+
+// Closes returns every close record, oldest first.
+func (s *Server) Closes() []CloseRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]CloseRecord(nil), s.closes...)
+}
+
+// Sessions describes every session ever started, oldest first. A
+// disconnected session past ResumeTimeout shows as ended.
+func (s *Server) Sessions() []SessionInfo {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, len(s.sessionOrder))
+	for i, ss := range s.sessionOrder {
+		if !ss.ended && ss.expired(now, s.cfg.ResumeTimeout) {
+			s.endSession(ss)
+		}
+		out[i] = ss.info()
+	}
+	return out
+}
+
+// SentEvents returns the dispatches of a session, oldest first: the last
+// ReplayBuffer of them (READY, GUILD_CREATE and RESUMED included), whether
+// they were sent or buffered while it was disconnected. Unknown session: nil.
+func (s *Server) SentEvents(sessionID string) []SentEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[sessionID]
+	if ss == nil {
+		return nil
+	}
+	return ss.ring.all()
+}
+
+// RestoreToken undoes a token reset (after the session start limit ran out)
+// and refills session_start_limit.remaining.
+func (s *Server) RestoreToken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenRevoked = false
+	s.remaining = s.cfg.SessionStartTotal
+	s.startWindow = time.Time{}
+}
