@@ -1,0 +1,237 @@
+package eventsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Sink. DefaultConfig holds the defaults; New validates.
+type Config struct {
+	// Prefix is the fleet's key prefix; it must hold a {hash tag}. Default "{shardfleet}:".
+	Prefix string
+	// MaxLen caps the stream approximately (XADD MAXLEN ~). 0: uncapped. Default 1,000,000.
+	MaxLen int64
+	// BatchSize is the most events per script call. Default 512.
+	BatchSize int
+	// MaxBatchBytes bounds the data of one script call (a batch holds at least
+	// one event whatever its size). Default 1 MiB.
+	MaxBatchBytes int
+	// FlushInterval is how long a Writer lets a small batch fill before it
+	// commits it. 0: commit at once. Default 1 ms.
+	FlushInterval time.Duration
+	// MaxPending is how many events a Writer buffers before Add blocks. Default 16384.
+	MaxPending int
+	// RetryBackoffMin and RetryBackoffMax bound the wait between attempts after
+	// a Redis error (doubling). Defaults 10 ms and 1 s.
+	RetryBackoffMin, RetryBackoffMax time.Duration
+	// Logger gets retries and rejections. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() *Config {
+	return &Config{
+		Prefix:          "{shardfleet}:",
+		MaxLen:          1_000_000,
+		BatchSize:       512,
+		MaxBatchBytes:   1 << 20,
+		FlushInterval:   time.Millisecond,
+		MaxPending:      16384,
+		RetryBackoffMin: 10 * time.Millisecond,
+		RetryBackoffMax: time.Second,
+		Logger:          slog.Default(),
+	}
+}
+
+// Option changes a Config.
+type Option func(*Config)
+
+// WithPrefix sets the key prefix.
+func WithPrefix(prefix string) Option { return func(c *Config) { c.Prefix = prefix } }
+
+// WithMaxLen sets the approximate stream cap (0: uncapped).
+func WithMaxLen(n int64) Option { return func(c *Config) { c.MaxLen = n } }
+
+// WithBatch sets the batch size and how long a small batch may wait.
+func WithBatch(size int, flushInterval time.Duration) Option {
+	return func(c *Config) { c.BatchSize, c.FlushInterval = size, flushInterval }
+}
+
+// WithMaxPending sets the per-shard buffer bound.
+func WithMaxPending(n int) Option { return func(c *Config) { c.MaxPending = n } }
+
+// WithRetryBackoff sets the bounds of the retry backoff.
+func WithRetryBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(c *Config) { c.RetryBackoffMin, c.RetryBackoffMax = minDelay, maxDelay }
+}
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// Event is one dispatch as the gateway delivered it.
+type Event struct {
+	Type      string
+	Seq       int
+	SessionID string
+	ResumeURL string // the session's resume_gateway_url, if known
+	Data      json.RawMessage
+}
+
+// Stats are a Sink's counters since New.
+type Stats struct {
+	Committed   uint64 // events written to the stream
+	Duplicates  uint64 // events skipped as already committed (replays, retries)
+	Batches     uint64 // successful script calls
+	RedisErrors uint64 // failed script calls (retried)
+	Rejected    uint64 // batches refused as fenced or stale
+}
+
+// Sink commits events to the fleet's stream. It is safe for concurrent use;
+// it owns no goroutine (each Writer owns one).
+type Sink struct {
+	client redis.UniversalClient
+	cfg    Config
+	keys   Keys
+	maxLen string
+
+	committed, duplicates, batches, redisErrors, rejected atomic.Uint64
+}
+
+// New validates the configuration and returns a Sink.
+func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
+	cfg := DefaultConfig()
+	for _, o := range opts {
+		o(cfg)
+	}
+	switch {
+	case client == nil:
+		return nil, &ConfigError{"client", "is nil"}
+	case !hasHashTag(cfg.Prefix):
+		return nil, &ConfigError{"Prefix", fmt.Sprintf("%q has no {hash tag}", cfg.Prefix)}
+	case cfg.MaxLen < 0:
+		return nil, &ConfigError{"MaxLen", "is negative"}
+	case cfg.BatchSize < 1:
+		return nil, &ConfigError{"BatchSize", "is below 1"}
+	case cfg.MaxBatchBytes < 1:
+		return nil, &ConfigError{"MaxBatchBytes", "is below 1"}
+	case cfg.FlushInterval < 0:
+		return nil, &ConfigError{"FlushInterval", "is negative"}
+	case cfg.MaxPending < 1:
+		return nil, &ConfigError{"MaxPending", "is below 1"}
+	case cfg.RetryBackoffMin <= 0 || cfg.RetryBackoffMax < cfg.RetryBackoffMin:
+		return nil, &ConfigError{"RetryBackoffMin", "want 0 < RetryBackoffMin <= RetryBackoffMax"}
+	case cfg.Logger == nil:
+		return nil, &ConfigError{"Logger", "is nil"}
+	}
+	return &Sink{client: client, cfg: *cfg, keys: Keys{Prefix: cfg.Prefix},
+		maxLen: strconv.FormatInt(cfg.MaxLen, 10)}, nil
+}
+
+// Keys returns the key layout the sink uses.
+func (s *Sink) Keys() Keys { return s.keys }
+
+// Stats returns the counters.
+func (s *Sink) Stats() Stats {
+	return Stats{Committed: s.committed.Load(), Duplicates: s.duplicates.Load(), Batches: s.batches.Load(),
+		RedisErrors: s.redisErrors.Load(), Rejected: s.rejected.Load()}
+}
+
+// Result is what one Commit did.
+type Result struct {
+	Committed int // events written
+	LastSeq   int // the record's seq after the call: the resume point
+}
+
+// Commit writes batch (events of one session, in seq order) in one script call.
+// It returns an error wrapping ErrFenced or ErrStaleSession when the writes are
+// refused; other errors are Redis errors, and calling again is safe.
+func (s *Sink) Commit(ctx context.Context, shard Shard, fence Fence, batch []Event) (Result, error) {
+	if len(batch) == 0 {
+		return Result{}, nil
+	}
+	session, resumeURL := batch[0].SessionID, ""
+	args := make([]any, 0, 8+3*len(batch))
+	for _, ev := range batch {
+		if ev.SessionID != session {
+			return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, ErrMixedSessions)
+		}
+		if ev.ResumeURL != "" {
+			resumeURL = ev.ResumeURL
+		}
+	}
+	args = append(args, fence.WorkerID, strconv.FormatUint(fence.Token, 10), shard.ID, shard.Count,
+		session, resumeURL, s.maxLen, len(batch))
+	for _, ev := range batch {
+		data := []byte(ev.Data)
+		if data == nil {
+			data = []byte("null")
+		}
+		args = append(args, ev.Seq, ev.Type, data)
+	}
+	keys := []string{s.keys.Lease(shard), s.keys.Member(fence.WorkerID), s.keys.Session(shard), s.keys.Stream()}
+	res, err := commitScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	if err != nil {
+		if rejected := classify(err); rejected != nil {
+			s.rejected.Add(1)
+			return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, rejected)
+		}
+		s.redisErrors.Add(1)
+		return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, err)
+	}
+	if len(res) != 2 {
+		s.redisErrors.Add(1)
+		return Result{}, fmt.Errorf("commit shard %d: unexpected script reply %v", shard.ID, res)
+	}
+	s.batches.Add(1)
+	s.committed.Add(uint64(res[0]))
+	s.duplicates.Add(uint64(len(batch)) - uint64(res[0]))
+	return Result{Committed: int(res[0]), LastSeq: int(res[1])}, nil
+}
+
+// classify maps the script's refusals to sentinels; nil for other errors.
+func classify(err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return nil
+	}
+	msg := rerr.Error()
+	switch {
+	case strings.HasPrefix(msg, "FENCED"):
+		return ErrFenced
+	case strings.HasPrefix(msg, "STALESESSION"):
+		return ErrStaleSession
+	}
+	return nil
+}
+
+// SessionRecord is a shard's session record: the session to RESUME, its
+// resume URL and the last committed seq (the resume point).
+type SessionRecord struct {
+	SessionID string
+	Sequence  int
+	ResumeURL string
+}
+
+// Session reads the shard's session record; the zero record when there is none.
+func (s *Sink) Session(ctx context.Context, shard Shard) (SessionRecord, error) {
+	vals, err := s.client.HMGet(ctx, s.keys.Session(shard), "session_id", "seq", "resume_url").Result()
+	if err != nil {
+		return SessionRecord{}, fmt.Errorf("read session of shard %d: %w", shard.ID, err)
+	}
+	var st SessionRecord
+	st.SessionID, _ = vals[0].(string)
+	if seq, ok := vals[1].(string); ok {
+		st.Sequence, _ = strconv.Atoi(seq)
+	}
+	st.ResumeURL, _ = vals[2].(string)
+	return st, nil
+}

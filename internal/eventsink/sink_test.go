@@ -1,0 +1,359 @@
+package eventsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/shardfleet/shardfleet/internal/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const prefix = "{test}:"
+
+// grant makes fence the valid holder of shard's lease, as internal/lease would.
+func grant(t testing.TB, c redis.UniversalClient, shard Shard, fence Fence) {
+	t.Helper()
+	k := Keys{Prefix: prefix}
+	ctx := context.Background()
+	if err := c.HSet(ctx, k.Lease(shard), "owner", fence.WorkerID, "token", strconv.FormatUint(fence.Token, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, k.Member(fence.WorkerID), `{"id":"`+fence.WorkerID+`"}`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func events(session string, from, to int) []Event {
+	var out []Event
+	for seq := from; seq <= to; seq++ {
+		typ := "MESSAGE_CREATE"
+		if seq == 1 {
+			typ = "READY"
+		}
+		out = append(out, Event{Type: typ, Seq: seq, SessionID: session, ResumeURL: "ws://resume/" + session,
+			Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, seq))})
+	}
+	return out
+}
+
+type entry struct {
+	shard, seq int
+	session    string
+	typ        string
+}
+
+func readStream(t testing.TB, c redis.UniversalClient) []entry {
+	t.Helper()
+	msgs, err := c.XRange(context.Background(), Keys{Prefix: prefix}.Stream(), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]entry, 0, len(msgs))
+	for _, m := range msgs {
+		shard, _ := strconv.Atoi(m.Values["shard"].(string))
+		seq, _ := strconv.Atoi(m.Values["seq"].(string))
+		out = append(out, entry{shard, seq, m.Values["session"].(string), m.Values["type"].(string)})
+	}
+	return out
+}
+
+// checkExactlyOnce asserts that the stream holds seqs 1..n of session for shard, once each, in order.
+func checkExactlyOnce(t testing.TB, got []entry, shard int, session string, n int) {
+	t.Helper()
+	next := 1
+	for _, e := range got {
+		if e.shard != shard || e.session != session {
+			continue
+		}
+		if e.seq != next {
+			t.Fatalf("shard %d session %s: got seq %d, want %d (stream: %v)", shard, session, e.seq, next, got)
+		}
+		next++
+	}
+	if next != n+1 {
+		t.Fatalf("shard %d session %s: stream ends at seq %d, want %d", shard, session, next-1, n)
+	}
+}
+
+func newSink(t testing.TB, c redis.UniversalClient, opts ...Option) *Sink {
+	t.Helper()
+	s, err := New(c, append([]Option{WithPrefix(prefix)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCommitExactlyOnceUnderReplays(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c)
+	ctx := context.Background()
+	shard, fence := Shard{ID: 3, Count: 8}, Fence{"w1", 1700000000000001}
+	grant(t, c, shard, fence)
+
+	if r, err := s.Commit(ctx, shard, fence, events("S1", 1, 10)); err != nil || r.Committed != 10 || r.LastSeq != 10 {
+		t.Fatalf("first batch: %+v %v", r, err)
+	}
+	// A RESUME replays 6..10 and goes on to 15; a go-redis retry re-runs a batch.
+	if r, err := s.Commit(ctx, shard, fence, events("S1", 6, 15)); err != nil || r.Committed != 5 || r.LastSeq != 15 {
+		t.Fatalf("replay batch: %+v %v", r, err)
+	}
+	if r, err := s.Commit(ctx, shard, fence, events("S1", 6, 15)); err != nil || r.Committed != 0 || r.LastSeq != 15 {
+		t.Fatalf("re-run batch: %+v %v", r, err)
+	}
+	checkExactlyOnce(t, readStream(t, c), 3, "S1", 15)
+
+	st, err := s.Session(ctx, shard)
+	if err != nil || st.SessionID != "S1" || st.Sequence != 15 || st.ResumeURL != "ws://resume/S1" {
+		t.Fatalf("session record = %+v, %v; want S1 at 15", st, err)
+	}
+	if got := s.Stats(); got.Committed != 15 || got.Duplicates != 15 || got.Batches != 3 {
+		t.Fatalf("stats = %+v", got)
+	}
+}
+
+func TestCommitFenced(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c)
+	ctx := context.Background()
+	shard := Shard{ID: 0, Count: 1}
+	owner := Fence{"w1", 10}
+	grant(t, c, shard, owner)
+	if _, err := s.Commit(ctx, shard, owner, events("S1", 1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	k := Keys{Prefix: prefix}
+	tests := []struct {
+		name  string
+		fence Fence
+		setup func()
+	}{
+		{"older token", Fence{"w1", 9}, func() {}},
+		{"other worker", Fence{"w2", 10}, func() { grant(t, c, shard, Fence{"w2", 11}); grant(t, c, shard, owner) }},
+		{"newer owner took over", owner, func() { grant(t, c, shard, Fence{"w2", 11}) }},
+		{"membership expired", Fence{"w3", 12}, func() {
+			grant(t, c, shard, Fence{"w3", 12})
+			c.Del(ctx, k.Member("w3"))
+		}},
+		{"lease released", owner, func() { c.Del(ctx, k.Lease(shard)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.setup()
+			_, err := s.Commit(ctx, shard, tt.fence, events("S1", 4, 6))
+			if !errors.Is(err, ErrFenced) || !Rejected(err) {
+				t.Fatalf("err = %v, want ErrFenced", err)
+			}
+		})
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", 3)
+	if st, _ := s.Session(ctx, shard); st.Sequence != 3 {
+		t.Fatalf("record seq moved to %d by a fenced writer", st.Sequence)
+	}
+}
+
+func TestCommitNewSessionResetsRecord(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c)
+	ctx := context.Background()
+	shard, fence := Shard{ID: 1, Count: 2}, Fence{"w1", 5}
+	grant(t, c, shard, fence)
+	if _, err := s.Commit(ctx, shard, fence, events("S1", 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// op 9 false, then IDENTIFY: a new session whose seqs restart at 1.
+	if r, err := s.Commit(ctx, shard, fence, events("S2", 1, 7)); err != nil || r.Committed != 7 || r.LastSeq != 7 {
+		t.Fatalf("new session: %+v %v", r, err)
+	}
+	// Late events of the old session are refused, not interleaved.
+	if _, err := s.Commit(ctx, shard, fence, events("S1", 101, 102)); !errors.Is(err, ErrStaleSession) {
+		t.Fatalf("old session after reset: err = %v, want ErrStaleSession", err)
+	}
+	got := readStream(t, c)
+	checkExactlyOnce(t, got, 1, "S1", 100)
+	checkExactlyOnce(t, got, 1, "S2", 7)
+	st, _ := s.Session(ctx, shard)
+	if st.SessionID != "S2" || st.Sequence != 7 || st.ResumeURL != "ws://resume/S2" {
+		t.Fatalf("record = %+v, want S2 at 7", st)
+	}
+	// An empty record (e.g. after Redis lost its data) adopts the session.
+	c.Del(ctx, Keys{Prefix: prefix}.Session(shard))
+	if r, err := s.Commit(ctx, shard, fence, events("S2", 8, 9)); err != nil || r.Committed != 2 {
+		t.Fatalf("adopt: %+v %v", r, err)
+	}
+	if _, err := s.Commit(ctx, shard, fence, append(events("S2", 10, 10), events("S3", 11, 11)...)); !errors.Is(err, ErrMixedSessions) {
+		t.Fatalf("mixed batch: err = %v", err)
+	}
+}
+
+func TestCommitCapsStream(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithMaxLen(50))
+	ctx := context.Background()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 1}
+	grant(t, c, shard, fence)
+	for from := 1; from <= 2000; from += 200 {
+		if _, err := s.Commit(ctx, shard, fence, events("S1", from, from+199)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := c.XLen(ctx, Keys{Prefix: prefix}.Stream()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// MAXLEN ~ trims whole macro nodes (stream-node-max-entries, 100 by default).
+	if n < 50 || n > 50+100 {
+		t.Fatalf("XLEN = %d after 2000 events with MAXLEN ~ 50", n)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	for field, opt := range map[string]Option{
+		"Prefix":          WithPrefix("nohashtag:"),
+		"MaxLen":          WithMaxLen(-1),
+		"BatchSize":       WithBatch(0, 0),
+		"FlushInterval":   WithBatch(1, -time.Second),
+		"MaxPending":      WithMaxPending(0),
+		"RetryBackoffMin": WithRetryBackoff(time.Second, time.Millisecond),
+		"Logger":          WithLogger(nil),
+	} {
+		var ce *ConfigError
+		if _, err := New(c, opt); !errors.As(err, &ce) || ce.Field != field {
+			t.Errorf("%s: err = %v", field, err)
+		}
+	}
+	if _, err := New(nil); err == nil {
+		t.Error("nil client accepted")
+	}
+}
+
+func TestWriterBatchesInOrder(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithBatch(64, time.Millisecond), WithMaxPending(100))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shards := []Shard{{0, 2}, {1, 2}}
+	fence := Fence{"w1", 7}
+	for _, sh := range shards {
+		grant(t, c, sh, fence)
+	}
+	const n = 3000
+	for _, sh := range shards {
+		w := s.Open(sh, fence, func(err error) { t.Errorf("rejected: %v", err) })
+		for _, ev := range events(fmt.Sprint("S", sh.ID), 1, n) {
+			if err := w.Add(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A replay after RESUME reaches the writer too; it must not show.
+		for _, ev := range events(fmt.Sprint("S", sh.ID), n-50, n) {
+			if err := w.Add(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if w.LastSeq() != n {
+			t.Fatalf("LastSeq = %d, want %d", w.LastSeq(), n)
+		}
+		if err := w.Add(ctx, events("S", 1, 1)[0]); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Add after Close: %v", err)
+		}
+	}
+	got := readStream(t, c)
+	for _, sh := range shards {
+		checkExactlyOnce(t, got, sh.ID, fmt.Sprint("S", sh.ID), n)
+	}
+	if st := s.Stats(); st.Batches >= 2*n/10 {
+		t.Fatalf("%d script calls for %d events: not batching", st.Batches, 2*n)
+	}
+}
+
+func TestWriterStopsWhenFenced(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithBatch(16, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	rejected := make(chan error, 1)
+	w := s.Open(shard, fence, func(err error) { rejected <- err })
+	defer w.Abandon()
+	for _, ev := range events("S1", 1, 10) {
+		if err := w.Add(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	grant(t, c, shard, Fence{"w2", 8}) // the lease moved on
+	_ = w.Add(ctx, events("S1", 11, 11)[0])
+	select {
+	case err := <-rejected:
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("onReject got %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("onReject never called")
+	}
+	if err := w.Add(ctx, events("S1", 12, 12)[0]); !errors.Is(err, ErrFenced) {
+		t.Fatalf("Add after rejection: %v", err)
+	}
+	if err := w.Flush(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("Flush after rejection: %v", err)
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", 10)
+}
+
+func TestWriterRetriesThroughRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 100 * time.Millisecond,
+		WriteTimeout: 100 * time.Millisecond, DialTimeout: 100 * time.Millisecond, MaxRetries: 1})
+	defer c.Close()
+	s := newSink(t, c, WithRetryBackoff(5*time.Millisecond, 50*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	var rejected atomic.Bool
+	w := s.Open(shard, fence, func(error) { rejected.Store(true) })
+	defer w.Abandon()
+	srv.Pause()
+	for _, ev := range events("S1", 1, 50) {
+		if err := w.Add(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Poll until a commit attempt has failed, so the outage was really seen.
+	for s.Stats().RedisErrors == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no Redis error seen while paused")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	srv.Resume()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rejected.Load() {
+		t.Fatal("rejected")
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", 50)
+}
+
+func startRedis(t testing.TB) *redis.Client { return redistest.Start(t).Client(t) }

@@ -1,0 +1,266 @@
+package eventsink
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Writer batches one shard's events and commits them in order. Add and Flush
+// may be called from any goroutine (the gateway calls Add from the shard's
+// event goroutine); the Writer owns one goroutine, stopped by Close or Abandon.
+type Writer struct {
+	sink     *Sink
+	shard    Shard
+	fence    Fence
+	onReject func(error)
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	pending []Event
+	spare   []Event
+	added   uint64        // events accepted by Add
+	done    uint64        // events committed, skipped or dropped
+	err     error         // terminal: rejection or ErrClosed
+	changed chan struct{} // closed and replaced whenever done, pending or err change
+
+	lastSeq atomic.Int64
+	wake    chan struct{}      // cap 1: work is pending
+	ctx     context.Context    // ends on Close/Abandon; bounds every Redis call
+	cancel  context.CancelFunc // ends ctx
+	exited  chan struct{}      // closed when the goroutine returns
+}
+
+// Open starts a Writer for shard under fence. onReject, if not nil, is called
+// once, from the Writer's goroutine, when Redis refuses the writes (ErrFenced or
+// ErrStaleSession): the caller must then stop the shard. It runs after the
+// goroutine has finished its work, so it may call Abandon or Close, but it
+// should not block for long. Pending events are dropped at that point; the
+// next owner RESUMEs from the last committed seq.
+func (s *Sink) Open(shard Shard, fence Fence, onReject func(error)) *Writer {
+	w := &Writer{
+		sink: s, shard: shard, fence: fence, onReject: onReject,
+		log:     s.cfg.Logger.With("shard_id", shard.ID, "shard_count", shard.Count),
+		changed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		exited:  make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.lastSeq.Store(-1)
+	go w.loop()
+	return w
+}
+
+// Add queues ev. It blocks while MaxPending events wait (backpressure on the
+// shard's event goroutine, never on its read loop), bounded by ctx. It returns
+// the Writer's terminal error once rejected or closed.
+func (w *Writer) Add(ctx context.Context, ev Event) error {
+	w.mu.Lock()
+	for w.err == nil && len(w.pending) >= w.sink.cfg.MaxPending {
+		ch := w.changed
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+		w.mu.Lock()
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.pending = append(w.pending, ev)
+	w.added++
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Flush waits until every event added before the call is committed (or known
+// to be a duplicate). It returns the terminal error if the Writer was rejected
+// or closed with events left, or ctx's error.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	target := w.added
+	for w.done < target && w.err == nil {
+		ch := w.changed
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+		w.mu.Lock()
+	}
+	err := w.err
+	w.mu.Unlock()
+	return err
+}
+
+// LastSeq is the last seq the Writer saw committed (its resume point), or -1.
+func (w *Writer) LastSeq() int { return int(w.lastSeq.Load()) }
+
+// Close flushes, bounded by ctx, then stops the goroutine and waits for it.
+// Events not committed by then are dropped (the session record still names
+// the last committed seq, so a RESUME replays them).
+func (w *Writer) Close(ctx context.Context) error {
+	err := w.Flush(ctx)
+	w.Abandon()
+	return err
+}
+
+// Abandon stops the goroutine at once, dropping pending events, and waits for
+// it. Use it when the lease is lost: nothing more may be written.
+func (w *Writer) Abandon() {
+	w.cancel()
+	<-w.exited
+	w.finish(ErrClosed)
+}
+
+// finish records a terminal error (the first wins) and drops what is pending.
+func (w *Writer) finish(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.pending = nil
+	w.done = w.added
+	w.broadcast()
+}
+
+// broadcast wakes everyone waiting on changed. Called with mu held.
+func (w *Writer) broadcast() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+func (w *Writer) loop() {
+	var rejected error
+	defer func() {
+		close(w.exited)
+		// After exited, so onReject may call Abandon or Close.
+		if rejected != nil && w.onReject != nil {
+			w.onReject(rejected)
+		}
+	}()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.wake:
+		}
+		if !w.linger() {
+			return
+		}
+		if rejected = w.drain(); rejected != nil || w.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// linger lets a small batch fill for FlushInterval; false when stopped.
+func (w *Writer) linger() bool {
+	d := w.sink.cfg.FlushInterval
+	if d <= 0 {
+		return true
+	}
+	w.mu.Lock()
+	full := len(w.pending) >= w.sink.cfg.BatchSize
+	w.mu.Unlock()
+	if full {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// drain commits everything pending, batch by batch. It returns the rejection
+// if Redis refused the writes; it also returns when the Writer is stopped.
+func (w *Writer) drain() error {
+	for {
+		w.mu.Lock()
+		batch := w.pending
+		w.pending, w.spare = w.spare[:0], nil
+		if len(batch) > 0 {
+			w.broadcast() // Add may be waiting for room
+		}
+		w.mu.Unlock()
+		if len(batch) == 0 {
+			return nil
+		}
+		for start := 0; start < len(batch); {
+			end := w.chunkEnd(batch, start)
+			if err := w.commit(batch[start:end]); err != nil || w.ctx.Err() != nil {
+				return err
+			}
+			w.mu.Lock()
+			w.done += uint64(end - start)
+			w.broadcast()
+			w.mu.Unlock()
+			start = end
+		}
+		clear(batch)
+		w.mu.Lock()
+		w.spare = batch[:0]
+		w.mu.Unlock()
+	}
+}
+
+// chunkEnd picks the end of the script call starting at start: BatchSize
+// events, MaxBatchBytes of data, one session.
+func (w *Writer) chunkEnd(batch []Event, start int) int {
+	size, end := 0, start
+	for end < len(batch) && end-start < w.sink.cfg.BatchSize {
+		if end > start && (batch[end].SessionID != batch[start].SessionID ||
+			size+len(batch[end].Data) > w.sink.cfg.MaxBatchBytes) {
+			break
+		}
+		size += len(batch[end].Data)
+		end++
+	}
+	return end
+}
+
+// commit writes one chunk, retrying Redis errors with backoff until it
+// succeeds, is rejected (returned), or the Writer is stopped.
+func (w *Writer) commit(chunk []Event) error {
+	backoff := w.sink.cfg.RetryBackoffMin
+	for {
+		res, err := w.sink.Commit(w.ctx, w.shard, w.fence, chunk)
+		if err == nil {
+			w.lastSeq.Store(int64(res.LastSeq))
+			return nil
+		}
+		if w.ctx.Err() != nil {
+			return nil
+		}
+		if Rejected(err) {
+			w.log.Warn("event sink rejected the shard's writes", "err", err)
+			w.finish(err)
+			return err
+		}
+		w.log.Warn("event sink commit failed, retrying", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-w.ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, w.sink.cfg.RetryBackoffMax)
+	}
+}
