@@ -1,0 +1,91 @@
+package lease
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidation(t *testing.T) {
+	ok := DefaultConfig()
+	tests := []struct {
+		name  string
+		edit  func(*Config)
+		field string // "" = valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"local", func(c *Config) { *c = LocalConfig() }, ""},
+		{"zero config gets defaults", func(c *Config) { *c = Config{} }, ""},
+		{"ttl equals deadline", func(c *Config) { c.TTL = c.RenewDeadline }, "TTL"},
+		{"ttl below deadline", func(c *Config) { c.TTL = 5 * time.Second }, "TTL"},
+		{"ttl sub-millisecond", func(c *Config) { c.TTL = 15*time.Second + time.Microsecond }, "TTL"},
+		{"deadline at 1.2 renew", func(c *Config) { c.RenewDeadline = 2400 * time.Millisecond }, "RenewDeadline"},
+		{"deadline just above 1.2 renew", func(c *Config) { c.RenewDeadline = 2401 * time.Millisecond }, ""},
+		{"renew negative", func(c *Config) { c.RenewInterval = -time.Second }, "RenewInterval"},
+		{"moves negative", func(c *Config) { c.MovesPerTick = -1 }, "MovesPerTick"},
+		{"jitter negative", func(c *Config) { c.TickJitter = -1 }, "TickJitter"},
+		{"tick negative", func(c *Config) { c.TickInterval = -1 }, "TickInterval"},
+		{"join grace negative", func(c *Config) { c.JoinGrace = -1 }, "JoinGrace"},
+		{"data-loss grace below ttl", func(c *Config) { c.DataLossGrace = c.TTL - time.Millisecond }, "DataLossGrace"},
+		{"data-loss grace equal ttl", func(c *Config) { c.DataLossGrace = c.TTL }, ""},
+		{"revoke timeout negative", func(c *Config) { c.RevokeTimeout = -1 }, "RevokeTimeout"},
+		{"worker id with space", func(c *Config) { c.WorkerID = "a b" }, "WorkerID"},
+		{"worker id with brace", func(c *Config) { c.WorkerID = "a{b}" }, "WorkerID"},
+		{"worker id too long", func(c *Config) { c.WorkerID = strings.Repeat("x", 129) }, "WorkerID"},
+		{"prefix without tag is wrapped", func(c *Config) { c.Prefix = "app" }, ""},
+		{"prefix with empty tag", func(c *Config) { c.Prefix = "{}x" }, ""}, // wrapped: "{{}x}:"
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.edit(&c)
+			err := c.withDefaults().validate()
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != tt.field || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("want *ConfigError on %s wrapping ErrInvalidConfig, got %v", tt.field, err)
+			}
+			if !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("error %q does not name %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func TestNewSessionRejectsBadConfig(t *testing.T) {
+	_, client := startRedis(t)
+	cfg := testConfig("")
+	cfg.RenewDeadline = cfg.TTL
+	if _, err := NewSession(testCtx(t), client, cfg); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("got %v, want ErrInvalidConfig", err)
+	}
+	if _, err := NewSession(testCtx(t), nil, testConfig("")); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("nil client: got %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestNormalizePrefix(t *testing.T) {
+	tests := map[string]string{
+		"":              DefaultPrefix,
+		"app":           "{app}:",
+		"app:":          "{app}:",
+		"{app}:":        "{app}:",
+		"x{tag}y:":      "x{tag}y:",
+		"{}":            "{{}}:",
+		"{shardfleet}:": "{shardfleet}:",
+	}
+	for in, want := range tests {
+		if got := NormalizePrefix(in); got != want {
+			t.Errorf("NormalizePrefix(%q) = %q, want %q", in, got, want)
+		}
+		if !hasHashTag(NormalizePrefix(in)) {
+			t.Errorf("NormalizePrefix(%q) has no hash tag", in)
+		}
+	}
+}
