@@ -92,10 +92,10 @@ func rulesOf(l *Limiter) logRules {
 func checkLog(t testing.TB, entries []LogEntry, r logRules) []LogEntry {
 	t.Helper()
 	type state struct {
-		held        bool
-		grant       LogEntry
-		freeAt      int64 // µs: earliest next grant
-		lastSeq     int64
+		held    bool
+		grant   LogEntry
+		freeAt  int64 // µs: earliest next grant
+		lastSeq int64
 	}
 	buckets := map[int]*state{}
 	var grants []LogEntry

@@ -1,0 +1,236 @@
+package redislimiter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/redistest"
+)
+
+// TestCrashedHolderFreesAfterHoldTTL: a process killed with SIGKILL while it
+// holds a permit blocks its bucket for HoldTTL, not longer and not shorter.
+func TestCrashedHolderFreesAfterHoldTTL(t *testing.T) {
+	s := redistest.Start(t)
+	prefix := uniquePrefix(t)
+	cmd, lines := startHelper(t, helperConfig{mode: "hold", addr: s.Addr(), prefix: prefix, mc: 1, shard: 0})
+	expectLine(t, lines, "HELD", 20*time.Second)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	l := newLimiter(t, newClient(t, s.Addr()), testOpts(prefix, 1)...)
+	if err := l.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil {
+		t.Fatalf("WaitBucket after the holder died: %v", err)
+	}
+	l.UnlockBucket(0)
+	entries := mustLog(t, l)
+	grants := checkLog(t, entries, rulesOf(l)) // checks grant >= dead holder's grant + HoldTTL
+	if len(grants) != 2 || grants[0].Holder == grants[1].Holder {
+		t.Fatalf("want the helper's grant then ours, got %+v", grants)
+	}
+}
+
+// TestRedisRestart: while Redis is down WaitBucket fails (never a permit);
+// after a restart without persistence it works again, but only after the quiet
+// period, so a permit handed out before the loss cannot overlap a new one.
+func TestRedisRestart(t *testing.T) {
+	s := redistest.Start(t)
+	prefix := uniquePrefix(t)
+	a := newLimiter(t, newClient(t, s.Addr()), testOpts(prefix, 1)...)
+	b := newLimiter(t, newClient(t, s.Addr()), testOpts(prefix, 1)...)
+	if err := a.WaitBucket(ctxT(t, 5*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.WaitBucket(short, 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("b while a holds: got %v, want DeadlineExceeded", err)
+	}
+
+	s.Kill()
+	err := b.WaitBucket(ctxT(t, 10*time.Second), 0)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitBucket with Redis down: got %v, want a Redis error", err)
+	}
+	if err := s.RestartServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil {
+		t.Fatalf("WaitBucket after the restart: %v", err)
+	}
+	a.UnlockBucket(0) // a's permit died with the data: a no-op
+	b.UnlockBucket(0)
+	entries := mustLog(t, b)
+	checkLog(t, entries, rulesOf(b))
+	var loss, grant int64
+	for _, e := range entries {
+		switch e.Event {
+		case "dataloss":
+			loss = e.Micros
+		case "grant":
+			grant = e.Micros
+		}
+	}
+	quiet := (testHold + testWindow + testMargin).Microseconds()
+	if loss == 0 || grant-loss < quiet {
+		t.Fatalf("grant %dµs after the data loss was detected (loss at %d), want >= %dµs quiet", grant-loss, loss, quiet)
+	}
+}
+
+// TestNotificationConnectionKilled: killing the pub/sub connection over and
+// over loses notifications; waiters still progress through the fallback.
+func TestNotificationConnectionKilled(t *testing.T) {
+	s := redistest.Start(t)
+	admin := newClient(t, s.Addr())
+	l := newLimiter(t, newClient(t, s.Addr()), testOpts(uniquePrefix(t), 1)...)
+	ctx := ctxT(t, 20*time.Second)
+	stop := make(chan struct{})
+	var killed atomic.Int64
+	var killer sync.WaitGroup
+	killer.Add(1)
+	go func() {
+		defer killer.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				n, _ := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
+				killed.Add(n)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.WaitBucket(ctx, i); err != nil {
+				t.Errorf("waiter %d: %v", i, err)
+				return
+			}
+			l.UnlockBucket(i)
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	killer.Wait()
+	if killed.Load() == 0 {
+		t.Fatal("no pub/sub connection was killed: the test proved nothing")
+	}
+	if g := len(checkLog(t, mustLog(t, l), rulesOf(l))); g != 6 {
+		t.Fatalf("%d grants, want 6", g)
+	}
+}
+
+// TestScriptFlush: losing the script cache mid-run (failover, SCRIPT FLUSH) is
+// covered by the EVALSHA -> EVAL fallback.
+func TestScriptFlush(t *testing.T) {
+	s := redistest.Start(t)
+	admin := newClient(t, s.Addr())
+	l := newLimiter(t, newClient(t, s.Addr()), testOpts(uniquePrefix(t), 1)...)
+	ctx := ctxT(t, 10*time.Second)
+	for i := range 4 {
+		if err := admin.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitBucket(ctx, i); err != nil {
+			t.Fatalf("WaitBucket after SCRIPT FLUSH: %v", err)
+		}
+		if err := admin.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		l.UnlockBucket(i)
+	}
+	if g := len(checkLog(t, mustLog(t, l), rulesOf(l))); g != 4 {
+		t.Fatalf("%d grants, want 4", g)
+	}
+	if n := countEvents(mustLog(t, l), "unlock"); n != 4 {
+		t.Fatalf("%d unlocks, want 4 (an unlock after SCRIPT FLUSH was lost)", n)
+	}
+}
+
+// TestCluster: on a 3-master Redis Cluster every key lands in one slot and the
+// limiter keeps its guarantees (PUBLISH is broadcast cluster-wide).
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	newCC := func() *redis.ClusterClient {
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = cc.Close() })
+		return cc
+	}
+	prefix := "cluster-test" // no hash tag: New must add one
+	a := newLimiter(t, newCC(), testOpts(prefix, 2)...)
+	b := newLimiter(t, newCC(), testOpts(prefix, 2)...)
+	ctx := ctxT(t, 20*time.Second)
+	slot := func(key string) int64 {
+		n, err := a.client.ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	want := slot(a.cfg.KeyPrefix)
+	for _, k := range append(scriptKeys(a.cfg.KeyPrefix, 1), maxConcKey(a.cfg.KeyPrefix)) {
+		if got := slot(k); got != want {
+			t.Fatalf("key %q in slot %d, want %d", k, got, want)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := []*Limiter{a, b}[i%2]
+			if err := l.WaitBucket(ctx, i); err != nil {
+				t.Errorf("WaitBucket(%d): %v", i, err)
+				return
+			}
+			l.UnlockBucket(i)
+		}()
+	}
+	wg.Wait()
+	if g := len(checkLog(t, mustLog(t, a), rulesOf(a))); g != 12 {
+		t.Fatalf("%d grants, want 12", g)
+	}
+}
+
+// TestBudgetFloor: grants decrement the stored budget; at the reserve floor
+// WaitBucket returns ErrBudgetExhausted instead of a permit.
+func TestBudgetFloor(t *testing.T) {
+	s := redistest.Start(t)
+	opts := append(testOpts(uniquePrefix(t), 4), WithBudgetReserve(1))
+	l := newLimiter(t, newClient(t, s.Addr()), opts...)
+	ctx := ctxT(t, 10*time.Second)
+	if err := l.SetBudget(ctx, 3, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for shard := range 2 {
+		if err := l.WaitBucket(ctx, shard); err != nil {
+			t.Fatalf("grant %d within budget: %v", shard, err)
+		}
+		l.UnlockBucket(shard)
+	}
+	err := l.WaitBucket(ctx, 2)
+	var be *BudgetError
+	if !errors.Is(err, ErrBudgetExhausted) || !errors.As(err, &be) || be.Remaining != 1 || be.Reserve != 1 {
+		t.Fatalf("at the floor: got %v, want BudgetError{Remaining: 1, Reserve: 1}", err)
+	}
+	st, ok, err := l.Budget(ctx)
+	if err != nil || !ok || st.Remaining != 1 || st.ResetAfter <= 0 || st.ResetAfter > time.Minute {
+		t.Fatalf("Budget: %+v ok=%v err=%v, want 1 remaining", st, ok, err)
+	}
+	if n := queueLen(t, l, 2); n != 0 {
+		t.Fatalf("refused waiter left %d tickets", n)
+	}
+	if err := l.SetBudget(ctx, -1, time.Minute); err == nil {
+		t.Fatal("SetBudget(-1) accepted")
+	}
+}
