@@ -58,6 +58,12 @@ type Config struct {
 	// ReadLimit is the largest message the connection accepts (READY is large).
 	// Default 64 MiB.
 	ReadLimit int64
+
+	// HelloTimeout bounds the dial and the wait for HELLO. Default 30 s.
+	HelloTimeout time.Duration
+	// CloseTimeout bounds the close handshake: a peer that does not answer
+	// the close frame in time is cut off. Default 5 s.
+	CloseTimeout time.Duration
 }
 
 // ConfigOpt changes a Config.
@@ -84,6 +90,8 @@ func DefaultConfig() *Config {
 		CommandWindow:       60 * time.Second,
 		ReservedCommands:    3,
 		ReadLimit:           64 << 20,
+		HelloTimeout:        30 * time.Second,
+		CloseTimeout:        5 * time.Second,
 	}
 }
 
@@ -171,3 +179,9 @@ func WithSendRateLimit(commands int, window time.Duration, reserved int) ConfigO
 
 // WithReadLimit sets the largest message accepted from the server.
 func WithReadLimit(limit int64) ConfigOpt { return func(c *Config) { c.ReadLimit = limit } }
+
+// WithHelloTimeout bounds the dial and the wait for HELLO.
+func WithHelloTimeout(d time.Duration) ConfigOpt { return func(c *Config) { c.HelloTimeout = d } }
+
+// WithCloseTimeout bounds the close handshake.
+func WithCloseTimeout(d time.Duration) ConfigOpt { return func(c *Config) { c.CloseTimeout = d } }

@@ -21,7 +21,31 @@ var (
 	ErrReconnectRequested = errors.New("gateway: reconnect requested")
 	// ErrZombie: no heartbeat ACK arrived between two heartbeats.
 	ErrZombie = errors.New("gateway: no heartbeat ACK (zombie connection)")
+	// ErrInvalidConfig: the configuration given to New is invalid; the error
+	// is a *ConfigError naming the field.
+	ErrInvalidConfig = errors.New("gateway: invalid config")
 )
+
+// ConfigError is an invalid configuration field, found by New and returned
+// by Open. It matches ErrInvalidConfig with errors.Is.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("gateway: invalid config: %s: %s", e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// HTTPError is a non-200 answer from Discord's REST API.
+type HTTPError struct {
+	Status int
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("gateway: http status %d", e.Status) }
 
 // MaxPayloadSize is the largest payload Discord accepts from a client.
 const MaxPayloadSize = 4096
@@ -37,8 +61,13 @@ const (
 	CloseCodeHandoff = 4900
 	// CloseCodeZombie closes a connection that stopped ACKing heartbeats.
 	CloseCodeZombie = 4000
-	// CloseCodeReconnect closes a connection after op 7 or op 9 true.
+	// CloseCodeReconnect closes a connection that will be replaced: after op 7
+	// or op 9, a failed handshake, or an Open abandoned when its ctx ended.
 	CloseCodeReconnect = 4901
+	// CloseCodeProtocolError closes a connection that sent a message the
+	// client cannot decode (bad JSON, corrupt compressed stream); the session
+	// is kept and resumed.
+	CloseCodeProtocolError = 4902
 )
 
 // Discord's gateway close codes.

@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// userAgent is sent on the websocket handshake and REST calls.
+const userAgent = "DiscordBot (https://github.com/shardfleet/shardfleet, 0.1)"
+
+// connection is one websocket to Discord. Its goroutines: the read loop
+// (serve, on the run's goroutine), the handshake goroutine (waits for HELLO,
+// takes the identify permit, sends IDENTIFY or RESUME), heartbeat timer
+// callbacks, and a closer started by fail. serve waits for all of them.
+type connection struct {
+	g   *gatewayImpl
+	run *run
+	ws  *websocket.Conn
+	tr  transport
+	lim *sendLimiter
+	hb  heartbeater
+
+	// readCtx bounds every blocking call of the connection; cancelling it
+	// tears the websocket down at once.
+	readCtx    context.Context
+	cancelRead context.CancelFunc
+
+	hello chan time.Duration // cap 1: HELLO's interval
+	ready bool               // READY/RESUMED seen; read loop only
+	wg    sync.WaitGroup
+
+	mu     sync.Mutex
+	cause  error // why the client ends this connection; first one wins
+	action CloseAction
+	ended  bool // serve is tearing down: no new goroutines
+}
+
+// dial opens the websocket. ctx bounds the dial; the connection's own
+// lifetime is bounded by the run's context.
+func dial(ctx context.Context, r *run, u string) (*connection, error) {
+	g := r.g
+	dctx, cancel := context.WithTimeout(ctx, g.cfg.HelloTimeout)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
+		HTTPClient: g.cfg.HTTPClient,
+		HTTPHeader: http.Header{"User-Agent": {userAgent}},
+	})
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		return nil, fmt.Errorf("dial gateway %s: %w", redactURL(u), err)
+	}
+	ws.SetReadLimit(g.cfg.ReadLimit)
+	c := newConnection(r, ws, newTransport(g.cfg.Compression))
+	g.setStatus(StatusWaitingForHello)
+	return c, nil
+}
+
+func newConnection(r *run, ws *websocket.Conn, tr transport) *connection {
+	g := r.g
+	c := &connection{g: g, run: r, ws: ws, tr: tr,
+		lim:   newSendLimiter(g.cfg.CommandsPerWindow, g.cfg.ReservedCommands, g.cfg.CommandWindow),
+		hello: make(chan time.Duration, 1)}
+	c.readCtx, c.cancelRead = context.WithCancel(r.ctx)
+	c.hb.c = c
+	return c
+}
+
+// serve runs the connection until it ends and reports how.
+func (c *connection) serve(resume bool) connResult {
+	c.wg.Add(1)
+	go c.handshake(resume)
+	readErr := c.readLoop()
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
+	c.cancelRead()
+	c.hb.stop()
+	c.wg.Wait()
+	_ = c.ws.CloseNow()
+	c.tr.close()
+	err, action := c.result(readErr)
+	return connResult{err: err, action: action, ready: c.ready}
+}
+
+// readLoop reads messages until the websocket fails. After c.fail it keeps
+// reading (and discarding) so the close handshake can complete.
+func (c *connection) readLoop() error {
+	for {
+		typ, rd, err := c.ws.Reader(c.readCtx)
+		if err != nil {
+			return err
+		}
+		fb := framePool.get()
+		frame, err := readMessage(rd, *fb)
+		*fb = frame[:0]
+		if err != nil {
+			framePool.put(fb)
+			return err
+		}
+		if !c.failed() {
+			if err := c.processFrame(typ == websocket.MessageBinary, frame); err != nil {
+				c.fail(err, ActionResume, CloseCodeProtocolError, "undecodable message")
+			}
+		}
+		framePool.put(fb)
+	}
+}
+
+// processFrame decodes one websocket message and handles the gateway message
+// it completes, if any. It is the whole per-message path of the read loop.
+func (c *connection) processFrame(binary bool, frame []byte) error {
+	msg, err := c.tr.decode(binary, frame)
+	if err != nil || msg == nil {
+		return err
+	}
+	err = c.handleMessage(msg)
+	c.tr.release()
+	return err
+}
+
+// readMessage reads one websocket message into buf, growing it as needed.
+func readMessage(rd io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if cap(buf)-len(buf) < 512 {
+			buf = append(buf[:cap(buf)], make([]byte, cap(buf))...)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func (c *connection) failed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause != nil
+}
+
+// fail ends the connection from the client side: it records why (the first
+// cause wins) and closes the websocket with code on a goroutine it owns, so
+// callers (read loop, heartbeat, owner) never block on the close handshake.
+func (c *connection) fail(cause error, action CloseAction, code int, reason string) {
+	c.mu.Lock()
+	if c.cause != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.cause, c.action = cause, action
+	ended := c.ended
+	if !ended {
+		c.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if ended {
+		return
+	}
+	if !errors.Is(cause, ErrClosed) {
+		c.g.log.Warn("closing gateway connection", slog.Int("code", code), slog.Any("error", cause))
+	}
+	go func() {
+		defer c.wg.Done()
+		// A peer that never answers the close frame is cut off after CloseTimeout.
+		t := time.AfterFunc(c.g.cfg.CloseTimeout, c.cancelRead)
+		defer t.Stop()
+		_ = c.ws.Close(websocket.StatusCode(code), reason)
+		c.cancelRead()
+	}()
+}
+
+// result turns how the read loop ended into an error and an action.
+func (c *connection) result(readErr error) (error, CloseAction) {
+	c.mu.Lock()
+	cause, action := c.cause, c.action
+	c.mu.Unlock()
+	if cause != nil {
+		return cause, action
+	}
+	var wce websocket.CloseError
+	if errors.As(readErr, &wce) {
+		ce := &CloseError{Code: int(wce.Code), Reason: wce.Reason}
+		return ce, ce.Action()
+	}
+	if c.run.ctx.Err() != nil {
+		return ErrClosed, ActionResume
+	}
+	return fmt.Errorf("read: %w", readErr), ActionResume
+}
+
+// write sends one command through the send limiter. internal commands
+// (heartbeat, identify, resume) may use the reserved slots.
+func (c *connection) write(ctx context.Context, payload []byte, internal bool) error {
+	if len(payload) > MaxPayloadSize {
+		return fmt.Errorf("%w (%d bytes)", ErrPayloadTooLarge, len(payload))
+	}
+	if err := c.lim.wait(ctx, internal); err != nil {
+		return err
+	}
+	if err := c.ws.Write(ctx, websocket.MessageText, payload); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,382 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// envelope is one gateway message as read from the wire. Only the envelope is
+// decoded: d stays raw and aliases the message buffer, so it must be copied
+// before the buffer is reused.
+type envelope struct {
+	op     Opcode
+	hasSeq bool // s was a number (not null or absent)
+	seq    int
+	t      EventType
+	d      []byte // raw JSON of d, or nil when absent; "null" when null
+}
+
+// decodeEnvelope decodes the top-level object {"op","d","s","t"} of msg in one
+// pass, without reflection. It validates the whole message as JSON (d
+// included, so the handler never gets broken JSON), requires op, and rejects
+// s and t of the wrong type. Unknown keys are skipped; for a repeated key the
+// last one wins, as with encoding/json.
+func decodeEnvelope(msg []byte) (envelope, error) {
+	var env envelope
+	p := parser{buf: msg}
+	p.skipSpace()
+	if !p.consume('{') {
+		return env, p.errorf("message is not a JSON object")
+	}
+	hasOp := false
+	p.skipSpace()
+	if p.consume('}') {
+		return env, &DecodeError{Offset: p.pos, Reason: "message has no op"}
+	}
+	for {
+		p.skipSpace()
+		keyStart := p.pos
+		if err := p.skipString(); err != nil {
+			return env, err
+		}
+		key := msg[keyStart+1 : p.pos-1]
+		p.skipSpace()
+		if !p.consume(':') {
+			return env, p.errorf("expected ':' after key")
+		}
+		p.skipSpace()
+		valStart := p.pos
+		if err := p.skipValue(0); err != nil {
+			return env, err
+		}
+		val := msg[valStart:p.pos]
+		if err := env.set(key, val, valStart); err != nil {
+			return env, err
+		}
+		hasOp = hasOp || string(key) == "op"
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			break
+		}
+		return env, p.errorf("expected ',' or '}' in message")
+	}
+	p.skipSpace()
+	if p.pos != len(msg) {
+		return env, p.errorf("data after the message")
+	}
+	if !hasOp {
+		return env, &DecodeError{Offset: 0, Reason: "message has no op"}
+	}
+	return env, nil
+}
+
+// set stores one top-level field. The string(key) comparisons do not allocate.
+func (env *envelope) set(key, val []byte, off int) error {
+	switch {
+	case string(key) == "op":
+		n, ok := parseInt(val)
+		if !ok {
+			return &DecodeError{Offset: off, Reason: "op is not an integer"}
+		}
+		env.op = Opcode(n)
+	case string(key) == "s":
+		if string(val) == "null" {
+			env.hasSeq, env.seq = false, 0
+			return nil
+		}
+		n, ok := parseInt(val)
+		if !ok {
+			return &DecodeError{Offset: off, Reason: "s is not an integer"}
+		}
+		env.hasSeq, env.seq = true, n
+	case string(key) == "t":
+		if string(val) == "null" {
+			env.t = ""
+			return nil
+		}
+		if val[0] != '"' {
+			return &DecodeError{Offset: off, Reason: "t is not a string"}
+		}
+		t, err := eventTypeOf(val)
+		if err != nil {
+			return &DecodeError{Offset: off, Reason: "t is not a valid string"}
+		}
+		env.t = t
+	case string(key) == "d":
+		env.d = val
+	}
+	return nil
+}
+
+// parseInt parses a JSON integer that fits an int (no fraction or exponent).
+func parseInt(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// eventTypeOf turns a JSON string into an EventType, without allocating for
+// the names Discord sends.
+func eventTypeOf(quoted []byte) (EventType, error) {
+	inner := quoted[1 : len(quoted)-1]
+	if t, ok := knownEventTypes[string(inner)]; ok {
+		return t, nil
+	}
+	for _, c := range inner {
+		if c == '\\' {
+			var s string
+			if err := json.Unmarshal(quoted, &s); err != nil {
+				return "", err
+			}
+			return EventType(s), nil
+		}
+	}
+	return EventType(inner), nil
+}
+
+// DecodeError is a message the connection could not decode.
+type DecodeError struct {
+	Offset int
+	Reason string
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("gateway: decode message at byte %d: %s", e.Offset, e.Reason)
+}
+
+// maxDepth bounds nesting so a hostile message cannot exhaust the stack.
+const maxDepth = 512
+
+// parser is a strict JSON scanner over one message. It accepts what
+// encoding/json's Valid accepts.
+type parser struct {
+	buf []byte
+	pos int
+}
+
+func (p *parser) errorf(reason string) error {
+	return &DecodeError{Offset: p.pos, Reason: reason}
+}
+
+func (p *parser) consume(c byte) bool {
+	if p.pos < len(p.buf) && p.buf[p.pos] == c {
+		p.pos++
+		return true
+	}
+	return false
+}
+
+func (p *parser) skipSpace() {
+	for p.pos < len(p.buf) {
+		switch p.buf[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) skipValue(depth int) error {
+	if depth > maxDepth {
+		return p.errorf("nesting too deep")
+	}
+	if p.pos >= len(p.buf) {
+		return p.errorf("unexpected end of message")
+	}
+	switch c := p.buf[p.pos]; {
+	case c == '"':
+		return p.skipString()
+	case c == '{':
+		return p.skipObject(depth)
+	case c == '[':
+		return p.skipArray(depth)
+	case c == 't':
+		return p.skipLiteral("true")
+	case c == 'f':
+		return p.skipLiteral("false")
+	case c == 'n':
+		return p.skipLiteral("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.skipNumber()
+	}
+	return p.errorf("invalid character at the start of a value")
+}
+
+func (p *parser) skipObject(depth int) error {
+	p.pos++ // '{'
+	p.skipSpace()
+	if p.consume('}') {
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if err := p.skipString(); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if !p.consume(':') {
+			return p.errorf("expected ':' after key")
+		}
+		p.skipSpace()
+		if err := p.skipValue(depth + 1); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			return nil
+		}
+		return p.errorf("expected ',' or '}' in object")
+	}
+}
+
+func (p *parser) skipArray(depth int) error {
+	p.pos++ // '['
+	p.skipSpace()
+	if p.consume(']') {
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if err := p.skipValue(depth + 1); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume(']') {
+			return nil
+		}
+		return p.errorf("expected ',' or ']' in array")
+	}
+}
+
+func (p *parser) skipLiteral(lit string) error {
+	if len(p.buf)-p.pos < len(lit) || string(p.buf[p.pos:p.pos+len(lit)]) != lit {
+		return p.errorf("invalid literal")
+	}
+	p.pos += len(lit)
+	return nil
+}
+
+// skipString skips a string, checking escapes and control characters. The
+// inner loop is the hot path of the decoder: most of a dispatch is strings.
+func (p *parser) skipString() error {
+	if !p.consume('"') {
+		return p.errorf("expected string")
+	}
+	buf := p.buf
+	i := p.pos
+	for i < len(buf) {
+		c := buf[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		switch c {
+		case '"':
+			p.pos = i + 1
+			return nil
+		case '\\':
+			n, ok := escapeLen(buf[i:])
+			if !ok {
+				p.pos = i
+				return p.errorf("invalid escape in string")
+			}
+			i += n
+		default:
+			p.pos = i
+			return p.errorf("control character in string")
+		}
+	}
+	p.pos = i
+	return p.errorf("unterminated string")
+}
+
+// escapeLen returns the length of the escape sequence at the start of b.
+func escapeLen(b []byte) (int, bool) {
+	if len(b) < 2 {
+		return 0, false
+	}
+	switch b[1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2, true
+	case 'u':
+		if len(b) < 6 {
+			return 0, false
+		}
+		for _, h := range b[2:6] {
+			if !isHex(h) {
+				return 0, false
+			}
+		}
+		return 6, true
+	}
+	return 0, false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// skipNumber skips a number with JSON's grammar: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?
+func (p *parser) skipNumber() error {
+	buf := p.buf
+	i := p.pos
+	if i < len(buf) && buf[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(buf) && buf[i] == '0':
+		i++
+	case i < len(buf) && buf[i] >= '1' && buf[i] <= '9':
+		for i < len(buf) && isDigit(buf[i]) {
+			i++
+		}
+	default:
+		p.pos = i
+		return p.errorf("invalid number")
+	}
+	if i < len(buf) && buf[i] == '.' {
+		i++
+		start := i
+		for i < len(buf) && isDigit(buf[i]) {
+			i++
+		}
+		if i == start {
+			p.pos = i
+			return p.errorf("invalid number fraction")
+		}
+	}
+	if i < len(buf) && (buf[i] == 'e' || buf[i] == 'E') {
+		i++
+		if i < len(buf) && (buf[i] == '+' || buf[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(buf) && isDigit(buf[i]) {
+			i++
+		}
+		if i == start {
+			p.pos = i
+			return p.errorf("invalid number exponent")
+		}
+	}
+	p.pos = i
+	return nil
+}

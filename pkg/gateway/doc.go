@@ -1,0 +1,18 @@
+// Package gateway is one Discord shard's gateway connection: dial, HELLO,
+// heartbeats with zombie detection, IDENTIFY (through a shared identify
+// limiter) or RESUME, the close-code table, reconnects with backoff, transport
+// compression (zlib-stream, zstd-stream, per-payload zlib), the send limiter,
+// and delivery of every dispatch, in order, to an EventHandlerFunc.
+//
+// It is for running one shard (New, then Open), and for handing a shard's
+// session to another process (Handoff, ShardState, WithShardState). It is not
+// a shard manager (see pkg/sharding), knows nothing of Redis or leases, and
+// does not decode events: the handler gets each dispatch's raw JSON. The only
+// events the connection decodes itself are READY and RESUMED.
+//
+// Goroutines per open shard: the run loop (which is also the read loop), a
+// dispatcher that calls the handler, and short-lived ones for the handshake,
+// heartbeats (timer callbacks) and closes. Close, CloseWithCode and Handoff
+// wait for all of them, bounded by their ctx. A handler may call Close on its
+// own shard: Close then does not wait for the callback it is called from.
+package gateway

@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// opHandler handles one received opcode on the read loop. It must not block:
+// anything slow (the event handler, IDENTIFY's permit) runs elsewhere.
+type opHandler func(c *connection, env *envelope) error
+
+// opHandlers maps received opcodes to their handlers; other opcodes are
+// logged and ignored.
+var opHandlers [OpHeartbeatACK + 1]opHandler
+
+func init() {
+	opHandlers = [...]opHandler{
+		OpDispatch:       handleDispatch,
+		OpHeartbeat:      handleHeartbeatRequest,
+		OpReconnect:      handleReconnect,
+		OpInvalidSession: handleInvalidSession,
+		OpHello:          handleHello,
+		OpHeartbeatACK:   handleHeartbeatACK,
+	}
+}
+
+// handleMessage decodes one gateway message and runs its opcode's handler.
+func (c *connection) handleMessage(msg []byte) error {
+	env, err := decodeEnvelope(msg)
+	if err != nil {
+		return err
+	}
+	if env.op >= 0 && int(env.op) < len(opHandlers) && opHandlers[env.op] != nil {
+		return opHandlers[env.op](c, &env)
+	}
+	c.g.log.Debug("ignoring unknown opcode", slog.Int("op", int(env.op)))
+	return nil
+}
+
+// handleDispatch (op 0) records the sequence as the resume point, handles
+// READY/RESUMED, and queues the event for the handler with a private copy of d.
+func handleDispatch(c *connection, env *envelope) error {
+	g := c.g
+	data := make(json.RawMessage, len(env.d))
+	copy(data, env.d)
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	switch env.t {
+	case EventTypeReady:
+		var ready struct {
+			SessionID        string `json:"session_id"`
+			ResumeGatewayURL string `json:"resume_gateway_url"`
+		}
+		if err := json.Unmarshal(data, &ready); err != nil || ready.SessionID == "" {
+			return fmt.Errorf("decode READY: no session_id (%v)", err)
+		}
+		g.onReady(env.seq, ready.SessionID, ready.ResumeGatewayURL)
+		c.becameReady("ready")
+	case EventTypeResumed:
+		if env.hasSeq {
+			g.setSeq(env.seq)
+		}
+		g.setStatus(StatusReady)
+		c.becameReady("resumed")
+	default:
+		if env.hasSeq {
+			g.setSeq(env.seq)
+		}
+	}
+	c.run.disp.push(dispatchItem{t: env.t, seq: env.seq, data: data})
+	return nil
+}
+
+func (c *connection) becameReady(how string) {
+	c.ready = true
+	c.g.log.Info("gateway "+how, slog.String("session_id", c.g.State().SessionID))
+	c.run.markReady()
+}
+
+// handleHeartbeatRequest (op 1 from the server): heartbeat at once.
+func handleHeartbeatRequest(c *connection, _ *envelope) error {
+	c.hb.beatNow()
+	return nil
+}
+
+// handleReconnect (op 7): close with a non-1000 code and RESUME.
+func handleReconnect(c *connection, _ *envelope) error {
+	c.fail(ErrReconnectRequested, ActionResume, CloseCodeReconnect, "reconnect requested")
+	return nil
+}
+
+// handleInvalidSession (op 9): d true, RESUME again; d false, forget the
+// session and IDENTIFY on the bootstrap URL.
+func handleInvalidSession(c *connection, env *envelope) error {
+	resumable := string(env.d) == "true"
+	if resumable {
+		c.fail(fmt.Errorf("%w (resumable)", ErrInvalidSession), ActionResume, CloseCodeReconnect, "invalid session")
+		return nil
+	}
+	c.fail(fmt.Errorf("%w (not resumable)", ErrInvalidSession), ActionReidentify, CloseCodeReconnect, "invalid session")
+	return nil
+}
+
+// handleHello (op 10) starts heartbeating and lets the handshake goroutine
+// IDENTIFY or RESUME.
+func handleHello(c *connection, env *envelope) error {
+	var hello struct {
+		HeartbeatInterval float64 `json:"heartbeat_interval"`
+	}
+	if err := json.Unmarshal(env.d, &hello); err != nil {
+		return fmt.Errorf("decode HELLO: %w", err)
+	}
+	interval := time.Duration(hello.HeartbeatInterval * float64(time.Millisecond))
+	if interval <= 0 || interval > time.Hour {
+		return fmt.Errorf("decode HELLO: heartbeat_interval %v out of range", hello.HeartbeatInterval)
+	}
+	c.hb.start(interval)
+	select {
+	case c.hello <- interval:
+	default: // a second HELLO changes nothing
+	}
+	return nil
+}
+
+// handleHeartbeatACK (op 11) records the ACK and the round trip.
+func handleHeartbeatACK(c *connection, _ *envelope) error {
+	if rtt, ok := c.hb.ack(); ok {
+		c.g.setLatency(rtt)
+	}
+	return nil
+}

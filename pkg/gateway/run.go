@@ -1,0 +1,225 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// run is one Open..Close span of a gateway: a goroutine (loop) that connects,
+// serves the connection, and reconnects with backoff until it is closed, a
+// fatal close stops it, or a failure happens with AutoReconnect off. Its
+// owner is the gateway: Close/Handoff stop it and wait for it; Open reaps it
+// when it ends on its own.
+type run struct {
+	g      *gatewayImpl
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when loop returns
+	disp   *dispatcher
+
+	opened     chan error // cap 1: nil at the first READY/RESUMED, or why the run ended before one
+	openedOnce sync.Once
+
+	mu          sync.Mutex
+	closing     bool
+	closeCode   int
+	closeReason string
+	conn        *connection
+	finished    bool
+	lastErr     error
+	everReady   bool
+}
+
+func newRun(g *gatewayImpl, prevDisp *dispatcher) *run {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{g: g, ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan error, 1)}
+	r.disp = newDispatcher(g, prevDisp, g.State().Sequence)
+	return r
+}
+
+func (r *run) signalOpened(err error) {
+	r.openedOnce.Do(func() { r.opened <- err })
+}
+
+func (r *run) isFinished() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.finished
+}
+
+func (r *run) lastError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}
+
+// requestClose makes the run stop: the live connection (if any) is closed
+// with code, and no reconnect follows.
+func (r *run) requestClose(code int, reason string) {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return
+	}
+	r.closing, r.closeCode, r.closeReason = true, code, reason
+	c := r.conn
+	r.mu.Unlock()
+	if c != nil {
+		c.fail(ErrClosed, ActionResume, code, reason)
+	} else {
+		r.cancel()
+	}
+}
+
+func (r *run) isClosing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closing
+}
+
+// attach makes c the run's live connection; if a close was requested in the
+// meantime, c is closed at once with the requested code.
+func (r *run) attach(c *connection) {
+	r.mu.Lock()
+	r.conn = c
+	closing, code, reason := r.closing, r.closeCode, r.closeReason
+	r.mu.Unlock()
+	r.g.setConn(c)
+	if closing && c != nil {
+		c.fail(ErrClosed, ActionResume, code, reason)
+	}
+}
+
+// loop is the run's goroutine.
+func (r *run) loop() {
+	defer close(r.done)
+	g := r.g
+	attempt := 0
+	for {
+		if attempt > 0 {
+			delay := backoffDelay(attempt-1, g.cfg.ReconnectBackoffMin, g.cfg.ReconnectBackoffMax, defaultRand)
+			g.log.Debug("reconnecting", slog.Duration("delay", delay), slog.Int("attempt", attempt))
+			if !sleepCtx(r.ctx, delay) {
+				r.end(ErrClosed)
+				return
+			}
+		}
+		res := r.connectOnce()
+		if r.ctx.Err() != nil || r.isClosing() {
+			r.end(ErrClosed)
+			return
+		}
+		if res.ready {
+			attempt = 0
+		}
+		attempt++
+		if r.afterFailure(res) {
+			return
+		}
+	}
+}
+
+// afterFailure applies a failed connection's outcome; it reports whether the
+// run is over.
+func (r *run) afterFailure(res connResult) bool {
+	g := r.g
+	r.mu.Lock()
+	r.lastErr = res.err
+	everReady := r.everReady
+	r.mu.Unlock()
+	switch res.action {
+	case ActionStop:
+		g.log.Error("gateway stopped by a fatal close", slog.Any("error", res.err))
+		g.setStatus(StatusStopped)
+		r.disp.push(dispatchItem{closeErr: res.err, closeReconnect: false})
+		r.end(res.err)
+		return true
+	case ActionReidentify:
+		g.clearSession()
+	}
+	g.setStatus(StatusDisconnected)
+	if !g.cfg.AutoReconnect {
+		g.log.Warn("gateway disconnected; auto-reconnect is off", slog.Any("error", res.err))
+		if everReady {
+			r.disp.push(dispatchItem{closeErr: res.err, closeReconnect: true})
+		}
+		r.end(res.err)
+		return true
+	}
+	g.log.Info("gateway disconnected; reconnecting", slog.Any("error", res.err),
+		slog.String("action", res.action.String()))
+	return false
+}
+
+// end marks the run finished and tells Open why, if Open is still waiting.
+func (r *run) end(err error) {
+	r.mu.Lock()
+	r.finished = true
+	r.mu.Unlock()
+	r.signalOpened(err)
+	r.disp.stop()
+}
+
+// connResult is how one connection ended.
+type connResult struct {
+	err    error
+	action CloseAction // what the next connection must do with the session
+	ready  bool        // the connection reached READY or RESUMED
+}
+
+// connectOnce dials, serves the connection until it ends, and cleans up.
+func (r *run) connectOnce() connResult {
+	g := r.g
+	resume := g.State().Resumable()
+	g.setStatus(StatusConnecting)
+	u, fromREST, err := g.dialURL(r.ctx, resume)
+	if err != nil {
+		return connResult{err: err, action: ActionResume}
+	}
+	c, err := dial(r.ctx, r, u)
+	if err != nil {
+		if fromREST {
+			g.forgetBootstrap()
+		}
+		return connResult{err: errOrClosed(r.ctx, err), action: ActionResume}
+	}
+	r.attach(c)
+	res := c.serve(resume)
+	r.attach(nil)
+	if res.ready {
+		r.mu.Lock()
+		r.everReady = true
+		r.mu.Unlock()
+	}
+	return res
+}
+
+// opened is called by the connection at READY or RESUMED.
+func (r *run) markReady() {
+	r.signalOpened(nil)
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var errHelloTimeout = errors.New("gateway: no HELLO in time")
+
+func helloTimeoutError(d time.Duration) error {
+	return fmt.Errorf("%w (%s)", errHelloTimeout, d)
+}

@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zlib"
+)
+
+// transport turns the websocket messages of one connection into gateway
+// messages (plain JSON). One transport serves exactly one connection: the
+// stream modes keep a decompression context for the connection's lifetime.
+//
+// decode is called from the connection's read loop only. It returns nil, nil
+// when the message is incomplete (zlib-stream split across frames). The
+// returned slice is valid until release; its data is never handed to the
+// event handler without a copy.
+type transport interface {
+	decode(binary bool, frame []byte) ([]byte, error)
+	release()
+	close()
+}
+
+// newTransport returns the transport for a compression mode.
+func newTransport(c Compression) transport {
+	switch c {
+	case CompressionZlibStream:
+		return &zlibStream{}
+	case CompressionZstdStream:
+		return &zstdStream{}
+	default:
+		return &payloadTransport{}
+	}
+}
+
+// errStreamBroken marks a stream transport that failed once: the shared
+// decompression context is unusable, so the connection must be replaced.
+var errStreamBroken = errors.New("gateway: compressed stream broken")
+
+// bufPool hands out byte buffers for messages in flight. Buffers live only
+// while one message is decoded, so an idle connection holds none.
+type bufPool struct {
+	pool    sync.Pool
+	size    int // initial capacity
+	maxKeep int // larger buffers are dropped instead of pooled
+}
+
+func (p *bufPool) get() *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, p.size)
+	return &b
+}
+
+func (p *bufPool) put(b *[]byte) {
+	if b == nil || cap(*b) > p.maxKeep {
+		return
+	}
+	*b = (*b)[:0]
+	p.pool.Put(b)
+}
+
+var (
+	// framePool holds raw websocket messages as read.
+	framePool = bufPool{size: 8 << 10, maxKeep: 1 << 20}
+	// inflatePool holds decompressed messages. Each Read into one must have
+	// more free space than a decompressor can return at once (32 KiB for
+	// flate, 128 KiB for a zstd block); see inflateMessage.
+	inflatePool = bufPool{size: 256 << 10, maxKeep: 4 << 20}
+)
+
+// payloadTransport is no compression, or per-payload zlib (IDENTIFY
+// compress:true): text frames are JSON, binary frames are one zlib stream each.
+type payloadTransport struct {
+	zr  io.ReadCloser
+	src bytes.Reader
+	out *[]byte
+}
+
+func (t *payloadTransport) decode(binary bool, frame []byte) ([]byte, error) {
+	if !binary {
+		return frame, nil
+	}
+	t.src.Reset(frame)
+	var err error
+	if t.zr == nil {
+		t.zr, err = zlib.NewReader(&t.src)
+	} else {
+		err = t.zr.(zlib.Resetter).Reset(&t.src, nil)
+	}
+	if err != nil {
+		t.zr = nil
+		return nil, fmt.Errorf("zlib payload: %w", err)
+	}
+	t.out = inflatePool.get()
+	buf := *t.out
+	for {
+		if cap(buf)-len(buf) < 4096 {
+			buf = append(buf, make([]byte, len(buf)+4096)...)[:len(buf)]
+		}
+		n, err := t.zr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			*t.out = buf
+			return nil, fmt.Errorf("zlib payload: %w", err)
+		}
+	}
+	*t.out = buf
+	return buf, nil
+}
+
+func (t *payloadTransport) release() {
+	inflatePool.put(t.out)
+	t.out = nil
+}
+
+func (t *payloadTransport) close() {
+	t.release()
+	if t.zr != nil {
+		_ = t.zr.Close()
+		t.zr = nil
+	}
+}

@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/zlib"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// testMessages returns n gateway messages of varied sizes, some larger than
+// the flate window and a zstd block, so every Read path is exercised.
+func testMessages(n int, rng *rand.Rand) [][]byte {
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		size := rng.IntN(2000)
+		if i%7 == 3 {
+			size = 40<<10 + rng.IntN(200<<10)
+		}
+		var b strings.Builder
+		for b.Len() < size {
+			fmt.Fprintf(&b, "w%d-%d ", rng.IntN(1000), i)
+		}
+		msgs[i] = fmt.Appendf(nil, `{"op":0,"s":%d,"t":"MESSAGE_CREATE","d":{"content":%q}}`, i+1, b.String())
+	}
+	return msgs
+}
+
+// zlibFrames compresses msgs as one zlib stream with a sync flush after each,
+// and splits each message's bytes into up to split frames at random points.
+func zlibFrames(t testing.TB, msgs [][]byte, split int, rng *rand.Rand) [][][]byte {
+	var buf bytes.Buffer
+	zw := zlib.NewWriter(&buf)
+	out := make([][][]byte, len(msgs))
+	for i, m := range msgs {
+		buf.Reset()
+		if _, err := zw.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = splitRandom(bytes.Clone(buf.Bytes()), split, rng)
+	}
+	return out
+}
+
+func zstdFrames(t testing.TB, msgs [][]byte) [][]byte {
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zw.Close()
+	out := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		buf.Reset()
+		if _, err := zw.Write(m); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = bytes.Clone(buf.Bytes())
+	}
+	return out
+}
+
+func splitRandom(b []byte, n int, rng *rand.Rand) [][]byte {
+	var parts [][]byte
+	for n > 1 && len(b) > 1 {
+		cut := 1 + rng.IntN(len(b)-1)
+		parts = append(parts, b[:cut])
+		b = b[cut:]
+		n--
+	}
+	return append(parts, b)
+}
+
+func TestZlibStreamSplitFrames(t *testing.T) {
+	for _, split := range []int{1, 2, 5} {
+		t.Run(fmt.Sprint("split", split), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(split)))
+			msgs := testMessages(60, rng)
+			frames := zlibFrames(t, msgs, split, rng)
+			z := newTransport(CompressionZlibStream)
+			defer z.close()
+			for i, parts := range frames {
+				for j, part := range parts {
+					got, err := z.decode(true, part)
+					if err != nil {
+						t.Fatalf("message %d part %d: %v", i, j, err)
+					}
+					if j < len(parts)-1 {
+						if got != nil {
+							t.Fatalf("message %d: output after part %d of %d", i, j, len(parts))
+						}
+						continue
+					}
+					if !bytes.Equal(got, msgs[i]) {
+						t.Fatalf("message %d: got %d bytes, want %d", i, len(got), len(msgs[i]))
+					}
+					z.release()
+				}
+			}
+		})
+	}
+}
+
+func TestZlibStreamCorruptIsErrorThenBroken(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	msgs := testMessages(3, rng)
+	frames := zlibFrames(t, msgs, 1, rng)
+	z := newTransport(CompressionZlibStream)
+	defer z.close()
+	if _, err := z.decode(true, frames[0][0]); err != nil {
+		t.Fatal(err)
+	}
+	z.release()
+	bad := bytes.Clone(frames[1][0])
+	for i := 0; i < len(bad)-4; i++ {
+		bad[i] ^= 0x5a
+	}
+	if _, err := z.decode(true, bad); err == nil {
+		t.Fatal("corrupt message decoded without error")
+	}
+	if _, err := z.decode(true, frames[2][0]); err == nil {
+		t.Fatal("a broken stream decoded the next message")
+	}
+}
+
+func TestZlibStreamBadHeader(t *testing.T) {
+	z := newTransport(CompressionZlibStream)
+	defer z.close()
+	if _, err := z.decode(true, []byte{1, 2, 0, 0, 0xff, 0xff}); err == nil {
+		t.Fatal("bad zlib header accepted")
+	}
+}
+
+func TestZstdStream(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	msgs := testMessages(60, rng)
+	frames := zstdFrames(t, msgs)
+	z := newTransport(CompressionZstdStream)
+	defer z.close()
+	for i, f := range frames {
+		got, err := z.decode(true, f)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, msgs[i]) {
+			t.Fatalf("message %d: got %d bytes, want %d", i, len(got), len(msgs[i]))
+		}
+		z.release()
+	}
+}
+
+func TestZstdStreamCorrupt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	frames := zstdFrames(t, testMessages(3, rng))
+	z := newTransport(CompressionZstdStream)
+	defer z.close()
+	if _, err := z.decode(true, frames[0]); err != nil {
+		t.Fatal(err)
+	}
+	z.release()
+	bad := bytes.Clone(frames[1])
+	for i := range bad {
+		bad[i] ^= 0xa5
+	}
+	if _, err := z.decode(true, bad); err == nil {
+		t.Fatal("corrupt message decoded without error")
+	}
+}
+
+func TestPayloadTransport(t *testing.T) {
+	z := newTransport(CompressionZlibPayload)
+	defer z.close()
+	plain := []byte(`{"op":11}`)
+	got, err := z.decode(false, plain)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("text frame: %q, %v", got, err)
+	}
+	z.release()
+	for i := range 3 {
+		msg := fmt.Appendf(nil, `{"op":0,"s":%d,"t":"X","d":{}}`, i)
+		var buf bytes.Buffer
+		zw := zlib.NewWriter(&buf)
+		zw.Write(msg)
+		zw.Close()
+		got, err := z.decode(true, buf.Bytes())
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("payload %d: %q, %v", i, got, err)
+		}
+		z.release()
+	}
+	if _, err := z.decode(true, []byte("garbage")); err == nil {
+		t.Fatal("garbage binary frame accepted")
+	}
+}

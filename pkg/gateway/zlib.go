@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// zlibSuffix ends every zlib-stream message: the Z_SYNC_FLUSH marker.
+var zlibSuffix = []byte{0x00, 0x00, 0xff, 0xff}
+
+// maxPendingCompressed bounds a message still waiting for its sync marker.
+const maxPendingCompressed = 64 << 20
+
+// zlibStream is transport compression zlib-stream: one zlib stream per
+// connection, each message ending with a sync flush (reference §8).
+//
+// The inflater reads straight from a bytes.Reader reset to each complete
+// message; no goroutine, no pipe. That works because flate's reader never
+// reads past the sync marker before it returns the message's output, and we
+// stop calling Read as soon as the input is used up (see inflateMessage), so
+// the decompressor never sees an EOF that would stick.
+type zlibStream struct {
+	pending []byte // compressed bytes of a message split across frames
+	src     bytes.Reader
+	fr      io.ReadCloser // raw flate reader, created with the first message
+	out     *[]byte
+	broken  error
+}
+
+func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
+	if z.broken != nil {
+		return nil, z.broken
+	}
+	in := frame
+	if len(z.pending) > 0 || !bytes.HasSuffix(frame, zlibSuffix) {
+		if len(z.pending)+len(frame) > maxPendingCompressed {
+			return nil, z.fail(fmt.Errorf("zlib-stream: message over %d bytes without a sync marker", maxPendingCompressed))
+		}
+		z.pending = append(z.pending, frame...)
+		if !bytes.HasSuffix(z.pending, zlibSuffix) {
+			return nil, nil
+		}
+		in = z.pending
+	}
+	if z.fr == nil {
+		body, err := zlibHeader(in)
+		if err != nil {
+			return nil, z.fail(err)
+		}
+		z.src.Reset(body)
+		z.fr = flate.NewReader(&z.src)
+	} else {
+		z.src.Reset(in)
+	}
+	z.out = inflatePool.get()
+	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10)
+	*z.out = msg[:0]
+	z.resetPending()
+	if err != nil {
+		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
+	}
+	return msg, nil
+}
+
+// inflateMessage reads r until src is used up. Each Read gets more than
+// maxChunk bytes of room, maxChunk being the most a decompressor returns at
+// once, so when src is empty after a Read that Read has returned everything
+// the consumed input held. It never calls Read on an exhausted src.
+func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int) ([]byte, error) {
+	for idle := 0; ; {
+		if cap(buf)-len(buf) <= maxChunk {
+			buf = append(buf[:cap(buf)], make([]byte, cap(buf)+maxChunk+1)...)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, err
+		}
+		if src.Len() == 0 {
+			return buf, nil
+		}
+		if n == 0 {
+			if idle++; idle > 100 {
+				return buf, io.ErrNoProgress
+			}
+		}
+	}
+}
+
+// zlibHeader checks RFC 1950's two header bytes and returns the deflate data.
+func zlibHeader(in []byte) ([]byte, error) {
+	if len(in) < 2 {
+		return nil, fmt.Errorf("zlib-stream: first message shorter than the zlib header")
+	}
+	cmf, flg := in[0], in[1]
+	if cmf&0x0f != 8 || cmf>>4 > 7 || (uint16(cmf)<<8|uint16(flg))%31 != 0 {
+		return nil, fmt.Errorf("zlib-stream: invalid zlib header %#x %#x", cmf, flg)
+	}
+	if flg&0x20 != 0 {
+		return nil, fmt.Errorf("zlib-stream: preset dictionary not supported")
+	}
+	return in[2:], nil
+}
+
+func (z *zlibStream) fail(err error) error {
+	z.broken = fmt.Errorf("%w: %w", errStreamBroken, err)
+	z.resetPending()
+	return z.broken
+}
+
+func (z *zlibStream) resetPending() {
+	if cap(z.pending) > 64<<10 {
+		z.pending = nil
+	} else {
+		z.pending = z.pending[:0]
+	}
+}
+
+func (z *zlibStream) release() {
+	inflatePool.put(z.out)
+	z.out = nil
+}
+
+func (z *zlibStream) close() {
+	z.release()
+	if z.fr != nil {
+		_ = z.fr.Close()
+		z.fr = nil
+	}
+	z.pending = nil
+}
