@@ -316,3 +316,5 @@ func getJSON(t *testing.T, url, auth string, v any) int {
 
 // noKeepAlive leaves no idle connection (and goroutine) behind a test.
 var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitFor}
+
+func websocketCloseStatus(err error) int { return int(websocket.CloseStatus(err)) }

@@ -1,0 +1,273 @@
+package gatewaytest
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRESTGateway(t *testing.T) {
+	s := startFake(t, WithShards(4), WithMaxConcurrency(2), WithSessionStartLimit(10, time.Hour), WithHeartbeatInterval(time.Minute))
+	var g struct{ URL string }
+	if code := getJSON(t, s.APIURL()+"/gateway", "", &g); code != 200 || g.URL != s.GatewayURL() {
+		t.Fatalf("/gateway: %d %+v", code, g)
+	}
+	var e struct {
+		Message string `json:"message"`
+		Code    *int   `json:"code"`
+	}
+	for _, auth := range []string{"", s.Token(), "Bearer " + s.Token(), "Bot wrong"} {
+		if code := getJSON(t, s.APIURL()+"/gateway/bot", auth, &e); code != 401 || e.Code == nil {
+			t.Fatalf("/gateway/bot with %q: %d %+v, want 401 JSON", auth, code, e)
+		}
+	}
+	var b gatewayBot
+	if code := getJSON(t, s.APIURL()+"/gateway/bot", "Bot "+s.Token(), &b); code != 200 {
+		t.Fatalf("/gateway/bot: %d", code)
+	}
+	want := gatewayBot{URL: s.GatewayURL(), Shards: 4, SessionStartLimit: sessionStartLimit{Total: 10, Remaining: 10, ResetAfter: 3600000, MaxConcurrency: 2}}
+	if b != want {
+		t.Fatalf("/gateway/bot %+v, want %+v", b, want)
+	}
+	c := connect(t, s)
+	c.identify(s, 0, 4)
+	getJSON(t, s.APIURL()+"/gateway/bot", "Bot "+s.Token(), &b)
+	if b.SessionStartLimit.Remaining != 9 || b.SessionStartLimit.ResetAfter > 3600000 || b.SessionStartLimit.ResetAfter < 3500000 {
+		t.Fatalf("after one IDENTIFY: %+v", b.SessionStartLimit)
+	}
+	// A RESUME does not count.
+	r := s.Sessions()[0]
+	c.close(4000)
+	poll(t, "disconnected", func() bool { return !s.Sessions()[0].Connected })
+	d := connect(t, s)
+	d.send(resumePayload(s.Token(), r.ID, 1))
+	d.nextOp(0, "RESUMED")
+	if got := s.Stats().SessionStartRemaining; got != 9 {
+		t.Fatalf("remaining %d after a RESUME, want 9", got)
+	}
+}
+
+func TestRESTRateLimit(t *testing.T) {
+	s := startFake(t, func(c *Config) { c.RESTRateLimit = 2 })
+	for range 2 {
+		if code := getJSON(t, s.APIURL()+"/gateway/bot", "Bot "+s.Token(), nil); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	var rl struct {
+		RetryAfter float64 `json:"retry_after"`
+		Global     bool    `json:"global"`
+	}
+	if code := getJSON(t, s.APIURL()+"/gateway/bot", "Bot "+s.Token(), &rl); code != 429 || !rl.Global || rl.RetryAfter <= 0 || rl.RetryAfter > 1 {
+		t.Fatalf("third request: %d %+v, want 429", code, rl)
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	s := startFake(t, WithGuilds(2), WithHeartbeatInterval(time.Minute))
+	c := connect(t, s)
+	r := c.identify(s, 0, 1)
+
+	var raw map[string]json.RawMessage
+	if code := getJSON(t, s.URL()+"/_fake/stats", "", &raw); code != 200 {
+		t.Fatalf("stats: %d", code)
+	}
+	for _, f := range []string{"identifies", "identify_violations", "resumes", "duplicate_sessions", "live_sessions", "dispatches_sent"} {
+		var n int
+		if err := json.Unmarshal(raw[f], &n); err != nil {
+			t.Fatalf("stats field %s = %s: %v", f, raw[f], err)
+		}
+	}
+	var st Stats
+	getJSON(t, s.URL()+"/_fake/stats", "", &st)
+	if st.Identifies != 1 || st.LiveSessions != 1 || st.DispatchesSent != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	post := func(path, body string) map[string]any {
+		t.Helper()
+		resp, err := noKeepAlive.Post(s.URL()+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
+		}
+		return out
+	}
+	g := s.GuildIDs()[1]
+	if out := post("/_fake/dispatch", `{"t":"MESSAGE_CREATE","guild_id":"`+g.String()+`","d":{"content":"hi"}}`); out["sent"] != 1.0 {
+		t.Fatalf("dispatch: %v", out)
+	}
+	if env := c.nextOp(0, "MESSAGE_CREATE"); string(env.D) != `{"content":"hi"}` {
+		t.Fatalf("d = %s", env.D)
+	}
+	var ev []SentEvent
+	if code := getJSON(t, s.URL()+"/_fake/events?session="+r.SessionID, "", &ev); code != 200 || len(ev) != 4 || ev[3].Type != "MESSAGE_CREATE" {
+		t.Fatalf("events: %d %+v", code, ev)
+	}
+	if code := getJSON(t, s.URL()+"/_fake/events?session=nope", "", nil); code != 404 {
+		t.Fatalf("events of an unknown session: %d", code)
+	}
+	for _, p := range []string{"identifies", "resumes", "closes", "sessions", "guilds"} {
+		var list []json.RawMessage
+		if code := getJSON(t, s.URL()+"/_fake/"+p, "", &list); code != 200 || list == nil {
+			t.Fatalf("/_fake/%s: %d %v", p, code, list)
+		}
+	}
+	if out := post("/_fake/reconnect?shard=0", ""); out["hit"] != 1.0 {
+		t.Fatalf("reconnect: %v", out)
+	}
+	c.nextOp(7, "")
+	if out := post("/_fake/reconnect?shard=3", ""); out["hit"] != 0.0 {
+		t.Fatalf("reconnect of shard 3: %v", out)
+	}
+	post("/_fake/close?shard=0&code=4000&reason=test", "")
+	c.expectClose(4000)
+	resp, err := noKeepAlive.Post(s.URL()+"/_fake/close?code=99", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("close with code 99: %d", resp.StatusCode)
+	}
+}
+
+func TestChaos(t *testing.T) {
+	s := startFake(t, WithHeartbeatInterval(time.Minute))
+	c := connect(t, s)
+	c.identify(s, 0, 1)
+	other := connect(t, s) // not identified: only shard -1 reaches it
+
+	if n := s.RequestHeartbeat(0); n != 1 {
+		t.Fatalf("RequestHeartbeat hit %d", n)
+	}
+	c.nextOp(1, "")
+	if n := s.InvalidateSession(-1, true); n != 2 {
+		t.Fatalf("InvalidateSession(-1) hit %d, want 2", n)
+	}
+	if env := c.nextOp(9, ""); string(env.D) != "true" {
+		t.Fatalf("op 9 d=%s", env.D)
+	}
+	other.nextOp(9, "")
+
+	s.SetAckHeartbeats(false)
+	c.send(m{"op": 1, "d": 1})
+	c.send(m{"op": 8, "d": m{"guild_id": "1", "query": "", "limit": 0}})
+	// The reader handles payloads in order: had the heartbeat been ACKed, the
+	// ACK would come before the members chunk.
+	c.nextOp(0, "GUILD_MEMBERS_CHUNK")
+	c.send(m{"op": 8, "d": m{"guild_id": "1", "query": "", "limit": 0}})
+	c.nextOp(0, "RATE_LIMITED")
+	s.SetAckHeartbeats(true)
+	c.send(m{"op": 1, "d": 1})
+	c.nextOp(11, "")
+
+	if n := s.SendRaw(0, []byte("garbage"), true); n != 1 {
+		t.Fatalf("SendRaw hit %d", n)
+	}
+	_, b, err := c.ws.Read(t.Context())
+	if err != nil || string(b) != "garbage" {
+		t.Fatalf("raw frame %q %v", b, err)
+	}
+
+	if n := s.DropConnections(0); n != 1 {
+		t.Fatalf("DropConnections hit %d", n)
+	}
+	_, err = c.read()
+	if err == nil || int(websocketCloseStatus(err)) != -1 {
+		t.Fatalf("after a TCP drop: %v, want an error without a close code", err)
+	}
+	poll(t, "drop recorded", func() bool { return len(s.Closes()) > 0 })
+	if cl := s.Closes()[0]; cl.Code != 1006 || cl.FromClient || cl.ShardID != 0 {
+		t.Fatalf("close record %+v", cl)
+	}
+	if si := s.Sessions()[0]; si.Ended || si.Connected {
+		t.Fatalf("session after a drop %+v, want resumable", si)
+	}
+}
+
+func TestCloseDropsConnectionsAndIsIdempotent(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", WithHeartbeatInterval(time.Minute), WithEventsPerSecond(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, s)
+	c.identify(s, 0, 1)
+	s.Close()
+	s.Close()
+	for {
+		_, err := c.read()
+		if err != nil {
+			if code := websocketCloseStatus(err); code != -1 {
+				t.Fatalf("Close sent close code %d, want a TCP drop", code)
+			}
+			break
+		}
+	}
+}
+
+func TestEventsPerSecond(t *testing.T) {
+	s := startFake(t, WithGuilds(4), WithHeartbeatInterval(time.Minute))
+	c := connect(t, s)
+	c.identify(s, 0, 1)
+	s.SetEventsPerSecond(500)
+	for i := range 10 {
+		env := c.nextOp(0, "MESSAGE_CREATE")
+		if n := len(env.D); n < 700 || n > 1000 {
+			t.Fatalf("MESSAGE_CREATE %d is %d bytes, want about 850", i, n)
+		}
+		var d struct {
+			GuildID string `json:"guild_id"`
+			Author  struct{ ID string }
+			Content string
+		}
+		if err := json.Unmarshal(env.D, &d); err != nil || d.GuildID == "" || d.Author.ID == "" || d.Content == "" {
+			t.Fatalf("MESSAGE_CREATE %s (%v)", env.D, err)
+		}
+	}
+	s.SetEventsPerSecond(0)
+	if got := s.EventsPerSecond(); got != 0 {
+		t.Fatalf("rate %v", got)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	cases := []struct {
+		opt   Option
+		field string
+	}{
+		{WithToken(""), "Token"},
+		{WithShards(0), "Shards"},
+		{WithMaxConcurrency(0), "MaxConcurrency"},
+		{WithHeartbeatInterval(0), "HeartbeatInterval"},
+		{WithHeartbeatTimeout(time.Second, 5000), "HeartbeatTimeoutCode"},
+		{WithGuilds(-1), "Guilds"},
+		{WithAllowedIntents(1 << 17), "AllowedIntents"},
+		{WithReplayBuffer(0), "ReplayBuffer"},
+		{WithSendLimit(0, time.Second), "SendLimit"},
+		{WithEventsPerSecond(-1), "EventsPerSecond"},
+		{func(c *Config) { c.WriteTimeout = 0 }, "WriteTimeout"},
+	}
+	for _, tc := range cases {
+		_, err := Listen("127.0.0.1:0", tc.opt)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("want a ConfigError naming %s, got %v", tc.field, err)
+		}
+	}
+	if _, err := Listen("256.0.0.1:0"); err == nil {
+		t.Error("Listen on a bad address succeeded")
+	}
+	s := startFake(t, WithToken("s3cret-token"))
+	if strings.Contains(s.Config().String(), "s3cret") {
+		t.Error("Config.String shows the token")
+	}
+}
