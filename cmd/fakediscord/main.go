@@ -1,0 +1,103 @@
+// Command fakediscord runs the fake Discord of pkg/gateway/gatewaytest as a
+// process, for multi-process tests and for trying a bot without Discord.
+//
+// It serves REST under /api/v10, the gateway at /gateway (and
+// /resume-gateway), and the control API under /_fake/ (see the gatewaytest
+// package documentation), all on -addr. It prints its URLs when it starts,
+// the first line being "fakediscord listening on http://HOST:PORT", and
+// stops on SIGINT or SIGTERM. It never prints the token.
+//
+// It is not for production traffic, and its control API has no
+// authentication: keep it on loopback.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "fakediscord:", err)
+		os.Exit(2)
+	}
+}
+
+// run parses args, serves until ctx ends, then closes the fake.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, addr, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	s, err := gatewaytest.Listen(addr, opts...)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer s.Close()
+	fmt.Fprintf(stdout, "fakediscord listening on %s\nrest: %s\ngateway: %s\nresume gateway: %s\ncontrol: %s/_fake/\n",
+		s.URL(), s.APIURL(), s.GatewayURL(), s.ResumeGatewayURL(), s.URL())
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "fakediscord stopping")
+	return nil
+}
+
+// parseFlags turns the command line into options; defaults are the
+// library's (DefaultConfig), so the fake behaves like Discord unless told.
+func parseFlags(args []string, stderr io.Writer) ([]gatewaytest.Option, string, error) {
+	def := gatewaytest.DefaultConfig()
+	fs := flag.NewFlagSet("fakediscord", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address (127.0.0.1:0 picks a free port)")
+	token := fs.String("token", def.Token, "accepted bot token (never printed)")
+	shards := fs.Int("shards", def.Shards, "recommended shard count in /gateway/bot")
+	mc := fs.Int("max-concurrency", def.MaxConcurrency, "session_start_limit.max_concurrency")
+	window := fs.Duration("identify-window", def.IdentifyWindow, "per-key identify window")
+	guilds := fs.Int("guilds", def.Guilds, "number of guilds the bot is in")
+	hb := fs.Duration("heartbeat-interval", def.HeartbeatInterval, "HELLO's heartbeat interval")
+	hbTimeout := fs.Duration("heartbeat-timeout", 0, "close a silent client after this (0: 1.5 x interval)")
+	eps := fs.Float64("events-per-second", def.EventsPerSecond, "steady MESSAGE_CREATE load spread over the guilds")
+	resume := fs.Duration("resume-timeout", def.ResumeTimeout, "how long a dropped session stays resumable")
+	maxGuilds := fs.Int("max-guilds-per-shard", def.MaxGuildsPerShard, "more guilds than this on one shard closes 4011")
+	total := fs.Int("session-start-total", def.SessionStartTotal, "session_start_limit.total")
+	resetAfter := fs.Duration("session-start-reset-after", def.SessionStartResetAfter, "session_start_limit.reset_after")
+	sendLimit := fs.Int("send-limit", def.SendLimit, "client payloads per -send-window (4008 past it)")
+	sendWindow := fs.Duration("send-window", def.SendWindow, "window of -send-limit")
+	replay := fs.Int("replay-buffer", def.ReplayBuffer, "dispatches kept per session for RESUME")
+	verbose := fs.Bool("v", false, "log at debug level to stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", err
+	}
+	if fs.NArg() > 0 {
+		return nil, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := []gatewaytest.Option{
+		gatewaytest.WithToken(*token), gatewaytest.WithShards(*shards), gatewaytest.WithMaxConcurrency(*mc),
+		gatewaytest.WithIdentifyWindow(*window), gatewaytest.WithGuilds(*guilds),
+		gatewaytest.WithHeartbeatInterval(*hb), gatewaytest.WithHeartbeatTimeout(*hbTimeout, def.HeartbeatTimeoutCode),
+		gatewaytest.WithEventsPerSecond(*eps), gatewaytest.WithResumeTimeout(*resume),
+		gatewaytest.WithMaxGuildsPerShard(*maxGuilds), gatewaytest.WithSessionStartLimit(*total, *resetAfter),
+		gatewaytest.WithSendLimit(*sendLimit, *sendWindow), gatewaytest.WithReplayBuffer(*replay),
+		gatewaytest.WithLogger(logger),
+	}
+	return opts, *addr, nil
+}
