@@ -9,6 +9,9 @@ import (
 // MaxSplitFactor bounds one split (Discord's ShardSplitCount is small).
 const MaxSplitFactor = 64
 
+// maxSplits bounds the splits a layout may record (validation is quadratic).
+const maxSplits = 4096
+
 // Layout is the fleet's shard layout: Count base shards, some of them split
 // after a 4011 (shard s of count c becomes shards s + j*c of count c*Factor,
 // j < Factor). Splits nest. Every worker reads it from Redis; Version grows by
@@ -37,10 +40,7 @@ func (s Split) Children() []ShardKey {
 // Shards lists the layout's current shards (split shards replaced by their
 // children), sorted by count then ID.
 func (l Layout) Shards() []ShardKey {
-	split := make(map[ShardKey]int, len(l.Splits))
-	for _, s := range l.Splits {
-		split[s.Key] = s.Factor
-	}
+	split := l.splitMap()
 	var out []ShardKey
 	var walk func(k ShardKey)
 	walk = func(k ShardKey) {
@@ -59,9 +59,37 @@ func (l Layout) Shards() []ShardKey {
 	return uniqueShards(out)
 }
 
-// Contains reports whether k is a current shard of the layout.
+// Contains reports whether k is a current shard of the layout. It walks
+// from the base shard congruent to k down through the splits, without
+// enumerating the layout.
 func (l Layout) Contains(k ShardKey) bool {
-	return slices.Contains(l.Shards(), k)
+	if l.Count < 1 || k.Validate() != nil || k.Count%l.Count != 0 {
+		return false
+	}
+	split := l.splitMap()
+	cur := ShardKey{ID: k.ID % l.Count, Count: l.Count}
+	for {
+		f, isSplit := split[cur]
+		if cur == k {
+			return !isSplit
+		}
+		if !isSplit {
+			return false
+		}
+		next := cur.Count * f
+		if next > k.Count || k.Count%next != 0 {
+			return false
+		}
+		cur = ShardKey{ID: k.ID % next, Count: next}
+	}
+}
+
+func (l Layout) splitMap() map[ShardKey]int {
+	split := make(map[ShardKey]int, len(l.Splits))
+	for _, s := range l.Splits {
+		split[s.Key] = s.Factor
+	}
+	return split
 }
 
 // ShardFor returns the current shard serving guildID: Discord's rule
@@ -72,10 +100,7 @@ func (l Layout) ShardFor(guildID uint64) ShardKey {
 	if l.Count < 1 {
 		return ShardKey{}
 	}
-	split := make(map[ShardKey]int, len(l.Splits))
-	for _, s := range l.Splits {
-		split[s.Key] = s.Factor
-	}
+	split := l.splitMap()
 	k := ShardKey{ID: int((guildID >> 22) % uint64(l.Count)), Count: l.Count}
 	for {
 		f, ok := split[k]
@@ -91,6 +116,9 @@ func (l Layout) ShardFor(guildID uint64) ShardKey {
 func (l Layout) validate() error {
 	if l.Count < 1 || l.Count > MaxShardCount {
 		return fmt.Errorf("%w: layout count %d not in [1, %d]", ErrInvalidShard, l.Count, MaxShardCount)
+	}
+	if len(l.Splits) > maxSplits {
+		return fmt.Errorf("%w: %d splits, at most %d", ErrInvalidShard, len(l.Splits), maxSplits)
 	}
 	cur := Layout{Count: l.Count}
 	for _, s := range l.Splits {
