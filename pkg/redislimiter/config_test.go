@@ -37,7 +37,7 @@ func TestConfigValidation(t *testing.T) {
 			if err := l.WaitBucket(context.Background(), 0); !errors.As(err, &ce) {
 				t.Fatalf("WaitBucket = %v, want the config error (fail closed)", err)
 			}
-			l.UnlockBucket(0)            // no panic
+			l.UnlockBucket(0)             // no panic
 			l.Close(context.Background()) // nothing to stop
 		})
 	}
