@@ -59,7 +59,7 @@ func DefaultConfig() *Config {
 	return &Config{
 		Logger:            slog.Default(),
 		ShardSplitCount:   ShardSplitCount,
-		GatewayCreateFunc: defaultGatewayCreateFunc,
+		GatewayCreateFunc: gateway.New,
 		APIURL:            gateway.DefaultAPIURL,
 		HTTPClient:        http.DefaultClient,
 	}

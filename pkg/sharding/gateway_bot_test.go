@@ -2,6 +2,7 @@ package sharding
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -88,7 +89,8 @@ func TestFetchGatewayBotErrors(t *testing.T) {
 // error of Open, never with the token.
 func TestManagerDiscoveryUnauthorized(t *testing.T) {
 	srv := restStub(t, 200, `{}`)
-	m, err := NewFleet("wrong-"+secretToken, nil, WithAPIURL(srv.URL+"/api/v10"), WithHTTPClient(srv.Client()))
+	m, err := NewFleet("wrong-"+secretToken, nil, WithAPIURL(srv.URL+"/api/v10"), WithHTTPClient(srv.Client()),
+		WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
