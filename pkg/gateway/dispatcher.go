@@ -96,17 +96,19 @@ func (d *dispatcher) run() {
 	}
 	for {
 		d.mu.Lock()
-		batch := d.queue
-		d.queue = d.spare[:0]
-		stopped := d.stopped
-		d.mu.Unlock()
-		if len(batch) == 0 {
+		if len(d.queue) == 0 {
+			stopped := d.stopped
+			d.mu.Unlock()
 			if stopped {
 				return
 			}
 			<-d.wake
 			continue
 		}
+		// Swap in the spare array; push appends to it while we run the batch.
+		batch := d.queue
+		d.queue, d.spare = d.spare[:0], nil
+		d.mu.Unlock()
 		for i := range batch {
 			if d.abandon.Load() {
 				return

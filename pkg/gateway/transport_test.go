@@ -14,15 +14,20 @@ import (
 // testMessages returns n gateway messages of varied sizes, some larger than
 // the flate window and a zstd block, so every Read path is exercised.
 func testMessages(n int, rng *rand.Rand) [][]byte {
+	words := make([]string, 64)
+	for i := range words {
+		words[i] = fmt.Sprintf("w%d", rng.IntN(100000))
+	}
 	msgs := make([][]byte, n)
 	for i := range msgs {
 		size := rng.IntN(2000)
-		if i%7 == 3 {
-			size = 40<<10 + rng.IntN(200<<10)
+		if i%9 == 4 {
+			size = 33<<10 + rng.IntN(100<<10) // over the flate window and a zstd block
 		}
 		var b strings.Builder
 		for b.Len() < size {
-			fmt.Fprintf(&b, "w%d-%d ", rng.IntN(1000), i)
+			b.WriteString(words[rng.IntN(len(words))])
+			b.WriteByte(' ')
 		}
 		msgs[i] = fmt.Appendf(nil, `{"op":0,"s":%d,"t":"MESSAGE_CREATE","d":{"content":%q}}`, i+1, b.String())
 	}
@@ -84,7 +89,7 @@ func TestZlibStreamSplitFrames(t *testing.T) {
 	for _, split := range []int{1, 2, 5} {
 		t.Run(fmt.Sprint("split", split), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(split)))
-			msgs := testMessages(60, rng)
+			msgs := testMessages(30, rng)
 			frames := zlibFrames(t, msgs, split, rng)
 			z := newTransport(CompressionZlibStream)
 			defer z.close()
@@ -142,7 +147,7 @@ func TestZlibStreamBadHeader(t *testing.T) {
 
 func TestZstdStream(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	msgs := testMessages(60, rng)
+	msgs := testMessages(30, rng)
 	frames := zstdFrames(t, msgs)
 	z := newTransport(CompressionZstdStream)
 	defer z.close()

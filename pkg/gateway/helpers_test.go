@@ -1,0 +1,190 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+)
+
+// Compressed timings for tests.
+const (
+	testHeartbeat = 100 * time.Millisecond
+	waitLimit     = 10 * time.Second
+)
+
+// newFake starts a fake Discord with test timings; it is closed at cleanup.
+func newFake(t testing.TB, opts ...gatewaytest.Option) *gatewaytest.Server {
+	t.Helper()
+	base := []gatewaytest.Option{
+		gatewaytest.WithHeartbeatInterval(testHeartbeat),
+		gatewaytest.WithIdentifyWindow(time.Millisecond),
+		gatewaytest.WithResumeTimeout(time.Minute),
+		gatewaytest.WithGuilds(3),
+	}
+	s := gatewaytest.NewServer(append(base, opts...)...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("GATEWAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newShard builds a gateway against s with test timings; it is closed at cleanup.
+func newShard(t testing.TB, s *gatewaytest.Server, rec *recorder, opts ...gateway.ConfigOpt) gateway.Gateway {
+	t.Helper()
+	base := []gateway.ConfigOpt{
+		gateway.WithURL(s.GatewayURL()),
+		gateway.WithLogger(testLogger()),
+		gateway.WithReconnectBackoff(5*time.Millisecond, 50*time.Millisecond),
+		gateway.WithCloseTimeout(time.Second),
+		gateway.WithHelloTimeout(5 * time.Second),
+	}
+	var handler gateway.EventHandlerFunc
+	if rec != nil {
+		handler = rec.handle
+	}
+	g := gateway.New(s.Token(), handler, append(base, opts...)...)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		g.Close(ctx)
+	})
+	return g
+}
+
+func open(t testing.TB, g gateway.Gateway) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := g.Open(ctx); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+}
+
+// event is one call of the event handler.
+type event struct {
+	t    gateway.EventType
+	seq  int
+	data json.RawMessage
+}
+
+// recorder is an EventHandlerFunc that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+	calls  atomic.Int64
+}
+
+func (r *recorder) handle(_ gateway.Gateway, t gateway.EventType, seq int, data json.RawMessage) {
+	r.mu.Lock()
+	r.events = append(r.events, event{t, seq, data})
+	r.mu.Unlock()
+	r.calls.Add(1)
+}
+
+func (r *recorder) snapshot() []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]event(nil), r.events...)
+}
+
+func (r *recorder) count(t gateway.EventType) int {
+	n := 0
+	for _, e := range r.snapshot() {
+		if e.t == t {
+			n++
+		}
+	}
+	return n
+}
+
+// eventually polls cond until it holds or waitLimit passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			if os.Getenv("GATEWAY_TEST_LOG") != "" {
+				_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkNoGap fails if the events of type typ do not have strictly consecutive
+// sequence numbers and distinct ids: no gap, no duplicate, in order.
+func checkSequence(t testing.TB, events []event) {
+	t.Helper()
+	for i := 1; i < len(events); i++ {
+		if events[i].seq != events[i-1].seq+1 {
+			t.Fatalf("event %d (%s) has seq %d after %d: gap or duplicate", i, events[i].t, events[i].seq, events[i-1].seq)
+		}
+	}
+}
+
+// countingLimiter is an IdentifyLimiter that counts permits and checks that
+// every WaitBucket is matched by exactly one UnlockBucket.
+type countingLimiter struct {
+	waits, unlocks atomic.Int64
+	held           atomic.Int64
+	violations     atomic.Int64
+}
+
+func (l *countingLimiter) WaitBucket(ctx context.Context, shardID int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.waits.Add(1)
+	if l.held.Add(1) != 1 {
+		l.violations.Add(1)
+	}
+	return nil
+}
+
+func (l *countingLimiter) UnlockBucket(shardID int) {
+	l.unlocks.Add(1)
+	if l.held.Add(-1) != 0 {
+		l.violations.Add(1)
+	}
+}
+
+var _ gateway.IdentifyLimiter = (*countingLimiter)(nil)
+
+// closeCall is one CloseHandler call.
+type closeCall struct {
+	err       error
+	reconnect bool
+}
+
+type closeRecorder struct {
+	mu    sync.Mutex
+	calls []closeCall
+}
+
+func (c *closeRecorder) handle(_ gateway.Gateway, err error, reconnect bool) {
+	c.mu.Lock()
+	c.calls = append(c.calls, closeCall{err, reconnect})
+	c.mu.Unlock()
+}
+
+func (c *closeRecorder) snapshot() []closeCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]closeCall(nil), c.calls...)
+}
