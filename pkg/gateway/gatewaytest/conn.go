@@ -43,6 +43,7 @@ type outMsg struct {
 type conn struct {
 	srv         *Server
 	ws          *websocket.Conn
+	cork        *corkConn
 	id          uint64
 	path        string
 	version     int
@@ -71,8 +72,8 @@ type conn struct {
 	sendCount int
 }
 
-func newConn(s *Server, ws *websocket.Conn, path string) *conn {
-	c := &conn{srv: s, ws: ws, path: path, id: s.nextConnID.Add(1),
+func newConn(s *Server, ws *websocket.Conn, cork *corkConn, path string) *conn {
+	c := &conn{srv: s, ws: ws, cork: cork, path: path, id: s.nextConnID.Add(1),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), writerDone: make(chan struct{})}
 	c.qcond = sync.NewCond(&c.qmu)
 	c.log = s.log.With("conn_id", c.id, "path", path)
@@ -102,32 +103,32 @@ func (c *conn) parseQuery(q url.Values) *ProtocolError {
 }
 
 // enqueue queues m for the writer; false when the connection is closing.
-func (c *conn) enqueue(m outMsg) bool {
+func (c *conn) enqueue(m outMsg) bool { return c.enqueueLen(m) > 0 }
+
+// enqueueLen queues m and returns the queue's length after it, 0 when the
+// connection is closing (nothing queued).
+func (c *conn) enqueueLen(m outMsg) int {
 	c.qmu.Lock()
 	if c.closing || c.finished {
 		c.qmu.Unlock()
-		return false
+		return 0
 	}
 	if m.kind == outClose || m.kind == outDrop {
 		c.closing = true
 	}
 	c.queue = append(c.queue, m)
+	n := len(c.queue)
 	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if n == 1 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
-	return true
+	return n
 }
 
 func (c *conn) send(frame []byte) bool { return c.enqueue(outMsg{kind: outPayload, data: frame}) }
-
-// queueLen is the number of messages waiting for the writer.
-func (c *conn) queueLen() int {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return len(c.queue)
-}
 
 // waitDrained blocks until the queue is at most low messages long or the
 // writer has exited. Callers must hold no Server lock.
@@ -305,6 +306,7 @@ func (c *conn) closeLocked(code int, reason string) {
 func (c *conn) writeBatch(enc transportEncoder, msgs []outMsg) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
 	defer cancel()
+	c.cork.cork()
 	for i := range msgs {
 		m := &msgs[i]
 		var err error
@@ -318,6 +320,10 @@ func (c *conn) writeBatch(enc transportEncoder, msgs []outMsg) bool {
 			}
 			err = c.ws.Write(ctx, typ, m.data)
 		case outClose:
+			if err := c.cork.uncork(); err != nil {
+				_ = c.ws.CloseNow()
+				return false
+			}
 			c.closeLocked(m.code, m.reason)
 			return false
 		case outDrop:
@@ -331,6 +337,11 @@ func (c *conn) writeBatch(enc transportEncoder, msgs []outMsg) bool {
 			_ = c.ws.CloseNow()
 			return false
 		}
+	}
+	if err := c.cork.uncork(); err != nil {
+		c.log.Debug("write failed; dropping connection", "err", err)
+		_ = c.ws.CloseNow()
+		return false
 	}
 	return true
 }

@@ -206,7 +206,7 @@ func (s *Server) attachResumed(c *conn, ss *session, seq int) int {
 	ss.wireSeq = seq
 	replay := ss.ring.since(seq)
 	for i := range replay {
-		s.sendOnConn(ss, &replay[i])
+		s.sendOnConn(ss, &replay[i], nil)
 	}
 	s.markLive(ss)
 	s.dispatchToSession(ss, typResumed, []byte(`{"_trace":`+fakeTrace+`}`))

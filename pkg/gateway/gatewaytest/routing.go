@@ -149,25 +149,30 @@ func (s *Server) endSession(ss *session) {
 }
 
 // dispatchToSession gives ss its next seq, buffers the dispatch for replay and
-// sends it if a connection is attached. Needs s.mu.
-func (s *Server) dispatchToSession(ss *session, typJSON []byte, data json.RawMessage) {
+// sends it if a connection is attached. It returns the connection's queue
+// length (0: not sent). Needs s.mu.
+func (s *Server) dispatchToSession(ss *session, typJSON []byte, data json.RawMessage) int {
 	ss.seq++
 	ev := SentEvent{SessionID: ss.id, ShardID: ss.shardID, Seq: ss.seq, Type: string(typJSON[1 : len(typJSON)-1]), Data: data}
 	ss.ring.push(ev)
-	if ss.conn != nil {
-		s.sendOnConn(ss, &ev)
-	} else {
+	if ss.conn == nil {
 		s.stats.DispatchesBuffered++
+		return 0
 	}
+	return s.sendOnConn(ss, &ev, typJSON)
 }
 
 // sendOnConn enqueues one (new or replayed) dispatch on ss's connection and
-// checks that seqs on the connection follow each other. Needs s.mu.
-func (s *Server) sendOnConn(ss *session, ev *SentEvent) {
-	typJSON := jsonString(ev.Type)
+// checks that seqs on the connection follow each other. typJSON may be nil.
+// It returns the queue length (0: not sent). Needs s.mu.
+func (s *Server) sendOnConn(ss *session, ev *SentEvent, typJSON []byte) int {
+	if typJSON == nil {
+		typJSON = jsonString(ev.Type)
+	}
 	large := len(ev.Data) >= s.cfg.PayloadCompressThreshold || ev.Type == "READY" || ev.Type == "GUILD_CREATE"
-	if !ss.conn.enqueue(outMsg{kind: outPayload, data: dispatchFrame(ev.Seq, typJSON, ev.Data), large: large}) {
-		return
+	n := ss.conn.enqueueLen(outMsg{kind: outPayload, data: dispatchFrame(ev.Seq, typJSON, ev.Data), large: large})
+	if n == 0 {
+		return 0
 	}
 	if ev.Seq != ss.wireSeq+1 {
 		s.stats.SequenceGaps++
@@ -175,6 +180,7 @@ func (s *Server) sendOnConn(ss *session, ev *SentEvent) {
 	}
 	ss.wireSeq = ev.Seq
 	s.stats.DispatchesSent++
+	return n
 }
 
 // Dispatch sends a dispatch to every live session of the guild's shard
@@ -216,11 +222,10 @@ func (s *Server) dispatch(typJSON []byte, guildID snowflake.ID, raw json.RawMess
 				expired = append(expired, ss)
 				continue
 			}
-			s.dispatchToSession(ss, typJSON, raw)
-			n++
-			if ss.conn != nil && ss.conn.queueLen() > s.cfg.QueueHighWater {
+			if s.dispatchToSession(ss, typJSON, raw) > s.cfg.QueueHighWater {
 				slow = append(slow, ss.conn)
 			}
+			n++
 		}
 	}
 	for _, ss := range expired {

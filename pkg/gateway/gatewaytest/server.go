@@ -191,13 +191,18 @@ func (s *Server) handleGateway(w http.ResponseWriter, r *http.Request, path stri
 	s.wsWG.Add(1)
 	s.mu.Unlock()
 	defer s.wsWG.Done()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	hj := &corkHijacker{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		s.log.Debug("websocket accept", "err", err)
 		return
 	}
+	if hj.conn == nil {
+		_ = ws.CloseNow()
+		return
+	}
 	ws.SetReadLimit(readLimit)
-	c := newConn(s, ws, path)
+	c := newConn(s, ws, hj.conn, path)
 	if perr := c.parseQuery(r.URL.Query()); perr != nil {
 		s.recordServerClose(c, perr.Code)
 		_ = ws.Close(websocket.StatusCode(perr.Code), perr.Reason)

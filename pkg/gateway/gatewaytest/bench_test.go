@@ -1,0 +1,74 @@
+package gatewaytest
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/disgoorg/snowflake/v2"
+)
+
+// benchDispatch measures how fast the fake sends ~850-byte MESSAGE_CREATEs
+// to one connection that only counts frames (no decoding): the fake's own
+// ceiling, which must stay above what client benchmarks need (150k/s).
+func benchDispatch(b *testing.B, compress string) {
+	s, err := Listen("127.0.0.1:0", WithGuilds(1), WithHeartbeatInterval(time.Hour), WithReplayBuffer(1024))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, s.GatewayURL()+q10+compress, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(-1)
+	id, _ := json.Marshal(identifyPayload(s.Token(), 0, 1, nil))
+	if err := ws.Write(ctx, websocket.MessageText, id); err != nil {
+		b.Fatal(err)
+	}
+	const setup = 3 // HELLO, READY, GUILD_CREATE
+	got := make(chan int, 1)
+	target := setup + b.N
+	go func() {
+		n := 0
+		for n < target {
+			if _, _, err := ws.Read(ctx); err != nil {
+				break
+			}
+			n++
+		}
+		got <- n
+	}()
+	g := s.GuildIDs()[0]
+	events := make([]json.RawMessage, 256)
+	for i := range events {
+		events[i] = MessageCreateData(g, uint64(i))
+	}
+	poll(&testing.T{}, "session", func() bool { return s.Stats().LiveSessions == 1 })
+	b.SetBytes(int64(len(events[0])))
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		s.dispatch(typMessageCreate, g, events[i%len(events)])
+	}
+	if n := <-got; n != target {
+		b.Fatalf("client read %d frames, want %d", n, target)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+func BenchmarkDispatchPlain(b *testing.B) { benchDispatch(b, "") }
+func BenchmarkDispatchZlib(b *testing.B)  { benchDispatch(b, "&compress=zlib-stream") }
+func BenchmarkDispatchZstd(b *testing.B)  { benchDispatch(b, "&compress=zstd-stream") }
+
+var sinkID snowflake.ID
+
+func BenchmarkMessageCreateData(b *testing.B) {
+	for i := range b.N {
+		sinkID += snowflake.ID(len(MessageCreateData(1<<40, uint64(i))))
+	}
+}
