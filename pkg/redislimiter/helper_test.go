@@ -60,6 +60,8 @@ func runHelper() int {
 		fmt.Println("HELD")
 		<-ctx.Done() // killed by the test long before
 		return 0
+	case "cold":
+		return runColdHelper(client, os.Getenv("RL_PREFIX"), atoi("RL_SHARD"), int64(seed))
 	case "load":
 		fails := runLoad(l, atoi("RL_WORKERS"), dur, seed)
 		fmt.Println("DONE", fails)
@@ -106,13 +108,12 @@ func runLoad(l *Limiter, workers int, d time.Duration, seed uint64) int {
 // stdout lines.
 func startHelper(t *testing.T, c helperConfig) (*exec.Cmd, <-chan string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = c.env()
+	cmd := helperCmd(c)
+	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start helper: %v", err)
 	}
@@ -158,4 +159,11 @@ func expectLine(t *testing.T, lines <-chan string, prefix string, timeout time.D
 			t.Fatalf("helper did not print %q within %v", prefix, timeout)
 		}
 	}
+}
+
+// helperCmd is the command that runs this test binary as a helper process.
+func helperCmd(c helperConfig) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = c.env()
+	return cmd
 }
