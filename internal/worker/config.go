@@ -1,0 +1,119 @@
+package worker
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/eventsink"
+	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// Config configures a Worker. DefaultConfig holds the defaults; New validates once.
+type Config struct {
+	// Token is the bot token. Required. It is handed to the gateway and to
+	// GET /gateway/bot only; it is never logged or stored.
+	Token string
+	// WorkerID names this worker (lease member ID). Default: a random UUID.
+	WorkerID string
+	// Logger gets the worker's logs, with worker_id attached. Default slog.Default().
+	Logger *slog.Logger
+
+	// Redis, when set, makes this a fleet member; nil runs every shard locally.
+	Redis redis.UniversalClient
+	// KeyPrefix of every Redis key of the fleet (with a {hash tag}). Default "{shardfleet}:".
+	KeyPrefix string
+	// Lease configures the fleet session (TTL, renew interval and deadline...).
+	// Default lease.DefaultConfig(). Prefix, WorkerID and Logger are set by the worker.
+	Lease lease.Config
+	// SinkOptions configure the event sink (stream cap, batching).
+	SinkOptions []eventsink.Option
+
+	// ShardCount is the bot's shard count; 0 asks Discord (GET /gateway/bot).
+	// In fleet mode the fleet's stored layout wins over it.
+	ShardCount int
+	// MaxConcurrency is the number of identify buckets; 0 asks Discord.
+	MaxConcurrency int
+	// IdentifyWindow and IdentifyMargin pace IDENTIFYs per bucket. Defaults 5 s and 250 ms.
+	IdentifyWindow, IdentifyMargin time.Duration
+	// BudgetReserve: identifies stop when the fleet's daily budget is at this floor. Default 10.
+	BudgetReserve int
+
+	// APIURL is Discord's REST base. Default gateway.DefaultAPIURL.
+	APIURL string
+	// GatewayURL, when set, skips asking Discord for it.
+	GatewayURL string
+	// HTTPClient for REST and websocket handshakes. Default http.DefaultClient.
+	HTTPClient *http.Client
+	// GatewayOptions are appended to every shard's gateway options (intents,
+	// compression, reconnect backoff...).
+	GatewayOptions []gateway.ConfigOpt
+
+	// EventHandler, when set, also receives every dispatch in-process (local
+	// and fleet mode), after the sink has accepted it.
+	EventHandler gateway.EventHandlerFunc
+
+	// ShutdownTimeout bounds the graceful stop after Run's ctx ends (hand
+	// every shard off, save its session, release). Default 10 s.
+	ShutdownTimeout time.Duration
+
+	// StatusInterval is how often the worker publishes its status into Redis
+	// and samples the identify budget. Default: the lease renew interval.
+	StatusInterval time.Duration
+	// Info describes this worker in its member key and status (host, HTTP address).
+	Info lease.MemberInfo
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Logger:          slog.Default(),
+		KeyPrefix:       lease.DefaultPrefix,
+		Lease:           lease.DefaultConfig(),
+		IdentifyWindow:  5 * time.Second,
+		IdentifyMargin:  250 * time.Millisecond,
+		BudgetReserve:   10,
+		ShutdownTimeout: 10 * time.Second,
+		APIURL:          gateway.DefaultAPIURL,
+		HTTPClient:      http.DefaultClient,
+	}
+}
+
+// validate checks cfg once and fills derived defaults.
+func (c *Config) validate() error {
+	switch {
+	case c.Token == "":
+		return &ConfigError{"Token", "is empty"}
+	case c.Logger == nil:
+		return &ConfigError{"Logger", "is nil"}
+	case c.HTTPClient == nil:
+		return &ConfigError{"HTTPClient", "is nil"}
+	case c.APIURL == "":
+		return &ConfigError{"APIURL", "is empty"}
+	case c.ShardCount < 0:
+		return &ConfigError{"ShardCount", "is negative"}
+	case c.MaxConcurrency < 0:
+		return &ConfigError{"MaxConcurrency", "is negative"}
+	case c.IdentifyWindow <= 0:
+		return &ConfigError{"IdentifyWindow", "must be positive"}
+	case c.IdentifyMargin < 0:
+		return &ConfigError{"IdentifyMargin", "is negative"}
+	case c.BudgetReserve < 0:
+		return &ConfigError{"BudgetReserve", "is negative"}
+	case c.ShutdownTimeout <= 0:
+		return &ConfigError{"ShutdownTimeout", "must be positive"}
+	case c.StatusInterval < 0:
+		return &ConfigError{"StatusInterval", "is negative"}
+	}
+	c.KeyPrefix = lease.NormalizePrefix(c.KeyPrefix)
+	if c.StatusInterval == 0 {
+		c.StatusInterval = c.Lease.RenewInterval
+		if c.StatusInterval == 0 {
+			c.StatusInterval = lease.DefaultConfig().RenewInterval
+		}
+	}
+	return nil
+}

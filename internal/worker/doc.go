@@ -1,0 +1,33 @@
+// Package worker runs one worker process's shards: in local mode every shard
+// of the bot through pkg/sharding with its in-process identify limiter; in
+// fleet mode the shards whose leases this worker holds (internal/lease),
+// identifying through the fleet-wide pkg/redislimiter and committing every
+// dispatch exactly once through internal/eventsink.
+//
+// Fleet lifecycle of one shard:
+//
+//   - lease won (lease.Handler.Acquired): open a Writer fenced by the lease's
+//     token, then open the shard from the saved session record (RESUME, no
+//     IDENTIFY) or, without one, IDENTIFY through the Redis limiter;
+//   - lease revoked (rebalance, layout change, SIGTERM's Drain): hand the
+//     connection off (close code 4900, the session stays resumable), flush the
+//     Writer, and return the record (session, resume URL, last COMMITTED seq)
+//     for lease.Session.Run to save under the token before it releases;
+//   - lease lost (Lease.Done: expired, taken over, self-fenced): stop the
+//     shard at once, without saving anything, and drop uncommitted events
+//     (the next owner RESUMEs from the last committed seq and gets them
+//     replayed);
+//   - the sink refuses a write (fenced or stale session): the same as lost.
+//
+// Fatal closes: 4004 (authentication failed) is token-wide: the worker stops
+// every shard, opens no more, keeps its leases (so no other worker retries the
+// bad token in a loop) and reports the error on /readyz, /status and in
+// `worker status`, until an operator fixes the token and restarts it. 4010,
+// 4012-4014 stop only their shard, the same way. 4011 (sharding required)
+// records a split of the shard in the fleet layout (lease.Session.SplitShard);
+// the leases then follow the new layout.
+//
+// It is not for: deciding who owns what (internal/lease), the gateway
+// protocol (pkg/gateway), or process concerns such as flags, signals and HTTP
+// (cmd/worker).
+package worker

@@ -1,0 +1,22 @@
+package worker
+
+import "errors"
+
+var (
+	// ErrInvalidConfig is wrapped by every *ConfigError.
+	ErrInvalidConfig = errors.New("worker: invalid config")
+	// ErrTokenRejected: Discord closed a shard with 4004 (authentication
+	// failed). The worker stops every shard and opens none until restarted.
+	ErrTokenRejected = errors.New("worker: bot token rejected by Discord (4004)")
+)
+
+// ConfigError names the Config field New rejected.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "worker: config " + e.Field + ": " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }

@@ -1,0 +1,283 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shardfleet/shardfleet/internal/eventsink"
+	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/redislimiter"
+	"github.com/shardfleet/shardfleet/pkg/sharding"
+)
+
+var _ lease.Handler = (*Worker)(nil)
+
+// shardRun is one leased shard on this worker.
+type shardRun struct {
+	key    lease.ShardKey
+	lease  *lease.Lease
+	writer *eventsink.Writer
+
+	// Touched only by the shard's event goroutine (and by Acquired before the
+	// shard opens): the session the next events belong to.
+	sessionID, resumeURL string
+
+	// Guarded by Worker.mu.
+	fatal    error
+	revoked  bool // Revoke took it: its end is a handoff, not a loss
+	rejected bool // the sink refused its writes
+}
+
+// add hands one dispatch to the shard's writer. READY starts a new session.
+func (r *shardRun) add(t gateway.EventType, seq int, data json.RawMessage) {
+	if t == gateway.EventTypeReady {
+		var ready struct {
+			SessionID string `json:"session_id"`
+			ResumeURL string `json:"resume_gateway_url"`
+		}
+		if json.Unmarshal(data, &ready) == nil && ready.SessionID != "" {
+			r.sessionID, r.resumeURL = ready.SessionID, ready.ResumeURL
+		}
+	}
+	// Errors mean the lease ended or the sink refused: the events are left
+	// for the next owner, who RESUMEs from the last committed seq.
+	_ = r.writer.Add(r.lease.Context(), eventsink.Event{Type: string(t), Seq: seq,
+		SessionID: r.sessionID, ResumeURL: r.resumeURL, Data: data})
+}
+
+// runFleet joins the fleet and runs the leased shards until ctx ends.
+func (w *Worker) runFleet(ctx context.Context) error {
+	client, keys := w.cfg.Redis, lease.NewKeys(w.cfg.KeyPrefix)
+	count, mc, budget, err := w.discover(ctx, keys)
+	if err != nil {
+		return err
+	}
+	w.limiter = redislimiter.New(client, redislimiter.WithKeyPrefix(keys.Prefix()),
+		redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
+		redislimiter.WithMargin(w.cfg.IdentifyMargin), redislimiter.WithBudgetReserve(w.cfg.BudgetReserve),
+		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log))
+	if err := w.limiter.Err(); err != nil {
+		return fmt.Errorf("identify limiter: %w", err)
+	}
+	defer w.closeLimiter()
+	if budget != nil {
+		if err := w.limiter.SetBudget(ctx, budget.Remaining, budget.ResetAfter()); err != nil {
+			w.log.Warn("store identify budget", "err", err)
+		}
+	}
+	sink, err := eventsink.New(client, append([]eventsink.Option{eventsink.WithPrefix(keys.Prefix()),
+		eventsink.WithLogger(w.log)}, w.cfg.SinkOptions...)...)
+	if err != nil {
+		return fmt.Errorf("event sink: %w", err)
+	}
+	w.sink = sink
+	lc := w.cfg.Lease
+	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.log, w.cfg.Info
+	session, err := lease.NewSession(ctx, client, lc)
+	if err != nil {
+		return fmt.Errorf("join fleet: %w", err)
+	}
+	w.session = session
+	layout, err := session.SetLayoutIfAbsent(ctx, count)
+	if err != nil {
+		_ = session.Close(context.Background())
+		return fmt.Errorf("fleet layout: %w", err)
+	}
+	mgr, err := sharding.NewFleet(w.cfg.Token, w.onEvent,
+		w.managerOptions(&meteredLimiter{w.limiter, w.m}, layout.Count)...)
+	if err != nil {
+		_ = session.Close(context.Background())
+		return fmt.Errorf("shard manager: %w", err)
+	}
+	w.mgr = mgr
+	w.mgrSet.Store(true)
+	w.log.Info("joined the fleet", "shard_count", layout.Count, "max_concurrency", mc,
+		"lease_ttl", session.Config().TTL)
+
+	statusCtx, stopStatus := context.WithCancel(context.Background())
+	w.wg.Go(func() { w.statusLoop(statusCtx) })
+	runErr := session.Run(ctx, w)
+	if ctx.Err() != nil {
+		runErr = nil // a requested stop, not a failure
+	}
+	w.shutdownFleet()
+	stopStatus()
+	w.wg.Wait()
+	w.deleteStatus()
+	return runErr
+}
+
+// shutdownFleet hands every shard off, then leaves the fleet, within
+// ShutdownTimeout.
+func (w *Worker) shutdownFleet() {
+	ctx, cancel := w.shutdownContext()
+	defer cancel()
+	start := time.Now()
+	select {
+	case <-w.session.Done():
+	default:
+		if err := w.session.Drain(ctx, w); err != nil {
+			w.log.Warn("drain: some shards were not handed off", "err", err)
+		}
+	}
+	if err := w.session.Close(ctx); err != nil {
+		w.log.Warn("leave fleet", "err", err)
+	}
+	// Every lease has ended; the shard goroutines stop what is left.
+	w.mgr.Close(ctx)
+	w.log.Info("left the fleet", "took", time.Since(start))
+}
+
+func (w *Worker) closeLimiter() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	w.limiter.Close(ctx)
+}
+
+// discover settles the shard count and max_concurrency: configured values,
+// then what the fleet stored, then GET /gateway/bot (which also seeds the
+// fleet's identify budget).
+func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, budget *redislimiter.SessionStartLimit, err error) {
+	count, mc = w.cfg.ShardCount, w.cfg.MaxConcurrency
+	client := w.cfg.Redis
+	if layout, err := lease.LoadLayout(ctx, client, keys); err == nil {
+		count = layout.Count
+	} else if !errors.Is(err, lease.ErrNoLayout) {
+		return 0, 0, nil, fmt.Errorf("read fleet layout: %w", err)
+	}
+	if mc == 0 {
+		if stored, err := redislimiter.LoadMaxConcurrency(ctx, client, keys.Prefix()); err == nil {
+			mc = stored
+		}
+	}
+	if count > 0 && mc > 0 {
+		return count, mc, nil, nil
+	}
+	gb, err := redislimiter.FetchGatewayBot(ctx, w.cfg.HTTPClient, w.cfg.APIURL, w.cfg.Token)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("discover shard count: %w", err)
+	}
+	if count == 0 {
+		count = gb.Shards
+	}
+	if mc == 0 {
+		mc = gb.SessionStartLimit.MaxConcurrency
+		if err := redislimiter.StoreMaxConcurrency(ctx, client, keys.Prefix(), mc); err != nil {
+			w.log.Warn("store max_concurrency", "err", err)
+		}
+	}
+	w.m.budget.Set(float64(gb.SessionStartLimit.Remaining))
+	return count, mc, &gb.SessionStartLimit, nil
+}
+
+// Acquired implements lease.Handler: start the shard in the background.
+func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.ShardState) {
+	key := l.Key()
+	w.m.leasesWon.Inc()
+	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL}
+	run.writer = w.sink.Open(eventsink.Shard{ID: key.ID, Count: key.Count},
+		eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, func(err error) { w.rejected(run, err) })
+	w.mu.Lock()
+	w.shards[key] = run
+	if w.fatalErr != nil {
+		run.fatal = w.fatalErr
+	}
+	w.mu.Unlock()
+	w.log.Info("lease won", "shard_id", key.ID, "shard_count", key.Count, "resume", state.Resumable())
+	w.wg.Go(func() { w.runShard(run, state) })
+}
+
+// runShard opens the shard, then waits for its lease to end and stops it.
+func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
+	ctx := run.lease.Context()
+	w.mu.RLock()
+	fatal := run.fatal
+	w.mu.RUnlock()
+	if fatal == nil {
+		if state.Resumable() {
+			w.m.resumes.Inc()
+		}
+		err := w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, state)
+		switch {
+		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved):
+		case isFatalOpen(err):
+			w.fatalClose(run.key, err)
+		default:
+			w.log.Warn("open shard", "shard_id", run.key.ID, "err", err)
+		}
+	}
+	<-run.lease.Done()
+	w.stopLost(run)
+	w.mu.Lock()
+	if w.shards[run.key] == run {
+		delete(w.shards, run.key)
+	}
+	w.mu.Unlock()
+}
+
+// stopLost stops a shard whose lease ended without a handoff: at once,
+// keeping the Discord session resumable, writing nothing more.
+func (w *Worker) stopLost(run *shardRun) {
+	w.mu.RLock()
+	handedOff := run.revoked
+	w.mu.RUnlock()
+	if !handedOff {
+		w.m.leasesLost.Inc()
+		w.log.Warn("lease lost: stopping the shard", "shard_id", run.key.ID, "shard_count", run.key.Count,
+			"err", run.lease.Err())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = w.mgr.HandoffShard(ctx, run.key.ID)
+		cancel()
+	}
+	run.writer.Abandon()
+}
+
+// rejected runs when the sink refuses the shard's writes (fenced or stale
+// session): the shard is stopped and its lease given up.
+func (w *Worker) rejected(run *shardRun, err error) {
+	w.mu.Lock()
+	run.rejected = true
+	w.mu.Unlock()
+	w.log.Warn("event sink refused the shard's writes: stopping it", "shard_id", run.key.ID, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _ = w.mgr.HandoffShard(ctx, run.key.ID)
+	_ = run.lease.Release(ctx)
+}
+
+// Revoke implements lease.Handler: hand the shard off and return its record
+// (session, resume URL, last committed seq) for Run to save.
+func (w *Worker) Revoke(ctx context.Context, l *lease.Lease) (gateway.ShardState, error) {
+	key := l.Key()
+	w.mu.Lock()
+	run := w.shards[key]
+	if run != nil {
+		run.revoked = true
+	}
+	w.mu.Unlock()
+	if run == nil {
+		return gateway.ShardState{}, nil
+	}
+	start := time.Now()
+	_, err := w.mgr.HandoffShard(ctx, key.ID)
+	if err != nil && !errors.Is(err, sharding.ErrShardNotFound) {
+		return gateway.ShardState{}, fmt.Errorf("hand off shard %d: %w", key.ID, err)
+	}
+	// Everything the gateway delivered is in the writer now; commit it so the
+	// record's seq (the resume point) covers it.
+	if err := run.writer.Close(ctx); err != nil && !errors.Is(err, eventsink.ErrClosed) {
+		w.log.Warn("flush events before handoff", "shard_id", key.ID, "err", err)
+	}
+	rec, err := w.sink.Session(ctx, eventsink.Shard{ID: key.ID, Count: key.Count})
+	if err != nil {
+		return gateway.ShardState{}, fmt.Errorf("read session record of shard %d: %w", key.ID, err)
+	}
+	w.m.handoffs.Inc()
+	w.log.Info("shard handed off", "shard_id", key.ID, "shard_count", key.Count, "seq", rec.Sequence,
+		"took", time.Since(start))
+	return gateway.ShardState{SessionID: rec.SessionID, Sequence: rec.Sequence, ResumeURL: rec.ResumeURL}, nil
+}

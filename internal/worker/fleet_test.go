@@ -1,0 +1,254 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/shardfleet/shardfleet/internal/eventsink"
+	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/internal/redistest"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const testPrefix = "{wtest}:"
+
+// fleetHarness is a real redis-server and a fake Discord, with compressed timings.
+type fleetHarness struct {
+	t     *testing.T
+	redis *redistest.Server
+	fake  *gatewaytest.Server
+}
+
+func newHarness(t *testing.T, shards int, opts ...gatewaytest.Option) *fleetHarness {
+	t.Helper()
+	h := &fleetHarness{t: t, redis: redistest.Start(t)}
+	h.fake = gatewaytest.NewServer(append([]gatewaytest.Option{gatewaytest.WithShards(shards),
+		gatewaytest.WithGuilds(4 * shards), gatewaytest.WithIdentifyWindow(60 * time.Millisecond),
+		gatewaytest.WithHeartbeatInterval(500 * time.Millisecond)}, opts...)...)
+	t.Cleanup(h.fake.Close)
+	return h
+}
+
+func (h *fleetHarness) config(id string, shards int) Config {
+	c := DefaultConfig()
+	c.Token = h.fake.Token()
+	c.WorkerID = id
+	c.Logger = slog.New(slog.NewTextHandler(h.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c.Redis = h.redis.Client(h.t)
+	c.KeyPrefix = testPrefix
+	c.Lease = lease.LocalConfig()
+	c.ShardCount, c.MaxConcurrency = shards, 1
+	c.IdentifyWindow, c.IdentifyMargin = 60*time.Millisecond, 20*time.Millisecond
+	c.APIURL, c.GatewayURL = h.fake.APIURL(), h.fake.GatewayURL()
+	c.GatewayOptions = []gateway.ConfigOpt{gateway.WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond),
+		gateway.WithCompression(gateway.CompressionNone)}
+	c.ShutdownTimeout = 5 * time.Second
+	return c
+}
+
+// running is a Worker whose Run goroutine the test owns.
+type running struct {
+	w      *Worker
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func (h *fleetHarness) start(cfg Config) *running {
+	h.t.Helper()
+	w, err := New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- w.Run(ctx) }()
+	h.t.Cleanup(func() { r.stop(h.t) })
+	return r
+}
+
+// stop cancels Run and waits for it (idempotent).
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("worker %s: Run: %v", r.w.cfg.WorkerID, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("worker %s did not stop", r.w.cfg.WorkerID)
+		}
+	})
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+func readyShards(ws ...*running) int {
+	n := 0
+	for _, r := range ws {
+		for _, s := range r.w.Status().Shards {
+			if s.Status == "ready" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// checkStreamMatchesFake compares, per session the fake opened, the seqs the
+// fake sent with what the stream holds: same seqs, each once, none missing.
+func checkStreamMatchesFake(t *testing.T, c redis.UniversalClient, fake *gatewaytest.Server) {
+	t.Helper()
+	msgs, err := c.XRange(context.Background(), testPrefix+"events", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inStream := map[string][]int{}
+	for _, m := range msgs {
+		seq, _ := strconv.Atoi(m.Values["seq"].(string))
+		s := m.Values["session"].(string)
+		inStream[s] = append(inStream[s], seq)
+	}
+	total := 0
+	for _, sess := range fake.Sessions() {
+		var sent []int
+		for _, ev := range fake.SentEvents(sess.ID) {
+			sent = append(sent, ev.Seq)
+		}
+		got := inStream[sess.ID]
+		if fmt.Sprint(got) != fmt.Sprint(sent) {
+			t.Errorf("session %s (shard %d): stream seqs %v, fake sent %v", sess.ID, sess.ShardID, got, sent)
+		}
+		total += len(sent)
+	}
+	if total != len(msgs) {
+		t.Errorf("stream holds %d events, the fake sent %d", len(msgs), total)
+	}
+}
+
+// waitCommitted polls until every live session's record seq reaches the
+// fake's last sent seq (the load must be stopped first).
+func waitCommitted(t *testing.T, c redis.UniversalClient, fake *gatewaytest.Server) {
+	t.Helper()
+	sink, err := eventsink.New(c, eventsink.WithPrefix(testPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every session committed", 10*time.Second, func() bool {
+		for _, s := range fake.Sessions() {
+			if s.Ended || !s.Connected {
+				continue
+			}
+			rec, err := sink.Session(context.Background(), eventsink.Shard{ID: s.ShardID, Count: s.ShardCount})
+			if err != nil || rec.SessionID != s.ID || rec.Sequence != s.Seq {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestFleetColdStartThenGracefulHandoff(t *testing.T) {
+	const shards = 4
+	h := newHarness(t, shards, gatewaytest.WithEventsPerSecond(300))
+	w1 := h.start(h.config("w1", shards))
+	w2 := h.start(h.config("w2", shards))
+	eventually(t, "every shard READY", 20*time.Second, func() bool {
+		return readyShards(w1, w2) == shards && w1.w.Ready() && w2.w.Ready()
+	})
+	if st := h.fake.Stats(); st.Identifies != shards || st.IdentifyViolations != 0 || st.DuplicateSessions != 0 {
+		t.Fatalf("cold start: %+v; want %d identifies, no violation, no duplicate session", st, shards)
+	}
+
+	w1.stop(t) // SIGTERM: hand off, save, release
+	eventually(t, "w2 runs every shard", 20*time.Second, func() bool { return readyShards(w2) == shards })
+	st := h.fake.Stats()
+	if st.Identifies != shards {
+		t.Errorf("identifies = %d after a graceful handoff, want %d (RESUME, not IDENTIFY)", st.Identifies, shards)
+	}
+	if st.Resumes == 0 || st.FailedResumes != 0 || st.DuplicateSessions != 0 || st.IdentifyViolations != 0 {
+		t.Errorf("after handoff: %+v", st)
+	}
+	h.fake.SetEventsPerSecond(0)
+	waitCommitted(t, h.redis.Client(t), h.fake)
+	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
+	if got := w2.w.m.handoffs; got == nil {
+		t.Fatal("no metrics")
+	}
+}
+
+func TestFleetCrashFailoverResumesFromCommittedSeq(t *testing.T) {
+	const shards = 2
+	h := newHarness(t, shards, gatewaytest.WithEventsPerSecond(300))
+	w1 := h.start(h.config("w1", shards))
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == shards })
+	waitCommitted(t, h.redis.Client(t), h.fake) // READY committed: the sessions are resumable
+	// Crash: the session stops renewing and the process's connections die
+	// without a close frame; nothing is handed off.
+	w1.w.session.Orphan()
+	h.fake.DropConnections(-1)
+	w1.once.Do(func() {
+		if err := <-w1.done; !errors.Is(err, lease.ErrSessionDone) {
+			t.Errorf("Run after the session died: %v, want ErrSessionDone", err)
+		}
+	})
+	w2 := h.start(h.config("w2", shards))
+	eventually(t, "w2 took over after the TTL", 20*time.Second, func() bool { return readyShards(w2) == shards })
+	st := h.fake.Stats()
+	if st.Identifies != shards || st.FailedResumes != 0 || st.IdentifyViolations != 0 {
+		t.Errorf("after failover: %+v; want no new IDENTIFY", st)
+	}
+	h.fake.SetEventsPerSecond(0)
+	waitCommitted(t, h.redis.Client(t), h.fake)
+	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
+}
+
+func TestFleetInvalidTokenStopsWithoutLoop(t *testing.T) {
+	const shards = 2
+	h := newHarness(t, shards)
+	cfg := h.config("w1", shards)
+	cfg.Token = "not-the-token"
+	w1 := h.start(cfg)
+	eventually(t, "4004 reported", 20*time.Second, func() bool { return errors.Is(w1.w.FatalError(), ErrTokenRejected) })
+	eventually(t, "every shard fatal", 20*time.Second, func() bool {
+		ss := w1.w.Status().Shards
+		for _, s := range ss {
+			if s.Status != "fatal" {
+				return false
+			}
+		}
+		return len(ss) == shards
+	})
+	before := h.fake.Stats().Identifies
+	time.Sleep(300 * time.Millisecond) // a quiet period: nothing must happen in it
+	if after := h.fake.Stats().Identifies; after != before || after > shards {
+		t.Fatalf("identifies went %d -> %d: the worker loops on a bad token", before, after)
+	}
+	if w1.w.Ready() {
+		t.Fatal("ready with a rejected token")
+	}
+}

@@ -1,0 +1,106 @@
+package worker
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the worker's Prometheus metrics, in a registry of its own (so
+// tests and several workers in one process never clash).
+type metrics struct {
+	registry *prometheus.Registry
+
+	leasesWon, leasesLost, handoffs prometheus.Counter
+	identifies, resumes, fatal      prometheus.Counter
+	identifyWait                    prometheus.Histogram
+	budget                          prometheus.Gauge
+	eventsReceived                  prometheus.Counter
+	redisErrors                     atomic.Uint64 // status publishing etc.; the sink counts its own
+}
+
+func newMetrics(w *Worker) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "shardfleet", Name: name, Help: help})
+	}
+	m.leasesWon = counter("leases_won_total", "Shard leases this worker acquired.")
+	m.leasesLost = counter("leases_lost_total", "Shard leases lost without a handoff (expired, taken over, self-fenced, fenced write).")
+	m.handoffs = counter("handoffs_total", "Shards handed off with their session saved (rebalance, shutdown).")
+	m.identifies = counter("identifies_total", "IDENTIFY permits taken from the identify limiter.")
+	m.resumes = counter("resumes_total", "Shards opened from a saved session (RESUME instead of IDENTIFY).")
+	m.fatal = counter("fatal_closes_total", "Shards stopped by a fatal close code (4004, 4010-4014).")
+	m.eventsReceived = counter("events_received_total", "Dispatches received from Discord.")
+	m.identifyWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shardfleet", Name: "identify_wait_seconds",
+		Help: "Time spent waiting for an identify permit.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)})
+	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
+		Help: "Session starts left in the fleet's daily budget (-1: unknown)."})
+	m.budget.Set(-1)
+	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
+		m.eventsReceived, m.identifyWait, m.budget,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&shardCollector{w: w}, &sinkCollector{w: w, m: m})
+	return m
+}
+
+// shardCollector reports the shards this worker runs, read at scrape time so
+// a shard that left never leaves a stale series behind.
+type shardCollector struct{ w *Worker }
+
+var (
+	descOwned   = prometheus.NewDesc("shardfleet_shards_owned", "Shards this worker runs.", nil, nil)
+	descStatus  = prometheus.NewDesc("shardfleet_shard_ready", "1 when the shard is READY, else 0.", []string{"shard_id", "shard_count", "status"}, nil)
+	descLatency = prometheus.NewDesc("shardfleet_shard_latency_seconds", "Last heartbeat round trip.", []string{"shard_id", "shard_count"}, nil)
+)
+
+func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descOwned
+	ch <- descStatus
+	ch <- descLatency
+}
+
+func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
+	shards := c.w.shardStatuses()
+	ch <- prometheus.MustNewConstMetric(descOwned, prometheus.GaugeValue, float64(len(shards)))
+	for _, s := range shards {
+		id, count := strconv.Itoa(s.ID), strconv.Itoa(s.Count)
+		ready := 0.0
+		if s.Status == "ready" {
+			ready = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descStatus, prometheus.GaugeValue, ready, id, count, s.Status)
+		ch <- prometheus.MustNewConstMetric(descLatency, prometheus.GaugeValue, s.LatencyMS/1000, id, count)
+	}
+}
+
+// sinkCollector reports the event sink's counters.
+type sinkCollector struct {
+	w *Worker
+	m *metrics
+}
+
+var (
+	descCommitted   = prometheus.NewDesc("shardfleet_events_committed_total", "Dispatches committed to the Redis stream.", nil, nil)
+	descDuplicates  = prometheus.NewDesc("shardfleet_events_duplicate_total", "Dispatches skipped as already committed (replays).", nil, nil)
+	descRedisErrors = prometheus.NewDesc("shardfleet_redis_errors_total", "Failed Redis calls of the worker (retried).", nil, nil)
+)
+
+func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descCommitted
+	ch <- descDuplicates
+	ch <- descRedisErrors
+}
+
+func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
+	var committed, dups, errs uint64
+	if sink := c.w.sink; sink != nil {
+		st := sink.Stats()
+		committed, dups, errs = st.Committed, st.Duplicates, st.RedisErrors
+	}
+	errs += c.m.redisErrors.Load()
+	ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.CounterValue, float64(committed))
+	ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(dups))
+	ch <- prometheus.MustNewConstMetric(descRedisErrors, prometheus.CounterValue, float64(errs))
+}

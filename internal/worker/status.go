@@ -1,0 +1,199 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// ShardStatus is one shard as its worker sees it.
+type ShardStatus struct {
+	ID         int     `json:"shard_id"`
+	Count      int     `json:"shard_count"`
+	Status     string  `json:"status"` // gateway status ("ready", "resuming"...), "opening" or "fatal"
+	LatencyMS  float64 `json:"latency_ms"`
+	LeaseToken uint64  `json:"lease_token,omitempty,string"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// Status is one worker's state, published in Redis for `worker status` and
+// served on /status.
+type Status struct {
+	WorkerID       string        `json:"worker_id"`
+	Mode           string        `json:"mode"` // "local" or "fleet"
+	Host           string        `json:"host,omitempty"`
+	HTTPAddr       string        `json:"http_addr,omitempty"`
+	StartedAt      time.Time     `json:"started_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
+	Ready          bool          `json:"ready"`
+	Error          string        `json:"error,omitempty"`
+	EventsReceived uint64        `json:"events_received"`
+	Shards         []ShardStatus `json:"shards"`
+	// LeaseExpiresInMS is filled in by ReadFleet: the member key's PTTL, which
+	// is when every lease of the worker expires unless renewed (-1: gone).
+	LeaseExpiresInMS int64 `json:"lease_expires_in_ms,omitempty"`
+}
+
+// shardStatuses lists the shards this worker runs, sorted.
+func (w *Worker) shardStatuses() []ShardStatus {
+	if !w.mgrSet.Load() {
+		return nil
+	}
+	var out []ShardStatus
+	if w.cfg.Redis == nil {
+		for id, g := range w.mgr.Shards() {
+			out = append(out, gatewayStatus(id, g))
+		}
+	} else {
+		w.mu.RLock()
+		for key, run := range w.shards {
+			s := ShardStatus{ID: key.ID, Count: key.Count, Status: "opening", LeaseToken: run.lease.Token()}
+			if g := w.mgr.Shard(key.ID); g != nil && g.ShardCount() == key.Count {
+				s = gatewayStatus(key.ID, g)
+				s.LeaseToken = run.lease.Token()
+			}
+			if run.fatal != nil {
+				s.Status, s.Error = "fatal", run.fatal.Error()
+			}
+			out = append(out, s)
+		}
+		w.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b ShardStatus) int {
+		if a.Count != b.Count {
+			return a.Count - b.Count
+		}
+		return a.ID - b.ID
+	})
+	return out
+}
+
+func gatewayStatus(id int, g gateway.Gateway) ShardStatus {
+	s := ShardStatus{ID: id, Count: g.ShardCount(), Status: g.Status().String(),
+		LatencyMS: float64(g.Latency().Microseconds()) / 1000}
+	return s
+}
+
+// Status returns this worker's state now.
+func (w *Worker) Status() Status {
+	st := Status{WorkerID: w.cfg.WorkerID, Mode: "local", Host: w.cfg.Info.Host, HTTPAddr: w.cfg.Info.HTTPAddr,
+		StartedAt: w.started, UpdatedAt: time.Now(), EventsReceived: w.events.Load(), Shards: w.shardStatuses()}
+	if w.cfg.Redis != nil {
+		st.Mode = "fleet"
+	}
+	st.Ready = w.ready(st.Shards)
+	w.mu.RLock()
+	if err := errors.Join(w.fatalErr, w.runErr); err != nil {
+		st.Error = err.Error()
+	}
+	w.mu.RUnlock()
+	return st
+}
+
+// Ready reports whether every shard this worker runs is READY and, in fleet
+// mode, its lease session is alive.
+func (w *Worker) Ready() bool { return w.ready(w.shardStatuses()) }
+
+func (w *Worker) ready(shards []ShardStatus) bool {
+	if !w.mgrSet.Load() || w.FatalError() != nil {
+		return false
+	}
+	if w.cfg.Redis != nil {
+		if w.session == nil {
+			return false
+		}
+		select {
+		case <-w.session.Done():
+			return false
+		default:
+		}
+	} else if len(shards) == 0 {
+		return false
+	}
+	for _, s := range shards {
+		if s.Status != gateway.StatusReady.String() {
+			return false
+		}
+	}
+	return true
+}
+
+// statusKey is where a worker publishes its Status: P+"status:"+workerID, a
+// STRING of JSON that expires unless refreshed.
+func statusKey(keys lease.Keys, workerID string) string { return keys.Prefix() + "status:" + workerID }
+
+// statusLoop publishes the status and samples the identify budget every
+// StatusInterval until ctx ends.
+func (w *Worker) statusLoop(ctx context.Context) {
+	keys := lease.NewKeys(w.cfg.KeyPrefix)
+	ttl := 3 * w.session.Config().TTL
+	t := time.NewTicker(w.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		body, _ := json.Marshal(w.Status())
+		callCtx, cancel := context.WithTimeout(ctx, w.cfg.StatusInterval)
+		if err := w.cfg.Redis.Set(callCtx, statusKey(keys, w.cfg.WorkerID), body, ttl).Err(); err != nil && ctx.Err() == nil {
+			w.m.redisErrors.Add(1)
+		}
+		if b, ok, err := w.limiter.Budget(callCtx); err == nil && ok {
+			w.m.budget.Set(float64(b.Remaining))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// deleteStatus removes the published status after a clean stop.
+func (w *Worker) deleteStatus() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = w.cfg.Redis.Del(ctx, statusKey(lease.NewKeys(w.cfg.KeyPrefix), w.cfg.WorkerID)).Err()
+}
+
+// ReadFleet reads every worker's published status from Redis, with the
+// expiry of its leases. Workers are those in the fleet's member index plus
+// any with a live status key.
+func ReadFleet(ctx context.Context, client redis.UniversalClient, prefix string) ([]Status, error) {
+	keys := lease.NewKeys(prefix)
+	ids, err := client.ZRange(ctx, keys.Members(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read members: %w", err)
+	}
+	out := make([]Status, 0, len(ids))
+	for _, id := range ids {
+		st := Status{WorkerID: id}
+		body, err := client.Get(ctx, statusKey(keys, id)).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			st.Error = "no status published"
+		case err != nil:
+			return nil, fmt.Errorf("read status of %s: %w", id, err)
+		default:
+			if err := json.Unmarshal(body, &st); err != nil {
+				st.Error = "unreadable status: " + err.Error()
+			}
+		}
+		pttl, err := client.PTTL(ctx, keys.Member(id)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read membership of %s: %w", id, err)
+		}
+		st.LeaseExpiresInMS = -1
+		if pttl > 0 {
+			st.LeaseExpiresInMS = pttl.Milliseconds()
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
