@@ -2,6 +2,7 @@ package sharding
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -9,10 +10,11 @@ import (
 )
 
 // identifyOrder makes the shards of one batch take their bucket's permit in ID
-// order. Every shard dials and gets HELLO at once, so without it the limiter's
-// FIFO would serve them in arrival order; with it, a shard's first WaitBucket
-// first waits until the previous shard of its bucket in the batch got its
-// permit (or its Open ended), then queues. Pacing is still the limiter's alone.
+// order. If every shard dialled at once, the limiter's FIFO would serve them in
+// the order their HELLOs came; instead a shard starts its Open (and, to be
+// sure, its first WaitBucket) only once the previous shard of its bucket in
+// the batch got its permit or ended its Open. Its dial and HELLO then overlap
+// the previous shard's window, so pacing is still the limiter's alone.
 type identifyOrder struct {
 	turns map[int]*orderTurn
 }
@@ -42,6 +44,20 @@ func newIdentifyOrder(reqs []openRequest, maxConcurrency int) *identifyOrder {
 }
 
 func (o *identifyOrder) turn(shardID int) *orderTurn { return o.turns[shardID] }
+
+// wait blocks until the previous shard of the bucket was served (its permit
+// granted, or its Open over), or ctx ends.
+func (t *orderTurn) wait(ctx context.Context) error {
+	if t == nil || t.prev == nil {
+		return nil
+	}
+	select {
+	case <-t.prev:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the previous shard of the bucket: %w", ctx.Err())
+	}
+}
 
 // done marks the turn served: the next shard of the bucket may queue.
 func (t *orderTurn) done() {

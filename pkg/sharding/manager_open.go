@@ -140,9 +140,10 @@ func (m *manager) configuredIDs(count int) ([]int, error) {
 	return ids, nil
 }
 
-// openBatch opens reqs concurrently and waits for all of them. Goroutines start
-// in ID order and, within a bucket, take the limiter in ID order (identifyOrder),
-// so buckets are served 0..mc-1 first, then the next round.
+// openBatch opens reqs concurrently and waits for all of them. Within a bucket,
+// a shard dials only once the previous one got its permit (identifyOrder), so
+// identifies go in ID order, round after round, and only about one connection
+// per bucket waits for the window instead of the whole batch dialling at once.
 func (m *manager) openBatch(ctx context.Context, reqs []openRequest) error {
 	slices.SortFunc(reqs, func(a, b openRequest) int { return a.key.ID - b.key.ID })
 	order := newIdentifyOrder(reqs, m.mc)
@@ -168,7 +169,10 @@ func (m *manager) openOne(ctx context.Context, req openRequest, turn *orderTurn)
 		return &ShardError{ShardID: req.key.ID, ShardCount: req.key.Count, Err: err}
 	}
 	log := m.logger.With(slog.Int("shard_id", sh.key.ID), slog.Int("shard_count", sh.key.Count))
-	openErr := sh.gw.Open(ctx)
+	openErr := turn.wait(ctx)
+	if openErr == nil {
+		openErr = sh.gw.Open(ctx)
+	}
 	turn.done()
 	err, owned := m.settle(sh, openErr)
 	if err == nil {
