@@ -182,8 +182,11 @@ func (l *Limiter) wait(ctx context.Context, b int, ticket string, w *waiter) err
 }
 
 // sleep waits until the timer fires or a notification says the bucket frees
-// now; a notification with a delay re-arms the timer.
+// now. A notification can only bring the wake-up earlier: a stale one (sent
+// before the state the last acquire saw) then costs one extra round trip,
+// never a late wake-up, and the ticket is refreshed at least every PollInterval.
 func (l *Limiter) sleep(ctx context.Context, timer *time.Timer, w *waiter, d time.Duration) error {
+	deadline := time.Now().Add(d)
 	timer.Reset(d)
 	for {
 		select {
@@ -197,7 +200,10 @@ func (l *Limiter) sleep(ctx context.Context, timer *time.Timer, w *waiter, d tim
 			if us <= 0 {
 				return nil
 			}
-			timer.Reset(min(time.Duration(us)*time.Microsecond, l.pollDelay()))
+			if at := time.Now().Add(time.Duration(us) * time.Microsecond); at.Before(deadline) {
+				deadline = at
+				timer.Reset(time.Until(at))
+			}
 		}
 	}
 }
@@ -279,14 +285,20 @@ func (l *Limiter) Close(ctx context.Context) {
 }
 
 // leave removes the ticket from its queue (and revokes a grant the caller never
-// received), on a fresh bounded context since the caller's may be done. A
-// failure only delays the queue: the ticket expires after TicketTTL.
+// received) in the background, so that WaitBucket returns promptly even when
+// Redis is slow. It runs on a fresh context bounded by UnlockTimeout; Close
+// waits for it. A failure only delays the queue: the ticket expires after
+// TicketTTL, a revoked grant after HoldTTL.
 func (l *Limiter) leave(b int, ticket string) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.UnlockTimeout)
-	defer cancel()
-	if err := l.runLeave(ctx, b, ticket); err != nil {
-		l.log.Debug("leave queue", slog.Int("bucket", b), slog.Any("error", err))
-	}
+	l.bg.Add(1) // called from a WaitBucket in flight, so before Close's bg.Wait
+	go func() {
+		defer l.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.UnlockTimeout)
+		defer cancel()
+		if err := l.runLeave(ctx, b, ticket); err != nil {
+			l.log.Debug("leave queue", slog.Int("bucket", b), slog.Any("error", err))
+		}
+	}()
 }
 
 func randomID() string {
