@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 
@@ -14,21 +15,18 @@ import (
 // transportEncoder compresses every message of one connection through one
 // stream context (zlib-stream, zstd-stream). It is used by the connection's
 // writer goroutine only. encode's result is valid until the next call.
+// release drops what state the stream can do without while the connection
+// is idle (the stream stays valid).
 type transportEncoder interface {
 	encode(msg []byte) ([]byte, error)
+	release()
 	close()
 }
 
 func newTransportEncoder(c gateway.Compression) (transportEncoder, error) {
 	switch c {
 	case gateway.CompressionZlibStream:
-		e := &zlibStream{}
-		w, err := zlib.NewWriterLevel(&e.buf, zlib.BestSpeed)
-		if err != nil {
-			return nil, fmt.Errorf("zlib-stream writer: %w", err)
-		}
-		e.w = w
-		return e, nil
+		return &zlibStream{}, nil
 	case gateway.CompressionZstdStream:
 		e := &zstdStream{}
 		w, err := zstd.NewWriter(&e.buf, zstd.WithEncoderLevel(zstd.SpeedFastest),
@@ -42,16 +40,38 @@ func newTransportEncoder(c gateway.Compression) (transportEncoder, error) {
 	return nil, nil
 }
 
+// zlibHeader starts the connection's zlib stream (deflate, 32 KiB window,
+// fastest level); the stream is never ended, so no Adler-32 trailer follows.
+var zlibHeader = []byte{0x78, 0x01}
+
+// flateWriters are shared by connections: an active connection keeps one
+// (and its history) while it sends; an idle one gives it back.
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed) // the level is valid
+	return w
+}}
+
 // zlibStream: one zlib stream per connection; Write+Flush per message, so each
 // message ends with the sync marker 00 00 ff ff and only the first carries the
-// zlib header.
+// zlib header. After release the next message starts fresh deflate blocks
+// without back-references (still the same valid stream), so idle connections
+// hold no compressor state.
 type zlibStream struct {
-	buf bytes.Buffer
-	w   *zlib.Writer
+	buf        bytes.Buffer
+	w          *flate.Writer // nil while released
+	headerSent bool
 }
 
 func (e *zlibStream) encode(msg []byte) ([]byte, error) {
 	e.buf.Reset()
+	if !e.headerSent {
+		e.buf.Write(zlibHeader)
+		e.headerSent = true
+	}
+	if e.w == nil {
+		e.w = flateWriters.Get().(*flate.Writer)
+		e.w.Reset(&e.buf)
+	}
 	if _, err := e.w.Write(msg); err != nil {
 		return nil, fmt.Errorf("zlib-stream write: %w", err)
 	}
@@ -61,7 +81,16 @@ func (e *zlibStream) encode(msg []byte) ([]byte, error) {
 	return e.buf.Bytes(), nil
 }
 
-func (e *zlibStream) close() {}
+func (e *zlibStream) release() {
+	if e.w != nil {
+		e.w.Reset(nil)
+		flateWriters.Put(e.w)
+		e.w = nil
+	}
+	e.buf = bytes.Buffer{}
+}
+
+func (e *zlibStream) close() { e.release() }
 
 // zstdStream: one zstd frame per connection, never ended; Flush per message
 // so each websocket message holds exactly one gateway message.
@@ -80,6 +109,10 @@ func (e *zstdStream) encode(msg []byte) ([]byte, error) {
 	}
 	return e.buf.Bytes(), nil
 }
+
+// release keeps the encoder: ending the frame to drop it would put a frame
+// end inside a message, which clients need not expect.
+func (e *zstdStream) release() {}
 
 func (e *zstdStream) close() { _ = e.w.Close() }
 

@@ -18,6 +18,10 @@ import (
 // gets Discord's 4002 from our own check, anything larger 1009 from the library.
 const readLimit = 1 << 20
 
+// encoderIdle: a connection that sent nothing for this long gives its
+// compressor state back (see transportEncoder.release).
+const encoderIdle = 100 * time.Millisecond
+
 type outKind uint8
 
 const (
@@ -255,11 +259,18 @@ func (c *conn) writeLoop() {
 	}
 	hb := time.NewTimer(c.srv.cfg.HeartbeatTimeout)
 	defer hb.Stop()
+	idle := time.NewTimer(encoderIdle)
+	defer idle.Stop()
 	var batch []outMsg
 	for {
 		select {
 		case <-c.quit:
 			return
+		case <-idle.C:
+			if enc != nil {
+				enc.release()
+			}
+			continue
 		case <-hb.C:
 			idle := time.Duration(c.srv.now() - c.lastBeat.Load())
 			if idle >= c.srv.cfg.HeartbeatTimeout {
@@ -278,6 +289,9 @@ func (c *conn) writeLoop() {
 		clear(batch)
 		if !ok {
 			return
+		}
+		if enc != nil {
+			idle.Reset(encoderIdle)
 		}
 	}
 }

@@ -189,7 +189,8 @@ func TestChaos(t *testing.T) {
 	if cl := s.Closes()[0]; cl.Code != 1006 || cl.FromClient || cl.ShardID != 0 {
 		t.Fatalf("close record %+v", cl)
 	}
-	if si := s.Sessions()[0]; si.Ended || si.Connected {
+	poll(t, "session detached", func() bool { return !s.Sessions()[0].Connected })
+	if si := s.Sessions()[0]; si.Ended {
 		t.Fatalf("session after a drop %+v, want resumable", si)
 	}
 }
