@@ -241,9 +241,15 @@ func (g *gatewayImpl) CloseWithCode(ctx context.Context, code int, reason string
 	g.lifecycle.Lock()
 	r := g.run
 	g.run = nil
+	disp := g.lastDisp
 	g.lifecycle.Unlock()
 	if r != nil {
 		g.stopRun(ctx, r, code, reason)
+	}
+	if disp != nil {
+		// A dispatcher left running by a Handoff or Open that gave up waiting:
+		// Close is the last chance to wait for it.
+		disp.wait(ctx)
 	}
 	if code == CloseCodeNormal || code == CloseCodeGoingAway {
 		g.clearSession()

@@ -27,6 +27,8 @@ func newFake(t testing.TB, opts ...gatewaytest.Option) *gatewaytest.Server {
 	t.Helper()
 	base := []gatewaytest.Option{
 		gatewaytest.WithHeartbeatInterval(testHeartbeat),
+		// Generous: a loaded CI machine must not turn scheduling delays into 4009s.
+		gatewaytest.WithHeartbeatTimeout(2*time.Second, gateway.CloseSessionTimedOut),
 		gatewaytest.WithIdentifyWindow(time.Millisecond),
 		gatewaytest.WithResumeTimeout(time.Minute),
 		gatewaytest.WithGuilds(3),
