@@ -228,8 +228,10 @@ func TestIdentifyPermit(t *testing.T) {
 // failingLimiter refuses the permit: the connection must not IDENTIFY.
 type failingLimiter struct{ unlocks int }
 
-func (l *failingLimiter) WaitBucket(context.Context, int) error { return errors.New("budget exhausted") }
-func (l *failingLimiter) UnlockBucket(int)                      { l.unlocks++ }
+func (l *failingLimiter) WaitBucket(context.Context, int) error {
+	return errors.New("budget exhausted")
+}
+func (l *failingLimiter) UnlockBucket(int) { l.unlocks++ }
 
 func TestIdentifyPermitErrorIsReturnedAndNotUnlocked(t *testing.T) {
 	s := newFake(t)
