@@ -14,6 +14,12 @@ const maxControlBody = 1 << 20
 
 // controlRoutes mounts the /_fake/ control API (documented in doc.go).
 func (s *Server) controlRoutes(mux *http.ServeMux) {
+	s.recordRoutes(mux)
+	s.chaosRoutes(mux)
+}
+
+// recordRoutes serves the records (GET).
+func (s *Server) recordRoutes(mux *http.ServeMux) {
 	get := func(path string, f func(r *http.Request) (any, int)) {
 		mux.HandleFunc("GET /_fake/"+path, func(w http.ResponseWriter, r *http.Request) {
 			v, status := f(r)
@@ -34,22 +40,11 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 		}
 		return ev, http.StatusOK
 	})
+}
 
-	post := func(path string, f func(r *http.Request, shard int) (any, int)) {
-		mux.HandleFunc("POST /_fake/"+path, func(w http.ResponseWriter, r *http.Request) {
-			shard := -1
-			if v := r.URL.Query().Get("shard"); v != "" {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < -1 {
-					writeJSON(w, http.StatusBadRequest, errBody("shard: want an integer >= -1"))
-					return
-				}
-				shard = n
-			}
-			v, status := f(r, shard)
-			writeJSON(w, status, v)
-		})
-	}
+// chaosRoutes serves the controls (POST).
+func (s *Server) chaosRoutes(mux *http.ServeMux) {
+	post := controlPost(mux)
 	hit := func(n int) (any, int) { return map[string]int{"hit": n}, http.StatusOK }
 	post("reconnect", func(_ *http.Request, sh int) (any, int) { return hit(s.SendReconnect(sh)) })
 	post("drop", func(_ *http.Request, sh int) (any, int) { return hit(s.DropConnections(sh)) })
@@ -71,6 +66,12 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 		}
 		return hit(s.SendRaw(sh, body, r.URL.Query().Get("binary") == "true"))
 	})
+	post("dispatch", s.controlDispatch)
+	s.settingRoutes(post)
+}
+
+// settingRoutes serves the switches (POST).
+func (s *Server) settingRoutes(post func(string, func(*http.Request, int) (any, int))) {
 	post("ack-heartbeats", func(r *http.Request, _ int) (any, int) {
 		ack, err := strconv.ParseBool(r.URL.Query().Get("ack"))
 		if err != nil {
@@ -99,7 +100,26 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 		s.RestoreToken()
 		return map[string]bool{"ok": true}, http.StatusOK
 	})
-	post("dispatch", s.controlDispatch)
+}
+
+// controlPost returns a registrar of POST /_fake/ handlers that parse the
+// shard=N parameter (default -1: every connection).
+func controlPost(mux *http.ServeMux) func(string, func(*http.Request, int) (any, int)) {
+	return func(path string, f func(r *http.Request, shard int) (any, int)) {
+		mux.HandleFunc("POST /_fake/"+path, func(w http.ResponseWriter, r *http.Request) {
+			shard := -1
+			if v := r.URL.Query().Get("shard"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < -1 {
+					writeJSON(w, http.StatusBadRequest, errBody("shard: want an integer >= -1"))
+					return
+				}
+				shard = n
+			}
+			v, status := f(r, shard)
+			writeJSON(w, status, v)
+		})
+	}
 }
 
 // dispatchRequest is POST /_fake/dispatch's body.
