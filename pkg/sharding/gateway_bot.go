@@ -56,11 +56,18 @@ func FetchGatewayBot(ctx context.Context, client *http.Client, apiURL, token str
 	if err != nil {
 		return gb, fmt.Errorf("gateway/bot read body: %w", scrubToken(err, token))
 	}
-	if resp.StatusCode != http.StatusOK {
-		return gb, gatewayBotStatusError(resp.StatusCode, body, token)
+	return parseGatewayBot(resp.StatusCode, body, token)
+}
+
+// parseGatewayBot reads an answer of GET /gateway/bot (untrusted input: it
+// never panics, and its errors never hold the token).
+func parseGatewayBot(status int, body []byte, token string) (GatewayBot, error) {
+	var gb GatewayBot
+	if status != http.StatusOK {
+		return gb, gatewayBotStatusError(status, body, token)
 	}
 	if err := json.Unmarshal(body, &gb); err != nil {
-		return gb, fmt.Errorf("gateway/bot decode: %w", err)
+		return GatewayBot{}, fmt.Errorf("gateway/bot decode: %w", scrubToken(err, token))
 	}
 	switch {
 	case gb.Shards < 1:
@@ -81,10 +88,14 @@ func gatewayBotStatusError(status int, body []byte, token string) error {
 	if json.Unmarshal(body, &payload) == nil {
 		e.Message, e.RetryAfter = payload.Message, payload.RetryAfter
 	} else {
-		e.Message = string(body[:min(len(body), 200)])
+		e.Message = string(body)
 	}
+	// Scrub before cutting, so no part of the token survives the cut.
 	if token != "" {
 		e.Message = strings.ReplaceAll(e.Message, token, "[token]")
+	}
+	if len(e.Message) > 200 {
+		e.Message = strings.ToValidUTF8(e.Message[:200], "") + "…"
 	}
 	if status == http.StatusUnauthorized {
 		e.Err = ErrUnauthorized

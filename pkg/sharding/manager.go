@@ -30,7 +30,8 @@ type manager struct {
 	// prepSem is a ctx-aware lock around it.
 	prepSem  chan struct{}
 	prepared bool // guarded by prepSem
-	baseIDs  []int
+	baseIDs   []int // the configured shard IDs, sorted
+	baseCount int   // the configured or discovered count
 	mc       int
 	url      string // gateway URL from GET /gateway/bot, or ""
 

@@ -42,12 +42,13 @@ func (m *manager) openAll(ctx context.Context) error {
 	if err := m.prepare(ctx); err != nil {
 		return err
 	}
-	count := m.ShardCount()
+	// The configured layout, at the configured (or discovered) count: a shard
+	// split since then is live under its ID and skipped.
 	snap := m.snapshot()
 	reqs := make([]openRequest, 0, len(m.baseIDs))
 	for _, id := range m.baseIDs {
 		if snap[id] == nil {
-			reqs = append(reqs, openRequest{key: ShardKey{ID: id, Count: count}})
+			reqs = append(reqs, openRequest{key: ShardKey{ID: id, Count: m.baseCount}})
 		}
 	}
 	return m.openBatch(ctx, reqs)
@@ -114,7 +115,7 @@ func (m *manager) prepare(ctx context.Context) error {
 	if m.limiter == nil {
 		m.limiter, m.ownLimiter = newLocalLimiter(*rlc), true
 	}
-	m.mc, m.baseIDs = rlc.MaxConcurrency, ids
+	m.mc, m.baseIDs, m.baseCount = rlc.MaxConcurrency, ids, count
 	m.raiseShardCount(count)
 	m.prepared = true
 	return nil

@@ -303,3 +303,52 @@ func TestShardsIsACopy(t *testing.T) {
 		t.Fatal("Shards() is not a copy")
 	}
 }
+
+// Readers never block or race with opens, closes, handoffs and Close (run
+// with -race); Close returns while they keep reading.
+func TestConcurrentReadersDuringChanges(t *testing.T) {
+	fake := newFake(t, gatewaytest.WithShards(6), gatewaytest.WithMaxConcurrency(6), gatewaytest.WithGuilds(30))
+	m := newTestManager(t, fake, nil, WithRateLimiterConfigOpt(WithMaxConcurrency(6)))
+	ctx := testCtx(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	guilds := fake.GuildIDs()
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for id, gw := range m.Shards() {
+					if gw == nil || gw.ShardID() != id {
+						t.Errorf("Shards()[%d] = %v", id, gw)
+						return
+					}
+				}
+				if gw := m.ShardByGuildID(guilds[i%len(guilds)]); gw != nil && !(ShardKey{gw.ShardID(), gw.ShardCount()}).Owns(guilds[i%len(guilds)]) {
+					t.Errorf("ShardByGuildID returned a shard that does not own the guild")
+					return
+				}
+				_ = m.Shard(i % 6)
+				_ = m.ShardKeys()
+			}
+		}()
+	}
+	if err := m.OpenAll(ctx); err != nil {
+		t.Errorf("OpenAll: %v", err)
+	}
+	m.CloseShard(ctx, 0)
+	if _, err := m.HandoffShard(ctx, 1); err != nil {
+		t.Errorf("HandoffShard: %v", err)
+	}
+	if err := m.OpenShard(ctx, 0); err != nil {
+		t.Errorf("reopen 0: %v", err)
+	}
+	m.Close(ctx)
+	close(stop)
+	wg.Wait()
+}
