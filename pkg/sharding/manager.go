@@ -28,12 +28,12 @@ type manager struct {
 
 	// prepared: discovery and limiter set-up, done once by the first opener.
 	// prepSem is a ctx-aware lock around it.
-	prepSem  chan struct{}
-	prepared bool // guarded by prepSem
+	prepSem   chan struct{}
+	prepared  bool  // guarded by prepSem
 	baseIDs   []int // the configured shard IDs, sorted
 	baseCount int   // the configured or discovered count
-	mc       int
-	url      string // gateway URL from GET /gateway/bot, or ""
+	mc        int
+	url       string // gateway URL from GET /gateway/bot, or ""
 
 	shardCount atomic.Int64
 	shards     atomic.Pointer[map[int]*shard]
