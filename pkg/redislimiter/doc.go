@@ -16,7 +16,17 @@
 // HoldTTL. A waiter that crashes leaves a ticket that expires after TicketTTL. When
 // a Limiter notices that Redis lost its data (restart without persistence,
 // failover), no bucket is granted for HoldTTL + window + margin, so permits given
-// before the loss cannot overlap with new ones.
+// before the loss cannot overlap with new ones. The loss is noticed by a limiter
+// that saw the old state (its next script call); a brand-new process that never
+// saw it, and that calls before any older one, cannot tell a lost Redis from a
+// new one and may be granted at once: that residual window is documented, not
+// closed.
+//
+// Cancellation: a cancelled ctx makes WaitBucket return ctx.Err() at once while
+// it sleeps; for it to also cut a Redis call in flight, the go-redis client
+// needs ContextTimeoutEnabled (otherwise the call's ReadTimeout bounds it).
+// Configuration errors are kept by New (which returns no error) and returned by
+// Err and by every WaitBucket.
 //
 // The package also keeps the daily session_start_limit budget (SetBudget,
 // Budget), decremented by the grant itself, and stores max_concurrency for the

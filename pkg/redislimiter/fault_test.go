@@ -234,3 +234,33 @@ func TestBudgetFloor(t *testing.T) {
 		t.Fatal("SetBudget(-1) accepted")
 	}
 }
+
+// TestRedisPaused: with Redis frozen (SIGSTOP) a waiter's deadline still ends
+// the wait with ctx.Err() and no permit; once Redis continues, grants resume.
+func TestRedisPaused(t *testing.T) {
+	s := redistest.Start(t)
+	l := newLimiter(t, newClient(t, s.Addr()), testOpts(uniquePrefix(t), 4)...)
+	if err := l.WaitBucket(ctxT(t, 5*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	l.UnlockBucket(0)
+	s.Pause()
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			s.Resume()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := l.WaitBucket(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitBucket on a paused Redis: got %v, want DeadlineExceeded", err)
+	}
+	s.Resume()
+	resumed = true
+	if err := l.WaitBucket(ctxT(t, 5*time.Second), 2); err != nil {
+		t.Fatalf("WaitBucket after resume: %v", err)
+	}
+	l.UnlockBucket(2)
+	checkLog(t, mustLog(t, l), rulesOf(l))
+}
