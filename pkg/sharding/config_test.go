@@ -133,3 +133,34 @@ func TestNewInvalidConfigReportedByOpen(t *testing.T) {
 		t.Fatal("the token was logged")
 	}
 }
+
+// The manager orders each bucket's shards by the limiter's max_concurrency:
+// the one a user limiter reports, else WithMaxConcurrency, else 1.
+func TestManagerMaxConcurrencySource(t *testing.T) {
+	discard := WithLogger(slog.New(slog.DiscardHandler))
+	user := NewRateLimiter(WithMaxConcurrency(4))
+	defer user.Close(t.Context())
+	tests := []struct {
+		name string
+		opts []ConfigOpt
+		want int
+	}{
+		{"default", nil, 1},
+		{"option", []ConfigOpt{WithRateLimiterConfigOpt(WithMaxConcurrency(16))}, 16},
+		{"user limiter reports", []ConfigOpt{WithRateLimiter(user)}, 4},
+		{"user limiter silent", []ConfigOpt{WithRateLimiter(newCountingLimiter(user)), WithRateLimiterConfigOpt(WithMaxConcurrency(8))}, 8},
+	}
+	for _, tc := range tests {
+		m, err := NewFleet(secretToken, nil, append([]ConfigOpt{discard, WithShardCount(32)}, tc.opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.(*manager).prepare(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.(*manager).mc; got != tc.want {
+			t.Errorf("%s: max concurrency %d, want %d", tc.name, got, tc.want)
+		}
+		m.Close(t.Context())
+	}
+}

@@ -116,6 +116,9 @@ func (m *manager) prepare(ctx context.Context) error {
 		m.limiter, m.ownLimiter = newLocalLimiter(*rlc), true
 	}
 	m.mc, m.baseIDs, m.baseCount = rlc.MaxConcurrency, ids, count
+	if mcl, ok := m.limiter.(MaxConcurrencyReporter); ok && mcl.MaxConcurrency() > 0 {
+		m.mc = mcl.MaxConcurrency()
+	}
 	m.raiseShardCount(count)
 	m.prepared = true
 	return nil

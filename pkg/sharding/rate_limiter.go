@@ -36,3 +36,13 @@ func ShardMaxConcurrencyKey(shardID int, maxConcurrency int) int {
 	}
 	return shardID % maxConcurrency
 }
+
+// MaxConcurrencyReporter is an optional interface of a RateLimiter: the
+// number of buckets it keys by. The ShardManager orders each bucket's shards
+// by it; a limiter given with WithRateLimiter that does not report it is
+// assumed to have RateLimiterConfig's MaxConcurrency (WithMaxConcurrency in
+// WithRateLimiterConfigOpt, else max_concurrency from /gateway/bot, else 1).
+// Too low a value is safe but serializes the dials of different buckets.
+type MaxConcurrencyReporter interface {
+	MaxConcurrency() int
+}

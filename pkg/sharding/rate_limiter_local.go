@@ -64,7 +64,13 @@ type localLimiter struct {
 	drained chan struct{} // closed once closed && held == 0
 }
 
-var _ RateLimiter = (*localLimiter)(nil)
+var (
+	_ RateLimiter            = (*localLimiter)(nil)
+	_ MaxConcurrencyReporter = (*localLimiter)(nil)
+)
+
+// MaxConcurrency is the number of buckets.
+func (l *localLimiter) MaxConcurrency() int { return l.cfg.MaxConcurrency }
 
 // bucket is one rate-limit key. Guarded by localLimiter.mu.
 type bucket struct {
