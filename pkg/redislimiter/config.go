@@ -56,7 +56,8 @@ type Config struct {
 	// Default 5 s.
 	UnlockTimeout time.Duration
 	// GrantLog makes the scripts append every grant, unlock and revoke, with
-	// Redis server time, to the stream KeyPrefix+"idf:log" (see ReadGrantLog).
+	// Redis server time, to the stream KeyPrefix+"idf:log" (see GrantLog), capped
+	// at about a million entries.
 	// For tests and audits. Default false.
 	GrantLog bool
 	// HolderID names this limiter in the grant log. Default: random.

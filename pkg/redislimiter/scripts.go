@@ -71,7 +71,7 @@ local function fmt(n) return string.format('%.0f', n) end
 
 local function logev(ev, seq)
   if logon then
-    redis.call('XADD', logk, '*', 'ev', ev, 'b', bucket, 't', fmt(now), 'tk', ticket,
+    redis.call('XADD', logk, 'MAXLEN', '~', 1000000, '*', 'ev', ev, 'b', bucket, 't', fmt(now), 'tk', ticket,
       'h', holder, 's', seq or '0')
   end
 end
