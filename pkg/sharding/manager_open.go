@@ -178,7 +178,7 @@ func (m *manager) openOne(ctx context.Context, req openRequest, turn *orderTurn)
 		openErr = sh.gw.Open(ctx)
 	}
 	turn.done()
-	err, owned := m.settle(sh, openErr)
+	owned, err := m.settle(sh, openErr)
 	if err == nil {
 		log.Debug("shard ready", slog.Bool("resumed", req.state.Resumable()))
 		return nil
@@ -256,27 +256,27 @@ func (m *manager) gatewayOpts(req openRequest, limiter gateway.IdentifyLimiter, 
 	return opts
 }
 
-// settle records the end of a shard's Open. It returns the shard's error (nil:
-// READY and still here) and whether sh was still in the map, in which case a
-// failed sh has now been removed and the caller handles it.
-func (m *manager) settle(sh *shard, openErr error) (error, bool) {
+// settle records the end of a shard's Open. It reports whether sh was still in
+// the map (then a failed sh has now been removed and the caller handles it) and
+// the shard's error (nil: READY and still here).
+func (m *manager) settle(sh *shard, openErr error) (owned bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.snapshot()[sh.key.ID] != sh {
 		if openErr == nil {
 			openErr = ErrShardRemoved
 		}
-		return openErr, false
+		return false, openErr
 	}
 	if openErr == nil && sh.fatal == nil {
 		sh.open = true
-		return nil, true
+		return true, nil
 	}
 	if openErr == nil {
 		openErr = sh.fatal
 	}
 	m.removeLocked(sh)
-	return openErr, true
+	return true, openErr
 }
 
 // split opens the shards that replace key on close 4011 and waits for them.
