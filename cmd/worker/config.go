@@ -56,7 +56,13 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
+
+	explicit map[string]bool // env names of the settings given by flag or environment
 }
+
+// isSet reports whether the setting named by its environment variable was
+// given (by flag or environment) rather than defaulted.
+func (c *Config) isSet(env string) bool { return c.explicit[env] }
 
 // LogValue implements slog.LogValuer: the settings an operator wants to see at
 // start, with the token and Redis password left out.
@@ -170,7 +176,7 @@ func settings(c *Config) []setting {
 		{"max-concurrency", "MAX_CONCURRENCY", "0", "identify buckets; 0 asks Discord", false, bind(integer(&c.MaxConcurrency))},
 		{"identify-window", "IDENTIFY_WINDOW", "5s", "time between two IDENTIFYs of one bucket", false, bind(dur(&c.IdentifyWindow))},
 		{"identify-margin", "IDENTIFY_MARGIN", "250ms", "safety margin added to the identify window", false, bind(dur(&c.IdentifyMargin))},
-		{"lease-ttl", "LEASE_TTL", "10s", "fleet mode: lifetime of a worker's membership and leases", false, bind(dur(&c.LeaseTTL))},
+		{"lease-ttl", "LEASE_TTL", "15s", "fleet mode: lifetime of a worker's membership and leases", false, bind(dur(&c.LeaseTTL))},
 		{"lease-renew-interval", "LEASE_RENEW_INTERVAL", "2s", "fleet mode: how often the membership is renewed", false, bind(dur(&c.LeaseRenewInterval))},
 		{"lease-renew-deadline", "LEASE_RENEW_DEADLINE", "", "fleet mode: stop shards when no renew succeeded for this long (default 2/3 of LEASE_TTL)", false, bind(dur(&c.LeaseRenewDeadline))},
 		{"event-stream-maxlen", "EVENT_STREAM_MAXLEN", "1000000", "approximate cap of the event stream (MAXLEN ~); 0 = uncapped", false,
@@ -213,7 +219,7 @@ var ErrHelp = flag.ErrHelp
 // parseConfig builds a Config from args (without the program name) and the
 // environment lookup env. Usage text goes to out.
 func parseConfig(args []string, env func(string) (string, bool), out io.Writer) (*Config, error) {
-	c := &Config{}
+	c := &Config{explicit: map[string]bool{}}
 	table := settings(c)
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -245,6 +251,9 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 		}
 		if f, ok := fromFlag[s.flag]; ok {
 			v, source = f, "-"+s.flag
+		}
+		if source != "" {
+			c.explicit[s.env] = true
 		}
 		if v == "" && s.def == "" {
 			continue

@@ -76,7 +76,7 @@ func (w *Worker) runFleet(ctx context.Context) error {
 	}
 	w.sink = sink
 	lc := w.cfg.Lease
-	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.log, w.cfg.Info
+	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.cfg.Logger, w.cfg.Info
 	session, err := lease.NewSession(ctx, client, lc)
 	if err != nil {
 		return fmt.Errorf("join fleet: %w", err)
