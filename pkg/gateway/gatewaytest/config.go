@@ -191,6 +191,9 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// GoString is String: %#v must not print the token either.
+func (c Config) GoString() string { return c.String() }
+
 // String describes the config without the token.
 func (c Config) String() string {
 	return fmt.Sprintf("gatewaytest.Config{Shards:%d MaxConcurrency:%d Guilds:%d IdentifyWindow:%s HeartbeatInterval:%s}",

@@ -52,7 +52,7 @@ type conn struct {
 	path        string
 	version     int
 	compression gateway.Compression
-	log         *slog.Logger
+	logp        atomic.Pointer[slog.Logger] // conn_id and path; shard_id and session_id once it has a session
 
 	qmu      sync.Mutex
 	qcond    *sync.Cond // signalled when the queue drains or the writer ends
@@ -80,8 +80,16 @@ func newConn(s *Server, ws *websocket.Conn, cork *corkConn, path string) *conn {
 	c := &conn{srv: s, ws: ws, cork: cork, path: path, id: s.nextConnID.Add(1),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), writerDone: make(chan struct{})}
 	c.qcond = sync.NewCond(&c.qmu)
-	c.log = s.log.With("conn_id", c.id, "path", path)
+	c.logp.Store(s.log.With("conn_id", c.id, "path", path))
 	return c
+}
+
+func (c *conn) log() *slog.Logger { return c.logp.Load() }
+
+// setSessionLog attaches the session's shard_id and session_id to the
+// connection's logs (once per session).
+func (c *conn) setSessionLog(ss *session) {
+	c.logp.Store(c.srv.log.With("conn_id", c.id, "path", c.path, "shard_id", ss.shardID, "session_id", ss.id))
 }
 
 // parseQuery applies the connect URL's v, encoding and compress (§3).
@@ -166,7 +174,7 @@ func (c *conn) serve() {
 	}
 	c.stopWriter()
 	if perr != nil {
-		c.log.Debug("closing connection", "code", perr.Code, "reason", perr.Reason)
+		c.log().Debug("closing connection", "code", perr.Code, "reason", perr.Reason)
 		c.srv.recordServerClose(c, perr.Code)
 		_ = c.ws.Close(websocket.StatusCode(perr.Code), perr.Reason)
 	}
@@ -250,7 +258,7 @@ func (c *conn) writeLoop() {
 	defer c.finishWriter()
 	enc, err := newTransportEncoder(c.compression)
 	if err != nil {
-		c.log.Error("transport compression", "err", err)
+		c.log().Error("transport compression", "err", err)
 		_ = c.ws.CloseNow()
 		return
 	}
@@ -312,7 +320,7 @@ func (c *conn) closeLocked(code int, reason string) {
 	c.qmu.Unlock()
 	c.serverCode.Store(int32(code))
 	c.srv.recordServerClose(c, code)
-	c.log.Debug("closing connection", "code", code, "reason", reason)
+	c.log().Debug("closing connection", "code", code, "reason", reason)
 	_ = c.ws.Close(websocket.StatusCode(code), reason)
 }
 
@@ -347,13 +355,13 @@ func (c *conn) writeBatch(enc transportEncoder, msgs []outMsg) bool {
 			return false
 		}
 		if err != nil {
-			c.log.Debug("write failed; dropping connection", "err", err)
+			c.log().Debug("write failed; dropping connection", "err", err)
 			_ = c.ws.CloseNow()
 			return false
 		}
 	}
 	if err := c.cork.uncork(); err != nil {
-		c.log.Debug("write failed; dropping connection", "err", err)
+		c.log().Debug("write failed; dropping connection", "err", err)
 		_ = c.ws.CloseNow()
 		return false
 	}

@@ -109,5 +109,5 @@ func (w *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	w.conn = &corkConn{Conn: nc, timeout: w.timeout}
-	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, 4096)), nil
+	return w.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(w.conn, 1024)), nil
 }

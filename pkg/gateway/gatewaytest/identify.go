@@ -58,7 +58,7 @@ func (s *Server) handleIdentify(c *conn, d json.RawMessage) *ProtocolError {
 	if violation {
 		s.stats.IdentifyViolations++
 		s.identifies = append(s.identifies, rec)
-		c.log.Info("identify too soon for its key: op 9 false", "shard_id", shardID, "key", key)
+		c.log().Info("identify too soon for its key: op 9 false", "shard_id", shardID, "key", key)
 		c.send(invalidSessionFrame(false))
 		return nil
 	}
@@ -198,10 +198,11 @@ func (s *Server) attachResumed(c *conn, ss *session, seq int) int {
 	if old := ss.conn; old != nil && old != c {
 		s.detach(ss, time.Now())
 		old.sess = nil
-		old.log.Info("session resumed on another connection: closing this one", "session_id", ss.id)
+		old.log().Info("session resumed on another connection: closing this one", "session_id", ss.id)
 		old.enqueue(outMsg{kind: outClose, code: gateway.CloseSessionTimedOut, reason: "session resumed elsewhere"})
 	}
 	ss.conn, c.sess = c, ss
+	c.setSessionLog(ss)
 	ss.disconnectedAt = time.Time{}
 	ss.wireSeq = seq
 	replay := ss.ring.since(seq)

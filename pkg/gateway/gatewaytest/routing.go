@@ -70,6 +70,7 @@ func (s *Server) newSession(c *conn, shardID, count int) *session {
 	}
 	byShard[shardID] = append(byShard[shardID], ss)
 	ss.conn, c.sess = c, ss
+	c.setSessionLog(ss)
 	s.markLive(ss)
 	return ss
 }

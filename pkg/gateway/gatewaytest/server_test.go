@@ -3,8 +3,11 @@ package gatewaytest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -271,4 +274,51 @@ func TestConfigValidation(t *testing.T) {
 	if strings.Contains(s.Config().String(), "s3cret") {
 		t.Error("Config.String shows the token")
 	}
+}
+
+// TestTokenNeverLogged runs a session through identify, a bad-token
+// identify, resume and closes with debug logging, then looks for the token.
+func TestTokenNeverLogged(t *testing.T) {
+	const token = "very-secret-token-value"
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := startFake(t, WithToken(token), WithLogger(logger), WithIdentifyWindow(0), WithHeartbeatInterval(time.Minute))
+	a := connect(t, s)
+	r := a.identify(s, 0, 1)
+	a.close(4000)
+	b := connect(t, s)
+	b.send(resumePayload(token, r.SessionID, 1))
+	b.nextOp(0, "RESUMED")
+	c := connect(t, s)
+	c.send(identifyPayload(token+"x", 0, 1, nil))
+	c.expectClose(4004)
+	s.CloseConnections(-1, 4000, "bye")
+	b.expectClose(4000)
+	poll(t, "connections gone", func() bool { return s.Stats().Connections == 0 })
+	cfg := s.Config()
+	for _, out := range []string{logs.String(), fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg)} {
+		if strings.Contains(out, token) {
+			t.Fatalf("token in output: %s", out)
+		}
+	}
+	if !strings.Contains(logs.String(), "shard_id=0") {
+		t.Fatalf("connection logs lack shard_id:\n%s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
