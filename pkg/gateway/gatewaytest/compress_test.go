@@ -89,3 +89,20 @@ func TestTransportCompressionTurnsOffPayloadCompression(t *testing.T) {
 	c.send(identifyPayload(s.Token(), 0, 1, m{"compress": true}))
 	c.nextOp(0, "READY") // decoded as zlib-stream: not double-compressed
 }
+
+// TestZlibStreamStaysValidAcrossIdleRelease: an idle connection gives its
+// deflate state back; the next message must continue the same stream.
+func TestZlibStreamStaysValidAcrossIdleRelease(t *testing.T) {
+	s := startFake(t, WithGuilds(1), WithHeartbeatInterval(time.Minute))
+	c := dial(t, s.GatewayURL(), q10+"&compress=zlib-stream")
+	c.nextOp(10, "")
+	c.identify(s, 0, 1)
+	g := s.GuildIDs()[0]
+	for i := range 3 {
+		time.Sleep(encoderIdle + 50*time.Millisecond) // let the connection go idle
+		s.Dispatch("MESSAGE_CREATE", g, MessageCreateData(g, uint64(i)))
+		s.Dispatch("MESSAGE_CREATE", g, MessageCreateData(g, uint64(i)))
+		c.nextOp(0, "MESSAGE_CREATE")
+		c.nextOp(0, "MESSAGE_CREATE")
+	}
+}

@@ -59,6 +59,21 @@
 //   - SetSplitFrames applies to zlib-stream only (zstd-stream keeps one
 //     gateway message per websocket message, as Discord does).
 //
+// # Throughput and memory
+//
+// Each connection has one reader (net/http's goroutine) and one writer
+// goroutine with a queue; a writer batch goes out in one socket write.
+// Dispatch never blocks on a slow client while holding a lock, but once a
+// target connection has more than QueueHighWater messages queued it waits
+// for that queue to drain (backpressure), so a test that dispatches tens of
+// thousands of events to a connection it does not read will stall until
+// WriteTimeout drops that connection. zlib-stream connections give their
+// deflate state back after 100 ms without output (the stream stays valid);
+// zstd-stream connections keep their encoder (about 300 KiB) for life,
+// since ending the zstd frame would put a frame end inside a message.
+// Sessions keep their last ReplayBuffer dispatches even after they end, for
+// SentEvents.
+//
 // # Control API
 //
 // For multi-process tests (cmd/fakediscord), the same records and chaos are
