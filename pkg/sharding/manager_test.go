@@ -223,6 +223,14 @@ func TestFatalCloseOneShard(t *testing.T) {
 	if n := limiter.count(1); n != 1 {
 		t.Fatalf("shard 1 tried to identify %d times, want 1", n)
 	}
+	// Shards 0 and 2: exactly one identify each.
+	per := map[int]int{}
+	for _, r := range fake.Identifies() {
+		per[r.ShardID]++
+	}
+	if per[0] != 1 || per[2] != 1 || per[1] != 0 || len(per) != 2 {
+		t.Fatalf("identifies per shard = %v, want 0 and 2 once each", per)
+	}
 }
 
 // A shard stopped by a fatal close after READY is removed, reported to the
