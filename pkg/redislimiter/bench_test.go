@@ -6,6 +6,8 @@ import (
 	"math"
 	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,6 +196,8 @@ func BenchmarkGrantFree(b *testing.B) {
 	s := redistest.Start(b)
 	l := newLimiter(b, newClient(b, s.Addr()), WithMaxConcurrency(math.MaxInt32), WithLogger(discard),
 		WithKeyPrefix(uniquePrefix(b)), WithHoldTTL(time.Minute))
+	admin := newClient(b, s.Addr())
+	calls0, usec0 := evalshaStats(b, admin)
 	shard := 0
 	for b.Loop() {
 		if err := l.WaitBucket(context.Background(), shard); err != nil {
@@ -201,6 +205,33 @@ func BenchmarkGrantFree(b *testing.B) {
 		}
 		shard++
 	}
+	calls1, usec1 := evalshaStats(b, admin)
+	if calls1 > calls0 {
+		b.ReportMetric(float64(usec1-usec0)/float64(calls1-calls0), "script_server_us")
+	}
+}
+
+// evalshaStats reads EVALSHA's calls and total µs from INFO commandstats.
+func evalshaStats(b *testing.B, c *redis.Client) (calls, usec int64) {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:"); ok {
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				n, _ := strconv.ParseInt(v, 10, 64)
+				switch k {
+				case "calls":
+					calls = n
+				case "usec":
+					usec = n
+				}
+			}
+		}
+	}
+	return calls, usec
 }
 
 // BenchmarkWakeLatency: two limiters alternate on one bucket, so a waiter is

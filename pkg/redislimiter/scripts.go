@@ -151,24 +151,30 @@ if rem and tonumber(rem) <= reserve then
 end
 
 local purged = purge()
-local seq = redis.call('ZSCORE', q, ticket)
-if not seq then
-  seq = redis.call('INCR', seqk)
-  redis.call('ZADD', q, seq, ticket)
-end
-seq = fmt(tonumber(seq))
-redis.call('ZADD', qd, nowms + ticketttl, ticket)
+local seq
+if purged == 0 and redis.call('EXISTS', q) == 0 and busy() == 0 then
+  -- Fast path: nobody waits and the bucket is free; no need to queue.
+  seq = fmt(redis.call('INCR', seqk))
+else
+  seq = redis.call('ZSCORE', q, ticket)
+  if not seq then
+    seq = redis.call('INCR', seqk)
+    redis.call('ZADD', q, seq, ticket)
+  end
+  seq = fmt(tonumber(seq))
+  redis.call('ZADD', qd, nowms + ticketttl, ticket)
 
-if redis.call('ZRANGE', q, 0, 0)[1] ~= ticket then
-  if purged > 0 then notify() end
-  return {0, '-1', seq, epoch}
+  if redis.call('ZRANGE', q, 0, 0)[1] ~= ticket then
+    if purged > 0 then notify() end
+    return {0, '-1', seq, epoch}
+  end
+  local d = busy()
+  if d > 0 then return {0, fmt(d), seq, epoch} end
+  redis.call('ZREM', q, ticket)
+  redis.call('ZREM', qd, ticket)
 end
-local d = busy()
-if d > 0 then return {0, fmt(d), seq, epoch} end
 
 if rem then redis.call('HINCRBY', budget, 'remaining', -1) end
-redis.call('ZREM', q, ticket)
-redis.call('ZREM', qd, ticket)
 redis.call('DEL', hold)
 redis.call('HSET', hold, 't', ticket, 'g', fmt(now), 's', seq, 'u', '0')
 redis.call('PEXPIRE', hold, holdttl)
