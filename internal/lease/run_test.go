@@ -87,7 +87,7 @@ type runner struct {
 	done   chan error
 }
 
-func startRunner(t *testing.T, client redis.UniversalClient, cfg Config, w *world) *runner {
+func startRunner(t testing.TB, client redis.UniversalClient, cfg Config, w *world) *runner {
 	t.Helper()
 	s := newSession(t, client, cfg)
 	ctx, cancel := context.WithCancel(context.Background())

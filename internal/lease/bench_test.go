@@ -1,0 +1,161 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/redistest"
+)
+
+// benchConfig keeps DefaultConfig's ratios at a tenth of its timings, so a
+// benchmark run takes seconds: TTL 1.5 s, renew every 200 ms, deadline 1 s.
+func benchConfig() Config {
+	c := testConfig("")
+	c.TTL, c.RenewInterval, c.RenewDeadline = 1500*time.Millisecond, 200*time.Millisecond, time.Second
+	c.TickInterval, c.TickJitter = 100*time.Millisecond, 25*time.Millisecond
+	c.JoinGrace, c.DataLossGrace = 0, 2500*time.Millisecond
+	c.MovesPerTick = 64
+	return c
+}
+
+// serverStat reads one field of INFO stats / commandstats.
+func serverStat(b testing.TB, c *redis.Client, section, field string) int64 {
+	b.Helper()
+	info, err := c.Info(context.Background(), section).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			if section == "commandstats" { // calls=N,usec=...
+				v = strings.TrimPrefix(strings.Split(v, ",")[0], "calls=")
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// startFleet starts n runners over a layout of shards and waits until every
+// shard is run.
+func startFleet(t testing.TB, srv *redistest.Server, n, shards int, cfg Config) (*world, []*runner) {
+	direct := newClient(t, srv.Addr())
+	w := newWorld()
+	var rs []*runner
+	for range n {
+		rs = append(rs, startRunner(t, newClient(t, srv.Addr()), cfg, w))
+	}
+	endGrace(t, direct, "")
+	if _, err := rs[0].s.SetLayoutIfAbsent(testCtx(t), shards); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(w.owners()) != shards {
+		if time.Now().After(deadline) {
+			for _, r := range rs {
+				t.Logf("runner %s: %d leases, %d members seen, err %v", r.s.ID(), len(r.s.Leases()), len(r.s.Members()), r.s.Err())
+			}
+			t.Fatalf("the fleet runs %d of %d shards after 30s", len(w.owners()), shards)
+		}
+		time.Sleep(5 * time.Millisecond) // polling against a deadline
+	}
+	// Let the assignment settle (moves after every member counts).
+	want := Assign(shardsOf(shards), ids(rs))
+	eventually(t, 30*time.Second, "the fleet converges", func() bool { return fmt.Sprint(w.owners()) == fmt.Sprint(want) })
+	return w, rs
+}
+
+func ids(rs []*runner) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.s.ID())
+	}
+	return out
+}
+
+// BenchmarkSteadyStateCommands measures the Redis load of a settled fleet of
+// 4 members: commands processed per second (INFO stats, which counts the
+// commands a script runs, plus the script call) and script round trips
+// (EVALSHA calls). Both should be independent of the shard count.
+//
+//	go test -run '^$' -bench SteadyState -benchtime 1x ./internal/lease/
+func BenchmarkSteadyStateCommands(b *testing.B) {
+	for _, shards := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
+			srv := redistest.Start(b)
+			stats := newClient(b, srv.Addr())
+			cfg := benchConfig()
+			const members = 4
+			startFleet(b, srv, members, shards, cfg)
+			window := 3 * time.Second
+			for b.Loop() {
+				c0 := serverStat(b, stats, "stats", "total_commands_processed")
+				e0 := serverStat(b, stats, "commandstats", "cmdstat_evalsha")
+				start := time.Now()
+				time.Sleep(window) // the measurement window itself
+				el := time.Since(start)
+				c1 := serverStat(b, stats, "stats", "total_commands_processed")
+				e1 := serverStat(b, stats, "commandstats", "cmdstat_evalsha")
+				renews := float64(members) * el.Seconds() / cfg.RenewInterval.Seconds()
+				cmds := float64(c1-c0-2) // minus our INFO calls
+				b.ReportMetric(cmds/el.Seconds(), "cmds/s")
+				b.ReportMetric(float64(e1-e0)/el.Seconds(), "scripts/s")
+				b.ReportMetric(float64(e1-e0)/renews, "scripts/member/renew")
+				b.ReportMetric(cmds/renews, "cmds/member/renew")
+			}
+		})
+	}
+}
+
+// BenchmarkTakeover measures the time from a member's death (Orphan: no
+// release, no more renews) to all of its shards being run elsewhere, as a
+// ratio to the TTL (aim: <= 1.2). 1000 shards over 4 members.
+//
+//	go test -run '^$' -bench Takeover -benchtime 5x ./internal/lease/
+func BenchmarkTakeover(b *testing.B) {
+	cfg := benchConfig()
+	const shards, members = 1000, 4
+	var worst, sum float64
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		srv := redistest.Start(b)
+		w, rs := startFleet(b, srv, members, shards, cfg)
+		victim := rs[len(rs)-1]
+		var theirs []ShardKey
+		for k, o := range w.owners() {
+			if o == victim.s.ID() {
+				theirs = append(theirs, k)
+			}
+		}
+		b.StartTimer()
+		died := time.Now()
+		victim.stop()
+		victim.s.Orphan()
+		eventually(b, 10*cfg.TTL, "the victim's shards run elsewhere", func() bool {
+			o := w.owners()
+			for _, k := range theirs {
+				if owner, ok := o[k]; !ok || owner == victim.s.ID() {
+					return false
+				}
+			}
+			return true
+		})
+		ratio := float64(time.Since(died)) / float64(cfg.TTL)
+		b.StopTimer()
+		worst, sum, n = max(worst, ratio), sum+ratio, n+1
+		for _, r := range rs {
+			r.stop()
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(sum/float64(n), "mean_takeover/TTL")
+	b.ReportMetric(worst, "max_takeover/TTL")
+}
