@@ -104,7 +104,7 @@ func BenchmarkSteadyStateCommands(b *testing.B) {
 				c1 := serverStat(b, stats, "stats", "total_commands_processed")
 				e1 := serverStat(b, stats, "commandstats", "cmdstat_evalsha")
 				renews := float64(members) * el.Seconds() / cfg.RenewInterval.Seconds()
-				cmds := float64(c1-c0-2) // minus our INFO calls
+				cmds := float64(c1 - c0 - 2) // minus our INFO calls
 				b.ReportMetric(cmds/el.Seconds(), "cmds/s")
 				b.ReportMetric(float64(e1-e0)/el.Seconds(), "scripts/s")
 				b.ReportMetric(float64(e1-e0)/renews, "scripts/member/renew")
