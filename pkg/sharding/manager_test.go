@@ -360,3 +360,28 @@ func TestConcurrentReadersDuringChanges(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// WithShardIDs opens only those shards (here of a discovered count); an ID
+// beyond the discovered count is a config error naming ShardIDs.
+func TestOpenShardIDsSubset(t *testing.T) {
+	fake := newFake(t, gatewaytest.WithShards(4), gatewaytest.WithGuilds(8))
+	m := newTestManager(t, fake, nil, WithShardIDs(3, 1))
+	if err := m.OpenAll(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if keys := m.ShardKeys(); !slices.Equal(keys, []ShardKey{{1, 4}, {3, 4}}) {
+		t.Fatalf("shards = %v, want 1/4 and 3/4", keys)
+	}
+	for _, g := range fake.GuildIDs() {
+		gw := m.ShardByGuildID(g)
+		if owner := ShardIDByGuild(g, 4); (owner == 1 || owner == 3) != (gw != nil) {
+			t.Errorf("ShardByGuildID(%d) = %v with shard %d owning it", g, gw, owner)
+		}
+	}
+
+	m2 := newTestManager(t, fake, nil, WithShardIDs(0, 4))
+	var ce *ConfigError
+	if err := m2.OpenAll(testCtx(t)); !errors.As(err, &ce) || ce.Field != "ShardIDs" {
+		t.Fatalf("OpenAll with shard 4 of 4 = %v, want a ConfigError on ShardIDs", err)
+	}
+}
