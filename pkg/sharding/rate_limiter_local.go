@@ -2,7 +2,6 @@ package sharding
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -27,28 +26,24 @@ func NewRateLimiter(opts ...RateLimiterConfigOpt) RateLimiter {
 }
 
 // sanitizeRateLimiterConfig replaces invalid fields by their defaults, one
-// warning per field.
+// warning per field (the logger first, so there is one to warn with).
 func sanitizeRateLimiterConfig(cfg *RateLimiterConfig) {
 	def := DefaultRateLimiterConfig()
-	for err := cfg.Validate(); err != nil; err = cfg.Validate() {
-		var ce *ConfigError
-		if !errors.As(err, &ce) {
-			return
-		}
-		switch ce.Field {
-		case "RateLimiterConfig.MaxConcurrency":
-			cfg.MaxConcurrency = def.MaxConcurrency
-		case "RateLimiterConfig.Logger":
-			cfg.Logger = def.Logger
-		case "RateLimiterConfig.IdentifyWait":
-			cfg.IdentifyWait = def.IdentifyWait
-		case "RateLimiterConfig.Margin":
-			cfg.Margin = def.Margin
-		default:
-			return
-		}
-		cfg.Logger.Warn("rate limiter: invalid option replaced by its default",
-			slog.String("field", ce.Field), slog.String("reason", ce.Reason))
+	var fixed []string
+	if cfg.Logger == nil {
+		cfg.Logger, fixed = def.Logger, append(fixed, "RateLimiterConfig.Logger")
+	}
+	if cfg.MaxConcurrency < 1 {
+		cfg.MaxConcurrency, fixed = def.MaxConcurrency, append(fixed, "RateLimiterConfig.MaxConcurrency")
+	}
+	if cfg.IdentifyWait < 0 {
+		cfg.IdentifyWait, fixed = def.IdentifyWait, append(fixed, "RateLimiterConfig.IdentifyWait")
+	}
+	if cfg.Margin < 0 {
+		cfg.Margin, fixed = def.Margin, append(fixed, "RateLimiterConfig.Margin")
+	}
+	for _, field := range fixed {
+		cfg.Logger.Warn("rate limiter: invalid option replaced by its default", slog.String("field", field))
 	}
 }
 

@@ -321,6 +321,16 @@ func TestNewRateLimiterInvalidFallsBack(t *testing.T) {
 	})
 }
 
+// Every field invalid at once, the logger included: no panic, all defaults.
+func TestNewRateLimiterAllInvalid(t *testing.T) {
+	l := NewRateLimiter(WithRateLimiterLogger(nil), WithMaxConcurrency(0), WithIdentifyWait(-1), WithIdentifyMargin(-1))
+	defer l.Close(t.Context())
+	cfg := l.(*localLimiter).cfg
+	if err := cfg.Validate(); err != nil || cfg.IdentifyWait != DefaultIdentifyWait || cfg.Margin != DefaultIdentifyMargin {
+		t.Fatalf("config after fallback = %+v (%v)", cfg, err)
+	}
+}
+
 type lockedWriter struct {
 	w  *bytes.Buffer
 	mu *sync.Mutex
