@@ -18,7 +18,8 @@ type ShardManager interface {
 	// Open opens all configured shards: the ShardIDs, or every shard of the
 	// count. It returns once every shard is READY or has failed; failures are
 	// logged and kept for FleetShardManager.LastOpenError (OpenAll returns them).
-	// Shards already open are skipped.
+	// Shards already open are skipped. A gateway retries retryable failures
+	// (with AutoReconnect) until ctx ends, so bound ctx.
 	Open(ctx context.Context)
 	// Close closes all shards with code 1000, in parallel, bounded by ctx, and
 	// then the default RateLimiter. The manager opens no shard after Close.
