@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,7 +158,35 @@ func (r *reconciler) refreshLayout(ctx context.Context, version int64) bool {
 	}
 	r.noLayout = false
 	r.layout, r.shards = l, l.Shards()
+	r.sweep(ctx)
 	return true
+}
+
+// sweep deletes leases of the layout that name this worker but that this
+// session does not hold: an earlier process with the same WorkerID left them,
+// and this session's member key makes them look valid, so nobody else could
+// claim them. It runs when the layout changes (at start too): O(shards) once.
+func (r *reconciler) sweep(ctx context.Context) {
+	const batch = 512
+	for i := 0; i < len(r.shards); i += batch {
+		part := r.shards[i:min(i+batch, len(r.shards))]
+		keys := make([]string, len(part))
+		for j, k := range part {
+			keys[j] = r.s.keys.Lease(k)
+		}
+		args := []any{r.s.cfg.WorkerID}
+		for _, l := range r.s.Leases() {
+			args = append(args, strconv.FormatUint(l.token, 10))
+		}
+		n, err := sweepScript.Run(ctx, r.s.client, keys, args...).Int64()
+		if err != nil {
+			r.s.log.Warn("lease: sweep stale leases", slog.Any("error", err))
+			return
+		}
+		if n > 0 {
+			r.s.log.Info("lease: deleted leases left by an earlier session with this worker id", slog.Int64("leases", n))
+		}
+	}
 }
 
 // assign computes (or reuses) the assignment over the eligible members.

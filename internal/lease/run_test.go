@@ -272,3 +272,42 @@ func TestRunReturnsWhenSessionEnds(t *testing.T) {
 		t.Fatal("Run did not return after the session ended")
 	}
 }
+
+// A worker restarted with the same WorkerID finds leases of its previous
+// life in Redis; its new member key would make them look valid, so Run
+// sweeps them and the shards assigned elsewhere are not stuck.
+func TestRunSweepsLeasesOfEarlierIncarnation(t *testing.T) {
+	srv, direct := startRedis(t)
+	cfg := testConfig("")
+	cfg.WorkerID = "fixed-id"
+	old := newSession(t, newClient(t, srv.Addr()), cfg)
+	endGrace(t, direct, "")
+	ctx := testCtx(t)
+	for _, k := range shardsOf(6) {
+		claimOK(t, old, k)
+	}
+	old.Orphan() // crash: the leases stay in Redis
+	eventually(t, 3*time.Second, "the old member key expires", func() bool {
+		n, err := direct.Exists(ctx, old.Keys().Member("fixed-id")).Result()
+		return err == nil && n == 0
+	})
+	w := newWorld()
+	r1 := startRunner(t, newClient(t, srv.Addr()), cfg, w) // same id, new life
+	r2 := startRunner(t, newClient(t, srv.Addr()), testConfig(""), w)
+	// Both count each other before there is a layout, so neither claims the
+	// other's shards first (which would hide the stale leases).
+	eventually(t, 3*time.Second, "both members count each other", func() bool {
+		v1, v2 := r1.s.view.Load(), r2.s.view.Load()
+		return v1 != nil && v2 != nil && len(v1.members) == 2 && len(v2.members) == 2 &&
+			v1.now.Sub(v1.members[0].Since) > cfg.JoinGrace && v1.now.Sub(v1.members[1].Since) > cfg.JoinGrace &&
+			v2.now.Sub(v2.members[0].Since) > cfg.JoinGrace && v2.now.Sub(v2.members[1].Since) > cfg.JoinGrace
+	})
+	if _, err := r1.s.SetLayoutIfAbsent(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	want := Assign(shardsOf(6), []string{r1.s.ID(), r2.s.ID()})
+	waitBalanced(t, w, 5*time.Second, "both members run their shards", func(o map[ShardKey]string) bool {
+		return fmt.Sprint(o) == fmt.Sprint(want)
+	})
+	w.check(t)
+}

@@ -215,3 +215,21 @@ if cur ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1), 'data', ARGV[2])
 return 1
 `)
+
+// sweep: KEYS lease keys; ARGV me, then the tokens the caller holds. Deletes
+// the leases owned by me under a token it does not hold (left by an earlier
+// session with the same worker ID, which the new member key would otherwise
+// revive); returns how many.
+var sweepScript = redis.NewScript(`
+local held = {}
+for i = 2, #ARGV do held[ARGV[i]] = true end
+local n = 0
+for i = 1, #KEYS do
+  local cur = redis.call('HMGET', KEYS[i], 'owner', 'token')
+  if cur[1] == ARGV[1] and not held[cur[2]] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+return n
+`)
