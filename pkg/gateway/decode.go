@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -272,38 +274,61 @@ func (p *parser) skipLiteral(lit string) error {
 	return nil
 }
 
-// skipString skips a string, checking escapes and control characters. The
-// inner loop is the hot path of the decoder: most of a dispatch is strings.
+// skipString skips a string, checking escapes and control characters. It is
+// the hot path of the decoder (most of a dispatch is strings), so it jumps
+// from quote to quote with bytes.IndexByte and checks the bytes in between
+// eight at a time.
 func (p *parser) skipString() error {
 	if !p.consume('"') {
 		return p.errorf("expected string")
 	}
 	buf := p.buf
 	i := p.pos
-	for i < len(buf) {
-		c := buf[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
+	for {
+		q := bytes.IndexByte(buf[i:], '"')
+		if q < 0 {
+			p.pos = len(buf)
+			return p.errorf("unterminated string")
 		}
-		switch c {
-		case '"':
-			p.pos = i + 1
-			return nil
-		case '\\':
-			n, ok := escapeLen(buf[i:])
+		seg := buf[i : i+q]
+		if b := bytes.IndexByte(seg, '\\'); b >= 0 {
+			if c := controlIndex(seg[:b]); c >= 0 {
+				p.pos = i + c
+				return p.errorf("control character in string")
+			}
+			n, ok := escapeLen(buf[i+b:])
 			if !ok {
-				p.pos = i
+				p.pos = i + b
 				return p.errorf("invalid escape in string")
 			}
-			i += n
-		default:
-			p.pos = i
+			i += b + n
+			continue
+		}
+		if c := controlIndex(seg); c >= 0 {
+			p.pos = i + c
 			return p.errorf("control character in string")
 		}
+		p.pos = i + q + 1
+		return nil
 	}
-	p.pos = i
-	return p.errorf("unterminated string")
+}
+
+// controlIndex returns the index of the first byte below 0x20 in b, or -1.
+func controlIndex(b []byte) int {
+	const highs, limit = 0x8080808080808080, 0x20 * 0x0101010101010101
+	j := 0
+	for ; j+8 <= len(b); j += 8 {
+		x := binary.LittleEndian.Uint64(b[j:])
+		if (x-limit)&^x&highs != 0 {
+			break // a byte below 0x20 in this word (found below)
+		}
+	}
+	for ; j < len(b); j++ {
+		if b[j] < 0x20 {
+			return j
+		}
+	}
+	return -1
 }
 
 // escapeLen returns the length of the escape sequence at the start of b.

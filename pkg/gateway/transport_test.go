@@ -206,3 +206,36 @@ func TestPayloadTransport(t *testing.T) {
 		t.Fatal("garbage binary frame accepted")
 	}
 }
+
+// jsonOfSize returns a gateway message of exactly n bytes.
+func jsonOfSize(n int, fill byte) []byte {
+	head := []byte(`{"op":0,"s":1,"t":"X","d":"`)
+	msg := append(head, bytes.Repeat([]byte{fill}, n-len(head)-2)...)
+	return append(msg, '"', '}')
+}
+
+// TestZlibStreamMessageEndingAtWindowWrap: flate returns output when its
+// 32 KiB window wraps; a message whose output ends exactly there must not
+// make the next Read run past the input (a sticky unexpected EOF).
+func TestZlibStreamMessageEndingAtWindowWrap(t *testing.T) {
+	for _, sizes := range [][]int{{32 << 10, 100, 200}, {10000, 32<<10 - 10000, 300, 64 << 10, 50}} {
+		var msgs [][]byte
+		for i, n := range sizes {
+			msgs = append(msgs, jsonOfSize(n, byte('a'+i)))
+		}
+		rng := rand.New(rand.NewPCG(5, 5))
+		frames := zlibFrames(t, msgs, 1, rng)
+		z := newTransport(CompressionZlibStream)
+		for i, f := range frames {
+			got, err := z.decode(true, f[0])
+			if err != nil {
+				t.Fatalf("sizes %v, message %d: %v", sizes, i, err)
+			}
+			if !bytes.Equal(got, msgs[i]) {
+				t.Fatalf("sizes %v, message %d: got %d bytes, want %d", sizes, i, len(got), len(msgs[i]))
+			}
+			z.release()
+		}
+		z.close()
+	}
+}

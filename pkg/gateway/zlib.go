@@ -18,12 +18,21 @@ const maxPendingCompressed = 64 << 20
 // connection, each message ending with a sync flush (reference §8).
 //
 // The inflater reads straight from a bytes.Reader reset to each complete
-// message; no goroutine, no pipe. That works because flate's reader never
-// reads past the sync marker before it returns the message's output, and we
-// stop calling Read as soon as the input is used up (see inflateMessage), so
-// the decompressor never sees an EOF that would stick.
+// message; no goroutine, no pipe. flate's reader never reads past the sync
+// marker before it has returned the message's output, and we stop calling
+// Read once the input is used up (see inflateMessage), so the decompressor
+// never sees an EOF, which would stick.
+//
+// One edge needs care: flate also returns output when its 32 KiB window
+// wraps. If a message's output ends exactly there, the Read that returns it
+// leaves the end-of-block code and the sync marker unread, and one more Read
+// would run past the input. So when a Read returns with input left, we check
+// whether the output is already one complete JSON value (a gateway message
+// is exactly one object, so a proper prefix never is); if so the message is
+// done and the unread bytes are carried over to the front of the next one.
 type zlibStream struct {
 	pending []byte // compressed bytes of a message split across frames
+	carry   []byte // unread tail of the previous message (window-wrap edge)
 	src     bytes.Reader
 	fr      io.ReadCloser // raw flate reader, created with the first message
 	out     *[]byte
@@ -35,6 +44,10 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 		return nil, z.broken
 	}
 	in := frame
+	if len(z.carry) > 0 {
+		z.pending = append(z.pending, z.carry...)
+		z.carry = z.carry[:0]
+	}
 	if len(z.pending) > 0 || !bytes.HasSuffix(frame, zlibSuffix) {
 		if len(z.pending)+len(frame) > maxPendingCompressed {
 			return nil, z.fail(fmt.Errorf("zlib-stream: message over %d bytes without a sync marker", maxPendingCompressed))
@@ -56,20 +69,39 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 		z.src.Reset(in)
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10)
+	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10, isOneJSONValue)
 	*z.out = msg[:0]
 	z.resetPending()
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
 	}
+	if z.src.Len() > 0 {
+		rest := in[len(in)-z.src.Len():]
+		if len(rest) > 64 { // the edge leaves a few bits and the marker, never more
+			return nil, z.fail(fmt.Errorf("zlib-stream: %d bytes left after a complete message", len(rest)))
+		}
+		z.carry = append(z.carry[:0], rest...)
+	}
 	return msg, nil
 }
 
-// inflateMessage reads r until src is used up. Each Read gets more than
-// maxChunk bytes of room, maxChunk being the most a decompressor returns at
-// once, so when src is empty after a Read that Read has returned everything
-// the consumed input held. It never calls Read on an exhausted src.
-func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int) ([]byte, error) {
+// isOneJSONValue reports whether b is exactly one JSON value.
+func isOneJSONValue(b []byte) bool {
+	p := parser{buf: b}
+	p.skipSpace()
+	if p.skipValue(0) != nil {
+		return false
+	}
+	p.skipSpace()
+	return p.pos == len(b)
+}
+
+// inflateMessage reads r until src is used up, or until complete (if not nil)
+// accepts the output while input is left. Each Read gets more than maxChunk
+// bytes of room, maxChunk being the most a decompressor returns at once, so
+// when src is empty after a Read that Read has returned everything the
+// consumed input held. It never calls Read on an exhausted src.
+func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int, complete func([]byte) bool) ([]byte, error) {
 	for idle := 0; ; {
 		if cap(buf)-len(buf) <= maxChunk {
 			buf = append(buf[:cap(buf)], make([]byte, cap(buf)+maxChunk+1)...)[:len(buf)]
@@ -79,7 +111,7 @@ func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int) ([
 		if err != nil {
 			return buf, err
 		}
-		if src.Len() == 0 {
+		if src.Len() == 0 || (n > 0 && complete != nil && complete(buf)) {
 			return buf, nil
 		}
 		if n == 0 {
@@ -108,6 +140,7 @@ func zlibHeader(in []byte) ([]byte, error) {
 func (z *zlibStream) fail(err error) error {
 	z.broken = fmt.Errorf("%w: %w", errStreamBroken, err)
 	z.resetPending()
+	z.carry = nil
 	return z.broken
 }
 

@@ -42,7 +42,7 @@ func (z *zstdStream) decode(_ bool, frame []byte) ([]byte, error) {
 		z.dec = dec
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.dec, &z.src, *z.out, zstdMaxBlock)
+	msg, err := inflateMessage(z.dec, &z.src, *z.out, zstdMaxBlock, nil)
 	*z.out = msg[:0]
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zstd-stream: %w", err))
