@@ -27,7 +27,16 @@
 // Redis data loss (restart without persistence, FLUSHALL, a failover that lost
 // the epoch key) is detected through the epoch key; holders then re-assert their
 // leases with their old tokens, and nobody claims a shard it did not hold for
-// DataLossGrace (>= TTL).
+// DataLossGrace (>= TTL). Not detected: an asynchronous-replication failover
+// whose new primary kept the epoch and member keys but lost recent lease
+// writes (use min-replicas-to-write on HA deployments). An empty Redis looks exactly like one that lost its
+// data, so the very first session of a new fleet starts the grace too: a new
+// fleet claims nothing for DataLossGrace (25 s by default, about 1 s with
+// LocalConfig). That is the price of never trusting an empty Redis.
+//
+// A worker that restarts with the same WorkerID gets ErrMemberExists until
+// its previous member key expires (TTL); Run then deletes the leases its
+// previous life left behind.
 //
 // Key schema (P is the prefix, always with one {hash tag}, so a fleet's keys
 // share one Redis Cluster slot): see [Keys].

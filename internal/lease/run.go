@@ -23,7 +23,7 @@ import (
 type Handler interface {
 	// Acquired: the session now holds l. Start the shard, resuming state when
 	// state.Resumable() (it is what the previous owner saved). Return
-	// promptly: start the shard in the background.
+	// promptly: start the shard in the background. ctx is l.Context().
 	Acquired(ctx context.Context, l *Lease, state gateway.ShardState)
 	// Revoke: the shard must move (planned move, layout change or Drain).
 	// Stop it, keeping its Discord session resumable (a close code other than
