@@ -264,3 +264,35 @@ func TestRedisPaused(t *testing.T) {
 	l.UnlockBucket(2)
 	checkLog(t, mustLog(t, l), rulesOf(l))
 }
+
+// TestCrashedWaiterExpires: a process killed while queued leaves a ticket that
+// stops blocking the queue after TicketTTL; the waiter behind it is served.
+func TestCrashedWaiterExpires(t *testing.T) {
+	s := redistest.Start(t)
+	prefix := uniquePrefix(t)
+	l := newLimiter(t, newClient(t, s.Addr()), testOpts(prefix, 1)...)
+	ctx := ctxT(t, 20*time.Second)
+	if err := l.WaitBucket(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := startHelper(t, helperConfig{mode: "hold", addr: s.Addr(), prefix: prefix, mc: 1, shard: 0})
+	waitFor(t, 20*time.Second, "helper queued", func() bool { return queueLen(t, l, 0) == 1 })
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	next := make(chan error, 1)
+	go func() { next <- l.WaitBucket(ctx, 0) }()
+	waitFor(t, 5*time.Second, "our waiter queued behind the dead one", func() bool { return queueLen(t, l, 0) == 2 })
+	l.UnlockBucket(0)
+	if err := <-next; err != nil {
+		t.Fatalf("waiter behind a dead ticket: %v", err)
+	}
+	l.UnlockBucket(0)
+	entries := mustLog(t, l)
+	checkLog(t, entries, rulesOf(l))
+	for _, e := range entries {
+		if e.Event == "grant" && e.Holder != l.cfg.HolderID {
+			t.Fatalf("the killed waiter was granted: %+v", e)
+		}
+	}
+}
