@@ -3,6 +3,7 @@ package gatewaytest
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -35,8 +36,13 @@ func benchDispatch(b *testing.B, compress string) {
 	target := setup + b.N
 	go func() {
 		n := 0
+		buf := make([]byte, 64<<10)
 		for n < target {
-			if _, _, err := ws.Read(ctx); err != nil {
+			_, r, err := ws.Reader(ctx)
+			if err != nil {
+				break
+			}
+			if _, err := io.CopyBuffer(io.Discard, r, buf); err != nil {
 				break
 			}
 			n++

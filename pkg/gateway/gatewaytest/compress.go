@@ -60,18 +60,27 @@ type zlibStream struct {
 	buf        bytes.Buffer
 	w          *flate.Writer // nil while released
 	headerSent bool
+	spliced    bool // blocks not written by w went out since w's last Reset
 }
 
-func (e *zlibStream) encode(msg []byte) ([]byte, error) {
+func (e *zlibStream) start() {
 	e.buf.Reset()
 	if !e.headerSent {
 		e.buf.Write(zlibHeader)
 		e.headerSent = true
 	}
+}
+
+func (e *zlibStream) encode(msg []byte) ([]byte, error) {
+	e.start()
 	if e.w == nil {
 		e.w = flateWriters.Get().(*flate.Writer)
 		e.w.Reset(&e.buf)
+	} else if e.spliced {
+		// w's history no longer matches the client's window: start afresh.
+		e.w.Reset(&e.buf)
 	}
+	e.spliced = false
 	if _, err := e.w.Write(msg); err != nil {
 		return nil, fmt.Errorf("zlib-stream write: %w", err)
 	}
@@ -91,6 +100,84 @@ func (e *zlibStream) release() {
 }
 
 func (e *zlibStream) close() { e.release() }
+
+// spliceMin: dispatch data at least this large goes through the splice path.
+const spliceMin = 256
+
+// encodeSpliced writes one dispatch as deflate blocks spliced into the
+// stream: the envelope head as a stored block, then the data and the closing
+// brace compressed on their own (no back-references outside themselves), the
+// latter cached per data slice. The message still ends with the sync marker
+// 00 00 ff ff and decodes through the connection's one inflate context; it
+// only lets the fake compress each distinct payload once, however many
+// sessions and seqs it goes to, so it can feed fast clients.
+func (e *zlibStream) encodeSpliced(head, body []byte, cache *deflateCache) []byte {
+	e.start()
+	b := e.buf.Bytes()
+	b = appendStoredBlock(b, head)
+	b = append(b, cache.get(body)...)
+	e.spliced = true
+	e.buf = *bytes.NewBuffer(b)
+	return b
+}
+
+// appendStoredBlock appends p as non-final stored deflate blocks; the stream
+// must be at a byte boundary (it is, after a sync flush or the header).
+func appendStoredBlock(b, p []byte) []byte {
+	for {
+		n := min(len(p), 0xffff)
+		b = append(b, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+		b = append(b, p[:n]...)
+		p = p[n:]
+		if len(p) == 0 {
+			return b
+		}
+	}
+}
+
+// deflateCache holds data+"}" compressed on its own and sync-flushed, per
+// data slice (pointer and length: Dispatch shares one slice between every
+// session it reaches; a slice must not be modified after Dispatch). It is
+// bounded: when full, it starts over.
+type deflateCache struct {
+	mu   sync.Mutex
+	m    map[cacheKey][]byte
+	w    *flate.Writer
+	buf  bytes.Buffer
+	max  int
+	hits uint64
+}
+
+type cacheKey struct {
+	p *byte
+	n int
+}
+
+func newDeflateCache(maxEntries int) *deflateCache {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed) // the level is valid
+	return &deflateCache{m: make(map[cacheKey][]byte), w: w, max: maxEntries}
+}
+
+func (d *deflateCache) get(body []byte) []byte {
+	k := cacheKey{&body[0], len(body)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if out, ok := d.m[k]; ok {
+		d.hits++
+		return out
+	}
+	d.buf.Reset()
+	d.w.Reset(&d.buf)
+	_, _ = d.w.Write(body) // writes to a bytes.Buffer cannot fail
+	_, _ = d.w.Write([]byte{'}'})
+	_ = d.w.Flush()
+	out := bytes.Clone(d.buf.Bytes())
+	if len(d.m) >= d.max {
+		clear(d.m)
+	}
+	d.m[k] = out
+	return out
+}
 
 // zstdStream: one zstd frame per connection, never ended; Flush per message
 // so each websocket message holds exactly one gateway message.

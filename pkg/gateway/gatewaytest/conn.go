@@ -22,6 +22,10 @@ const readLimit = 1 << 20
 // compressor state back (see transportEncoder.release).
 const encoderIdle = 100 * time.Millisecond
 
+// scratchKeep: a writer's frame buffer grown beyond this (by READY, say) is
+// dropped after its batch.
+const scratchKeep = 16 << 10
+
 type outKind uint8
 
 const (
@@ -31,10 +35,12 @@ const (
 	outDrop                   // TCP drop, no close frame
 )
 
-// outMsg is one queued message for a connection's writer.
+// outMsg is one queued message for a connection's writer. A dispatch is
+// data (its envelope head) + body (its d, shared between sessions) + "}".
 type outMsg struct {
 	kind   outKind
 	data   []byte
+	body   []byte
 	binary bool // outRaw: binary frame
 	large  bool // outPayload: zlib it on its own when IDENTIFY asked compress:true
 	code   int
@@ -70,6 +76,8 @@ type conn struct {
 	payloadZlib atomic.Bool  // IDENTIFY compress:true (and no transport compression)
 
 	sess *session // guarded by Server.mu: the attached session
+
+	scratch []byte // writer only: a dispatch's frame, assembled
 
 	sendTimes []int64 // reader only: arrival of the last SendLimit payloads (ring)
 	sendIdx   int
@@ -271,6 +279,9 @@ func (c *conn) writeLoop() {
 	defer idle.Stop()
 	var batch []outMsg
 	for {
+		if cap(c.scratch) > scratchKeep {
+			c.scratch = nil
+		}
 		select {
 		case <-c.quit:
 			return
@@ -368,10 +379,25 @@ func (c *conn) writeBatch(enc transportEncoder, msgs []outMsg) bool {
 	return true
 }
 
+// frame returns m's complete JSON payload (valid until the next call).
+func (c *conn) frame(m *outMsg) []byte {
+	if m.body == nil {
+		return m.data
+	}
+	c.scratch = append(append(append(c.scratch[:0], m.data...), m.body...), '}')
+	return c.scratch
+}
+
 func (c *conn) writePayload(ctx context.Context, enc transportEncoder, m *outMsg) error {
 	switch {
 	case enc != nil:
-		b, err := enc.encode(m.data)
+		var b []byte
+		var err error
+		if z, ok := enc.(*zlibStream); ok && len(m.body) >= spliceMin {
+			b = z.encodeSpliced(m.data, m.body, c.srv.deflated)
+		} else {
+			b, err = enc.encode(c.frame(m))
+		}
 		if err != nil {
 			return err
 		}
@@ -386,11 +412,11 @@ func (c *conn) writePayload(ctx context.Context, enc transportEncoder, m *outMsg
 		}
 		return nil
 	case m.large && c.payloadZlib.Load():
-		b, err := compressPayload(m.data)
+		b, err := compressPayload(c.frame(m))
 		if err != nil {
 			return err
 		}
 		return c.ws.Write(ctx, websocket.MessageBinary, b)
 	}
-	return c.ws.Write(ctx, websocket.MessageText, m.data)
+	return c.ws.Write(ctx, websocket.MessageText, c.frame(m))
 }

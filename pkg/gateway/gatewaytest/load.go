@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"encoding/json"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,18 @@ type loadGen struct {
 	quit     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
-	n        uint64 // messages generated (generator goroutine only)
+	n        uint64            // messages generated (generator goroutine only)
+	pool     []json.RawMessage // generator only: payloads, reused once built
 }
+
+// loadPoolTarget is about how many distinct payloads the load cycles
+// through; reusing them lets zlib-stream connections send each one compressed
+// once (see deflateCache). With more guilds than loadPoolMax, every payload
+// is new.
+const (
+	loadPoolTarget = 4096
+	loadPoolMax    = 16384
+)
 
 func (l *loadGen) init(rate float64) {
 	l.rate.Store(math.Float64bits(rate))
@@ -95,10 +106,32 @@ func (l *loadGen) run(s *Server) {
 // emit dispatches one MESSAGE_CREATE, spreading them round-robin over the
 // guilds (guild-less DMs when the bot is in none).
 func (l *loadGen) emit(s *Server) {
+	n := l.n
+	l.n++
 	var g snowflake.ID // 0: guild-less
 	if len(s.guilds) > 0 {
-		g = s.guilds[l.n%uint64(len(s.guilds))]
+		g = s.guilds[n%uint64(len(s.guilds))]
 	}
-	l.n++
-	s.dispatch(typMessageCreate, g, MessageCreateData(g, l.n))
+	size := poolSize(len(s.guilds))
+	if size == 0 {
+		s.dispatch(typMessageCreate, g, MessageCreateData(g, n))
+		return
+	}
+	i := int(n % uint64(size))
+	if i >= len(l.pool) {
+		l.pool = append(l.pool, MessageCreateData(g, n))
+	}
+	s.dispatch(typMessageCreate, g, l.pool[i])
+}
+
+// poolSize is a multiple of the guild count near loadPoolTarget (so pool
+// entry i always belongs to guild i % guilds), or 0 for no pool.
+func poolSize(guilds int) int {
+	switch {
+	case guilds == 0:
+		return loadPoolTarget
+	case guilds > loadPoolMax:
+		return 0
+	}
+	return guilds * ((loadPoolTarget + guilds - 1) / guilds)
 }

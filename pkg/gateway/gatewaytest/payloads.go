@@ -40,17 +40,16 @@ func invalidSessionFrame(resumable bool) []byte {
 	return frameInvalidFalse
 }
 
-// dispatchFrame builds {"op":0,"s":seq,"t":typ,"d":data}; typ is already a
-// JSON string literal.
-func dispatchFrame(seq int, typJSON []byte, data []byte) []byte {
-	b := make([]byte, 0, len(data)+len(typJSON)+32)
+// dispatchHead builds a dispatch's envelope up to its data,
+// {"op":0,"s":seq,"t":typ,"d": ; the frame is head + data + "}". typJSON is
+// already a JSON string literal.
+func dispatchHead(seq int, typJSON []byte) []byte {
+	b := make([]byte, 0, len(typJSON)+32)
 	b = append(b, `{"op":0,"s":`...)
 	b = strconv.AppendInt(b, int64(seq), 10)
 	b = append(b, `,"t":`...)
 	b = append(b, typJSON...)
-	b = append(b, `,"d":`...)
-	b = append(b, data...)
-	return append(b, '}')
+	return append(b, `,"d":`...)
 }
 
 func jsonString(s string) []byte {
@@ -113,30 +112,58 @@ func guildCreateData(i int, g snowflake.ID) []byte {
 	return b
 }
 
+// loadWords make message contents vary the way chat does, so compressed
+// sizes are realistic rather than a few bytes of back-references.
+var loadWords = []string{"the", "shard", "gateway", "resume", "lease", "guild", "message", "hello",
+	"anyone", "online", "tonight", "raid", "at", "nine", "lol", "bot", "broke", "again", "please",
+	"fix", "queue", "music", "skip", "ping", "pong", "server", "role", "channel", "vote", "poll",
+	"meme", "image", "link", "thanks", "welcome", "new", "member", "rules", "read", "pinned"}
+
 // MessageCreateData returns a realistic MESSAGE_CREATE d (about 850 bytes)
 // for a message numbered n in guild g (g 0: a DM, without guild_id and member).
 // The steady load of EventsPerSecond uses it; benchmarks may too.
 func MessageCreateData(g snowflake.ID, n uint64) json.RawMessage {
-	msgID := snowflake.ID(uint64(g) + 1<<22 + n%(1<<22))
+	h := n*0x9E3779B97F4A7C15 + uint64(g)
+	msgID := snowflake.ID(uint64(guildEpochMs+1<<20+n%(1<<30))<<22 | h>>52)
+	author := botUserID + 2 + snowflake.ID(h%5000)
 	b := make([]byte, 0, 1024)
-	b = append(b, `{"type":0,"tts":false,"timestamp":"2026-01-01T12:00:00.000000+00:00","pinned":false,"nonce":"`...)
-	b = strconv.AppendUint(b, n, 10)
+	b = append(b, `{"type":0,"tts":false,"timestamp":"2026-01-01T12:`...)
+	b = appendTwo(b, int(n/60%60))
+	b = append(b, ':')
+	b = appendTwo(b, int(n%60))
+	b = append(b, `.`...)
+	b = strconv.AppendUint(b, 100000+h%900000, 10)
+	b = append(b, `+00:00","pinned":false,"nonce":"`...)
+	b = strconv.AppendUint(b, h>>1, 10)
 	b = append(b, `","mentions":[],"mention_roles":[],"mention_everyone":false,`...)
 	if g != 0 {
 		b = append(b, `"member":{"roles":[],"premium_since":null,"pending":false,"nick":null,"mute":false,"joined_at":"2024-01-01T00:00:00.000000+00:00","flags":0,"deaf":false,"communication_disabled_until":null,"banner":null,"avatar":null},`...)
 	}
 	b = append(b, `"id":`...)
 	b = appendID(b, msgID)
-	b = append(b, `,"flags":0,"embeds":[],"edited_timestamp":null,"content":"fake message number `...)
-	b = strconv.AppendUint(b, n, 10)
-	b = append(b, `: the quick brown fox jumps over the lazy dog.","components":[],"channel_id":`...)
-	b = appendID(b, g+1)
-	b = append(b, `,"author":{"username":"someone","public_flags":0,"primary_guild":null,"id":`...)
-	b = appendID(b, botUserID+2+snowflake.ID(n%1000))
-	b = append(b, `,"global_name":"Some One","discriminator":"0","collectibles":null,"clan":null,"avatar_decoration_data":null,"avatar":"0123456789abcdef0123456789abcdef"},"attachments":[]`...)
+	b = append(b, `,"flags":0,"embeds":[],"edited_timestamp":null,"content":"`...)
+	for i, x := 0, h; i < 14; i, x = i+1, x*6364136223846793005+1442695040888963407 {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, loadWords[(x>>33)%uint64(len(loadWords))]...)
+	}
+	b = append(b, `","components":[],"channel_id":`...)
+	b = appendID(b, g+1+snowflake.ID(h%7))
+	b = append(b, `,"author":{"username":"user`...)
+	b = strconv.AppendUint(b, uint64(author)%100000, 10)
+	b = append(b, `","public_flags":0,"primary_guild":null,"id":`...)
+	b = appendID(b, author)
+	b = append(b, `,"global_name":"User `...)
+	b = strconv.AppendUint(b, uint64(author)%100000, 10)
+	b = append(b, `","discriminator":"0","collectibles":null,"clan":null,"avatar_decoration_data":null,"avatar":"`...)
+	b = strconv.AppendUint(b, h, 16)
+	b = append(b, `"},"attachments":[]`...)
 	if g != 0 {
 		b = append(b, `,"guild_id":`...)
 		b = appendID(b, g)
 	}
 	return append(b, '}')
 }
+
+func appendTwo(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }

@@ -171,7 +171,7 @@ func (s *Server) sendOnConn(ss *session, ev *SentEvent, typJSON []byte) int {
 		typJSON = jsonString(ev.Type)
 	}
 	large := len(ev.Data) >= s.cfg.PayloadCompressThreshold || ev.Type == "READY" || ev.Type == "GUILD_CREATE"
-	n := ss.conn.enqueueLen(outMsg{kind: outPayload, data: dispatchFrame(ev.Seq, typJSON, ev.Data), large: large})
+	n := ss.conn.enqueueLen(outMsg{kind: outPayload, data: dispatchHead(ev.Seq, typJSON), body: ev.Data, large: large})
 	if n == 0 {
 		return 0
 	}

@@ -32,6 +32,7 @@ type Server struct {
 	guilds    []snowflake.ID
 	start     time.Time // monotonic base of now()
 
+	deflated      *deflateCache // zlib-stream dispatch bodies, compressed once
 	ackHeartbeats atomic.Bool
 	splitFrames   atomic.Int32
 	nextConnID    atomic.Uint64
@@ -59,6 +60,10 @@ type Server struct {
 	httpWG sync.WaitGroup // net/http connections (ConnState)
 	bgWG   sync.WaitGroup // Serve and the load generator
 }
+
+// deflateCacheEntries bounds the shared cache of compressed dispatch bodies
+// (about 150 bytes each for MESSAGE_CREATE).
+const deflateCacheEntries = 16384
 
 // NewServer starts a fake on 127.0.0.1 on a free port, like httptest.NewServer.
 // Like httptest.NewServer, it panics if it cannot listen or if an option makes
@@ -105,7 +110,7 @@ func newServer(cfg Config, ln net.Listener) *Server {
 		guilds: makeGuilds(cfg.Guilds), conns: make(map[*conn]struct{}), sessions: make(map[string]*session),
 		index: make(map[int]map[int][]*session), liveByKey: make(map[[2]int]int),
 		lastIdentify: make(map[int]time.Time), remaining: cfg.SessionStartTotal,
-		rgmLast: make(map[snowflake.ID]time.Time),
+		rgmLast: make(map[snowflake.ID]time.Time), deflated: newDeflateCache(deflateCacheEntries),
 	}
 	s.ackHeartbeats.Store(true)
 	s.load.init(cfg.EventsPerSecond)

@@ -186,11 +186,12 @@ func TestHeartbeatTimeoutKeepsSessionResumable(t *testing.T) {
 }
 
 func TestHeartbeatsKeepTheConnection(t *testing.T) {
-	s := startFake(t, WithHeartbeatInterval(20*time.Millisecond), WithHeartbeatTimeout(200*time.Millisecond, 4009))
+	const timeout = 400 * time.Millisecond
+	s := startFake(t, WithHeartbeatInterval(timeout/4), WithHeartbeatTimeout(timeout, 4009))
 	a := connect(t, s)
 	a.identify(s, 0, 1)
-	for i := range 15 { // 15 x 20 ms: past the timeout in total
-		time.Sleep(20 * time.Millisecond) // the heartbeat interval, as a client would
+	for i := range 12 { // 12 x timeout/4: three timeouts in total
+		time.Sleep(timeout / 4) // the heartbeat interval, as a client would
 		a.send(m{"op": 1, "d": i})
 		a.nextOp(11, "")
 	}
