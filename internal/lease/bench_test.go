@@ -159,3 +159,45 @@ func BenchmarkTakeover(b *testing.B) {
 	b.ReportMetric(sum/float64(n), "mean_takeover/TTL")
 	b.ReportMetric(worst, "max_takeover/TTL")
 }
+
+// BenchmarkJoinMoves measures a planned rebalance: a fifth member joins a
+// settled fleet of 4 over 1000 shards. It reports the shards moved (Assign's
+// ideal is about 1000/5 = 200), the time until the fleet matches the new
+// assignment, and the longest a moving shard was unowned (revoke to acquire).
+//
+//	go test -run '^$' -bench JoinMoves -benchtime 3x ./internal/lease/
+func BenchmarkJoinMoves(b *testing.B) {
+	cfg := benchConfig()
+	const shards = 1000
+	var moves, gap, converge float64
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		srv := redistest.Start(b)
+		w, rs := startFleet(b, srv, 4, shards, cfg)
+		w.mu.Lock()
+		w.moves, w.maxGap = 0, 0
+		w.mu.Unlock()
+		b.StartTimer()
+		start := time.Now()
+		r5 := startRunner(b, newClient(b, srv.Addr()), cfg, w)
+		want := Assign(shardsOf(shards), append(ids(rs), r5.s.ID()))
+		eventually(b, 30*time.Second, "the fleet converges after the join", func() bool {
+			return fmt.Sprint(w.owners()) == fmt.Sprint(want)
+		})
+		b.StopTimer()
+		converge += time.Since(start).Seconds()
+		w.mu.Lock()
+		moves += float64(w.moves)
+		gap += w.maxGap.Seconds()
+		w.mu.Unlock()
+		n++
+		for _, r := range append(rs, r5) {
+			r.stop()
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(moves/float64(n), "moves/join")
+	b.ReportMetric(converge/float64(n), "converge_s")
+	b.ReportMetric(gap/float64(n)*1000, "max_unowned_ms")
+}

@@ -23,10 +23,14 @@ type world struct {
 	acquired   map[ShardKey][]gateway.ShardState // states handed to each acquirer
 	revokes    map[string]int                    // per worker
 	seq        int
+	revokedAt  map[ShardKey]time.Time // planned moves in flight
+	maxGap     time.Duration          // longest revoke-to-acquire gap seen
+	moves      int                    // acquisitions that followed a revoke
 }
 
 func newWorld() *world {
-	return &world{running: map[ShardKey]*Lease{}, acquired: map[ShardKey][]gateway.ShardState{}, revokes: map[string]int{}}
+	return &world{running: map[ShardKey]*Lease{}, acquired: map[ShardKey][]gateway.ShardState{},
+		revokes: map[string]int{}, revokedAt: map[ShardKey]time.Time{}}
 }
 
 type worldHandler struct {
@@ -43,6 +47,11 @@ func (h *worldHandler) Acquired(_ context.Context, l *Lease, st gateway.ShardSta
 		h.w.violations = append(h.w.violations, fmt.Sprintf("%v acquired by %s while %s still runs it", l.Key(), h.id, prev.Owner()))
 	}
 	h.w.running[l.Key()] = l
+	if at, ok := h.w.revokedAt[l.Key()]; ok {
+		h.w.maxGap = max(h.w.maxGap, time.Since(at))
+		h.w.moves++
+		delete(h.w.revokedAt, l.Key())
+	}
 	h.w.acquired[l.Key()] = append(h.w.acquired[l.Key()], st)
 }
 
@@ -53,6 +62,7 @@ func (h *worldHandler) Revoke(_ context.Context, l *Lease) (gateway.ShardState, 
 		delete(h.w.running, l.Key())
 	}
 	h.w.revokes[h.id]++
+	h.w.revokedAt[l.Key()] = time.Now()
 	h.w.seq++
 	return gateway.ShardState{SessionID: "sess-" + l.Key().String(), Sequence: h.w.seq, ResumeURL: "wss://r"}, nil
 }
