@@ -13,14 +13,16 @@
 //
 // Failure behaviour: when Redis cannot be reached, WaitBucket returns an error and
 // never a permit (fail closed). A holder that crashes frees its bucket after
-// HoldTTL. A waiter that crashes leaves a ticket that expires after TicketTTL. When
-// a Limiter notices that Redis lost its data (restart without persistence,
-// failover), no bucket is granted for HoldTTL + window + margin, so permits given
-// before the loss cannot overlap with new ones. The loss is noticed by a limiter
-// that saw the old state (its next script call); a brand-new process that never
-// saw it, and that calls before any older one, cannot tell a lost Redis from a
-// new one and may be granted at once: that residual window is documented, not
-// closed.
+// HoldTTL. A waiter that crashes leaves a ticket that expires after TicketTTL.
+// When a Limiter notices that Redis lost its data (restart without persistence,
+// failover, FLUSHALL), no bucket is granted for HoldTTL + window + margin, so
+// permits given before the loss cannot overlap with new ones. The loss is
+// noticed by a limiter that saw the old state, on its next script call. A Redis
+// without the fleet's state that nobody knew (a new Redis, or a lost one whose
+// whole fleet restarted too) grants nothing for one window + margin, because
+// Discord may still count IDENTIFYs sent just before. What remains open: a
+// brand-new process that reaches a lost Redis before any older one calls gets
+// only that shorter quiet period.
 //
 // Cancellation: a cancelled ctx makes WaitBucket return ctx.Err() at once while
 // it sleeps; for it to also cut a Redis call in flight, the go-redis client

@@ -51,7 +51,23 @@ func newLimiter(t testing.TB, client redis.UniversalClient, opts ...ConfigOpt) *
 		defer cancel()
 		l.Close(ctx)
 	})
+	settle(t, l)
 	return l
+}
+
+// settle makes sure the fleet's epoch exists and its first quiet period (one
+// window + margin on a Redis without an epoch) is over, so a test starts from a
+// running fleet's state.
+func settle(t testing.TB, l *Limiter) {
+	t.Helper()
+	if err := l.runLeave(context.Background(), 0, "settle"); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
+	quiet := scriptKeys(l.cfg.KeyPrefix, 0)[keyQuiet]
+	waitFor(t, 10*time.Second, "first quiet period over", func() bool {
+		n, err := l.client.Exists(context.Background(), quiet).Result()
+		return err == nil && n == 0
+	})
 }
 
 // waitFor polls cond until it holds or the deadline passes.

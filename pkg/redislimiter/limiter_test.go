@@ -223,3 +223,25 @@ func TestClose(t *testing.T) {
 	l.UnlockBucket(0) // still allowed after Close
 	l.Close(ctx)      // idempotent
 }
+
+// TestNewEpochQuiet: on a Redis without the fleet's epoch (new, or lost with
+// every process restarted) the first grant waits one window + margin, since
+// Discord may still count IDENTIFYs sent just before.
+func TestNewEpochQuiet(t *testing.T) {
+	s := redistest.Start(t)
+	l := New(newClient(t, s.Addr()), testOpts(uniquePrefix(t), 1)...)
+	defer l.Close(context.Background())
+	ctx := ctxT(t, 5*time.Second)
+	if err := l.WaitBucket(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	l.UnlockBucket(0)
+	born, err := l.client.HGet(ctx, scriptKeys(l.cfg.KeyPrefix, 0)[keyEpoch], "born").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := checkLog(t, mustLog(t, l), rulesOf(l))
+	if len(grants) != 1 || grants[0].Micros < born*1000+(testWindow+testMargin).Microseconds() {
+		t.Fatalf("first grant %+v, want one at >= epoch birth (%d ms) + window + margin", grants, born)
+	}
+}

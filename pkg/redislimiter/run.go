@@ -20,7 +20,7 @@ type acquireResult struct {
 	seq    int64 // the ticket's arrival number in its bucket's queue
 }
 
-// commonArgs are ARGV 1-8 of every script (see prelude).
+// commonArgs are ARGV 1-9 of every script (see prelude).
 func (l *Limiter) commonArgs(b int, ticket string) []any {
 	l.mu.Lock()
 	known := l.epoch
@@ -32,7 +32,7 @@ func (l *Limiter) commonArgs(b int, ticket string) []any {
 	quiet := l.cfg.HoldTTL + l.cfg.Window + l.cfg.Margin
 	return []any{
 		ticket, strconv.Itoa(b), channelName(l.cfg.KeyPrefix), grantLog, l.cfg.HolderID,
-		known, l.id, quiet.Milliseconds() + 1,
+		known, l.id, quiet.Milliseconds() + 1, (l.cfg.Window + l.cfg.Margin).Milliseconds() + 1,
 	}
 }
 

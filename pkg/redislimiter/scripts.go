@@ -55,15 +55,16 @@ func holdKey(prefix string, b int) string { return scriptKeys(prefix, b)[keyHold
 
 // prelude is shared by every script. ARGV: 1 ticket, 2 bucket, 3 channel,
 // 4 grant log "1"/"0", 5 holder id, 6 epoch known to the caller ("" if none),
-// 7 epoch id to create if missing, 8 quiet period ms after a data loss.
+// 7 epoch id to create if missing, 8 quiet period ms after a proven data loss,
+// 9 quiet period ms when the epoch is simply missing (window + margin).
 //
 // Time comes from TIME (server clock, µs). Numbers are kept as strings formatted
 // with %.0f: µs since 1970 fit a double exactly, tostring would print 1.7e+15.
 const prelude = `
 local hold, q, qd, seqk, budget, logk, epochk, quietk =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local ticket, bucket, chan, logon, holder, known, fresh, quietms =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local ticket, bucket, chan, logon, holder, known, fresh, quietms, newms =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)
@@ -78,7 +79,10 @@ end
 
 -- Data-loss detection: a caller that knew an epoch and finds none (or another)
 -- proves Redis lost its state; nothing is granted until born + quietms, so that
--- permits handed out before the loss have been used and cooled down.
+-- permits handed out before the loss have been used and cooled down. A missing
+-- epoch that nobody knew may be a new Redis or a lost one whose whole fleet
+-- restarted too (Discord still remembers the last IDENTIFYs): one window +
+-- margin of quiet covers the latter.
 local epoch = redis.call('HGET', epochk, 'id')
 if not epoch then
   epoch = fresh
@@ -86,6 +90,8 @@ if not epoch then
   if known ~= '' then
     redis.call('SET', quietk, '1', 'PX', quietms)
     logev('dataloss')
+  else
+    redis.call('SET', quietk, '1', 'PX', newms)
   end
 elseif known ~= '' and known ~= epoch then
   local untilms = tonumber(redis.call('HGET', epochk, 'born')) + quietms
@@ -133,13 +139,13 @@ end
 
 // acquireScript enqueues the caller's ticket (once), refreshes its deadline,
 // and grants the bucket when the ticket is the head and the bucket is free.
-// ARGV 9 HoldTTL ms, 10 TicketTTL ms, 11 budget reserve.
+// ARGV 10 HoldTTL ms, 11 TicketTTL ms, 12 budget reserve.
 // Reply: {status, value, seq, epoch}; status 1 granted (value = grant µs),
 // 0 wait (value = µs until the bucket frees, -1 when not head), -1 budget
 // exhausted (value = remaining). Idempotent: a replay after a grant returns the
 // same grant without changing anything.
 var acquireScript = redis.NewScript(prelude + `
-local holdttl, ticketttl, reserve = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local holdttl, ticketttl, reserve = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local h = redis.call('HMGET', hold, 't', 'g', 's')
 if h[1] == ticket then return {1, h[2], h[3], epoch} end
 
@@ -183,11 +189,11 @@ return {1, fmt(now), seq, epoch}
 `)
 
 // unlockScript starts the cooldown of a permit held by the caller's ticket.
-// ARGV 9 cooldown µs (window + margin).
+// ARGV 10 cooldown µs (window + margin).
 // Reply: {1, cooldown end µs, epoch}, or {0, '0', epoch} when the ticket does not
 // hold the bucket (a no-op). Idempotent: a replay returns the same end.
 var unlockScript = redis.NewScript(prelude + `
-local cooldown = tonumber(ARGV[9])
+local cooldown = tonumber(ARGV[10])
 local h = redis.call('HMGET', hold, 't', 'u', 's')
 if h[1] ~= ticket then return {0, '0', epoch} end
 local u = tonumber(h[2]) or 0
