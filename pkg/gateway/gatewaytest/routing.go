@@ -187,7 +187,8 @@ func (s *Server) sendOnConn(ss *session, ev *SentEvent, typJSON []byte) int {
 // Dispatch sends a dispatch to every live session of the guild's shard
 // ((guildID>>22) % count == shardID, for every count in use); guildID 0 means a
 // guild-less event: shard 0 only. data is marshalled as `d` (a json.RawMessage
-// or []byte is taken as JSON as it is). It returns how many sessions got it,
+// or []byte is taken as JSON as it is, and kept: do not modify it afterwards;
+// reusing one slice for many dispatches is cheapest on zlib-stream). It returns how many sessions got it,
 // counting sessions that are disconnected but resumable: they buffer it for
 // replay. When a target connection's queue is over QueueHighWater, Dispatch
 // waits for it to drain (backpressure). Data that does not marshal: 0.
