@@ -51,13 +51,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needBinaries builds cmd/worker and cmd/fakediscord (with -race) once per
-// package run, on first use, and skips the test when they do not build.
+// needBinaries builds cmd/worker and cmd/fakediscord once per package run, on
+// first use (with -race when the tests run with it), and skips the test when
+// they do not build.
 func needBinaries(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
 		for _, cmd := range []string{"worker", "fakediscord"} {
-			build := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, cmd), "github.com/shardfleet/shardfleet/cmd/"+cmd)
+			args := []string{"build", "-o", filepath.Join(binDir, cmd)}
+			if raceBuild {
+				args = append(args, "-race")
+			}
+			build := exec.Command("go", append(args, "github.com/shardfleet/shardfleet/cmd/"+cmd)...)
 			if out, err := build.CombinedOutput(); err != nil {
 				skipBuild = fmt.Sprintf("cannot build cmd/%s: %v\n%s", cmd, err, out)
 				return
