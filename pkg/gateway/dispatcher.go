@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // dispatchItem is one queued call to the user: an event, or the close handler.
@@ -17,23 +18,33 @@ type dispatchItem struct {
 	closeReconnect bool
 }
 
+// dispatcherLinger is how long an idle dispatcher goroutine waits for more
+// events before exiting; an idle shard then holds no dispatcher goroutine.
+const dispatcherLinger = time.Second
+
 // dispatcher runs the user's callbacks for one Open..Close span of a gateway,
-// in order, on one goroutine it owns, fed by an unbounded FIFO. The read loop
-// only appends, so a slow handler delays later events but never the read
+// in order, on one goroutine at a time, fed by an unbounded FIFO. The read
+// loop only appends, so a slow handler delays later events but never the read
 // loop, heartbeats or ACKs.
+//
+// The goroutine starts with the first item and exits after dispatcherLinger
+// without work, so idle shards cost no stack; push restarts it. The
+// dispatcher owns it: done closes once the dispatcher is stopped and the
+// goroutine has exited for good.
 type dispatcher struct {
 	g       *gatewayImpl
 	handler EventHandlerFunc
 	onClose CloseHandlerFunc
 
-	mu      sync.Mutex
-	queue   []dispatchItem
-	spare   []dispatchItem // the previous batch's backing array, reused
-	stopped bool           // no more items will be pushed; exit once drained
+	mu       sync.Mutex
+	queue    []dispatchItem
+	spare    []dispatchItem // the previous batch's backing array, reused
+	stopped  bool           // no more items will be pushed; exit once drained
+	running  bool           // a goroutine is running (or about to)
+	doneOnce sync.Once
 
-	abandon atomic.Bool // drop what is queued; exit after the current callback
-	prev    *dispatcher // the previous Open's dispatcher: wait for it first, so callbacks never overlap
-
+	abandon     atomic.Bool   // drop what is queued; exit after the current callback
+	prev        *dispatcher   // the previous Open's dispatcher: wait for it first, so callbacks never overlap
 	wake        chan struct{} // cap 1
 	done        chan struct{}
 	inCallback  atomic.Bool
@@ -44,7 +55,6 @@ func newDispatcher(g *gatewayImpl, prev *dispatcher, startSeq int) *dispatcher {
 	d := &dispatcher{g: g, handler: g.handler, onClose: g.cfg.CloseHandler, prev: prev,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	d.deliveredTo.Store(int64(startSeq))
-	go d.run()
 	return d
 }
 
@@ -56,70 +66,105 @@ func (d *dispatcher) push(it dispatchItem) {
 		return
 	}
 	d.queue = append(d.queue, it)
+	start := !d.running
+	d.running = true
 	d.mu.Unlock()
+	if start {
+		go d.run()
+		return
+	}
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
 }
 
-// stop tells the dispatcher that nothing more will be pushed; it exits once
-// the queue is drained. Done reports when it has.
+// stop tells the dispatcher that nothing more will be pushed; done closes
+// once the queue is drained.
 func (d *dispatcher) stop() {
 	d.mu.Lock()
 	d.stopped = true
+	idle := !d.running
 	d.mu.Unlock()
+	if idle {
+		d.finish()
+		return
+	}
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
 }
 
-// drop makes the dispatcher discard what is still queued (after stop, when
-// the caller gave up waiting).
+// drop makes the dispatcher discard what is still queued.
 func (d *dispatcher) drop() {
 	d.abandon.Store(true)
-	d.mu.Lock()
-	d.stopped = true
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	d.stop()
 }
 
+func (d *dispatcher) finish() { d.doneOnce.Do(func() { close(d.done) }) }
+
 func (d *dispatcher) run() {
-	defer close(d.done)
 	if d.prev != nil {
 		<-d.prev.done
-		d.prev = nil
 	}
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	for {
 		d.mu.Lock()
-		if len(d.queue) == 0 {
-			stopped := d.stopped
-			d.mu.Unlock()
-			if stopped {
+		if len(d.queue) == 0 || d.abandon.Load() {
+			if d.stopped {
+				d.queue, d.running = nil, false
+				d.mu.Unlock()
+				d.finish()
 				return
 			}
-			<-d.wake
+			d.mu.Unlock()
+			if idle == nil {
+				idle = time.NewTimer(dispatcherLinger)
+			} else {
+				idle.Reset(dispatcherLinger)
+			}
+			select {
+			case <-d.wake:
+			case <-idle.C:
+				if d.exitIdle() {
+					return
+				}
+			}
 			continue
 		}
-		// Swap in the spare array; push appends to it while we run the batch.
 		batch := d.queue
 		d.queue, d.spare = d.spare[:0], nil
 		d.mu.Unlock()
 		for i := range batch {
 			if d.abandon.Load() {
-				return
+				break
 			}
 			d.call(&batch[i])
-			batch[i] = dispatchItem{} // let the event's data be collected
 		}
+		clear(batch) // let the events' data be collected
 		d.mu.Lock()
 		d.spare = batch[:0]
 		d.mu.Unlock()
 	}
+}
+
+// exitIdle ends the goroutine after dispatcherLinger without work, unless
+// something arrived meanwhile; push starts a new one when needed.
+func (d *dispatcher) exitIdle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.queue) > 0 || d.stopped {
+		return false
+	}
+	d.running = false
+	d.spare = nil
+	return true
 }
 
 // wait waits, bounded by ctx, until the dispatcher has delivered everything
