@@ -1,14 +1,3 @@
-// Command fakediscord runs the fake Discord of pkg/gateway/gatewaytest as a
-// process, for multi-process tests and for trying a bot without Discord.
-//
-// It serves REST under /api/v10, the gateway at /gateway (and
-// /resume-gateway), and the control API under /_fake/ (see the gatewaytest
-// package documentation), all on -addr. It prints its URLs when it starts,
-// the first line being "fakediscord listening on http://HOST:PORT", and
-// stops on SIGINT or SIGTERM. It never prints the token.
-//
-// It is not for production traffic, and its control API has no
-// authentication: keep it on loopback.
 package main
 
 import (
