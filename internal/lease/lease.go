@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -85,7 +86,13 @@ type claimResult struct {
 
 // claimBatch claims keys in one script run (two if some holder was unknown to
 // the caller). Keys the session holds already come back as they are.
+//
+// Claims of one session are serialized (claimMu): two concurrent claims of
+// one key would otherwise both win, the second with a new token, leaving the
+// first lease silently stale. claimMu is never taken by the keep-alive.
 func (s *Session) claimBatch(ctx context.Context, keys []ShardKey) ([]claimResult, error) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
 	out := make([]claimResult, len(keys))
 	var todo []int
 	s.mu.Lock()
@@ -255,9 +262,37 @@ func (s *Session) aliveErr() error {
 // deletes it in Redis if it still carries this token. Releasing a lease that
 // expired or was released already is not an error; ErrFenced means another
 // member holds the shard now (its lease is untouched).
+//
+// When Redis cannot be reached, the lease is remembered and released again
+// on Run's next tick and by Close: tied to the live member key, it would
+// otherwise block the shard for as long as the session lives.
 func (l *Lease) Release(ctx context.Context) error {
 	l.s.drop(l, ErrReleased)
-	return l.s.releaseBatch(ctx, []*Lease{l})
+	err := l.s.releaseBatch(ctx, []*Lease{l})
+	if err != nil && !errors.Is(err, ErrFenced) {
+		l.s.mu.Lock()
+		l.s.unreleased = append(l.s.unreleased, l)
+		l.s.mu.Unlock()
+	}
+	return err
+}
+
+// retryReleases releases again the leases whose Release failed to reach
+// Redis.
+func (s *Session) retryReleases(ctx context.Context) {
+	s.mu.Lock()
+	pending := s.unreleased
+	s.unreleased = nil
+	s.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	if err := s.releaseBatch(ctx, pending); err != nil && !errors.Is(err, ErrFenced) {
+		s.mu.Lock()
+		s.unreleased = append(s.unreleased, pending...)
+		s.mu.Unlock()
+		s.log.Warn("lease: release again", slog.Int("leases", len(pending)), slog.Any("error", err))
+	}
 }
 
 func (s *Session) releaseBatch(ctx context.Context, leases []*Lease) error {

@@ -107,6 +107,7 @@ func (r *reconciler) tick(ctx context.Context) {
 	if v == nil {
 		return
 	}
+	r.s.retryReleases(ctx)
 	if !r.refreshLayout(ctx, v.layoutVersion) {
 		return
 	}

@@ -39,10 +39,13 @@ type Session struct {
 	doneOnce sync.Once
 	cause    atomic.Pointer[error] // why done closed; set before it closes
 
-	mu     sync.Mutex
-	leases map[ShardKey]*Lease
-	epoch  string // epoch this session knows; guarded by mu
-	layout Layout // last layout seen, re-written after data loss; guarded by mu
+	claimMu sync.Mutex // serializes claims (see claimBatch)
+
+	mu         sync.Mutex
+	leases     map[ShardKey]*Lease
+	unreleased []*Lease // released locally, not yet in Redis; guarded by mu
+	epoch      string   // epoch this session knows; guarded by mu
+	layout     Layout   // last layout seen, re-written after data loss; guarded by mu
 
 	view   atomic.Pointer[view]
 	viewCh chan struct{} // capacity 1: "the view changed", for Run
@@ -217,10 +220,12 @@ func (s *Session) Close(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.wg.Wait()
 	s.mu.Lock()
-	held := make([]*Lease, 0, len(s.leases))
+	held := make([]*Lease, 0, len(s.leases)+len(s.unreleased))
 	for _, l := range s.leases {
 		held = append(held, l)
 	}
+	held = append(held, s.unreleased...)
+	s.unreleased = nil
 	s.mu.Unlock()
 	s.finish(ErrClosed)
 	var errs []error

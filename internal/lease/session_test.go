@@ -221,3 +221,31 @@ func TestClaimRejectsBadKey(t *testing.T) {
 }
 
 var _ = context.Background
+
+// A Release that cannot reach Redis is not forgotten: the lease is tied to
+// the live member key and would block the shard, so Close releases it again.
+func TestReleaseRetriedAfterFailure(t *testing.T) {
+	srv, direct := startRedis(t)
+	proxy := newFaultProxy(t, srv.Addr())
+	a := newSession(t, newClient(t, proxy.Addr()), testConfig(""))
+	endGrace(t, direct, "")
+	key := ShardKey{ID: 0, Count: 1}
+	l := claimOK(t, a, key)
+	proxy.Set(faultBlackhole)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err := l.Release(ctx)
+	cancel()
+	proxy.Set(faultPass)
+	if err == nil {
+		t.Fatal("release through a black hole succeeded")
+	}
+	if n, _ := direct.Exists(testCtx(t), a.Keys().Lease(key)).Result(); n != 1 {
+		t.Fatal("lease gone although the release never arrived")
+	}
+	if err := a.Close(testCtx(t)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if n, _ := direct.Exists(testCtx(t), a.Keys().Lease(key)).Result(); n != 0 {
+		t.Fatal("Close did not release the lease whose Release failed")
+	}
+}
