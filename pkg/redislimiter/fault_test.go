@@ -296,3 +296,31 @@ func TestCrashedWaiterExpires(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRestartNewProcessFirst: after a restart, a process that never saw
+// the old state recreates the epoch first (short quiet period); a process that
+// did see it then still enforces the full quiet period from the epoch's birth.
+func TestRedisRestartNewProcessFirst(t *testing.T) {
+	s := redistest.Start(t)
+	prefix := uniquePrefix(t)
+	old := newLimiter(t, newClient(t, s.Addr()), testOpts(prefix, 1)...) // knows the epoch
+	s.Restart(t)
+	fresh := New(newClient(t, s.Addr()), testOpts(prefix, 1)...)
+	defer fresh.Close(context.Background())
+	if err := fresh.runLeave(context.Background(), 0, "fresh"); err != nil { // creates the new epoch
+		t.Fatal(err)
+	}
+	if err := old.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	old.UnlockBucket(0)
+	born, err := old.client.HGet(context.Background(), scriptKeys(old.cfg.KeyPrefix, 0)[keyEpoch], "born").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := checkLog(t, mustLog(t, old), rulesOf(old))
+	quiet := (testHold + testWindow + testMargin).Microseconds()
+	if len(grants) != 1 || grants[0].Micros < born*1000+quiet {
+		t.Fatalf("grant %+v, want one at >= epoch birth (%d ms) + %dµs", grants, born, quiet)
+	}
+}

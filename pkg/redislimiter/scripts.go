@@ -94,8 +94,10 @@ if not epoch then
     redis.call('SET', quietk, '1', 'PX', newms)
   end
 elseif known ~= '' and known ~= epoch then
+  -- Someone recreated the epoch after a loss this caller saw: make sure the
+  -- full quiet period (from the epoch's birth) is in force, not a shorter one.
   local untilms = tonumber(redis.call('HGET', epochk, 'born')) + quietms
-  if untilms > nowms and redis.call('EXISTS', quietk) == 0 then
+  if untilms > nowms and untilms - nowms > redis.call('PTTL', quietk) then
     redis.call('SET', quietk, '1', 'PXAT', fmt(untilms))
   end
 end
