@@ -83,7 +83,7 @@ func (s *Session) Drain(ctx context.Context, h Handler) error {
 	r := &reconciler{s: s, h: h}
 	var errs []error
 	for _, l := range sortedLeases(s.Leases()) {
-		if err := r.revoke(ctx, l); err != nil {
+		if err := r.revoke(ctx, l, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -120,11 +120,11 @@ func (r *reconciler) tick(ctx context.Context) {
 		switch {
 		case !inLayout:
 			r.logRevoke(l, "not in layout", "")
-			_ = r.revoke(ctx, l) // errors are logged; retried next tick
+			_ = r.revoke(ctx, l, false) // errors are logged; retried next tick
 		case owner != me && moves < r.s.cfg.MovesPerTick:
 			moves++
 			r.logRevoke(l, "assigned elsewhere", owner)
-			_ = r.revoke(ctx, l)
+			_ = r.revoke(ctx, l, true)
 		}
 	}
 	if time.Now().Before(r.graceUntil) {
@@ -233,8 +233,10 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 }
 
 // revoke hands one lease back: the handler stops the shard, its state is
-// saved under the lease's token (or cleared), and the lease is released.
-func (r *reconciler) revoke(ctx context.Context, l *Lease) error {
+// saved under the lease's token for the next owner (or cleared, when there is
+// none or the shard left the layout: nobody will resume it), and the lease is
+// released.
+func (r *reconciler) revoke(ctx context.Context, l *Lease, handOver bool) error {
 	rctx, cancel := context.WithTimeout(ctx, r.s.cfg.RevokeTimeout)
 	defer cancel()
 	st, err := r.h.Revoke(rctx, l)
@@ -244,7 +246,7 @@ func (r *reconciler) revoke(ctx context.Context, l *Lease) error {
 		return fmt.Errorf("revoke %v: %w", l.key, err)
 	}
 	var saveErr error
-	if st.Resumable() {
+	if handOver && st.Resumable() {
 		saveErr = l.SaveState(ctx, st)
 	} else {
 		saveErr = l.ClearState(ctx)

@@ -263,8 +263,8 @@ func TestRunFollowsSplit(t *testing.T) {
 	})
 	// The children may start before the old key's release lands (different
 	// keys); the old lease must go.
-	eventually(t, 3*time.Second, "the split shard's lease is released", func() bool {
-		n, err := direct.Exists(ctx, r1.s.Keys().Lease(ShardKey{0, 2})).Result()
+	eventually(t, 3*time.Second, "the split shard's lease and session are gone", func() bool {
+		n, err := direct.Exists(ctx, r1.s.Keys().Lease(ShardKey{0, 2}), r1.s.Keys().Session(ShardKey{0, 2})).Result()
 		return err == nil && n == 0
 	})
 	w.check(t)
