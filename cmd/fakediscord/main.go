@@ -52,7 +52,8 @@ func parseFlags(args []string, stderr io.Writer) ([]gatewaytest.Option, string, 
 	fs := flag.NewFlagSet("fakediscord", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address (127.0.0.1:0 picks a free port)")
-	token := fs.String("token", def.Token, "accepted bot token (never printed)")
+	// The default is resolved after parsing so that -h never prints a token.
+	token := fs.String("token", "", "accepted bot token (default $FAKEDISCORD_TOKEN, else "+def.Token+"; never printed)")
 	shards := fs.Int("shards", def.Shards, "recommended shard count in /gateway/bot")
 	mc := fs.Int("max-concurrency", def.MaxConcurrency, "session_start_limit.max_concurrency")
 	window := fs.Duration("identify-window", def.IdentifyWindow, "per-key identify window")
@@ -73,6 +74,12 @@ func parseFlags(args []string, stderr io.Writer) ([]gatewaytest.Option, string, 
 	}
 	if fs.NArg() > 0 {
 		return nil, "", fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *token == "" {
+		*token = os.Getenv("FAKEDISCORD_TOKEN")
+	}
+	if *token == "" {
+		*token = def.Token
 	}
 	level := slog.LevelInfo
 	if *verbose {

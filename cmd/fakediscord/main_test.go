@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -138,5 +140,27 @@ func TestRunStopsOnCancel(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHelpNeverShowsTheToken(t *testing.T) {
+	t.Setenv("FAKEDISCORD_TOKEN", "env-secret-token")
+	var out, errOut strings.Builder
+	if err := run(context.Background(), []string{"-h"}, &out, &errOut); err == nil {
+		t.Fatal("-h: no error")
+	}
+	if strings.Contains(out.String()+errOut.String(), "env-secret-token") {
+		t.Fatal("usage shows the token")
+	}
+	opts, _, err := parseFlags(nil, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gatewaytest.DefaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.Token != "env-secret-token" {
+		t.Fatal("FAKEDISCORD_TOKEN not used")
 	}
 }

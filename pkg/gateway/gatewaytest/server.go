@@ -266,7 +266,14 @@ func (s *Server) recordServerClose(c *conn, code int) {
 	}
 }
 
-// fatalCode: the close codes after which a client must not reconnect.
+// fatalCode: the close codes after which a client must not reconnect
+// (reference §5), kept here rather than taken from the client's table so the
+// fake checks the client instead of agreeing with it.
 func fatalCode(code int) bool {
-	return gateway.CloseCodeAction(code) == gateway.ActionStop
+	switch code {
+	case gateway.CloseAuthenticationFailed, gateway.CloseInvalidShard, gateway.CloseShardingRequired,
+		gateway.CloseInvalidAPIVersion, gateway.CloseInvalidIntents, gateway.CloseDisallowedIntents:
+		return true
+	}
+	return false
 }
