@@ -218,3 +218,12 @@ func TestSessionStartLimitResetsToken(t *testing.T) {
 	c := connect(t, s)
 	c.identify(s, 0, 1)
 }
+
+func TestReadyEchoesAPIVersion9(t *testing.T) {
+	s := startFake(t, WithHeartbeatInterval(time.Minute))
+	c := dial(t, s.GatewayURL(), "?v=9&encoding=json")
+	c.nextOp(10, "")
+	if r := c.identify(s, 0, 1); r.V != 9 {
+		t.Fatalf("READY v=%d, want 9", r.V)
+	}
+}

@@ -1,6 +1,9 @@
 package gatewaytest
 
-import "testing"
+import (
+	"sync"
+	"testing"
+)
 
 func TestGuildsSpreadEvenlyForAnyCount(t *testing.T) {
 	for n := 0; n <= 40; n++ {
@@ -46,5 +49,20 @@ func TestRequestGuildMembersValidation(t *testing.T) {
 		c.identify(s, 0, 1)
 		c.send(m{"op": 8, "d": d})
 		c.expectClose(4001)
+	}
+}
+
+// TestSequenceGapSelfCheck: the fake counts a gap if its own logic ever
+// sends seqs out of order on a connection (clients cannot cause one).
+func TestSequenceGapSelfCheck(t *testing.T) {
+	s := &Server{cfg: DefaultConfig(), log: DefaultConfig().Logger}
+	c := &conn{wake: make(chan struct{}, 1)}
+	c.qcond = sync.NewCond(&c.qmu)
+	ss := &session{id: "s", conn: c, ring: newEventRing(8)}
+	for _, seq := range []int{1, 2, 4, 5} {
+		s.sendOnConn(ss, &SentEvent{Seq: seq, Type: "X", Data: []byte("{}")}, nil)
+	}
+	if s.stats.SequenceGaps != 1 || s.stats.DispatchesSent != 4 {
+		t.Fatalf("gaps %d sent %d, want 1 and 4", s.stats.SequenceGaps, s.stats.DispatchesSent)
 	}
 }

@@ -322,3 +322,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestRESTErrors(t *testing.T) {
+	s := startFake(t)
+	var e struct {
+		Message string `json:"message"`
+	}
+	if code := getJSON(t, s.URL()+"/api/v10/nope", "", &e); code != 404 || e.Message == "" {
+		t.Fatalf("unknown route: %d %+v", code, e)
+	}
+	resp, err := noKeepAlive.Post(s.APIURL()+"/gateway/bot", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /gateway/bot: %d", resp.StatusCode)
+	}
+	if code := getJSON(t, s.URL()+"/gateway?v=10", "", nil); code != http.StatusUpgradeRequired {
+		t.Fatalf("plain GET on the gateway: %d, want 426", code)
+	}
+}
