@@ -25,6 +25,10 @@ var (
 
 	// errBadEvent is returned by parseEvent for a malformed notification.
 	errBadEvent = errors.New("bad limiter event")
+
+	// errUnexpectedReply means a script answered in a shape this version does
+	// not know (e.g. another version's script under the same SHA, or a proxy).
+	errUnexpectedReply = errors.New("unexpected script reply")
 )
 
 // ConfigError names the option that is out of range. It matches ErrInvalidConfig

@@ -4,7 +4,6 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -32,12 +31,12 @@ type Limiter struct {
 	log    *slog.Logger
 	id     string // this limiter's id: holder name and epoch candidate
 
-	stop     context.Context // done when Close starts
-	cancel   context.CancelFunc
-	bg       sync.WaitGroup // the notification listener
-	ps       *redis.PubSub
-	closeMu  sync.Once
-	closedCh chan struct{} // closed once every goroutine is gone
+	stop      context.Context // done when Close starts
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup // the notification listener and background leaves
+	ps        *redis.PubSub
+	closeOnce sync.Once
+	closedCh  chan struct{} // closed once every goroutine is gone
 
 	mu      sync.Mutex
 	closed  bool
@@ -262,7 +261,7 @@ func (l *Limiter) UnlockBucket(shardID int) {
 // for them until ctx ends. Permits already held stay valid: UnlockBucket still
 // works after Close, and an unlocked permit expires after HoldTTL.
 func (l *Limiter) Close(ctx context.Context) {
-	l.closeMu.Do(func() {
+	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		already := l.closed
 		l.closed = true
@@ -306,8 +305,6 @@ func randomID() string {
 	_, _ = crand.Read(buf[:]) // never fails (crypto/rand documents it)
 	return hex.EncodeToString(buf[:])
 }
-
-var errUnexpectedReply = errors.New("unexpected script reply")
 
 func parseInt(v any) (int64, error) {
 	switch x := v.(type) {
