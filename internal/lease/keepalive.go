@@ -27,7 +27,7 @@ type renewOutcome struct {
 // (it always waits for it), so the fence timer fires on time even while a
 // renew hangs on a paused or black-holed Redis.
 func (s *Session) keepAlive(lastOK time.Time) {
-	defer s.wg.Done()
+	defer close(s.exited)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	fence := time.NewTimer(time.Until(lastOK.Add(s.cfg.RenewDeadline)))

@@ -34,7 +34,7 @@ type Session struct {
 
 	stop     chan struct{} // closed to stop the keep-alive
 	stopOnce sync.Once
-	wg       sync.WaitGroup // the keep-alive goroutine
+	exited   chan struct{} // closed when the keep-alive goroutine returns
 	done     chan struct{}
 	doneOnce sync.Once
 	cause    atomic.Pointer[error] // why done closed; set before it closes
@@ -94,6 +94,7 @@ func NewSession(ctx context.Context, client redis.UniversalClient, cfg Config) (
 		log:    cfg.Logger.With(slog.String("worker_id", cfg.WorkerID)),
 		info:   string(infoJSON),
 		stop:   make(chan struct{}),
+		exited: make(chan struct{}),
 		done:   make(chan struct{}),
 		leases: make(map[ShardKey]*Lease),
 		viewCh: make(chan struct{}, 1),
@@ -103,7 +104,6 @@ func NewSession(ctx context.Context, client redis.UniversalClient, cfg Config) (
 	if err := s.register(ctx); err != nil {
 		return nil, err
 	}
-	s.wg.Add(1)
 	go s.keepAlive(sent)
 	return s, nil
 }
@@ -208,17 +208,25 @@ func (s *Session) finish(reason error) {
 // keep-alive goroutine. For tests and crash simulation.
 func (s *Session) Orphan() {
 	s.stopOnce.Do(func() { close(s.stop) })
-	s.wg.Wait()
+	<-s.exited
 	s.finish(ErrClosed)
 }
 
 // Close stops the keep-alive, ends every lease, then releases them and
 // deletes the member key, so other members may claim at once. The caller must
 // have stopped every shard first (see Drain). ctx bounds the Redis calls; on
-// error the keys expire after the TTL anyway.
+// error the keys expire after the TTL anyway. ctx also bounds the wait for
+// the keep-alive goroutine (an in-flight renew on a client without
+// ContextTimeoutEnabled may hang until its ReadTimeout); it is told to stop
+// either way.
 func (s *Session) Close(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stop) })
-	s.wg.Wait()
+	select {
+	case <-s.exited:
+	case <-ctx.Done():
+		s.finish(ErrClosed)
+		return fmt.Errorf("close session: wait for keep-alive: %w", ctx.Err())
+	}
 	s.mu.Lock()
 	held := make([]*Lease, 0, len(s.leases)+len(s.unreleased))
 	for _, l := range s.leases {
