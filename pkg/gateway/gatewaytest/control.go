@@ -38,7 +38,14 @@ func (s *Server) recordRoutes(mux *http.ServeMux) {
 		if ev == nil {
 			return errBody("unknown session"), http.StatusNotFound
 		}
-		return ev, http.StatusOK
+		if r.URL.Query().Get("data") != "true" {
+			return ev, http.StatusOK
+		}
+		withData := make([]sentEventData, len(ev))
+		for i, e := range ev {
+			withData[i] = sentEventData{SentEvent: e, D: e.Data}
+		}
+		return withData, http.StatusOK
 	})
 }
 
@@ -142,6 +149,12 @@ func (s *Server) controlDispatch(r *http.Request, _ int) (any, int) {
 		req.Data = json.RawMessage("null")
 	}
 	return map[string]int{"sent": s.Dispatch(req.Type, req.GuildID, req.Data)}, http.StatusOK
+}
+
+// sentEventData is a SentEvent with its d, for /_fake/events?data=true.
+type sentEventData struct {
+	SentEvent
+	D json.RawMessage `json:"d"`
 }
 
 func errBody(msg string) map[string]string { return map[string]string{"error": msg} }

@@ -85,7 +85,8 @@
 //	/_fake/closes              []CloseRecord
 //	/_fake/sessions            []SessionInfo
 //	/_fake/guilds              the guild IDs
-//	/_fake/events?session=ID   []SentEvent of a session (404 if unknown)
+//	/_fake/events?session=ID   []SentEvent of a session (404 if unknown);
+//	                           &data=true adds each event's "d"
 //
 // Controls (POST; shard=N aims at connections of shard N, default -1: all;
 // answers {"hit": n} unless noted):

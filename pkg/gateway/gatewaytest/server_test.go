@@ -115,6 +115,13 @@ func TestControlAPI(t *testing.T) {
 	if code := getJSON(t, s.URL()+"/_fake/events?session="+r.SessionID, "", &ev); code != 200 || len(ev) != 4 || ev[3].Type != "MESSAGE_CREATE" {
 		t.Fatalf("events: %d %+v", code, ev)
 	}
+	var evd []struct {
+		Seq int             `json:"seq"`
+		D   json.RawMessage `json:"d"`
+	}
+	if getJSON(t, s.URL()+"/_fake/events?session="+r.SessionID+"&data=true", "", &evd); len(evd) != 4 || string(evd[3].D) != `{"content":"hi"}` {
+		t.Fatalf("events with data: %+v", evd)
+	}
 	if code := getJSON(t, s.URL()+"/_fake/events?session=nope", "", nil); code != 404 {
 		t.Fatalf("events of an unknown session: %d", code)
 	}
