@@ -107,6 +107,7 @@ func (c *connection) readLoop() error {
 			framePool.put(fb)
 			return err
 		}
+		c.hb.received.Store(true)
 		if !c.failed() {
 			if err := c.processFrame(typ == websocket.MessageBinary, frame); err != nil {
 				c.fail(err, ActionResume, CloseCodeProtocolError, "undecodable message")

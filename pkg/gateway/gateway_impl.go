@@ -158,6 +158,15 @@ func (g *gatewayImpl) onReady(seq int, sessionID, resumeURL string) {
 	g.mu.Unlock()
 }
 
+// markDisconnected sets StatusDisconnected unless the shard stopped for good.
+func (g *gatewayImpl) markDisconnected() {
+	g.mu.Lock()
+	if g.status != StatusStopped {
+		g.status = StatusDisconnected
+	}
+	g.mu.Unlock()
+}
+
 // clearSession forgets the session: the next connection IDENTIFYs.
 func (g *gatewayImpl) clearSession() {
 	g.mu.Lock()
@@ -186,12 +195,19 @@ func (g *gatewayImpl) Open(ctx context.Context) error {
 			return nil
 		}
 		g.reap(ctx, r)
+		g.markDisconnected()
 		return fmt.Errorf("open: %w", err)
 	case <-ctx.Done():
 		last := r.lastError()
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.CloseTimeout)
 		defer cancel()
+		g.lifecycle.Lock()
+		if g.run == r {
+			g.run = nil
+		}
+		g.lifecycle.Unlock()
 		g.stopRun(cleanup, r, CloseCodeReconnect, "open abandoned")
+		g.markDisconnected()
 		if last != nil {
 			return fmt.Errorf("open: %w; last attempt: %w", ctx.Err(), last)
 		}
@@ -254,11 +270,7 @@ func (g *gatewayImpl) CloseWithCode(ctx context.Context, code int, reason string
 	if code == CloseCodeNormal || code == CloseCodeGoingAway {
 		g.clearSession()
 	}
-	g.mu.Lock()
-	if g.status != StatusStopped {
-		g.status = StatusDisconnected
-	}
-	g.mu.Unlock()
+	g.markDisconnected()
 }
 
 // Handoff closes with CloseCodeHandoff and returns the state to RESUME from.

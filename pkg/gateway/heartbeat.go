@@ -5,15 +5,21 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // heartbeater sends a connection's heartbeats from timer callbacks (no
 // goroutine while idle). The first beat waits interval*jitter, the next ones
-// a full interval. A beat that finds the previous one un-ACKed closes the
-// connection as a zombie. stop waits for a callback in progress.
+// a full interval. A beat that finds the previous one un-ACKed, with nothing
+// at all received since it, closes the connection as a zombie. (Discord's
+// rule is "no ACK between two beats"; under a flood of dispatches the ACK can
+// sit behind them in the server's queue, and a connection that is delivering
+// data is not dead: disgo's issues #499/#501 are that false positive.) stop
+// waits for a callback in progress.
 type heartbeater struct {
-	c *connection
+	c        *connection
+	received atomic.Bool // a message arrived since the last beat (set by the read loop)
 
 	mu          sync.Mutex
 	timer       *time.Timer
@@ -57,7 +63,8 @@ func (h *heartbeater) tick() {
 	defer h.wg.Done()
 	forced := h.requested
 	h.requested = false
-	zombie := !forced && h.awaitingAck
+	flowing := h.received.Swap(false)
+	zombie := !forced && h.awaitingAck && !flowing
 	if !zombie {
 		h.awaitingAck, h.sentAt = true, time.Now()
 	}
