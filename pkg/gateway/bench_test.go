@@ -10,8 +10,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 )
 
 // messageCreate returns a MESSAGE_CREATE dispatch of about 850 bytes, shaped
