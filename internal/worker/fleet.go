@@ -75,13 +75,10 @@ func (w *Worker) runFleet(ctx context.Context) error {
 		return fmt.Errorf("event sink: %w", err)
 	}
 	w.sink = sink
-	lc := w.cfg.Lease
-	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.cfg.Logger, w.cfg.Info
-	session, err := lease.NewSession(ctx, client, lc)
+	session, err := w.join(ctx, keys)
 	if err != nil {
-		return fmt.Errorf("join fleet: %w", err)
+		return err
 	}
-	w.session = session
 	layout, err := session.SetLayoutIfAbsent(ctx, count)
 	if err != nil {
 		_ = session.Close(context.Background())
@@ -100,34 +97,85 @@ func (w *Worker) runFleet(ctx context.Context) error {
 
 	statusCtx, stopStatus := context.WithCancel(context.Background())
 	w.wg.Go(func() { w.statusLoop(statusCtx) })
-	runErr := session.Run(ctx, w)
-	if ctx.Err() != nil {
-		runErr = nil // a requested stop, not a failure
+	defer func() {
+		stopStatus()
+		w.wg.Wait()
+		w.deleteStatus()
+	}()
+	for {
+		runErr := session.Run(ctx, w)
+		if ctx.Err() != nil {
+			w.shutdownFleet(session)
+			return nil // a requested stop, not a failure
+		}
+		// The session ended under us: self-fenced (Redis unreachable past the
+		// renew deadline) or expired. Its leases' Done have closed, so the
+		// shard goroutines stop every shard; once they have, join again as a
+		// new member. A session closed or orphaned by its owner is final.
+		w.shardWG.Wait()
+		if !errors.Is(runErr, lease.ErrSelfFenced) && !errors.Is(runErr, lease.ErrExpired) {
+			w.shutdownFleet(session)
+			return runErr
+		}
+		w.log.Warn("fleet session ended; joining again", "err", runErr)
+		if session, err = w.rejoin(ctx, keys); err != nil {
+			w.mgr.Close(context.Background())
+			return nil // ctx ended while rejoining
+		}
 	}
-	w.shutdownFleet()
-	stopStatus()
-	w.wg.Wait()
-	w.deleteStatus()
-	return runErr
+}
+
+// join starts a fleet session for this worker.
+func (w *Worker) join(ctx context.Context, keys lease.Keys) (*lease.Session, error) {
+	lc := w.cfg.Lease
+	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.cfg.Logger, w.cfg.Info
+	session, err := lease.NewSession(ctx, w.cfg.Redis, lc)
+	if err != nil {
+		return nil, fmt.Errorf("join fleet: %w", err)
+	}
+	w.session.Store(session)
+	return session, nil
+}
+
+// rejoin retries join with capped backoff until it succeeds or ctx ends.
+func (w *Worker) rejoin(ctx context.Context, keys lease.Keys) (*lease.Session, error) {
+	backoff := w.cfg.Lease.RenewInterval
+	for {
+		session, err := w.join(ctx, keys)
+		if err == nil {
+			return session, nil
+		}
+		w.m.redisErrors.Add(1)
+		w.log.Warn("rejoin the fleet", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 10*w.cfg.Lease.RenewInterval)
+	}
 }
 
 // shutdownFleet hands every shard off, then leaves the fleet, within
 // ShutdownTimeout.
-func (w *Worker) shutdownFleet() {
+func (w *Worker) shutdownFleet(session *lease.Session) {
 	ctx, cancel := w.shutdownContext()
 	defer cancel()
 	start := time.Now()
 	select {
-	case <-w.session.Done():
+	case <-session.Done():
 	default:
-		if err := w.session.Drain(ctx, w); err != nil {
+		if err := session.Drain(ctx, w); err != nil {
 			w.log.Warn("drain: some shards were not handed off", "err", err)
 		}
 	}
-	if err := w.session.Close(ctx); err != nil {
+	if err := session.Close(ctx); err != nil {
 		w.log.Warn("leave fleet", "err", err)
 	}
 	// Every lease has ended; the shard goroutines stop what is left.
+	w.shardWG.Wait()
 	w.mgr.Close(ctx)
 	w.log.Info("left the fleet", "took", time.Since(start))
 }
@@ -188,7 +236,7 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	}
 	w.mu.Unlock()
 	w.log.Info("lease won", "shard_id", key.ID, "shard_count", key.Count, "resume", state.Resumable())
-	w.wg.Go(func() { w.runShard(run, state) })
+	w.shardWG.Go(func() { w.runShard(run, state) })
 }
 
 // runShard opens the shard, then waits for its lease to end and stops it.

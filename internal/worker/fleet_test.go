@@ -209,7 +209,7 @@ func TestFleetCrashFailoverResumesFromCommittedSeq(t *testing.T) {
 	waitCommitted(t, h.redis.Client(t), h.fake) // READY committed: the sessions are resumable
 	// Crash: the session stops renewing and the process's connections die
 	// without a close frame; nothing is handed off.
-	w1.w.session.Orphan()
+	w1.w.session.Load().Orphan()
 	h.fake.DropConnections(-1)
 	w1.once.Do(func() {
 		if err := <-w1.done; !errors.Is(err, lease.ErrSessionDone) {
@@ -251,4 +251,30 @@ func TestFleetInvalidTokenStopsWithoutLoop(t *testing.T) {
 	if w1.w.Ready() {
 		t.Fatal("ready with a rejected token")
 	}
+}
+
+func TestFleetRejoinsAfterSelfFence(t *testing.T) {
+	const shards = 2
+	h := newHarness(t, shards, gatewaytest.WithEventsPerSecond(100))
+	cfg := h.config("w1", shards)
+	cfg.Redis = redis.NewClient(&redis.Options{Addr: h.redis.Addr(), ReadTimeout: 200 * time.Millisecond,
+		WriteTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = cfg.Redis.Close() })
+	w1 := h.start(cfg)
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == shards && w1.w.Ready() })
+	waitCommitted(t, h.redis.Client(t), h.fake)
+
+	h.redis.Pause() // Redis unreachable past the renew deadline: self-fence
+	eventually(t, "w1 to self-fence and stop its shards", 20*time.Second, func() bool {
+		return !w1.w.Ready() && len(w1.w.Status().Shards) == 0
+	})
+	h.redis.Resume()
+	eventually(t, "w1 back with every shard", 30*time.Second, func() bool { return readyShards(w1) == shards && w1.w.Ready() })
+	st := h.fake.Stats()
+	if st.Identifies != shards || st.FailedResumes != 0 || st.DuplicateSessions != 0 {
+		t.Errorf("after rejoin: %+v; want the shards RESUMEd", st)
+	}
+	h.fake.SetEventsPerSecond(0)
+	waitCommitted(t, h.redis.Client(t), h.fake)
+	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
 }

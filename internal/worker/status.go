@@ -107,11 +107,12 @@ func (w *Worker) ready(shards []ShardStatus) bool {
 		return false
 	}
 	if w.cfg.Redis != nil {
-		if w.session == nil {
+		session := w.session.Load()
+		if session == nil {
 			return false
 		}
 		select {
-		case <-w.session.Done():
+		case <-session.Done():
 			return false
 		default:
 		}
@@ -134,7 +135,7 @@ func statusKey(keys lease.Keys, workerID string) string { return keys.Prefix() +
 // StatusInterval until ctx ends.
 func (w *Worker) statusLoop(ctx context.Context) {
 	keys := lease.NewKeys(w.cfg.KeyPrefix)
-	ttl := 3 * w.session.Config().TTL
+	ttl := 3 * w.session.Load().Config().TTL
 	t := time.NewTicker(w.cfg.StatusInterval)
 	defer t.Stop()
 	for {

@@ -29,17 +29,18 @@ type Worker struct {
 	// Set once by Run before any shard starts, read-only afterwards.
 	mgr     sharding.FleetShardManager
 	sink    *eventsink.Sink
-	session *lease.Session
 	limiter *redislimiter.Limiter
+	session atomic.Pointer[lease.Session] // the current fleet session; replaced on rejoin
 
 	mu       sync.RWMutex
 	shards   map[lease.ShardKey]*shardRun // fleet mode: shards whose lease we hold
 	fatalErr error                        // token rejected: open nothing more
 	runErr   error                        // why Run could not start, for /status
 
-	wg     sync.WaitGroup // shard goroutines and the status loop
-	events atomic.Uint64
-	mgrSet atomic.Bool
+	wg      sync.WaitGroup // the status loop, splits, local opens
+	shardWG sync.WaitGroup // fleet shard goroutines (runShard)
+	events  atomic.Uint64
+	mgrSet  atomic.Bool
 }
 
 // New validates cfg and returns a Worker.
@@ -182,7 +183,7 @@ func (w *Worker) fatalClose(key lease.ShardKey, err error) {
 	w.mu.Unlock()
 	w.log.Error("shard stopped by a fatal close; not reconnecting", "shard_id", key.ID, "shard_count", key.Count,
 		"close_code", code, "err", err)
-	if code == gateway.CloseShardingRequired && w.session != nil {
+	if code == gateway.CloseShardingRequired && w.session.Load() != nil {
 		w.wg.Go(func() { w.split(key) })
 	}
 }
@@ -192,7 +193,7 @@ func (w *Worker) fatalClose(key lease.ShardKey, err error) {
 func (w *Worker) split(key lease.ShardKey) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
 	defer cancel()
-	layout, err := w.session.SplitShard(ctx, key, sharding.ShardSplitCount)
+	layout, err := w.session.Load().SplitShard(ctx, key, sharding.ShardSplitCount)
 	if err != nil {
 		w.log.Error("split shard after 4011", "shard_id", key.ID, "err", err)
 		return
