@@ -129,3 +129,24 @@ func TestNoFenceOnShortLatency(t *testing.T) {
 		t.Fatalf("fenced on 30ms latency: %v", la.Err())
 	}
 }
+
+// Connection resets that heal at once (go-redis redials) neither fence the
+// session nor break its writes.
+func TestSurvivesConnectionResets(t *testing.T) {
+	srv, direct := startRedis(t)
+	proxy := newFaultProxy(t, srv.Addr())
+	a := newSession(t, newClient(t, proxy.Addr()), testConfig(""))
+	endGrace(t, direct, "")
+	l := claimOK(t, a, ShardKey{ID: 0, Count: 1})
+	for range 5 {
+		proxy.Reset()
+		before := a.view.Load()
+		eventually(t, 2*time.Second, "a renew after a reset", func() bool { return a.view.Load() != before })
+	}
+	if isClosed(l.Done()) {
+		t.Fatalf("fenced by resets: %v", l.Err())
+	}
+	if ok, err := l.Valid(testCtx(t)); err != nil || !ok {
+		t.Fatalf("Valid after resets: %v, %v", ok, err)
+	}
+}
