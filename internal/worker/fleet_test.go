@@ -278,3 +278,20 @@ func TestFleetRejoinsAfterSelfFence(t *testing.T) {
 	waitCommitted(t, h.redis.Client(t), h.fake)
 	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
 }
+
+func TestFleetSplitsShardOn4011(t *testing.T) {
+	h := newHarness(t, 1, gatewaytest.WithGuilds(12), gatewaytest.WithMaxGuildsPerShard(8))
+	w1 := h.start(h.config("w1", 1))
+	eventually(t, "shard 0/1 split into 0/2 and 1/2, both READY", 30*time.Second, func() bool {
+		ss := w1.w.Status().Shards
+		return len(ss) == 2 && ss[0].Count == 2 && ss[1].Count == 2 &&
+			ss[0].Status == "ready" && ss[1].Status == "ready"
+	})
+	layout, err := lease.LoadLayout(context.Background(), h.redis.Client(t), lease.NewKeys(testPrefix))
+	if err != nil || len(layout.Shards()) != 2 {
+		t.Fatalf("layout = %+v, %v; want 2 shards", layout, err)
+	}
+	if st := h.fake.Stats(); st.IdentifyViolations != 0 || st.DuplicateSessions != 0 {
+		t.Errorf("after split: %+v", st)
+	}
+}
