@@ -30,7 +30,7 @@ func newTransportEncoder(c gateway.Compression) (transportEncoder, error) {
 	case gateway.CompressionZstdStream:
 		e := &zstdStream{}
 		w, err := zstd.NewWriter(&e.buf, zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<17), zstd.WithLowerEncoderMem(true))
+			zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<15), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, fmt.Errorf("zstd-stream writer: %w", err)
 		}
