@@ -2,7 +2,6 @@ package lease
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -103,4 +102,3 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-var _ = errors.Is

@@ -145,4 +145,3 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-var _ = context.Background
