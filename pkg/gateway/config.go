@@ -61,8 +61,8 @@ type Config struct {
 
 	// HelloTimeout bounds the dial and the wait for HELLO. Default 30 s.
 	HelloTimeout time.Duration
-	// CloseTimeout bounds the close handshake: a peer that does not answer
-	// the close frame in time is cut off. Default 5 s.
+	// CloseTimeout bounds the close handshake (a peer that does not answer
+	// the close frame in time is cut off) and each websocket write. Default 5 s.
 	CloseTimeout time.Duration
 }
 

@@ -211,7 +211,12 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 	if err := c.lim.wait(ctx, internal); err != nil {
 		return err
 	}
-	if err := c.ws.Write(ctx, websocket.MessageText, payload); err != nil {
+	// The write itself is bounded by the connection, not by the caller's ctx:
+	// coder/websocket tears the connection down when a write's ctx ends, and a
+	// caller giving up on one Send must not cost the shard its connection.
+	wctx, cancel := context.WithTimeout(c.readCtx, c.g.cfg.CloseTimeout)
+	defer cancel()
+	if err := c.ws.Write(wctx, websocket.MessageText, payload); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
