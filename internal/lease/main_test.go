@@ -101,4 +101,3 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
-

@@ -1,7 +1,6 @@
 package lease
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -144,4 +143,3 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
-

@@ -220,7 +220,6 @@ func TestClaimRejectsBadKey(t *testing.T) {
 	}
 }
 
-
 // A Release that cannot reach Redis is not forgotten: the lease is tied to
 // the live member key and would block the shard, so Close releases it again.
 func TestReleaseRetriedAfterFailure(t *testing.T) {
