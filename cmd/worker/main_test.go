@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/internal/worker"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
@@ -141,5 +142,41 @@ func TestPrintFleet(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestStatusCommand runs a fleet worker against a real redis-server and the
+// fake, then `worker status` reads the fleet back from Redis.
+func TestStatusCommand(t *testing.T) {
+	srv := redistest.Start(t)
+	fake := gatewaytest.NewServer(gatewaytest.WithShards(2), gatewaytest.WithIdentifyWindow(50*time.Millisecond))
+	defer fake.Close()
+	cfg, err := parseConfig([]string{"-redis-url", srv.URL(), "-key-prefix", "st", "-worker-id", "w-status",
+		"-shard-count", "2", "-max-concurrency", "1", "-identify-window", "50ms", "-lease-ttl", "600ms",
+		"-lease-renew-interval", "100ms", "-api-url", fake.APIURL(), "-gateway-url", fake.GatewayURL(),
+		"-http-addr", "", "-summary-interval", "0"}, envOf("DISCORD_TOKEN", fake.Token()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	var out, errOut bytes.Buffer
+	poll(t, "worker status to show both shards ready", 20*time.Second, func() bool {
+		out.Reset()
+		code := runStatus([]string{"-key-prefix", "st"}, envOf("REDIS_URL", srv.URL()), &out, &errOut)
+		return code == exitOK && strings.Count(out.String(), "ready") == 2 && strings.Contains(out.String(), "w-status")
+	})
+	if !strings.Contains(out.String(), "1 workers, 2 shards") {
+		t.Fatalf("status output:\n%s", out.String())
+	}
+	if code := runStatus(nil, envOf(), &out, &errOut); code != exitBadArgs || !strings.Contains(errOut.String(), "REDIS_URL") {
+		t.Fatalf("without REDIS_URL: code %d, stderr %q", code, errOut.String())
 	}
 }
