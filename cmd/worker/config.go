@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
@@ -414,22 +415,20 @@ func checkURL(raw string, schemes ...string) error {
 	return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
 }
 
-// normalizePrefix makes sure the prefix holds exactly one {hash tag}, so every
-// key of a fleet lands in one Redis Cluster slot: "bot" becomes "{bot}:".
+// normalizePrefix rejects malformed hash tags, then normalises the prefix as
+// internal/lease does ("bot" becomes "{bot}:"), so every key of a fleet lands
+// in one Redis Cluster slot.
 func normalizePrefix(p string) (string, error) {
-	if p == "" {
-		return "", errors.New("must not be empty")
-	}
 	open, closing := strings.Index(p, "{"), strings.Index(p, "}")
 	switch {
-	case open < 0 && closing < 0:
-		return "{" + strings.TrimSuffix(p, ":") + "}:", nil
-	case open < 0 || closing < open+2:
+	case p == "":
+		return "", errors.New("must not be empty")
+	case (open >= 0 || closing >= 0) && (open < 0 || closing < open+2):
 		return "", errors.New("hash tag must look like {name}")
 	case strings.Count(p, "{") > 1:
 		return "", errors.New("more than one {hash tag}")
 	}
-	return p, nil
+	return lease.NormalizePrefix(p), nil
 }
 
 // redactURL hides a URL's password (Redis ACL or sentinel) for logs and errors.

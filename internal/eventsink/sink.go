@@ -12,11 +12,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/lease"
 )
 
 // Config configures a Sink. DefaultConfig holds the defaults; New validates.
 type Config struct {
-	// Prefix is the fleet's key prefix; it must hold a {hash tag}. Default "{shardfleet}:".
+	// Prefix is the fleet's key prefix, normalised like internal/lease's (a
+	// prefix without a {hash tag} is wrapped in one). Default "{shardfleet}:".
 	Prefix string
 	// MaxLen caps the stream approximately (XADD MAXLEN ~). 0: uncapped. Default 1,000,000.
 	MaxLen int64
@@ -100,7 +103,7 @@ type Stats struct {
 type Sink struct {
 	client redis.UniversalClient
 	cfg    Config
-	keys   Keys
+	keys   lease.Keys
 	maxLen string
 
 	committed, duplicates, batches, redisErrors, rejected atomic.Uint64
@@ -115,8 +118,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
 	switch {
 	case client == nil:
 		return nil, &ConfigError{"client", "is nil"}
-	case !hasHashTag(cfg.Prefix):
-		return nil, &ConfigError{"Prefix", fmt.Sprintf("%q has no {hash tag}", cfg.Prefix)}
 	case cfg.MaxLen < 0:
 		return nil, &ConfigError{"MaxLen", "is negative"}
 	case cfg.BatchSize < 1:
@@ -132,12 +133,13 @@ func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
 	case cfg.Logger == nil:
 		return nil, &ConfigError{"Logger", "is nil"}
 	}
-	return &Sink{client: client, cfg: *cfg, keys: Keys{Prefix: cfg.Prefix},
+	cfg.Prefix = lease.NormalizePrefix(cfg.Prefix)
+	return &Sink{client: client, cfg: *cfg, keys: lease.NewKeys(cfg.Prefix),
 		maxLen: strconv.FormatInt(cfg.MaxLen, 10)}, nil
 }
 
 // Keys returns the key layout the sink uses.
-func (s *Sink) Keys() Keys { return s.keys }
+func (s *Sink) Keys() lease.Keys { return s.keys }
 
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
@@ -177,7 +179,7 @@ func (s *Sink) Commit(ctx context.Context, shard Shard, fence Fence, batch []Eve
 		}
 		args = append(args, ev.Seq, ev.Type, data)
 	}
-	keys := []string{s.keys.Lease(shard), s.keys.Member(fence.WorkerID), s.keys.Session(shard), s.keys.Stream()}
+	keys := []string{s.keys.Lease(shard), s.keys.Member(fence.WorkerID), s.keys.Session(shard), s.keys.Events()}
 	res, err := commitScript.Run(ctx, s.client, keys, args...).Int64Slice()
 	if err != nil {
 		if rejected := classify(err); rejected != nil {

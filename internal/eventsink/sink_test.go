@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
@@ -23,7 +24,7 @@ const prefix = "{test}:"
 // grant makes fence the valid holder of shard's lease, as internal/lease would.
 func grant(t testing.TB, c redis.UniversalClient, shard Shard, fence Fence) {
 	t.Helper()
-	k := Keys{Prefix: prefix}
+	k := lease.NewKeys(prefix)
 	ctx := context.Background()
 	if err := c.HSet(ctx, k.Lease(shard), "owner", fence.WorkerID, "token", strconv.FormatUint(fence.Token, 10)).Err(); err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ type entry struct {
 
 func readStream(t testing.TB, c redis.UniversalClient) []entry {
 	t.Helper()
-	msgs, err := c.XRange(context.Background(), Keys{Prefix: prefix}.Stream(), "-", "+").Result()
+	msgs, err := c.XRange(context.Background(), lease.NewKeys(prefix).Events(), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestCommitFenced(t *testing.T) {
 	if _, err := s.Commit(ctx, shard, owner, events("S1", 1, 3)); err != nil {
 		t.Fatal(err)
 	}
-	k := Keys{Prefix: prefix}
+	k := lease.NewKeys(prefix)
 	tests := []struct {
 		name  string
 		fence Fence
@@ -187,7 +188,7 @@ func TestCommitNewSessionResetsRecord(t *testing.T) {
 		t.Fatalf("record = %+v, want S2 at 7", st)
 	}
 	// An empty record (e.g. after Redis lost its data) adopts the session.
-	c.Del(ctx, Keys{Prefix: prefix}.Session(shard))
+	c.Del(ctx, lease.NewKeys(prefix).Session(shard))
 	if r, err := s.Commit(ctx, shard, fence, events("S2", 8, 9)); err != nil || r.Committed != 2 {
 		t.Fatalf("adopt: %+v %v", r, err)
 	}
@@ -207,7 +208,7 @@ func TestCommitCapsStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := c.XLen(ctx, Keys{Prefix: prefix}.Stream()).Result()
+	n, err := c.XLen(ctx, lease.NewKeys(prefix).Events()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,6 @@ func TestNewValidates(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
 	for field, opt := range map[string]Option{
-		"Prefix":          WithPrefix("nohashtag:"),
 		"MaxLen":          WithMaxLen(-1),
 		"BatchSize":       WithBatch(0, 0),
 		"FlushInterval":   WithBatch(1, -time.Second),
@@ -244,7 +244,7 @@ func TestWriterBatchesInOrder(t *testing.T) {
 	s := newSink(t, c, WithBatch(64, time.Millisecond), WithMaxPending(100))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	shards := []Shard{{0, 2}, {1, 2}}
+	shards := []Shard{{ID: 0, Count: 2}, {ID: 1, Count: 2}}
 	fence := Fence{"w1", 7}
 	for _, sh := range shards {
 		grant(t, c, sh, fence)
