@@ -405,3 +405,60 @@ func (p *parser) skipNumber() error {
 	p.pos = i
 	return nil
 }
+
+// eachMember calls fn with the raw key and value of every member of the JSON
+// object obj, which must be valid (decodeEnvelope checked it). It lets the
+// connection read HELLO and READY without reflection.
+func eachMember(obj []byte, fn func(key, val []byte)) error {
+	p := parser{buf: obj}
+	p.skipSpace()
+	if !p.consume('{') {
+		return p.errorf("expected an object")
+	}
+	p.skipSpace()
+	if p.consume('}') {
+		return nil
+	}
+	for {
+		p.skipSpace()
+		keyStart := p.pos
+		if err := p.skipString(); err != nil {
+			return err
+		}
+		key := obj[keyStart+1 : p.pos-1]
+		p.skipSpace()
+		if !p.consume(':') {
+			return p.errorf("expected ':' after key")
+		}
+		p.skipSpace()
+		valStart := p.pos
+		if err := p.skipValue(0); err != nil {
+			return err
+		}
+		fn(key, obj[valStart:p.pos])
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			return nil
+		}
+		return p.errorf("expected ',' or '}' in object")
+	}
+}
+
+// jsonString returns the value of a JSON string, or false if val is not one.
+func jsonString(val []byte) (string, bool) {
+	if len(val) < 2 || val[0] != '"' {
+		return "", false
+	}
+	inner := val[1 : len(val)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), true
+	}
+	var s string
+	if err := json.Unmarshal(val, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}

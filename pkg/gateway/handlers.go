@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -50,14 +51,11 @@ func handleDispatch(c *connection, env *envelope) error {
 	}
 	switch env.t {
 	case EventTypeReady:
-		var ready struct {
-			SessionID        string `json:"session_id"`
-			ResumeGatewayURL string `json:"resume_gateway_url"`
+		sessionID, resumeURL := readyFields(data)
+		if sessionID == "" {
+			return fmt.Errorf("decode READY: no session_id")
 		}
-		if err := json.Unmarshal(data, &ready); err != nil || ready.SessionID == "" {
-			return fmt.Errorf("decode READY: no session_id (%v)", err)
-		}
-		g.onReady(env.seq, ready.SessionID, ready.ResumeGatewayURL)
+		g.onReady(env.seq, sessionID, resumeURL)
 		c.becameReady("ready")
 	case EventTypeResumed:
 		if env.hasSeq {
@@ -107,15 +105,17 @@ func handleInvalidSession(c *connection, env *envelope) error {
 // handleHello (op 10) starts heartbeating and lets the handshake goroutine
 // IDENTIFY or RESUME.
 func handleHello(c *connection, env *envelope) error {
-	var hello struct {
-		HeartbeatInterval float64 `json:"heartbeat_interval"`
-	}
-	if err := json.Unmarshal(env.d, &hello); err != nil {
-		return fmt.Errorf("decode HELLO: %w", err)
-	}
-	interval := time.Duration(hello.HeartbeatInterval * float64(time.Millisecond))
-	if interval <= 0 || interval > time.Hour {
-		return fmt.Errorf("decode HELLO: heartbeat_interval %v out of range", hello.HeartbeatInterval)
+	ms := -1.0
+	err := eachMember(env.d, func(key, val []byte) {
+		if string(key) == "heartbeat_interval" {
+			if f, err := strconv.ParseFloat(string(val), 64); err == nil {
+				ms = f
+			}
+		}
+	})
+	interval := time.Duration(ms * float64(time.Millisecond))
+	if err != nil || interval <= 0 || interval > time.Hour {
+		return fmt.Errorf("decode HELLO: heartbeat_interval missing or out of range (%v)", ms)
 	}
 	c.hb.start(interval)
 	select {
@@ -123,6 +123,19 @@ func handleHello(c *connection, env *envelope) error {
 	default: // a second HELLO changes nothing
 	}
 	return nil
+}
+
+// readyFields reads READY's session_id and resume_gateway_url.
+func readyFields(d []byte) (sessionID, resumeURL string) {
+	_ = eachMember(d, func(key, val []byte) {
+		switch string(key) {
+		case "session_id":
+			sessionID, _ = jsonString(val)
+		case "resume_gateway_url":
+			resumeURL, _ = jsonString(val)
+		}
+	})
+	return sessionID, resumeURL
 }
 
 // handleHeartbeatACK (op 11) records the ACK and the round trip.
