@@ -37,6 +37,9 @@ func TestIdleShardMemory(t *testing.T) {
 	if token == "" {
 		token = "test-token"
 	}
+	if os.Getenv("GATEWAY_MEM_PROFILE") != "" {
+		runtime.MemProfileRate = 1
+	}
 	rss0, mem0 := settle(t)
 	shards := make([]gateway.Gateway, n)
 	var wg sync.WaitGroup
