@@ -95,7 +95,8 @@ func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
 	var committed, dups, errs uint64
-	if sink := c.w.sink; sink != nil {
+	// w.sink is set before mgrSet, so this read is ordered after it.
+	if sink := c.w.sink; c.w.mgrSet.Load() && sink != nil {
 		st := sink.Stats()
 		committed, dups, errs = st.Committed, st.Duplicates, st.RedisErrors
 	}
