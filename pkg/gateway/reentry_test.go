@@ -1,0 +1,100 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+)
+
+// TestHandlerMayCloseItsOwnShard: Close called from inside the event handler
+// must not wait for the callback it runs in.
+func TestHandlerMayCloseItsOwnShard(t *testing.T) {
+	s := newFake(t)
+	closed := make(chan struct{})
+	handler := func(g gateway.Gateway, typ gateway.EventType, _ int, _ json.RawMessage) {
+		if typ == "MESSAGE_CREATE" {
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			g.Close(ctx)
+			if ctx.Err() != nil {
+				t.Error("Close from the handler waited for its ctx")
+			}
+			close(closed)
+		}
+	}
+	g := gateway.New(s.Token(), handler, gateway.WithURL(s.GatewayURL()), gateway.WithLogger(testLogger()))
+	open(t, g)
+	s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": 1})
+	select {
+	case <-closed:
+	case <-time.After(waitLimit):
+		t.Fatal("handler's Close did not return")
+	}
+	g.Close(context.Background()) // waits for the handler to return
+	if g.Status() != gateway.StatusDisconnected {
+		t.Fatalf("status %s", g.Status())
+	}
+}
+
+// TestCloseHandlerMayCloseTheShard: the close handler runs on the dispatcher
+// too; closing the stopped shard from it must not deadlock Open.
+func TestCloseHandlerMayCloseTheShard(t *testing.T) {
+	s := newFake(t)
+	var g gateway.Gateway
+	onClose := func(gw gateway.Gateway, _ error, _ bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		gw.Close(ctx)
+	}
+	g = gateway.New("bad-token", nil, gateway.WithURL(s.GatewayURL()), gateway.WithLogger(testLogger()),
+		gateway.WithCloseHandler(onClose))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := g.Open(ctx); !gateway.IsFatal(err) {
+		t.Fatalf("Open: %v, want a fatal close", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Open deadlocked with the close handler")
+	}
+}
+
+func TestHandoffThenReopenResumes(t *testing.T) {
+	s := newFake(t)
+	rec := &recorder{}
+	g := newShard(t, s, rec)
+	open(t, g)
+	st := g.Handoff(context.Background())
+	if !st.Resumable() || g.SessionID() == nil {
+		t.Fatalf("handoff dropped the session: %+v", st)
+	}
+	s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": 1})
+	open(t, g)
+	eventually(t, "the missed event", func() bool { return rec.count("MESSAGE_CREATE") == 1 })
+	if okResumes(s) != 1 || len(s.Identifies()) != 1 {
+		t.Fatalf("reopen after Handoff: %d resumes, %d identifies, want 1 and 1", okResumes(s), len(s.Identifies()))
+	}
+	checkSequence(t, rec.snapshot())
+}
+
+// TestNoZombieWhileDataFlows: with ACKs held back but dispatches arriving,
+// the connection is alive and must not be closed as a zombie.
+func TestNoZombieWhileDataFlows(t *testing.T) {
+	s := newFake(t, gatewaytest.WithHeartbeatInterval(50*time.Millisecond),
+		gatewaytest.WithHeartbeatTimeout(time.Hour, gateway.CloseSessionTimedOut))
+	rec := &recorder{}
+	g := newShard(t, s, rec)
+	open(t, g)
+	s.SetAckHeartbeats(false)
+	for i := range 40 { // 10 ms apart: a dispatch between every two beats
+		s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
+		time.Sleep(10 * time.Millisecond)
+	}
+	if codes := clientCloses(s); len(codes) != 0 {
+		t.Fatalf("client closed %v while data was flowing", codes)
+	}
+	s.SetAckHeartbeats(true)
+}
