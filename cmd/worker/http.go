@@ -35,6 +35,10 @@ func newHandler(w *worker.Worker, client redis.UniversalClient, prefix string) h
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.Registry(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		if err := w.FatalError(); err != nil {
+			fmt.Fprintln(rw, "ok (serving, but stopped: "+err.Error()+")")
+			return
+		}
 		fmt.Fprintln(rw, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
