@@ -151,8 +151,8 @@ func (l *Limiter) wait(ctx context.Context, b int, ticket string, w *waiter) err
 		res, err := l.acquire(ctx, b, ticket)
 		if err != nil {
 			l.leave(b, ticket)
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if err := ctxErr(ctx); err != nil {
+				return err
 			}
 			return fmt.Errorf("redislimiter: wait bucket %d: %w", b, err)
 		}
@@ -205,6 +205,19 @@ func (l *Limiter) sleep(ctx context.Context, timer *time.Timer, w *waiter, d tim
 			}
 		}
 	}
+}
+
+// ctxErr is ctx.Err(), also when the deadline has passed but ctx's own timer
+// has not fired yet: with ContextTimeoutEnabled, go-redis's socket deadline
+// (the same instant) can fire first and report an i/o timeout.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (l *Limiter) stopped(ctx context.Context) error {
