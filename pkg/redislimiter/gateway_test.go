@@ -22,7 +22,7 @@ import (
 func TestGatewaysAgainstFakeDiscord(t *testing.T) {
 	const shards = 8
 	fake := gatewaytest.NewServer(gatewaytest.WithShards(shards), gatewaytest.WithMaxConcurrency(2),
-		gatewaytest.WithIdentifyWindow(30*time.Millisecond), gatewaytest.WithLogger(discard))
+		gatewaytest.WithIdentifyWindow(20*time.Millisecond), gatewaytest.WithLogger(discard))
 	t.Cleanup(fake.Close)
 	s := redistest.Start(t)
 	ctx := ctxT(t, 20*time.Second)
