@@ -52,23 +52,11 @@ func (r *shardRun) add(t gateway.EventType, seq int, data json.RawMessage) {
 // runFleet joins the fleet and runs the leased shards until ctx ends.
 func (w *Worker) runFleet(ctx context.Context) error {
 	client, keys := w.cfg.Redis, lease.NewKeys(w.cfg.KeyPrefix)
-	count, mc, budget, err := w.discover(ctx, keys)
+	count, mc, err := w.startLimiter(ctx, keys)
 	if err != nil {
 		return err
 	}
-	w.limiter = redislimiter.New(client, redislimiter.WithKeyPrefix(keys.Prefix()),
-		redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
-		redislimiter.WithMargin(w.cfg.IdentifyMargin), redislimiter.WithBudgetReserve(w.cfg.BudgetReserve),
-		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log))
-	if err := w.limiter.Err(); err != nil {
-		return fmt.Errorf("identify limiter: %w", err)
-	}
 	defer w.closeLimiter()
-	if budget != nil {
-		if err := w.limiter.SetBudget(ctx, budget.Remaining, budget.ResetAfter()); err != nil {
-			w.log.Warn("store identify budget", "err", err)
-		}
-	}
 	sink, err := eventsink.New(client, append([]eventsink.Option{eventsink.WithPrefix(keys.Prefix()),
 		eventsink.WithLogger(w.log)}, w.cfg.SinkOptions...)...)
 	if err != nil {
@@ -94,7 +82,34 @@ func (w *Worker) runFleet(ctx context.Context) error {
 	w.mgrSet.Store(true)
 	w.log.Info("joined the fleet", "shard_count", layout.Count, "max_concurrency", mc,
 		"lease_ttl", session.Config().TTL)
+	return w.serveSessions(ctx, session, keys)
+}
 
+// startLimiter discovers the shard count and max_concurrency and starts the
+// fleet-wide identify limiter (seeding the daily budget when discovered).
+func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc int, err error) {
+	count, mc, budget, err := w.discover(ctx, keys)
+	if err != nil {
+		return 0, 0, err
+	}
+	w.limiter = redislimiter.New(w.cfg.Redis, redislimiter.WithKeyPrefix(keys.Prefix()),
+		redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
+		redislimiter.WithMargin(w.cfg.IdentifyMargin), redislimiter.WithBudgetReserve(w.cfg.BudgetReserve),
+		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log))
+	if err := w.limiter.Err(); err != nil {
+		return 0, 0, fmt.Errorf("identify limiter: %w", err)
+	}
+	if budget != nil {
+		if err := w.limiter.SetBudget(ctx, budget.Remaining, budget.ResetAfter()); err != nil {
+			w.log.Warn("store identify budget", "err", err)
+		}
+	}
+	return count, mc, nil
+}
+
+// serveSessions runs session's reconcile loop, and the next sessions' after a
+// self-fence, until ctx ends; then it hands every shard off.
+func (w *Worker) serveSessions(ctx context.Context, session *lease.Session, keys lease.Keys) error {
 	statusCtx, stopStatus := context.WithCancel(context.Background())
 	w.wg.Go(func() { w.statusLoop(statusCtx) })
 	defer func() {
@@ -118,6 +133,7 @@ func (w *Worker) runFleet(ctx context.Context) error {
 			return runErr
 		}
 		w.log.Warn("fleet session ended; joining again", "err", runErr)
+		var err error
 		if session, err = w.rejoin(ctx, keys); err != nil {
 			w.mgr.Close(context.Background())
 			return nil // ctx ended while rejoining
