@@ -95,12 +95,12 @@ func TestServerHeartbeatRequestIsAnswered(t *testing.T) {
 	eventually(t, "an ACKed heartbeat", func() bool { return g.Latency() > 0 })
 }
 
-func TestOpcodeReconnectBeforeReadyDuringOpenIsRetried(t *testing.T) {
+func TestRepeatedReconnectRequestsEndReady(t *testing.T) {
 	s := newFake(t)
 	g := newShard(t, s, nil)
 	open(t, g)
-	// Drop every connection as soon as it is made, a few times over, then
-	// let Open's retries win: the shard ends up ready.
+	// op 7 three times in a row, some landing on the new connection while it
+	// resumes: the shard ends up ready on the same session.
 	for range 3 {
 		s.SendReconnect(0)
 	}

@@ -98,3 +98,41 @@ func TestNoZombieWhileDataFlows(t *testing.T) {
 	}
 	s.SetAckHeartbeats(true)
 }
+
+// slowSecondPermit grants the first permit at once and later ones after a
+// delay, like a real limiter pacing a bucket.
+type slowSecondPermit struct {
+	countingLimiter
+	delay time.Duration
+}
+
+func (l *slowSecondPermit) WaitBucket(ctx context.Context, shardID int) error {
+	if l.waits.Load() > 0 {
+		t := time.NewTimer(l.delay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return l.countingLimiter.WaitBucket(ctx, shardID)
+}
+
+// TestInvalidSessionDuringOpenIsRetried: an IDENTIFY that comes too soon for
+// its rate-limit key gets op 9 false; Open keeps going (a new permit, a new
+// IDENTIFY) and returns once READY.
+func TestInvalidSessionDuringOpenIsRetried(t *testing.T) {
+	s := newFake(t, gatewaytest.WithIdentifyWindow(300*time.Millisecond), gatewaytest.WithShards(2))
+	g0 := newShard(t, s, nil, gateway.WithShardID(0), gateway.WithShardCount(2))
+	open(t, g0)
+	lim := &slowSecondPermit{delay: 400 * time.Millisecond}
+	g1 := newShard(t, s, nil, gateway.WithShardID(1), gateway.WithShardCount(2), gateway.WithIdentifyLimiter(lim))
+	open(t, g1)
+	if st := s.Stats(); st.IdentifyViolations != 1 {
+		t.Fatalf("%d identify violations, want 1 (the test needs one op 9 false during Open)", st.IdentifyViolations)
+	}
+	if lim.waits.Load() != 2 {
+		t.Fatalf("%d permits, want 2", lim.waits.Load())
+	}
+}
