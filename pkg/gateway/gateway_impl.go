@@ -158,6 +158,13 @@ func (g *gatewayImpl) onReady(seq int, sessionID, resumeURL string) {
 	g.mu.Unlock()
 }
 
+// forgetResumeURL drops the session's resume URL (the session is kept).
+func (g *gatewayImpl) forgetResumeURL() {
+	g.mu.Lock()
+	g.state.ResumeURL = ""
+	g.mu.Unlock()
+}
+
 // markDisconnected sets StatusDisconnected unless the shard stopped for good.
 func (g *gatewayImpl) markDisconnected() {
 	g.mu.Lock()

@@ -190,3 +190,18 @@ func TestRequestMembersNeedsAFilter(t *testing.T) {
 		t.Fatalf("RequestMembers: %v", err)
 	}
 }
+
+// TestUnreachableResumeURLFallsBackToBootstrap: a session whose resume host
+// cannot be dialled is resumed through the bootstrap URL, not re-identified.
+func TestUnreachableResumeURLFallsBackToBootstrap(t *testing.T) {
+	s := newFake(t)
+	g1 := newShard(t, s, nil)
+	open(t, g1)
+	st := g1.Handoff(context.Background())
+	st.ResumeURL = "ws://127.0.0.1:1/dead"
+	g2 := newShard(t, s, nil, gateway.WithShardState(st))
+	open(t, g2)
+	if okResumes(s) != 1 || len(s.Identifies()) != 1 {
+		t.Fatalf("%d resumes, %d identifies: want the session resumed via the bootstrap URL", okResumes(s), len(s.Identifies()))
+	}
+}

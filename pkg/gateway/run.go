@@ -185,6 +185,12 @@ func (r *run) connectOnce() connResult {
 		if fromREST {
 			g.forgetBootstrap()
 		}
+		if resume {
+			// A resume host we cannot reach: RESUME through the bootstrap
+			// URL next time rather than retrying a dead host until the
+			// session expires.
+			g.forgetResumeURL()
+		}
 		return connResult{err: errOrClosed(r.ctx, err), action: ActionResume}
 	}
 	r.attach(c)
