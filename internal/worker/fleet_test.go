@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
@@ -294,4 +295,20 @@ func TestFleetSplitsShardOn4011(t *testing.T) {
 	if st := h.fake.Stats(); st.IdentifyViolations != 0 || st.DuplicateSessions != 0 {
 		t.Errorf("after split: %+v", st)
 	}
+}
+
+func TestFleetDiscoversShardCountAndBudget(t *testing.T) {
+	h := newHarness(t, 3, gatewaytest.WithSessionStartLimit(500, time.Hour))
+	cfg := h.config("w1", 0)
+	cfg.MaxConcurrency = 0
+	w1 := h.start(cfg)
+	eventually(t, "the 3 shards Discord recommends READY", 20*time.Second, func() bool { return readyShards(w1) == 3 })
+	layout, err := lease.LoadLayout(context.Background(), h.redis.Client(t), lease.NewKeys(testPrefix))
+	if err != nil || layout.Count != 3 {
+		t.Fatalf("fleet layout = %+v, %v; want the discovered count 3", layout, err)
+	}
+	eventually(t, "the budget gauge to count the identifies", 10*time.Second, func() bool {
+		var m dto.Metric
+		return w1.w.m.budget.Write(&m) == nil && m.GetGauge().GetValue() == 500-3
+	})
 }
