@@ -83,13 +83,13 @@ func TestHandoffThenReopenResumes(t *testing.T) {
 // TestNoZombieWhileDataFlows: with ACKs held back but dispatches arriving,
 // the connection is alive and must not be closed as a zombie.
 func TestNoZombieWhileDataFlows(t *testing.T) {
-	s := newFake(t, gatewaytest.WithHeartbeatInterval(50*time.Millisecond),
+	s := newFake(t, gatewaytest.WithHeartbeatInterval(200*time.Millisecond),
 		gatewaytest.WithHeartbeatTimeout(time.Hour, gateway.CloseSessionTimedOut))
 	rec := &recorder{}
 	g := newShard(t, s, rec)
 	open(t, g)
 	s.SetAckHeartbeats(false)
-	for i := range 40 { // 10 ms apart: a dispatch between every two beats
+	for i := range 60 { // 10 ms apart: many dispatches between every two beats
 		s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
 		time.Sleep(10 * time.Millisecond)
 	}

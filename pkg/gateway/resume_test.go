@@ -138,7 +138,7 @@ func TestColdResumeOfExpiredSessionIdentifies(t *testing.T) {
 }
 
 func TestSendLimiterHoldsBackUserCommands(t *testing.T) {
-	s := newFake(t, gatewaytest.WithHeartbeatInterval(time.Minute))
+	s := newFake(t, gatewaytest.WithHeartbeatInterval(time.Hour)) // no heartbeat takes a slot
 	g := newShard(t, s, nil, gateway.WithSendRateLimit(4, time.Minute, 1))
 	open(t, g) // IDENTIFY used 1 of 4
 	presence := gateway.PresenceUpdate{Status: "online"}
