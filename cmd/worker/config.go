@@ -43,6 +43,7 @@ type Config struct {
 
 	IdentifyWindow time.Duration // IDENTIFY_WINDOW
 	IdentifyMargin time.Duration // IDENTIFY_MARGIN
+	BudgetReserve  int           // IDENTIFY_BUDGET_RESERVE
 
 	LeaseTTL           time.Duration // LEASE_TTL
 	LeaseRenewInterval time.Duration // LEASE_RENEW_INTERVAL
@@ -177,6 +178,7 @@ func settings(c *Config) []setting {
 		{"max-concurrency", "MAX_CONCURRENCY", "0", "identify buckets; 0 asks Discord", false, bind(integer(&c.MaxConcurrency))},
 		{"identify-window", "IDENTIFY_WINDOW", "5s", "time between two IDENTIFYs of one bucket", false, bind(dur(&c.IdentifyWindow))},
 		{"identify-margin", "IDENTIFY_MARGIN", "250ms", "safety margin added to the identify window", false, bind(dur(&c.IdentifyMargin))},
+		{"identify-budget-reserve", "IDENTIFY_BUDGET_RESERVE", "10", "fleet mode: stop identifying when the daily session-start budget falls to this", false, bind(integer(&c.BudgetReserve))},
 		{"lease-ttl", "LEASE_TTL", "15s", "fleet mode: lifetime of a worker's membership and leases", false, bind(dur(&c.LeaseTTL))},
 		{"lease-renew-interval", "LEASE_RENEW_INTERVAL", "2s", "fleet mode: how often the membership is renewed", false, bind(dur(&c.LeaseRenewInterval))},
 		{"lease-renew-deadline", "LEASE_RENEW_DEADLINE", "", "fleet mode: stop shards when no renew succeeded for this long (default 2/3 of LEASE_TTL)", false, bind(dur(&c.LeaseRenewDeadline))},
@@ -327,6 +329,9 @@ func (c *Config) validate() error {
 	}
 	if c.Intents < 0 || c.Intents&^gateway.IntentsAll != 0 {
 		return bad("INTENTS (-intents)", strconv.FormatInt(int64(c.Intents), 10), "has bits Discord does not define")
+	}
+	if c.BudgetReserve < 0 {
+		return bad("IDENTIFY_BUDGET_RESERVE (-identify-budget-reserve)", strconv.Itoa(c.BudgetReserve), "must not be negative")
 	}
 	if c.MaxConcurrency < 0 {
 		return bad("MAX_CONCURRENCY (-max-concurrency)", strconv.Itoa(c.MaxConcurrency), "must be 0 (ask Discord) or more")

@@ -49,6 +49,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"redis scheme", nil, append(tok, "REDIS_URL", "http://x"), "REDIS_URL"},
 		{"sentinel without master", nil, append(tok, "REDIS_URL", "redis+sentinel://a:1,b:2"), "REDIS_URL"},
 		{"shutdown", nil, append(tok, "SHUTDOWN_TIMEOUT", "-1s"), "SHUTDOWN_TIMEOUT"},
+		{"budget reserve", nil, append(tok, "IDENTIFY_BUDGET_RESERVE", "-1"), "IDENTIFY_BUDGET_RESERVE"},
 		{"extra arg", []string{"run"}, tok, "unexpected argument"},
 	}
 	for _, tt := range tests {

@@ -128,6 +128,7 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 		eventsink.WithBatch(cfg.EventBatchSize, cfg.EventFlushInterval)}
 	wc.ShardCount, wc.MaxConcurrency = cfg.ShardCount, cfg.MaxConcurrency
 	wc.IdentifyWindow, wc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
+	wc.BudgetReserve = cfg.BudgetReserve
 	wc.APIURL, wc.GatewayURL = cfg.APIURL, cfg.GatewayURL
 	wc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression)}
 	if cfg.LeaseTTL < def.TTL {
