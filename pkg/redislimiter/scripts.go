@@ -130,8 +130,9 @@ local function busy()
   return d
 end
 
--- Tell the head of the queue when it may try.
+-- Tell the head of the queue (a live one) when it may try.
 local function notify()
+  purge()
   local head = redis.call('ZRANGE', q, 0, 0)[1]
   if head then
     redis.call('PUBLISH', chan, bucket .. ':' .. fmt(busy()) .. ':' .. head)
