@@ -27,12 +27,12 @@ const testPrefix = "{wtest}:"
 
 // fleetHarness is a real redis-server and a fake Discord, with compressed timings.
 type fleetHarness struct {
-	t     *testing.T
+	t     testing.TB
 	redis *redistest.Server
 	fake  *gatewaytest.Server
 }
 
-func newHarness(t *testing.T, shards int, opts ...gatewaytest.Option) *fleetHarness {
+func newHarness(t testing.TB, shards int, opts ...gatewaytest.Option) *fleetHarness {
 	t.Helper()
 	h := &fleetHarness{t: t, redis: redistest.Start(t)}
 	h.fake = gatewaytest.NewServer(append([]gatewaytest.Option{gatewaytest.WithShards(shards),
@@ -81,7 +81,7 @@ func (h *fleetHarness) start(cfg Config) *running {
 }
 
 // stop cancels Run and waits for it (idempotent).
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	r.once.Do(func() {
 		r.cancel()
@@ -97,7 +97,7 @@ func (r *running) stop(t *testing.T) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
