@@ -169,7 +169,8 @@ func TestReconnectOpcodeResumesOnResumeURL(t *testing.T) {
 	if r.URLPath != want.Path {
 		t.Fatalf("resumed on %q, want the resume_gateway_url path %q", r.URLPath, want.Path)
 	}
-	if codes := clientCloses(s); len(codes) == 0 || codes[0] == 1000 || codes[0] == 1001 {
+	eventually(t, "the fake to record the client's close", func() bool { return len(clientCloses(s)) == 1 })
+	if codes := clientCloses(s); codes[0] == 1000 || codes[0] == 1001 {
 		t.Fatalf("client closes %v: op 7 must close with a code other than 1000/1001", codes)
 	}
 }
