@@ -83,6 +83,9 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	b.ReportMetric(mean(ratios), "ratio_to_ideal")
 	b.ReportMetric(slices.Max(ratios), "worst_ratio")
+	calls, usec := evalshaStats(b, newClient(b, s.Addr()))
+	b.ReportMetric(float64(usec)/float64(max(calls, 1)), "script_server_us")
+	b.ReportMetric(float64(calls)/float64(b.N), "scripts_per_run")
 	b.ReportMetric(mean(holds), "hold_us")
 	b.ReportMetric(mean(wakes), "wake_late_us")
 }

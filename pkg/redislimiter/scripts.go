@@ -184,7 +184,7 @@ else
 end
 
 if rem then redis.call('HINCRBY', budget, 'remaining', -1) end
-redis.call('DEL', hold)
+-- Every field is overwritten (a cooled-down hold may not have expired yet).
 redis.call('HSET', hold, 't', ticket, 'g', fmt(now), 's', seq, 'u', '0')
 redis.call('PEXPIRE', hold, holdttl)
 logev('grant', seq)
