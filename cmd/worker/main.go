@@ -17,6 +17,7 @@ import (
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/worker"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/redislimiter"
 )
 
 // Exit codes.
@@ -129,6 +130,13 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 	wc.ShardCount, wc.MaxConcurrency = cfg.ShardCount, cfg.MaxConcurrency
 	wc.IdentifyWindow, wc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
 	wc.BudgetReserve = cfg.BudgetReserve
+	// The limiter's crash-recovery times scale with the lease TTL too, and
+	// stay at least a few identify windows long.
+	wc.LimiterOptions = []redislimiter.ConfigOpt{
+		redislimiter.WithHoldTTL(max(scale(redislimiter.DefaultHoldTTL), 4*cfg.IdentifyWindow, time.Second)),
+		redislimiter.WithPollInterval(max(scale(redislimiter.DefaultPollInterval), 20*time.Millisecond)),
+		redislimiter.WithTicketTTL(max(scale(redislimiter.DefaultTicketTTL), 60*time.Millisecond)),
+	}
 	wc.APIURL, wc.GatewayURL = cfg.APIURL, cfg.GatewayURL
 	wc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression)}
 	if cfg.LeaseTTL < def.TTL {

@@ -251,7 +251,7 @@ func TestWriterBatchesInOrder(t *testing.T) {
 	}
 	const n = 3000
 	for _, sh := range shards {
-		w := s.Open(sh, fence, func(err error) { t.Errorf("rejected: %v", err) })
+		w := s.Open(sh, fence, Rejections{Stopped: func(err error) { t.Errorf("rejected: %v", err) }})
 		for _, ev := range events(fmt.Sprint("S", sh.ID), 1, n) {
 			if err := w.Add(ctx, ev); err != nil {
 				t.Fatal(err)
@@ -290,7 +290,7 @@ func TestWriterStopsWhenFenced(t *testing.T) {
 	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
 	grant(t, c, shard, fence)
 	rejected := make(chan error, 1)
-	w := s.Open(shard, fence, func(err error) { rejected <- err })
+	w := s.Open(shard, fence, Rejections{Stopped: func(err error) { rejected <- err }})
 	defer w.Abandon()
 	for _, ev := range events("S1", 1, 10) {
 		if err := w.Add(ctx, ev); err != nil {
@@ -330,7 +330,7 @@ func TestWriterRetriesThroughRedisOutage(t *testing.T) {
 	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
 	grant(t, c, shard, fence)
 	var rejected atomic.Bool
-	w := s.Open(shard, fence, func(error) { rejected.Store(true) })
+	w := s.Open(shard, fence, Rejections{Stopped: func(error) { rejected.Store(true) }})
 	defer w.Abandon()
 	srv.Pause()
 	for _, ev := range events("S1", 1, 50) {
@@ -357,3 +357,55 @@ func TestWriterRetriesThroughRedisOutage(t *testing.T) {
 }
 
 func startRedis(t testing.TB) *redis.Client { return redistest.Start(t).Client(t) }
+
+// TestCommitOnCluster: the script's keys share the prefix's hash tag, so it
+// runs on Redis Cluster (a CROSSSLOT error otherwise).
+func TestCommitOnCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	c := cl.Client(t)
+	s := newSink(t, c)
+	ctx := context.Background()
+	shard, fence := Shard{ID: 5, Count: 8}, Fence{"w1", 42}
+	grant(t, c, shard, fence)
+	if r, err := s.Commit(ctx, shard, fence, events("S1", 1, 20)); err != nil || r.Committed != 20 {
+		t.Fatalf("commit on cluster: %+v %v", r, err)
+	}
+	checkExactlyOnce(t, readStream(t, c), 5, "S1", 20)
+}
+
+// TestWriterRetriesFencedWhileAsked: after Redis lost the lease key, the
+// holder re-asserts it; meanwhile a Writer told to retry keeps its events and
+// commits them once the lease is valid again, nothing before.
+func TestWriterRetriesFencedWhileAsked(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithRetryBackoff(5*time.Millisecond, 20*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	var asked atomic.Int32
+	w := s.Open(shard, fence, Rejections{
+		Retry:   func(error) bool { asked.Add(1); return true },
+		Stopped: func(err error) { t.Errorf("stopped: %v", err) },
+	})
+	defer w.Abandon()
+	for _, ev := range events("S1", 1, 5) {
+		if err := w.Add(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for asked.Load() < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("Retry never asked")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if n, _ := c.XLen(ctx, lease.NewKeys(prefix).Events()).Result(); n != 0 {
+		t.Fatalf("%d events written without a valid lease", n)
+	}
+	grant(t, c, shard, fence) // re-asserted
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", 5)
+}

@@ -2,6 +2,7 @@ package eventsink
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -12,11 +13,11 @@ import (
 // may be called from any goroutine (the gateway calls Add from the shard's
 // event goroutine); the Writer owns one goroutine, stopped by Close or Abandon.
 type Writer struct {
-	sink     *Sink
-	shard    Shard
-	fence    Fence
-	onReject func(error)
-	log      *slog.Logger
+	sink    *Sink
+	shard   Shard
+	fence   Fence
+	rejects Rejections
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	pending []Event
@@ -33,15 +34,27 @@ type Writer struct {
 	exited  chan struct{}      // closed when the goroutine returns
 }
 
-// Open starts a Writer for shard under fence. onReject, if not nil, is called
-// once, from the Writer's goroutine, when Redis refuses the writes (ErrFenced or
-// ErrStaleSession): the caller must then stop the shard. It runs after the
-// goroutine has finished its work, so it may call Abandon or Close, but it
-// should not block for long. Pending events are dropped at that point; the
-// next owner RESUMEs from the last committed seq.
-func (s *Sink) Open(shard Shard, fence Fence, onReject func(error)) *Writer {
+// Rejections tells a Writer what to do when Redis refuses its writes.
+type Rejections struct {
+	// Retry is asked, from the Writer's goroutine, on ErrFenced: true keeps
+	// the batch and tries again after a backoff (nothing is written while the
+	// lease is not valid, so retrying is always safe; it is worth it while the
+	// owner still believes it holds the lease, e.g. after Redis lost the lease
+	// key and before the holder re-asserts it). It must return at once and
+	// must not call the Writer. Nil: never retry. ErrStaleSession is never
+	// retried.
+	Retry func(err error) bool
+	// Stopped is called once when the Writer gives up on a refusal, after its
+	// goroutine has finished, so it may call Abandon or Close; it should not
+	// block for long. The caller must then stop the shard. Pending events are
+	// dropped; the next owner RESUMEs from the last committed seq.
+	Stopped func(err error)
+}
+
+// Open starts a Writer for shard under fence.
+func (s *Sink) Open(shard Shard, fence Fence, rejects Rejections) *Writer {
 	w := &Writer{
-		sink: s, shard: shard, fence: fence, onReject: onReject,
+		sink: s, shard: shard, fence: fence, rejects: rejects,
 		log:     s.cfg.Logger.With("shard_id", shard.ID, "shard_count", shard.Count),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -146,9 +159,9 @@ func (w *Writer) loop() {
 	var rejected error
 	defer func() {
 		close(w.exited)
-		// After exited, so onReject may call Abandon or Close.
-		if rejected != nil && w.onReject != nil {
-			w.onReject(rejected)
+		// After exited, so Stopped may call Abandon or Close.
+		if rejected != nil && w.rejects.Stopped != nil {
+			w.rejects.Stopped(rejected)
 		}
 	}()
 	for {
@@ -248,12 +261,16 @@ func (w *Writer) commit(chunk []Event) error {
 		if w.ctx.Err() != nil {
 			return nil
 		}
-		if Rejected(err) {
+		switch {
+		case errors.Is(err, ErrFenced) && w.rejects.Retry != nil && w.rejects.Retry(err):
+			w.log.Warn("event sink: lease not valid in Redis yet, retrying", "err", err, "backoff", backoff)
+		case Rejected(err):
 			w.log.Warn("event sink rejected the shard's writes", "err", err)
 			w.finish(err)
 			return err
+		default:
+			w.log.Warn("event sink commit failed, retrying", "err", err, "backoff", backoff)
 		}
-		w.log.Warn("event sink commit failed, retrying", "err", err, "backoff", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-w.ctx.Done():

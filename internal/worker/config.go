@@ -10,6 +10,7 @@ import (
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/redislimiter"
 )
 
 // Config configures a Worker. DefaultConfig holds the defaults; New validates once.
@@ -39,6 +40,9 @@ type Config struct {
 	MaxConcurrency int
 	// IdentifyWindow and IdentifyMargin pace IDENTIFYs per bucket. Defaults 5 s and 250 ms.
 	IdentifyWindow, IdentifyMargin time.Duration
+	// LimiterOptions are appended to the fleet identify limiter's options
+	// (pkg/redislimiter: HoldTTL, PollInterval... for compressed timings).
+	LimiterOptions []redislimiter.ConfigOpt
 	// BudgetReserve: identifies stop when the fleet's daily budget is at this floor. Default 10.
 	BudgetReserve int
 

@@ -92,10 +92,10 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 	if err != nil {
 		return 0, 0, err
 	}
-	w.limiter = redislimiter.New(w.cfg.Redis, redislimiter.WithKeyPrefix(keys.Prefix()),
+	w.limiter = redislimiter.New(w.cfg.Redis, append([]redislimiter.ConfigOpt{redislimiter.WithKeyPrefix(keys.Prefix()),
 		redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
 		redislimiter.WithMargin(w.cfg.IdentifyMargin), redislimiter.WithBudgetReserve(w.cfg.BudgetReserve),
-		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log))
+		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log)}, w.cfg.LimiterOptions...)...)
 	if err := w.limiter.Err(); err != nil {
 		return 0, 0, fmt.Errorf("identify limiter: %w", err)
 	}
@@ -243,8 +243,14 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	key := l.Key()
 	w.m.leasesWon.Inc()
 	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL}
-	run.writer = w.sink.Open(eventsink.Shard{ID: key.ID, Count: key.Count},
-		eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, func(err error) { w.rejected(run, err) })
+	run.writer = w.sink.Open(key, eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, eventsink.Rejections{
+		// While the lease lives here, a fenced write means Redis lost the
+		// lease key and the session has not re-asserted it yet: keep the
+		// events and retry. A lease really lost closes Done (re-assert or
+		// self-fence), which stops the shard and the writer.
+		Retry:   func(error) bool { return l.Context().Err() == nil },
+		Stopped: func(err error) { w.rejected(run, err) },
+	})
 	w.mu.Lock()
 	w.shards[key] = run
 	if w.fatalErr != nil {
@@ -336,7 +342,7 @@ func (w *Worker) Revoke(ctx context.Context, l *lease.Lease) (gateway.ShardState
 	if err := run.writer.Close(ctx); err != nil && !errors.Is(err, eventsink.ErrClosed) {
 		w.log.Warn("flush events before handoff", "shard_id", key.ID, "err", err)
 	}
-	rec, err := w.sink.Session(ctx, eventsink.Shard{ID: key.ID, Count: key.Count})
+	rec, err := w.sink.Session(ctx, key)
 	if err != nil {
 		return gateway.ShardState{}, fmt.Errorf("read session record of shard %d: %w", key.ID, err)
 	}

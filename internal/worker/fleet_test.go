@@ -19,6 +19,7 @@ import (
 	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+	"github.com/shardfleet/shardfleet/pkg/redislimiter"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -56,6 +57,8 @@ func (h *fleetHarness) config(id string, shards int) Config {
 	c.GatewayOptions = []gateway.ConfigOpt{gateway.WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond),
 		gateway.WithCompression(gateway.CompressionNone)}
 	c.ShutdownTimeout = 5 * time.Second
+	c.LimiterOptions = []redislimiter.ConfigOpt{redislimiter.WithHoldTTL(2 * time.Second),
+		redislimiter.WithPollInterval(50 * time.Millisecond), redislimiter.WithTicketTTL(time.Second)}
 	return c
 }
 
@@ -311,4 +314,28 @@ func TestFleetDiscoversShardCountAndBudget(t *testing.T) {
 		var m dto.Metric
 		return w1.w.m.budget.Write(&m) == nil && m.GetGauge().GetValue() == 500-3
 	})
+}
+
+// TestFleetSurvivesRedisDataLoss: redis-server restarts without persistence
+// (every key gone). The worker keeps its shards (the lease package re-asserts
+// them), keeps their Discord sessions (no IDENTIFY), and events flow into the
+// new stream again.
+func TestFleetSurvivesRedisDataLoss(t *testing.T) {
+	const shards = 2
+	h := newHarness(t, shards, gatewaytest.WithEventsPerSecond(100))
+	cfg := h.config("w1", shards)
+	cfg.Redis = redis.NewClient(&redis.Options{Addr: h.redis.Addr(), ReadTimeout: 200 * time.Millisecond,
+		WriteTimeout: 200 * time.Millisecond, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = cfg.Redis.Close() })
+	w1 := h.start(cfg)
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == shards && w1.w.Ready() })
+	h.redis.Restart(t)
+	c := h.redis.Client(t)
+	eventually(t, "events committed into the new stream", 30*time.Second, func() bool {
+		n, err := c.XLen(context.Background(), testPrefix+"events").Result()
+		return err == nil && n > 20 && readyShards(w1) == shards
+	})
+	if st := h.fake.Stats(); st.Identifies != shards || st.DuplicateSessions != 0 || st.IdentifyViolations != 0 {
+		t.Errorf("after data loss: %+v; want the sessions kept", st)
+	}
 }
