@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,6 +195,9 @@ func (d *dispatcher) call(it *dispatchItem) {
 			d.onClose(d.g, it.closeErr, it.closeReconnect)
 		}
 		return
+	}
+	if it.t == EventTypeReady || it.t == EventTypeResumed {
+		d.g.log.Info("gateway ready", slog.String("event", string(it.t)), slog.Int("seq", it.seq))
 	}
 	if d.handler != nil {
 		d.handler(d.g, it.t, it.seq, it.data)

@@ -238,7 +238,7 @@ func (g *gatewayImpl) startRun(ctx context.Context) (*run, error) {
 	if old != nil {
 		<-old.done // finished: its loop has returned or is returning
 	}
-	go r.loop()
+	go r.step(0)
 	return r, nil
 }
 

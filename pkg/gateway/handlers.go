@@ -56,13 +56,13 @@ func handleDispatch(c *connection, env *envelope) error {
 			return fmt.Errorf("decode READY: no session_id")
 		}
 		g.onReady(env.seq, sessionID, resumeURL)
-		c.becameReady("ready")
+		c.becameReady()
 	case EventTypeResumed:
 		if env.hasSeq {
 			g.setSeq(env.seq)
 		}
 		g.setStatus(StatusReady)
-		c.becameReady("resumed")
+		c.becameReady()
 	default:
 		if env.hasSeq {
 			g.setSeq(env.seq)
@@ -72,9 +72,10 @@ func handleDispatch(c *connection, env *envelope) error {
 	return nil
 }
 
-func (c *connection) becameReady(how string) {
+// becameReady marks the connection ready; the dispatcher logs it when it
+// delivers READY/RESUMED (logging here would grow the read loop's stack).
+func (c *connection) becameReady() {
 	c.ready = true
-	c.g.log.Info("gateway "+how, slog.String("session_id", c.g.State().SessionID))
 	c.run.markReady()
 }
 

@@ -9,16 +9,16 @@ import (
 	"time"
 )
 
-// run is one Open..Close span of a gateway: a goroutine (loop) that connects,
-// serves the connection, and reconnects with backoff until it is closed, a
-// fatal close stops it, or a failure happens with AutoReconnect off. Its
+// run is one Open..Close span of a gateway: goroutines (step, one at a time)
+// that connect, serve the connection, and reconnect with backoff until it is
+// closed, a fatal close stops it, or a failure happens with AutoReconnect off. Its
 // owner is the gateway: Close/Handoff stop it and wait for it; Open reaps it
 // when it ends on its own.
 type run struct {
 	g      *gatewayImpl
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{} // closed when loop returns
+	done   chan struct{} // closed when the chain of step goroutines ends
 	disp   *dispatcher
 
 	opened     chan error // cap 1: nil at the first READY/RESUMED, or why the run ended before one
@@ -94,33 +94,43 @@ func (r *run) attach(c *connection) {
 	}
 }
 
-// loop is the run's goroutine.
-func (r *run) loop() {
-	defer close(r.done)
+// step is one connection attempt of the run, on a goroutine of its own: the
+// backoff wait, the dial, the read loop for the connection's whole life, and
+// the decision that follows. The next attempt starts on a fresh goroutine
+// (the run's goroutines form a chain, one alive at a time), so the long-lived
+// read loop never carries a stack grown by an earlier connection's dial or
+// logging: an idle shard's memory is mostly stacks and buffers. done closes
+// when the chain ends.
+func (r *run) step(attempt int) {
+	next, over := r.attempt(attempt)
+	if over {
+		close(r.done)
+		return
+	}
+	go r.step(next)
+}
+
+// attempt runs one connection attempt; it returns the next attempt's number
+// or reports that the run is over.
+func (r *run) attempt(attempt int) (next int, over bool) {
 	g := r.g
-	attempt := 0
-	for {
-		if attempt > 0 {
-			delay := backoffDelay(attempt-1, g.cfg.ReconnectBackoffMin, g.cfg.ReconnectBackoffMax, defaultRand)
-			g.log.Debug("reconnecting", slog.Duration("delay", delay), slog.Int("attempt", attempt))
-			if !sleepCtx(r.ctx, delay) {
-				r.end(ErrClosed)
-				return
-			}
-		}
-		res := r.connectOnce()
-		if r.ctx.Err() != nil || r.isClosing() {
+	if attempt > 0 {
+		delay := backoffDelay(attempt-1, g.cfg.ReconnectBackoffMin, g.cfg.ReconnectBackoffMax, defaultRand)
+		g.log.Debug("reconnecting", slog.Duration("delay", delay), slog.Int("attempt", attempt))
+		if !sleepCtx(r.ctx, delay) {
 			r.end(ErrClosed)
-			return
-		}
-		if res.ready {
-			attempt = 0
-		}
-		attempt++
-		if r.afterFailure(res) {
-			return
+			return 0, true
 		}
 	}
+	res := r.connectOnce()
+	if r.ctx.Err() != nil || r.isClosing() {
+		r.end(ErrClosed)
+		return 0, true
+	}
+	if res.ready {
+		attempt = 0
+	}
+	return attempt + 1, r.afterFailure(res)
 }
 
 // afterFailure applies a failed connection's outcome; it reports whether the
@@ -180,7 +190,7 @@ func (r *run) connectOnce() connResult {
 	if err != nil {
 		return connResult{err: err, action: ActionResume}
 	}
-	c, err := dial(r.ctx, r, u)
+	c, err := dialShallow(r.ctx, r, u)
 	if err != nil {
 		if fromREST {
 			g.forgetBootstrap()
@@ -228,4 +238,21 @@ var errHelloTimeout = errors.New("gateway: no HELLO in time")
 
 func helloTimeoutError(d time.Duration) error {
 	return fmt.Errorf("%w (%s)", errHelloTimeout, d)
+}
+
+// dialShallow dials on a short-lived goroutine it waits for, so the HTTP
+// handshake's deep call chains do not grow the stack of the goroutine that
+// then sits in the read loop.
+func dialShallow(ctx context.Context, r *run, u string) (*connection, error) {
+	type result struct {
+		c   *connection
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := dial(ctx, r, u)
+		ch <- result{c, err}
+	}()
+	res := <-ch
+	return res.c, res.err
 }
