@@ -188,82 +188,99 @@ func (p *parser) skipSpace() {
 	}
 }
 
-func (p *parser) skipValue(depth int) error {
-	if depth > maxDepth {
-		return p.errorf("nesting too deep")
+// skipValue skips one JSON value. It is iterative, with the open containers
+// kept in a bit set, so decoding a deeply nested dispatch never grows the read
+// loop's goroutine stack (which then stays small for the connection's life).
+func (p *parser) skipValue(int) error {
+	var objects [maxDepth/8 + 1]uint8 // bit d set: the container at depth d is an object
+	depth := 0
+	for {
+		opened, err := p.valueStart(&depth, &objects)
+		if err != nil {
+			return err
+		}
+		if opened {
+			continue // a container with a first member to read
+		}
+		more, err := p.closeContainers(&depth, &objects)
+		if err != nil || !more {
+			return err
+		}
 	}
+}
+
+// valueStart reads a scalar or an empty container whole, or opens a non-empty
+// container (reading an object's first key), and reports which.
+func (p *parser) valueStart(depth *int, objects *[maxDepth/8 + 1]uint8) (opened bool, err error) {
+	p.skipSpace()
 	if p.pos >= len(p.buf) {
-		return p.errorf("unexpected end of message")
+		return false, p.errorf("unexpected end of message")
 	}
 	switch c := p.buf[p.pos]; {
 	case c == '"':
-		return p.skipString()
-	case c == '{':
-		return p.skipObject(depth)
-	case c == '[':
-		return p.skipArray(depth)
+		return false, p.skipString()
+	case c == '{' || c == '[':
+		p.pos++
+		p.skipSpace()
+		if (c == '{' && p.consume('}')) || (c == '[' && p.consume(']')) {
+			return false, nil
+		}
+		if *depth++; *depth > maxDepth {
+			return false, p.errorf("nesting too deep")
+		}
+		bit := uint8(1) << (*depth % 8)
+		if c == '[' {
+			objects[*depth/8] &^= bit
+			return true, nil
+		}
+		objects[*depth/8] |= bit
+		return true, p.skipKey()
 	case c == 't':
-		return p.skipLiteral("true")
+		return false, p.skipLiteral("true")
 	case c == 'f':
-		return p.skipLiteral("false")
+		return false, p.skipLiteral("false")
 	case c == 'n':
-		return p.skipLiteral("null")
+		return false, p.skipLiteral("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.skipNumber()
+		return false, p.skipNumber()
 	}
-	return p.errorf("invalid character at the start of a value")
+	return false, p.errorf("invalid character at the start of a value")
 }
 
-func (p *parser) skipObject(depth int) error {
-	p.pos++ // '{'
-	p.skipSpace()
-	if p.consume('}') {
-		return nil
+// closeContainers reads what follows a complete value: closing brackets, or a
+// comma (and key) before the next member. more reports that a value follows.
+func (p *parser) closeContainers(depth *int, objects *[maxDepth/8 + 1]uint8) (more bool, err error) {
+	for *depth > 0 {
+		p.skipSpace()
+		isObject := objects[*depth/8]&(uint8(1)<<(*depth%8)) != 0
+		switch {
+		case p.consume(','):
+			if isObject {
+				return true, p.skipKey()
+			}
+			return true, nil
+		case isObject && p.consume('}'), !isObject && p.consume(']'):
+			*depth--
+		case isObject:
+			return false, p.errorf("expected ',' or '}' in object")
+		default:
+			return false, p.errorf("expected ',' or ']' in array")
+		}
 	}
-	for {
-		p.skipSpace()
-		if err := p.skipString(); err != nil {
-			return err
-		}
-		p.skipSpace()
-		if !p.consume(':') {
-			return p.errorf("expected ':' after key")
-		}
-		p.skipSpace()
-		if err := p.skipValue(depth + 1); err != nil {
-			return err
-		}
-		p.skipSpace()
-		if p.consume(',') {
-			continue
-		}
-		if p.consume('}') {
-			return nil
-		}
-		return p.errorf("expected ',' or '}' in object")
-	}
+	return false, nil
 }
 
-func (p *parser) skipArray(depth int) error {
-	p.pos++ // '['
+// skipKey reads an object key and its colon.
+func (p *parser) skipKey() error {
 	p.skipSpace()
-	if p.consume(']') {
-		return nil
+	if err := p.skipString(); err != nil {
+		return err
 	}
-	for {
-		p.skipSpace()
-		if err := p.skipValue(depth + 1); err != nil {
-			return err
-		}
-		p.skipSpace()
-		if p.consume(',') {
-			continue
-		}
-		if p.consume(']') {
-			return nil
-		}
-		return p.errorf("expected ',' or ']' in array")
+	p.skipSpace()
+	if !p.consume(':') {
+		return p.errorf("expected ':' after key")
 	}
+	return nil
 }
 
 func (p *parser) skipLiteral(lit string) error {
