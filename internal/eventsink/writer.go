@@ -44,10 +44,11 @@ type Rejections struct {
 	// must not call the Writer. Nil: never retry. ErrStaleSession is never
 	// retried.
 	Retry func(err error) bool
-	// Stopped is called once when the Writer gives up on a refusal, after its
-	// goroutine has finished, so it may call Abandon or Close; it should not
-	// block for long. The caller must then stop the shard. Pending events are
-	// dropped; the next owner RESUMEs from the last committed seq.
+	// Stopped is called once, from the Writer's goroutine, when the Writer
+	// gives up on a refusal; Add and Flush already return the error. It must
+	// not call Abandon or Close (they wait for it) and should be brief. The
+	// caller must then stop the shard. Pending events are dropped; the next
+	// owner RESUMEs from the last committed seq.
 	Stopped func(err error)
 }
 
@@ -158,11 +159,11 @@ func (w *Writer) broadcast() {
 func (w *Writer) loop() {
 	var rejected error
 	defer func() {
-		close(w.exited)
-		// After exited, so Stopped may call Abandon or Close.
+		// Before exited, so Abandon waits for it: the Writer owns this call.
 		if rejected != nil && w.rejects.Stopped != nil {
 			w.rejects.Stopped(rejected)
 		}
+		close(w.exited)
 	}()
 	for {
 		select {

@@ -27,9 +27,8 @@ type shardRun struct {
 	sessionID, resumeURL string
 
 	// Guarded by Worker.mu.
-	fatal    error
-	revoked  bool // Revoke took it: its end is a handoff, not a loss
-	rejected bool // the sink refused its writes
+	fatal   error
+	revoked bool // Revoke took it: its end is a handoff, not a loss
 }
 
 // add hands one dispatch to the shard's writer. READY starts a new session.
@@ -274,7 +273,7 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 		err := w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, state)
 		switch {
 		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved):
-		case isFatalOpen(err):
+		case gateway.IsFatal(err):
 			w.fatalClose(run.key, err)
 		default:
 			w.log.Warn("open shard", "shard_id", run.key.ID, "err", err)
@@ -309,9 +308,6 @@ func (w *Worker) stopLost(run *shardRun) {
 // rejected runs when the sink refuses the shard's writes (fenced or stale
 // session): the shard is stopped and its lease given up.
 func (w *Worker) rejected(run *shardRun, err error) {
-	w.mu.Lock()
-	run.rejected = true
-	w.mu.Unlock()
 	w.log.Warn("event sink refused the shard's writes: stopping it", "shard_id", run.key.ID, "err", err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

@@ -207,6 +207,3 @@ func (w *Worker) FatalError() error {
 	defer w.mu.RUnlock()
 	return w.fatalErr
 }
-
-// isFatalOpen reports whether an open error is a fatal close.
-func isFatalOpen(err error) bool { return gateway.IsFatal(err) }
