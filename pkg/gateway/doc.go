@@ -10,9 +10,16 @@
 // does not decode events: the handler gets each dispatch's raw JSON. The only
 // events the connection decodes itself are READY and RESUMED.
 //
-// Goroutines per open shard: the run loop (which is also the read loop), a
-// dispatcher that calls the handler, and short-lived ones for the handshake,
-// heartbeats (timer callbacks) and closes. Close, CloseWithCode and Handoff
-// wait for all of them, bounded by their ctx. A handler may call Close on its
-// own shard: Close then does not wait for the callback it is called from.
+// Goroutines per open shard: one for the live connection (its read loop; each
+// reconnect continues on a fresh one, so a long-lived read loop keeps a small
+// stack), a dispatcher that calls the handler while there are events (it
+// exits after a second idle), and short-lived ones for the dial, the
+// handshake, heartbeats (timer callbacks) and closes. Close, CloseWithCode and
+// Handoff wait for all of them, bounded by their ctx. A handler (or the close
+// handler) may call Close on its own shard: Close then does not wait for the
+// callback it is called from.
+//
+// The zombie rule is Discord's (no heartbeat ACK between two beats) with one
+// exception: a connection that received anything since the last beat is not
+// a zombie, since under a flood of dispatches the ACK waits behind them.
 package gateway
