@@ -18,11 +18,15 @@ import (
 // TestIdleShardMemory measures the memory of idle connected shards against a
 // fake Discord in another process. It only runs when asked to:
 //
-//	go run ./cmd/fakediscord -addr 127.0.0.1:8090 -shards 1000 -max-concurrency 1000 -identify-window 1ms &
+//	go build -o /tmp/fakediscord ./cmd/fakediscord
+//	/tmp/fakediscord -addr 127.0.0.1:8090 -shards 1000 -max-concurrency 1000 \
+//	  -identify-window 1ms -session-start-total 1000000 &
 //	GATEWAY_MEM_URL=ws://127.0.0.1:8090/gateway GATEWAY_MEM_SHARDS=1000 \
 //	  GATEWAY_MEM_COMPRESSION=zlib-stream go test -run TestIdleShardMemory -v ./pkg/gateway/
 //
 // It reports RSS growth / shards, and the Go heap+stack growth / shards.
+// (-session-start-total: each run IDENTIFYs 1000 times; the fake's default
+// daily budget of 1000 would revoke the token on the second run.)
 func TestIdleShardMemory(t *testing.T) {
 	u := os.Getenv("GATEWAY_MEM_URL")
 	if u == "" {
