@@ -8,6 +8,10 @@ var (
 	// ErrTokenRejected: Discord closed a shard with 4004 (authentication
 	// failed). The worker stops every shard and opens none until restarted.
 	ErrTokenRejected = errors.New("worker: bot token rejected by Discord (4004)")
+	// ErrBudgetFloor: a shard's identify permit was refused because the
+	// fleet's daily identify budget is at its reserve floor. The shard stops
+	// (it keeps its lease, status "fatal") instead of retrying.
+	ErrBudgetFloor = errors.New("worker: identify budget at its reserve floor")
 )
 
 // ConfigError names the Config field New rejected.

@@ -72,7 +72,7 @@ func (w *Worker) runFleet(ctx context.Context) error {
 		return fmt.Errorf("fleet layout: %w", err)
 	}
 	mgr, err := sharding.NewFleet(w.cfg.Token, w.onEvent,
-		w.managerOptions(&meteredLimiter{w.limiter, w.m}, layout.Count)...)
+		w.managerOptions(w.meter(w.limiter, mc), layout.Count)...)
 	if err != nil {
 		_ = session.Close(context.Background())
 		return fmt.Errorf("shard manager: %w", err)
@@ -262,23 +262,7 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 
 // runShard opens the shard, then waits for its lease to end and stops it.
 func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
-	ctx := run.lease.Context()
-	w.mu.RLock()
-	fatal := run.fatal
-	w.mu.RUnlock()
-	if fatal == nil {
-		if state.Resumable() {
-			w.m.resumes.Inc()
-		}
-		err := w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, state)
-		switch {
-		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved):
-		case gateway.IsFatal(err):
-			w.fatalClose(run.key, err)
-		default:
-			w.log.Warn("open shard", "shard_id", run.key.ID, "err", err)
-		}
-	}
+	w.openShard(run, state)
 	<-run.lease.Done()
 	w.stopLost(run)
 	w.mu.Lock()
@@ -286,6 +270,100 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 		delete(w.shards, run.key)
 	}
 	w.mu.Unlock()
+}
+
+// openShard opens the shard while its lease lives. An open that fails for a
+// reason that may pass (a stale gateway of the same ID still closing, a
+// connection that failed with auto-reconnect off...) is retried with capped
+// backoff, so a leased shard never stays "opening" for good; a fatal close or
+// the budget floor stops it loudly instead.
+func (w *Worker) openShard(run *shardRun, state gateway.ShardState) {
+	ctx := run.lease.Context()
+	backoff := openRetryMin
+	for attempt := 0; ; attempt++ {
+		w.mu.RLock()
+		fatal := run.fatal
+		w.mu.RUnlock()
+		if fatal != nil {
+			return
+		}
+		if attempt > 0 {
+			state = w.resumePoint(ctx, run.key, state)
+		}
+		if state.Resumable() {
+			w.m.resumes.Inc()
+		}
+		err := w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, state)
+		switch {
+		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved):
+			// Removed while opening: handed off, stopped by a fatal close or
+			// the budget floor, refused by the sink. Not ours to reopen.
+			return
+		case gateway.IsFatal(err):
+			w.fatalClose(run.key, err)
+			return
+		case errors.Is(err, redislimiter.ErrBudgetExhausted):
+			w.budgetFloor(run.key.ID, err)
+			return
+		}
+		w.log.Warn("open shard; retrying", "shard_id", run.key.ID, "shard_count", run.key.Count, "err", err,
+			"backoff", backoff, "attempt", attempt+1)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, openRetryMax)
+	}
+}
+
+// Open retry backoff bounds.
+const (
+	openRetryMin = 100 * time.Millisecond
+	openRetryMax = 5 * time.Second
+)
+
+// resumePoint refreshes state from the shard's committed session record, so
+// a retried open resumes from the last committed seq of the same session.
+func (w *Worker) resumePoint(ctx context.Context, key lease.ShardKey, state gateway.ShardState) gateway.ShardState {
+	if !state.Resumable() {
+		return state
+	}
+	rec, err := w.sink.Session(ctx, key)
+	if err != nil || rec.SessionID != state.SessionID || rec.Sequence < state.Sequence {
+		return state
+	}
+	state.Sequence = rec.Sequence
+	return state
+}
+
+// budgetFloor stops a shard whose identify permit was refused because the
+// fleet's daily budget is at its reserve floor: retrying would only spin
+// (and, past the floor, risk the token). The shard keeps its lease and shows
+// "fatal" with the reason in its status until the worker is restarted. It
+// may run on a gateway goroutine, so the stop runs on one of the worker's.
+func (w *Worker) budgetFloor(shardID int, err error) {
+	var run *shardRun
+	w.mu.Lock()
+	for key, r := range w.shards {
+		if key.ID == shardID && r.fatal == nil {
+			r.fatal = fmt.Errorf("%w: %w", ErrBudgetFloor, err)
+			run = r
+		}
+	}
+	w.mu.Unlock()
+	if run == nil {
+		return // already stopped
+	}
+	w.log.Error("identify budget at its reserve floor: the shard stops identifying until restarted",
+		"shard_id", shardID, "shard_count", run.key.Count, "err", err)
+	w.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = w.mgr.HandoffShard(ctx, shardID)
+	})
 }
 
 // stopLost stops a shard whose lease ended without a handoff: at once,

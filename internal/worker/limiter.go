@@ -2,18 +2,39 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/shardfleet/shardfleet/pkg/redislimiter"
 	"github.com/shardfleet/shardfleet/pkg/sharding"
 )
 
-// meteredLimiter counts identify permits and measures the wait for them.
+// meteredLimiter counts identify permits and measures the wait for them. It
+// reports the fleet's max_concurrency, so the ShardManager orders each
+// bucket's shards by the real bucket count rather than assuming 1.
 type meteredLimiter struct {
 	sharding.RateLimiter
-	m *metrics
+	m  *metrics
+	mc int
+	// onBudgetFloor, when set, is told (on the gateway's handshake
+	// goroutine: it must not block) that a permit was refused because the
+	// daily identify budget is at its floor.
+	onBudgetFloor func(shardID int, err error)
 }
 
-var _ sharding.RateLimiter = (*meteredLimiter)(nil)
+var (
+	_ sharding.RateLimiter            = (*meteredLimiter)(nil)
+	_ sharding.MaxConcurrencyReporter = (*meteredLimiter)(nil)
+)
+
+// meter wraps l (which keys by mc buckets) with the worker's metrics and
+// its budget-floor stop.
+func (w *Worker) meter(l sharding.RateLimiter, mc int) *meteredLimiter {
+	return &meteredLimiter{RateLimiter: l, m: w.m, mc: mc, onBudgetFloor: w.budgetFloor}
+}
+
+// MaxConcurrency implements sharding.MaxConcurrencyReporter.
+func (l *meteredLimiter) MaxConcurrency() int { return l.mc }
 
 func (l *meteredLimiter) WaitBucket(ctx context.Context, shardID int) error {
 	start := time.Now()
@@ -21,6 +42,9 @@ func (l *meteredLimiter) WaitBucket(ctx context.Context, shardID int) error {
 	l.m.identifyWait.Observe(time.Since(start).Seconds())
 	if err == nil {
 		l.m.identifies.Inc()
+	}
+	if errors.Is(err, redislimiter.ErrBudgetExhausted) && l.onBudgetFloor != nil {
+		l.onBudgetFloor(shardID, err)
 	}
 	return err
 }

@@ -120,7 +120,7 @@ func (w *Worker) runLocal(ctx context.Context) error {
 	limiter := sharding.NewRateLimiter(sharding.WithMaxConcurrency(mc),
 		sharding.WithIdentifyWait(w.cfg.IdentifyWindow), sharding.WithIdentifyMargin(w.cfg.IdentifyMargin),
 		sharding.WithRateLimiterLogger(w.log))
-	mgr, err := sharding.NewFleet(w.cfg.Token, w.onEvent, w.managerOptions(&meteredLimiter{limiter, w.m}, count)...)
+	mgr, err := sharding.NewFleet(w.cfg.Token, w.onEvent, w.managerOptions(w.meter(limiter, mc), count)...)
 	if err != nil {
 		limiter.Close(context.Background())
 		return fmt.Errorf("shard manager: %w", err)
