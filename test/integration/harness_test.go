@@ -53,7 +53,8 @@ func TestMain(m *testing.M) {
 
 // needBinaries builds cmd/worker and cmd/fakediscord once per package run, on
 // first use (with -race when the tests run with it), and skips the test when
-// they do not build.
+// they do not build; under CI (CI=true or REDISTEST_REQUIRE=1) it fails
+// instead, so a broken build is never a green skip.
 func needBinaries(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -70,8 +71,18 @@ func needBinaries(t testing.TB) {
 		}
 	})
 	if skipBuild != "" {
+		if requireBinaries() {
+			t.Fatal(skipBuild)
+		}
 		t.Skip(skipBuild)
 	}
+}
+
+// requireBinaries reports whether a failed build must fail the tests (CI)
+// rather than skip them.
+func requireBinaries() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci || os.Getenv("REDISTEST_REQUIRE") == "1"
 }
 
 // Compressed fleet timings.
