@@ -61,6 +61,14 @@ type Config struct {
 
 	// HelloTimeout bounds the dial and the wait for HELLO. Default 30 s.
 	HelloTimeout time.Duration
+	// ReadyTimeout bounds the wait for READY (after IDENTIFY) or RESUMED
+	// (after RESUME), from the moment the command is written. A server that
+	// keeps ACKing heartbeats but never answers would otherwise hold the
+	// connection forever; past it the connection is closed with
+	// CloseCodeReconnect and the run reconnects (RESUME if the session is
+	// resumable, else IDENTIFY). Default 2 min (READY of a large bot can
+	// take a while; GUILD_CREATEs come after it and are not waited for).
+	ReadyTimeout time.Duration
 	// CloseTimeout bounds the close handshake (a peer that does not answer
 	// the close frame in time is cut off) and each websocket write. Default 5 s.
 	CloseTimeout time.Duration
@@ -91,6 +99,7 @@ func DefaultConfig() *Config {
 		ReservedCommands:    3,
 		ReadLimit:           64 << 20,
 		HelloTimeout:        30 * time.Second,
+		ReadyTimeout:        2 * time.Minute,
 		CloseTimeout:        5 * time.Second,
 	}
 }
@@ -182,6 +191,9 @@ func WithReadLimit(limit int64) ConfigOpt { return func(c *Config) { c.ReadLimit
 
 // WithHelloTimeout bounds the dial and the wait for HELLO.
 func WithHelloTimeout(d time.Duration) ConfigOpt { return func(c *Config) { c.HelloTimeout = d } }
+
+// WithReadyTimeout bounds the wait for READY or RESUMED after IDENTIFY or RESUME.
+func WithReadyTimeout(d time.Duration) ConfigOpt { return func(c *Config) { c.ReadyTimeout = d } }
 
 // WithCloseTimeout bounds the close handshake.
 func WithCloseTimeout(d time.Duration) ConfigOpt { return func(c *Config) { c.CloseTimeout = d } }

@@ -41,6 +41,8 @@ func (c *Config) validate(token string) error {
 		return bad("ReadLimit", "%d is below %d (use -1 for no limit)", c.ReadLimit, MaxPayloadSize)
 	case c.HelloTimeout <= 0:
 		return bad("HelloTimeout", "%s is not positive", c.HelloTimeout)
+	case c.ReadyTimeout <= 0:
+		return bad("ReadyTimeout", "%s is not positive", c.ReadyTimeout)
 	case c.CloseTimeout <= 0:
 		return bad("CloseTimeout", "%s is not positive", c.CloseTimeout)
 	case c.State.Sequence < 0:

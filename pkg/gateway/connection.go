@@ -33,9 +33,10 @@ type connection struct {
 	readCtx    context.Context
 	cancelRead context.CancelFunc
 
-	hello chan time.Duration // cap 1: HELLO's interval
-	ready bool               // READY/RESUMED seen; read loop only
-	wg    sync.WaitGroup
+	hello    chan time.Duration // cap 1: HELLO's interval
+	readySig chan struct{}      // cap 1: READY or RESUMED arrived (for the handshake goroutine)
+	ready    bool               // READY/RESUMED seen; read loop only
+	wg       sync.WaitGroup
 
 	mu     sync.Mutex
 	cause  error // why the client ends this connection; first one wins
@@ -69,7 +70,7 @@ func newConnection(r *run, ws *websocket.Conn, tr transport) *connection {
 	g := r.g
 	c := &connection{g: g, run: r, ws: ws, tr: tr,
 		lim:   newSendLimiter(g.cfg.CommandsPerWindow, g.cfg.ReservedCommands, g.cfg.CommandWindow),
-		hello: make(chan time.Duration, 1)}
+		hello: make(chan time.Duration, 1), readySig: make(chan struct{}, 1)}
 	c.readCtx, c.cancelRead = context.WithCancel(r.ctx)
 	c.hb.c = c
 	return c

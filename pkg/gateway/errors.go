@@ -21,6 +21,9 @@ var (
 	ErrReconnectRequested = errors.New("gateway: reconnect requested")
 	// ErrZombie: no heartbeat ACK arrived between two heartbeats.
 	ErrZombie = errors.New("gateway: no heartbeat ACK (zombie connection)")
+	// ErrReadyTimeout: neither READY nor RESUMED (nor op 7/9) arrived within
+	// ReadyTimeout of IDENTIFY or RESUME; the connection is replaced.
+	ErrReadyTimeout = errors.New("gateway: no READY or RESUMED in time")
 	// ErrInvalidConfig: the configuration given to New is invalid; the error
 	// is a *ConfigError naming the field.
 	ErrInvalidConfig = errors.New("gateway: invalid config")

@@ -128,6 +128,7 @@ func TestInvalidConfigFailsOpenNamingTheField(t *testing.T) {
 		{"ReconnectBackoffMax", []gateway.ConfigOpt{gateway.WithReconnectBackoff(2, 1)}},
 		{"ReservedCommands", []gateway.ConfigOpt{gateway.WithSendRateLimit(3, 1, 3)}},
 		{"Logger", []gateway.ConfigOpt{gateway.WithLogger(nil)}},
+		{"ReadyTimeout", []gateway.ConfigOpt{gateway.WithReadyTimeout(0)}},
 		{"Presence", []gateway.ConfigOpt{gateway.WithPresence(gateway.PresenceUpdate{
 			Activities: []gateway.Activity{{Name: string(make([]byte, 5000))}}})}},
 	}

@@ -76,6 +76,10 @@ func handleDispatch(c *connection, env *envelope) error {
 // delivers READY/RESUMED (logging here would grow the read loop's stack).
 func (c *connection) becameReady() {
 	c.ready = true
+	select {
+	case c.readySig <- struct{}{}:
+	default: // already signalled
+	}
 	c.run.markReady()
 }
 

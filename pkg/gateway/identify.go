@@ -52,8 +52,27 @@ func (c *connection) handshake(resume bool) {
 	} else {
 		err = c.identify()
 	}
-	if err != nil && c.readCtx.Err() == nil {
-		c.fail(err, ActionResume, CloseCodeReconnect, "handshake failed")
+	if err != nil {
+		if c.readCtx.Err() == nil {
+			c.fail(err, ActionResume, CloseCodeReconnect, "handshake failed")
+		}
+		return
+	}
+	c.awaitReady(resume)
+}
+
+// awaitReady waits for READY or RESUMED (signalled by the read loop) for at
+// most ReadyTimeout, then replaces the connection. op 7/9 and closes end the
+// connection through readCtx first.
+func (c *connection) awaitReady(resume bool) {
+	d := c.g.cfg.ReadyTimeout
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.readySig:
+	case <-c.readCtx.Done():
+	case <-t.C:
+		c.fail(readyTimeoutError(d, resume), ActionResume, CloseCodeReconnect, "no ready")
 	}
 }
 

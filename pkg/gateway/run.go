@@ -240,6 +240,14 @@ func helloTimeoutError(d time.Duration) error {
 	return fmt.Errorf("%w (%s)", errHelloTimeout, d)
 }
 
+func readyTimeoutError(d time.Duration, resume bool) error {
+	cmd := "IDENTIFY"
+	if resume {
+		cmd = "RESUME"
+	}
+	return fmt.Errorf("%w (%s after %s)", ErrReadyTimeout, d, cmd)
+}
+
 // dialShallow dials on a short-lived goroutine it waits for, so the HTTP
 // handshake's deep call chains do not grow the stack of the goroutine that
 // then sits in the read loop.

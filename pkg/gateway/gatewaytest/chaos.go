@@ -76,6 +76,15 @@ func (s *Server) SendRaw(shardID int, frame []byte, binary bool) int {
 // SetAckHeartbeats(false) stops sending op 11 (zombie connections); true resumes.
 func (s *Server) SetAckHeartbeats(ack bool) { s.ackHeartbeats.Store(ack) }
 
+// SetWithholdReady(true) makes the fake answer neither IDENTIFY nor RESUME:
+// an IDENTIFY that passes every check is counted and recorded (it costs a
+// session start, as on Discord) but gets no READY and starts no session; a
+// RESUME with a good token gets no replay, no RESUMED and no op 9, and is not
+// recorded. Heartbeats are still ACKed. It acts out a stuck gateway node, so
+// clients must give up on their own (a ready timeout). false restores normal
+// answers for later commands.
+func (s *Server) SetWithholdReady(withhold bool) { s.withholdReady.Store(withhold) }
+
 // SetSplitFrames splits each zlib-stream message into n binary frames (n<=1:
 // off), so clients must buffer until 00 00 ff ff. zstd-stream is not split:
 // Discord sends exactly one gateway message per websocket message there.

@@ -87,6 +87,14 @@ func (s *Server) settingRoutes(post func(string, func(*http.Request, int) (any, 
 		s.SetAckHeartbeats(ack)
 		return map[string]bool{"ack": ack}, http.StatusOK
 	})
+	post("withhold-ready", func(r *http.Request, _ int) (any, int) {
+		on, err := strconv.ParseBool(r.URL.Query().Get("on"))
+		if err != nil {
+			return errBody("on: want true or false"), http.StatusBadRequest
+		}
+		s.SetWithholdReady(on)
+		return map[string]bool{"on": on}, http.StatusOK
+	})
 	post("split-frames", func(r *http.Request, _ int) (any, int) {
 		n, err := strconv.Atoi(r.URL.Query().Get("n"))
 		if err != nil {

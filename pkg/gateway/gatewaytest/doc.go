@@ -99,6 +99,7 @@
 //	/_fake/request-heartbeat?shard=N    op 1
 //	/_fake/raw?shard=N&binary=true      body sent as one raw frame
 //	/_fake/ack-heartbeats?ack=false     stop (or resume) ACKing
+//	/_fake/withhold-ready?on=true       answer no IDENTIFY/RESUME (SetWithholdReady)
 //	/_fake/split-frames?n=N             split zlib-stream messages
 //	/_fake/events-per-second?rate=R     steady MESSAGE_CREATE load
 //	/_fake/restore-token                undo a token reset

@@ -62,6 +62,11 @@ func (s *Server) handleIdentify(c *conn, d json.RawMessage) *ProtocolError {
 		c.send(invalidSessionFrame(false))
 		return nil
 	}
+	if s.withholdReady.Load() {
+		s.identifies = append(s.identifies, rec)
+		c.log().Info("withholding READY", "shard_id", shardID)
+		return nil
+	}
 	ss := s.newSession(c, shardID, count)
 	rec.SessionID = ss.id
 	s.identifies = append(s.identifies, rec)
@@ -153,6 +158,10 @@ func (s *Server) handleResume(c *conn, d json.RawMessage) *ProtocolError {
 	}
 	if !s.tokenOK(rd.Token) {
 		return protoErr(gateway.CloseAuthenticationFailed, "authentication failed")
+	}
+	if s.withholdReady.Load() {
+		c.log().Info("withholding RESUMED", "session_id", rd.SessionID)
+		return nil
 	}
 	now := time.Now()
 	seq := *rd.Seq

@@ -34,6 +34,7 @@ type Server struct {
 
 	deflated      *deflateCache // zlib-stream dispatch bodies, compressed once
 	ackHeartbeats atomic.Bool
+	withholdReady atomic.Bool
 	splitFrames   atomic.Int32
 	nextConnID    atomic.Uint64
 	load          loadGen
