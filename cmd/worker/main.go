@@ -87,7 +87,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		err = client.Ping(pingCtx).Err()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reach redis (%s): %w", target.Kind(), err)
+			return fmt.Errorf("reach redis (%s): %w", target.Kind(), explainRedisErr(err))
 		}
 	}
 	w, err := worker.New(workerConfig(cfg, base, client))

@@ -114,3 +114,12 @@ func cleanErr(err error) error {
 	}
 	return err
 }
+
+// explainRedisErr says in plain words what an authentication refusal means
+// (Redis's own text, WRONGPASS/NOAUTH, is kept and never holds the password).
+func explainRedisErr(err error) error {
+	if redis.IsAuthError(err) {
+		return fmt.Errorf("authentication failed: check the user and password in REDIS_URL: %w", err)
+	}
+	return err
+}
