@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// roundRecord is one chaos round's outcome, for the table.
+type roundRecord struct {
+	n                                  int
+	fault, note                        string
+	heal                               time.Duration
+	identifies, resumes, failedResumes int
+	duplicates                         int
+	events, lostTail                   int
+	allowDuplicates                    bool // a zombie's frozen connection may overlap its successor's (invariant 1's window)
+	expectFatal                        int  // fatal closes the round injected (4011)
+}
+
+// chaosFault injects a fault, holds it, and heals it; it returns when the
+// fault has healed (not when the fleet has).
+type chaosFault struct {
+	name string
+	run  func(c *chaosWorld, rng *rand.Rand, r *roundRecord)
+}
+
+// Worker counts the membership faults keep between.
+const (
+	minWorkers = 2
+	maxWorkers = 4
+)
+
+// chaosCloses are the non-fatal close codes the fake may send. After most the
+// client RESUMEs; after 4003, 4007 and 4009 (gateway.CloseCodeAction) it
+// must start a new session, so what the fake sent the old one after the last
+// commit is gone by Discord's rules.
+var chaosCloses = []int{4000, 4001, 4002, 4003, 4005, 4007, 4008, 4009}
+
+var chaosFaults = []chaosFault{
+	{"kill -9", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		victim := c.busiestWorker()
+		c.signalWorker(victim, syscall.SIGKILL)
+		_ = c.workers[victim].wait(c.t, 10*time.Second)
+		c.forget(victim)
+		r.note = victim + " killed, replaced by " + c.startChaosWorker()
+	}},
+	{"SIGSTOP > TTL", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		victim := c.busiestWorker()
+		c.signalWorker(victim, syscall.SIGSTOP)
+		// Frozen past its lease: the others must take its shards over.
+		start := time.Now()
+		poll(c.t, "the zombie "+victim+"'s membership to expire", 10*time.Second, func() bool { return !c.isMember(victim) })
+		took := time.Since(start) + c.waitHealed("the zombie's shards taken over")
+		c.signalWorker(victim, syscall.SIGCONT)
+		poll(c.t, "the zombie "+victim+" to notice it lost its leases (self-fence)", 15*time.Second,
+			func() bool { return c.selfFenced(victim) })
+		r.allowDuplicates = true
+		r.note = fmt.Sprintf("%s frozen; shards taken over in %v; self-fenced after SIGCONT", victim, took.Round(time.Millisecond))
+	}},
+	{"SIGTERM", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		victim := c.live[rng.IntN(len(c.live))]
+		c.signalWorker(victim, syscall.SIGTERM)
+		if err := c.workers[victim].wait(c.t, 15*time.Second); err != nil {
+			c.t.Errorf("%s after SIGTERM: %v (want exit 0)", victim, err)
+		}
+		c.forget(victim)
+		r.note = victim + " stopped gracefully, replaced by " + c.startChaosWorker()
+	}},
+	{"join/leave", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		if len(c.live) < maxWorkers && (len(c.live) <= minWorkers || rng.IntN(2) == 0) {
+			r.note = c.startChaosWorker() + " joined"
+			return
+		}
+		victim := c.live[rng.IntN(len(c.live))]
+		c.signalWorker(victim, syscall.SIGTERM)
+		if err := c.workers[victim].wait(c.t, 15*time.Second); err != nil {
+			c.t.Errorf("%s leaving: %v (want exit 0)", victim, err)
+		}
+		c.forget(victim)
+		r.note = victim + " left"
+	}},
+	{"redis restart (data lost)", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		c.archiveStream() // the stream goes with the data: keep what was committed
+		c.redis.Restart(c.t)
+		r.note = "no persistence; grace " + chaosDataLossGrace.String()
+	}},
+	{"redis latency", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		d := time.Duration(20+rng.IntN(130)) * time.Millisecond
+		c.proxy.SetLatency(d)
+		time.Sleep(2 * time.Second) // the fault's duration
+		c.proxy.Heal()
+		r.note = fmt.Sprintf("%v per chunk for 2s", d)
+	}},
+	{"redis black hole < deadline", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		d := chaosRenewDeadline / 2
+		c.proxy.Blackhole()
+		time.Sleep(d) // the fault's duration
+		c.proxy.Heal()
+		r.note = fmt.Sprintf("%v (renew deadline %v)", d, chaosRenewDeadline)
+	}},
+	{"redis black hole > TTL", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		d := 2 * leaseTTL
+		c.proxy.Blackhole()
+		time.Sleep(d) // the fault's duration
+		c.proxy.Heal()
+		r.note = fmt.Sprintf("%v (TTL %v): every worker self-fences", d, leaseTTL)
+	}},
+	{"redis reset", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		n := c.proxy.Reset()
+		r.note = fmt.Sprintf("%d connections reset", n)
+	}},
+	{"op 7", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		r.note = c.discordChaos("/_fake/reconnect", randomShard(c, rng))
+	}},
+	{"op 9 true", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		r.note = c.discordChaos("/_fake/invalidate?resumable=true", randomShard(c, rng))
+	}},
+	{"op 9 false", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		shard := randomShard(c, rng)
+		for _, s := range c.liveSessions(shard) {
+			c.mayLoseTail[s] = "op 9 false"
+		}
+		r.note = c.discordChaos("/_fake/invalidate?resumable=false", shard)
+	}},
+	{"close code", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		code := chaosCloses[rng.IntN(len(chaosCloses))]
+		shard := randomShard(c, rng)
+		action := gateway.CloseCodeAction(code)
+		if action == gateway.ActionReidentify {
+			for _, s := range c.liveSessions(shard) {
+				c.mayLoseTail[s] = fmt.Sprintf("closed %d", code)
+			}
+		}
+		r.note = fmt.Sprintf("code %d (%s), ", code, action) +
+			c.discordChaos(fmt.Sprintf("/_fake/close?code=%d&reason=chaos", code), shard)
+	}},
+	{"tcp drop", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		r.note = c.discordChaos("/_fake/drop", randomShard(c, rng))
+	}},
+	{"4011 reshard", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		keys := c.layoutKeys()
+		if len(keys) >= 4*c.shards {
+			r.note = "skipped: layout already split enough"
+			return
+		}
+		k := keys[rng.IntN(len(keys))]
+		for _, s := range c.fake.sessions(c.t) {
+			if s.ShardID == k.ID && s.Connected && !s.Ended {
+				c.mayLoseTail[s.ID] = "closed 4011"
+			}
+		}
+		c.splitKeys[lease.ShardKey{ID: k.ID, Count: k.Count}] = time.Now()
+		hit := c.controlHit(fmt.Sprintf("/_fake/close?shard=%d&code=4011&reason=chaos", k.ID))
+		r.expectFatal = hit
+		r.note = fmt.Sprintf("shard %d/%d closed 4011 (%d connections)", k.ID, k.Count, hit)
+	}},
+}
+
+// randomShard is one shard ID of the layout, or -1 (all) one time in four.
+func randomShard(c *chaosWorld, rng *rand.Rand) int {
+	if rng.IntN(4) == 0 {
+		return -1
+	}
+	keys := c.layoutKeys()
+	if len(keys) == 0 {
+		return -1
+	}
+	return keys[rng.IntN(len(keys))].ID
+}
+
+// discordChaos posts a fake-Discord control aimed at shard.
+func (c *chaosWorld) discordChaos(path string, shard int) string {
+	sep := "?"
+	for _, ch := range path {
+		if ch == '?' {
+			sep = "&"
+		}
+	}
+	hit := c.controlHit(fmt.Sprintf("%s%sshard=%d", path, sep, shard))
+	if shard < 0 {
+		return fmt.Sprintf("all shards (%d connections)", hit)
+	}
+	return fmt.Sprintf("shard %d (%d connections)", shard, hit)
+}
+
+// controlHit posts a control request and returns its "hit" count.
+func (c *chaosWorld) controlHit(path string) int {
+	c.t.Helper()
+	resp, err := http.Post(c.fake.url+path, "application/json", nil)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Hit int `json:"hit"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		c.t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+	return body.Hit
+}
