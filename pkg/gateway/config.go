@@ -41,6 +41,10 @@ type Config struct {
 	ReconnectBackoffMax time.Duration
 
 	// State, when Resumable, makes the first connection RESUME instead of IDENTIFY.
+	// It usually comes from storage (another process's Handoff), so it is
+	// not trusted: an unusable ResumeURL is dropped (RESUME goes through the
+	// gateway URL) and a negative Sequence drops the whole state (IDENTIFY),
+	// each with a warning, instead of failing every Open.
 	State ShardState
 
 	// IdentifyLimiter paces every IDENTIFY. Default: none (no waiting).

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 )
 
@@ -45,8 +46,6 @@ func (c *Config) validate(token string) error {
 		return bad("ReadyTimeout", "%s is not positive", c.ReadyTimeout)
 	case c.CloseTimeout <= 0:
 		return bad("CloseTimeout", "%s is not positive", c.CloseTimeout)
-	case c.State.Sequence < 0:
-		return bad("State.Sequence", "%d is negative", c.State.Sequence)
 	}
 	if err := c.validateURLs(); err != nil {
 		return err
@@ -70,11 +69,6 @@ func (c *Config) validateURLs() error {
 			return &ConfigError{Field: "APIURL", Reason: fmt.Sprintf("%q is not an http(s) URL", c.APIURL)}
 		}
 	}
-	if c.State.ResumeURL != "" {
-		if _, err := withGatewayQuery(c.State.ResumeURL, c.Compression); err != nil {
-			return &ConfigError{Field: "State.ResumeURL", Reason: err.Error()}
-		}
-	}
 	return nil
 }
 
@@ -92,4 +86,23 @@ func (c *Config) validateIdentify(token string) error {
 		return &ConfigError{Field: "Presence", Reason: fmt.Sprintf("IDENTIFY would be %d bytes, over %d", len(b), MaxPayloadSize)}
 	}
 	return nil
+}
+
+// sanitizeState makes a stored session safe to use: State comes from Redis or
+// another process, so bad fields cost a RESUME path or the session, never
+// every Open. It logs what it dropped (never the token; the URL is redacted).
+func sanitizeState(st ShardState, c Compression, log *slog.Logger) ShardState {
+	if st.Sequence < 0 {
+		log.Warn("stored session has a negative seq: identifying instead of resuming",
+			slog.Int("seq", st.Sequence))
+		return ShardState{}
+	}
+	if st.ResumeURL != "" {
+		if _, err := withGatewayQuery(st.ResumeURL, c); err != nil {
+			log.Warn("stored resume URL is unusable: resuming through the gateway URL",
+				slog.String("resume_url", redactURL(st.ResumeURL)), slog.Any("error", err))
+			st.ResumeURL = ""
+		}
+	}
+	return st
 }

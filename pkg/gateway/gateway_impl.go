@@ -56,6 +56,7 @@ func New(token string, eventHandlerFunc EventHandlerFunc, opts ...ConfigOpt) Gat
 	if g.limiter == nil {
 		g.limiter = noopLimiter{}
 	}
+	g.cfg.State = sanitizeState(g.cfg.State, g.cfg.Compression, g.log)
 	g.state = g.cfg.State
 	g.hasSeq = g.cfg.State.Resumable()
 	return g
