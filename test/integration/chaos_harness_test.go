@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardfleet/shardfleet/internal/faultproxy"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
@@ -414,4 +416,49 @@ func TestSeqProblem(t *testing.T) {
 			t.Errorf("%s: seqProblem = %q, want ok=%v", tc.name, p, tc.ok)
 		}
 	}
+}
+
+// TestChaosChecksCanFail shows the chaos suite's stream check catches what it
+// claims to: a committed event removed from the stream, and one added twice.
+func TestChaosChecksCanFail(t *testing.T) {
+	c := newChaosWorld(t, 2, 40)
+	c.startChaosWorker()
+	c.waitHealed("cold start")
+	c.waitCommitted()
+	if rep := c.checkStream(); len(rep.problems) != 0 || rep.checked == 0 {
+		t.Fatalf("healthy fleet: %d events checked, problems %v", rep.checked, rep.problems)
+	}
+	ctx := context.Background()
+	msgs, err := c.client.XRange(ctx, prefix+"events", "-", "+").Result()
+	if err != nil || len(msgs) < 3 {
+		t.Fatalf("stream: %d entries, %v", len(msgs), err)
+	}
+	victim := msgs[1]
+	if err := c.client.XDel(ctx, prefix+"events", victim.ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := c.checkStream(); !hasProblem(rep, "not 1..k") {
+		t.Errorf("an event removed from the stream went unnoticed: %v", rep.problems)
+	}
+	if err := c.client.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "events", Values: victim.Values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := c.checkStream(); len(rep.problems) != 0 {
+		t.Errorf("the event put back should satisfy the check: %v", rep.problems)
+	}
+	if err := c.client.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "events", Values: victim.Values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := c.checkStream(); !hasProblem(rep, "twice") {
+		t.Errorf("an event in the stream twice went unnoticed: %v", rep.problems)
+	}
+}
+
+func hasProblem(rep streamReport, needle string) bool {
+	for _, p := range rep.problems {
+		if strings.Contains(p, needle) {
+			return true
+		}
+	}
+	return false
 }
