@@ -1,0 +1,176 @@
+package integration
+
+import (
+	"context"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkScale2000 runs 2,000 shards over 10 worker processes against one
+// cmd/fakediscord process and one redis-server, all on this machine, at a low
+// event rate, with the workers' default lease timings (TTL 15 s, renew 2 s)
+// and a compressed identify window. It is a measurement, not a CI test (it
+// takes about two minutes and most of two cores). Run it without -race:
+//
+//	go test -run '^$' -bench BenchmarkScale2000 -benchtime 1x -timeout 20m ./test/integration/
+//
+// SCALE_SHARDS, SCALE_WORKERS, SCALE_MC (max_concurrency) and SCALE_STEADY
+// (steady-state window, e.g. 30s) change the shape. Reported:
+//
+//   - identify_span_s / ideal_s and startup_ratio: the span from the first
+//     IDENTIFY to the last, as the fake saw them, over the ideal pacing
+//     (window+margin) * (ceil(S/mc)-1). That is the limiter's efficiency.
+//   - startup_s and startup_minus_grace_s: from starting the first worker to
+//     every shard READY in Redis, and the same minus the lease DataLossGrace
+//     (TTL + renew deadline = 25 s): a fresh fleet claims nothing during it
+//     (internal/lease doc.go), so it is a fixed cost, not pacing.
+//     grace_ratio = startup_minus_grace_s / ideal_s.
+//   - redis_cmds/s, redis_scripts/s, redis_cpu_%: INFO stats/commandstats/cpu
+//     deltas over the steady window, once every shard is READY.
+//   - worker_rss_KiB/shard: the workers' VmRSS summed, over the shard count;
+//     fake_rss_MiB and redis_rss_MiB for context.
+func BenchmarkScale2000(b *testing.B) {
+	for range b.N {
+		runScale(b)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func runScale(b *testing.B) {
+	shardN := envInt("SCALE_SHARDS", 2000)
+	workerN := envInt("SCALE_WORKERS", 10)
+	mc := envInt("SCALE_MC", 32)
+	steady := 30 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("SCALE_STEADY")); err == nil && d > 0 {
+		steady = d
+	}
+	const (
+		window   = 100 * time.Millisecond
+		margin   = 25 * time.Millisecond
+		ttl      = 15 * time.Second
+		renew    = 2 * time.Second
+		deadline = ttl * 2 / 3 // the worker's default LEASE_RENEW_DEADLINE
+		grace    = ttl + deadline
+	)
+	b.Logf("file limit %d", raiseFileLimit(b))
+	needBinaries(b)
+	if raceBuild {
+		b.Skip("the scale benchmark measures the release build: run it without -race")
+	}
+	f := newFleetWithFake(b, shardN, startFake(b, shardN, 50,
+		// The fake checks half the limiter's window: it times an IDENTIFY when
+		// it reads it, and with 2,000 sockets on two busy cores that read can
+		// lag by more than the margin; a real pacing fault still shows.
+		"-identify-window", (window/2).String(),
+		"-max-concurrency", strconv.Itoa(mc), "-heartbeat-interval", "41.25s",
+		"-guilds", strconv.Itoa(2*shardN), "-session-start-total", strconv.Itoa(10*shardN)))
+	ctx := context.Background()
+	start := time.Now()
+	for i := range workerN {
+		f.startWorkerWith("s"+strconv.Itoa(i),
+			"MAX_CONCURRENCY="+strconv.Itoa(mc), "IDENTIFY_WINDOW="+window.String(), "IDENTIFY_MARGIN="+margin.String(),
+			"LEASE_TTL="+ttl.String(), "LEASE_RENEW_INTERVAL="+renew.String(), "LOG_LEVEL=warn")
+	}
+	pollEvery(b, "every session READY at the fake", 5*time.Minute, 250*time.Millisecond, func() bool {
+		return f.fake.stats(b).LiveSessions == shardN
+	})
+	pollEvery(b, "every shard READY in Redis", time.Minute, 250*time.Millisecond, func() bool {
+		owners, _ := f.owners()
+		return len(owners) == shardN
+	})
+	startup := time.Since(start)
+
+	ids := f.fake.identifies(b)
+	if len(ids) != shardN {
+		b.Errorf("%d identifies, want %d (one per shard)", len(ids), shardN)
+	}
+	first, last := ids[0].Time, ids[0].Time
+	for _, r := range ids {
+		first, last = minTime(first, r.Time), maxTime(last, r.Time)
+	}
+	span := last.Sub(first)
+	ideal := (window + margin) * time.Duration(math.Ceil(float64(shardN)/float64(mc))-1)
+
+	time.Sleep(5 * time.Second) // settle before the steady window (a measurement span, not a wait for a condition)
+	s0, err := sampleRedis(ctx, f.client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(steady) // the steady-state measurement window
+	s1, err := sampleRedis(ctx, f.client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wall := s1.at.Sub(s0.at).Seconds()
+	var scripts int64
+	for _, c := range scriptCommands {
+		scripts += s1.calls[c] - s0.calls[c]
+	}
+	var rss int64
+	for id, p := range f.workers {
+		kib, err := vmRSSKiB(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatalf("worker %s: %v", id, err)
+		}
+		rss += kib
+	}
+	fakeRSS, _ := vmRSSKiB(f.fake.cmd.Process.Pid)
+	mem, _ := redisInfo(ctx, f.client, "memory")
+	redisRSS, _ := strconv.ParseFloat(mem["used_memory_rss"], 64)
+	st := f.checkInvariants()
+	owners, _ := f.owners()
+	if len(owners) != shardN {
+		b.Errorf("%d shards READY after the steady window, want %d", len(owners), shardN)
+	}
+
+	b.ReportMetric(float64(st.IdentifyViolations), "identify_violations")
+	b.ReportMetric(span.Seconds(), "identify_span_s")
+	b.ReportMetric(ideal.Seconds(), "ideal_s")
+	b.ReportMetric(span.Seconds()/ideal.Seconds(), "startup_ratio")
+	b.ReportMetric(startup.Seconds(), "startup_s")
+	b.ReportMetric((startup - grace).Seconds(), "startup_minus_grace_s")
+	b.ReportMetric((startup-grace).Seconds()/ideal.Seconds(), "grace_ratio")
+	b.ReportMetric(float64(s1.commands-s0.commands)/wall, "redis_cmds/s")
+	b.ReportMetric(float64(scripts)/wall, "redis_scripts/s")
+	b.ReportMetric(100*(s1.cpu-s0.cpu)/wall, "redis_cpu_%")
+	b.ReportMetric(float64(rss)/float64(shardN), "worker_rss_KiB/shard")
+	b.ReportMetric(float64(fakeRSS)/1024, "fake_rss_MiB")
+	b.ReportMetric(redisRSS/(1<<20), "redis_rss_MiB")
+	b.Logf("%d shards, %d workers, mc %d: identifies %d (violations %d), first->last %v, ideal %v; start-up %v (grace %v); "+
+		"steady %.0fs: %d commands, %d scripts, dispatches sent %d; per-command calls: %v",
+		shardN, workerN, mc, st.Identifies, st.IdentifyViolations, span, ideal, startup, grace,
+		wall, s1.commands-s0.commands, scripts, st.DispatchesSent, callDelta(s0, s1))
+}
+
+func callDelta(s0, s1 redisSample) map[string]int64 {
+	d := map[string]int64{}
+	for k, v := range s1.calls {
+		if n := v - s0.calls[k]; n > 0 {
+			d[k] = n
+		}
+	}
+	return d
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
