@@ -53,6 +53,7 @@ var chaosFaults = []chaosFault{
 	}},
 	{"SIGSTOP > TTL", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
 		victim := c.busiestWorker()
+		fences := c.selfFences(victim)
 		c.signalWorker(victim, syscall.SIGSTOP)
 		// Frozen past its lease: the others must take its shards over.
 		start := time.Now()
@@ -60,7 +61,7 @@ var chaosFaults = []chaosFault{
 		took := time.Since(start) + c.waitHealed("the zombie's shards taken over")
 		c.signalWorker(victim, syscall.SIGCONT)
 		poll(c.t, "the zombie "+victim+" to notice it lost its leases (self-fence)", 15*time.Second,
-			func() bool { return c.selfFenced(victim) })
+			func() bool { return c.selfFences(victim) > fences })
 		r.allowDuplicates = true
 		r.note = fmt.Sprintf("%s frozen; shards taken over in %v; self-fenced after SIGCONT", victim, took.Round(time.Millisecond))
 	}},
@@ -105,12 +106,13 @@ var chaosFaults = []chaosFault{
 		c.proxy.Heal()
 		r.note = fmt.Sprintf("%v (renew deadline %v)", d, chaosRenewDeadline)
 	}},
+	{"redis black hole deadline..TTL", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		d := (chaosRenewDeadline + leaseTTL) / 2
+		r.note = fmt.Sprintf("%v (renew deadline %v, TTL %v): ", d, chaosRenewDeadline, leaseTTL) + c.blackhole(d)
+	}},
 	{"redis black hole > TTL", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
 		d := 2 * leaseTTL
-		c.proxy.Blackhole()
-		time.Sleep(d) // the fault's duration
-		c.proxy.Heal()
-		r.note = fmt.Sprintf("%v (TTL %v): every worker self-fences", d, leaseTTL)
+		r.note = fmt.Sprintf("%v (TTL %v): ", d, leaseTTL) + c.blackhole(d)
 	}},
 	{"redis reset", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
 		n := c.proxy.Reset()
@@ -161,6 +163,24 @@ var chaosFaults = []chaosFault{
 		r.expectFatal = hit
 		r.note = fmt.Sprintf("shard %d/%d closed 4011 (%d connections)", k.ID, k.Count, hit)
 	}},
+}
+
+// blackhole cuts every worker off Redis for d (> the renew deadline), then
+// heals, and checks that every worker self-fenced meanwhile: stopped its
+// shards before anyone else could claim them.
+func (c *chaosWorld) blackhole(d time.Duration) string {
+	c.t.Helper()
+	fences := map[string]int{}
+	for _, id := range c.live {
+		fences[id] = c.selfFences(id)
+	}
+	c.proxy.Blackhole()
+	time.Sleep(d) // the fault's duration
+	c.proxy.Heal()
+	for _, id := range c.live {
+		poll(c.t, "worker "+id+" to report its self-fence", 10*time.Second, func() bool { return c.selfFences(id) > fences[id] })
+	}
+	return fmt.Sprintf("all %d workers self-fenced", len(c.live))
 }
 
 // randomShard is one shard ID of the layout, or -1 (all) one time in four.

@@ -47,6 +47,10 @@ const (
 	chaosFakeWindow    = 60 * time.Millisecond               // < the workers' 100 ms + 20 ms: absorbs read lag
 	chaosHealBound     = 20*time.Second + chaosDataLossGrace // invariant 4's stated bound
 	chaosSettle        = 3 * renewInterval                   // how long "healed" must hold
+	// chaosResumeTimeout: a dropped session the fleet has not resumed by then
+	// ends at the fake (Discord's is minutes). It bounds how long an abandoned
+	// session keeps collecting dispatches, and makes a slow failover a loss.
+	chaosResumeTimeout = 10 * time.Second
 )
 
 func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
@@ -58,7 +62,8 @@ func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
-	fk := startFake(t, shards, load, "-identify-window", chaosFakeWindow.String())
+	fk := startFake(t, shards, load, "-identify-window", chaosFakeWindow.String(),
+		"-resume-timeout", chaosResumeTimeout.String())
 	return &chaosWorld{
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",
 			workers: map[string]*proc{}},
@@ -367,12 +372,11 @@ func (c *chaosWorld) busiestWorker() string {
 	return best
 }
 
-// selfFenced reports whether worker id logged that it stopped its shards for
-// a lost lease or an ended session.
-func (c *chaosWorld) selfFenced(id string) bool {
+// selfFences counts the lines in which worker id reported stopping its
+// shards for a lost lease or an ended fleet session (self-fence, expiry).
+func (c *chaosWorld) selfFences(id string) int {
 	p := c.workers[id]
-	return linesWith(p, "lease lost") > 0 || linesWith(p, "fleet session ended") > 0 ||
-		strings.Contains(p.out.String(), "self-fence")
+	return linesWith(p, "lease lost") + linesWith(p, "fleet session ended")
 }
 
 func TestRequireBinariesUnderCI(t *testing.T) {

@@ -141,13 +141,13 @@ func (r roundRecord) row() string {
 	if r.allowDuplicates && r.duplicates > 0 {
 		dup += " (zombie window)"
 	}
-	return fmt.Sprintf("%5d | %-27s | %8s | %10d | %7d | %6d | %-16s | %10d | %11d | %s", r.n, r.fault,
+	return fmt.Sprintf("%5d | %-30s | %8s | %10d | %7d | %6d | %-16s | %10d | %11d | %s", r.n, r.fault,
 		r.heal.Round(10*time.Millisecond), r.identifies, r.resumes, r.failedResumes, dup, r.events, r.lostTail, r.note)
 }
 
 func chaosTable(records []roundRecord) string {
 	var b strings.Builder
-	header := fmt.Sprintf("%5s | %-27s | %8s | %10s | %7s | %6s | %-16s | %10s | %11s | %s", "round", "fault", "heal",
+	header := fmt.Sprintf("%5s | %-30s | %8s | %10s | %7s | %6s | %-16s | %10s | %11s | %s", "round", "fault", "heal",
 		"identifies", "resumes", "failed", "duplicates", "new events", "unreachable", "note")
 	b.WriteString(header + "\n" + strings.Repeat("-", len(header)+20) + "\n")
 	var tot roundRecord
