@@ -194,6 +194,13 @@ func TestSecurityRedisAuth(t *testing.T) {
 			p := f.startWorkerWith("auth-"+strings.ReplaceAll(mode, " ", "-"), "REDIS_URL="+urls[mode])
 			f.waitAllReady("every shard READY via " + mode)
 			checkStreamOf(t, admin, f.fake, prefix)
+			status, code := runWorkerCmd(t, 10*time.Second, []string{"REDIS_URL=" + urls[mode], "KEY_PREFIX=" + prefix}, "status")
+			if code != 0 || !strings.Contains(status, "ready") {
+				t.Errorf("worker status via %s: exit %d\n%s", mode, code, status)
+			}
+			if strings.Contains(status, adminPass) || strings.Contains(status, userPass) {
+				t.Error("worker status printed a Redis password")
+			}
 			p.signal(syscall.SIGTERM)
 			if err := p.wait(t, 15*time.Second); err != nil {
 				t.Errorf("worker after SIGTERM: %v\n%s", err, lastLines(p.out.String(), 20))
