@@ -92,6 +92,14 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	t.Log("\n" + chaosTable(records))
+	var retries, lost, rejoins int
+	for _, p := range c.workers {
+		retries += linesWith(p, "open shard; retrying")
+		lost += linesWith(p, "lease lost")
+		rejoins += linesWith(p, "fleet session ended")
+	}
+	t.Logf("worker logs: %d open retries, %d shards stopped for a lost lease, %d fleet rejoins after a self-fence or expiry",
+		retries, lost, rejoins)
 	c.checkNoSecret()
 }
 
