@@ -15,9 +15,9 @@ import (
 // A live worker fed garbage by the fake over its real zlib-stream
 // connections: text that is not JSON, a corrupt zlib stream, wrong JSON
 // types in every field of the envelope, a HELLO of the wrong shape, an 8 MiB
-// hostile nesting. Each is an error and a reconnect with RESUME (never a new
-// IDENTIFY, never a panic), and at the end every event is in the stream
-// exactly once.
+// hostile nesting, a frame over the client's 64 MiB read limit. Each is an
+// error and a reconnect with RESUME (never a new IDENTIFY, never a panic),
+// and at the end every event is in the stream exactly once.
 func TestBadInputLiveWorkerSurvivesGarbage(t *testing.T) {
 	f := newFleet(t, 2, 100)
 	w := f.startWorker("w1")
@@ -38,6 +38,7 @@ func TestBadInputLiveWorkerSurvivesGarbage(t *testing.T) {
 		{"dispatch fields of wrong types", []byte(`{"op":0,"s":"x","t":5,"d":[]}`), false},
 		{"HELLO of the wrong shape", []byte(`{"op":10,"d":{"heartbeat_interval":"soon"}}`), false},
 		{"8 MiB of nesting", bytes.Repeat([]byte("["), 8<<20), false},
+		{"a frame over the 64 MiB read limit", bytes.Repeat([]byte{'x'}, 64<<20+1), true},
 		{"a truncated object", []byte(`{"op":0,"s":99,"t":"MESSAGE_CREATE","d":{"id":`), false},
 		{"JSON null", []byte(`null`), false},
 	}
