@@ -39,6 +39,7 @@ type Config struct {
 	GatewayURL     string              // GATEWAY_URL; empty = ask Discord
 	Intents        gateway.Intents     // INTENTS
 	Compression    gateway.Compression // COMPRESSION
+	ReadyTimeout   time.Duration       // READY_TIMEOUT
 	MaxConcurrency int                 // MAX_CONCURRENCY; 0 = ask Discord
 
 	IdentifyWindow time.Duration // IDENTIFY_WINDOW
@@ -175,6 +176,7 @@ func settings(c *Config) []setting {
 				}
 				return nil
 			})},
+		{"ready-timeout", "READY_TIMEOUT", "2m", "reconnect when READY/RESUMED does not follow IDENTIFY/RESUME within this", false, bind(dur(&c.ReadyTimeout))},
 		{"max-concurrency", "MAX_CONCURRENCY", "0", "identify buckets; 0 asks Discord", false, bind(integer(&c.MaxConcurrency))},
 		{"identify-window", "IDENTIFY_WINDOW", "5s", "time between two IDENTIFYs of one bucket", false, bind(dur(&c.IdentifyWindow))},
 		{"identify-margin", "IDENTIFY_MARGIN", "250ms", "safety margin added to the identify window", false, bind(dur(&c.IdentifyMargin))},
@@ -384,6 +386,7 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 		{"LEASE_TTL (-lease-ttl)", c.LeaseTTL, false},
 		{"LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval, false},
 		{"LEASE_RENEW_DEADLINE (-lease-renew-deadline)", c.LeaseRenewDeadline, true}, // 0: derived
+		{"READY_TIMEOUT (-ready-timeout)", c.ReadyTimeout, false},
 		{"SHUTDOWN_TIMEOUT (-shutdown-timeout)", c.ShutdownTimeout, false},
 		{"EVENT_FLUSH_INTERVAL (-event-flush-interval)", c.EventFlushInterval, true},
 		{"SUMMARY_INTERVAL (-summary-interval)", c.SummaryInterval, true},

@@ -138,7 +138,8 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 		redislimiter.WithTicketTTL(max(scale(redislimiter.DefaultTicketTTL), 60*time.Millisecond)),
 	}
 	wc.APIURL, wc.GatewayURL = cfg.APIURL, cfg.GatewayURL
-	wc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression)}
+	wc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression),
+		gateway.WithReadyTimeout(cfg.ReadyTimeout)}
 	if cfg.LeaseTTL < def.TTL {
 		wc.GatewayOptions = append(wc.GatewayOptions, gateway.WithReconnectBackoff(scale(time.Second), scale(time.Minute)))
 	}

@@ -114,6 +114,7 @@ func TestBadInputConfigurationExitsTwoNamingTheSetting(t *testing.T) {
 		{env: []string{"EVENT_STREAM_MAXLEN=-5"}, want: "EVENT_STREAM_MAXLEN"},
 		{env: []string{"IDENTIFY_BUDGET_RESERVE=-1"}, want: "IDENTIFY_BUDGET_RESERVE"},
 		{env: []string{"SIM=maybe"}, want: "SIM"},
+		{env: []string{"READY_TIMEOUT=0s"}, want: "READY_TIMEOUT"},
 		{args: []string{"-lease-ttl", "zz"}, want: "-lease-ttl"},
 		{args: []string{"-shard-count", "-1"}, want: "SHARD_COUNT"},
 		{args: []string{"-no-such-flag"}, want: "no-such-flag"},
@@ -253,4 +254,38 @@ func resumedWithin(f *fleet, n int, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
 	}
 	return false
+}
+
+// A gateway node that ACKs heartbeats but never answers RESUME (the fake
+// withholds RESUMED) must not hold a live worker's shard forever: with
+// READY_TIMEOUT the worker closes (4901) and retries, and once the node
+// answers, the shard RESUMEs (no IDENTIFY) and the stream is exact.
+func TestBadInputStuckGatewayReadyTimeout(t *testing.T) {
+	f := newFleet(t, 2, 100)
+	w := f.startWorkerWith("w1", "READY_TIMEOUT=400ms")
+	f.waitAllReady("every shard READY")
+	f.fake.post(t, "/_fake/withhold-ready?on=true")
+	f.fake.post(t, "/_fake/reconnect?shard=0")
+	poll(t, "two ready-timeout closes from the client", 20*time.Second, func() bool {
+		n := 0
+		for _, c := range f.fake.closes(t) {
+			// A connection whose RESUME got no answer has no session, so
+			// the fake cannot name its shard: count the code alone.
+			if c.FromClient && c.Code == 4901 {
+				n++
+			}
+		}
+		return n >= 3 // the op 7 close, then at least two unanswered RESUMEs
+	})
+	f.fake.post(t, "/_fake/withhold-ready?on=false")
+	f.waitAllReady("shard 0 READY once the node answers")
+	st := f.checkInvariants()
+	if st.Identifies != 2 || st.Resumes == 0 {
+		t.Errorf("%d identifies, %d resumes: a stuck RESUME must be retried, not re-identified", st.Identifies, st.Resumes)
+	}
+	if linesWith(w, "no READY or RESUMED in time") == 0 {
+		t.Error("the worker did not log the ready timeout")
+	}
+	f.checkStream()
+	checkNoPanic(t, w)
 }
