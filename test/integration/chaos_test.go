@@ -21,6 +21,7 @@ import (
 var (
 	chaosRounds = flag.Int("chaos.rounds", 0, "chaos rounds (0: $CHAOS_ROUNDS, else the short mode's "+strconv.Itoa(chaosShortRounds)+")")
 	chaosSeed   = flag.Uint64("chaos.seed", 0, "chaos seed (0: $CHAOS_SEED, else from the clock)")
+	chaosLoadF  = flag.Float64("chaos.load", chaosLoad, "the fake's steady dispatches per second")
 )
 
 const (
@@ -66,10 +67,10 @@ func chaosSettings() (rounds int, seed uint64) {
 //     inject, and a (shard, count) split after 4011 is never IDENTIFYed again.
 func TestChaos(t *testing.T) {
 	rounds, seed := chaosSettings()
-	t.Logf("chaos seed %d, %d rounds (replay: go test -race -run 'TestChaos$' -v ./test/integration/ -chaos.seed=%d -chaos.rounds=%d)",
-		seed, rounds, seed, rounds)
+	t.Logf("chaos seed %d, %d rounds, load %v/s (replay: go test -race -run 'TestChaos$' -v ./test/integration/ -chaos.seed=%d -chaos.rounds=%d -chaos.load=%v)",
+		seed, rounds, *chaosLoadF, seed, rounds, *chaosLoadF)
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	c := newChaosWorld(t, chaosShards, chaosLoad)
+	c := newChaosWorld(t, chaosShards, *chaosLoadF)
 	for range chaosWorkers {
 		c.startChaosWorker()
 	}
@@ -93,8 +94,13 @@ func TestChaos(t *testing.T) {
 	}
 	t.Log("\n" + chaosTable(records))
 	var retries, lost, rejoins int
-	for _, p := range c.workers {
+	for id, p := range c.workers {
 		retries += linesWith(p, "open shard; retrying")
+		for _, line := range strings.Split(p.out.String(), "\n") {
+			if strings.Contains(line, "open shard; retrying") {
+				t.Logf("%s: %s", id, line)
+			}
+		}
 		lost += linesWith(p, "lease lost")
 		rejoins += linesWith(p, "fleet session ended")
 	}
