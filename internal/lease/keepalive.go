@@ -127,9 +127,11 @@ func parseView(res []any) (*view, error) {
 		return nil, fmt.Errorf("%w: renew reply %v", ErrCorrupt, res)
 	}
 	nowMS, _ := res[1].(int64)
+	// The script reports a corrupt layout as -1; the reconciler then reloads
+	// it, logs what is wrong and keeps the last good layout.
 	lv, err := strconv.ParseInt(fmt.Sprint(res[2]), 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("%w: layout version %v", ErrCorrupt, res[2])
+		lv = -1
 	}
 	ids, _ := res[3].([]any)
 	since, _ := res[4].([]any)

@@ -143,6 +143,7 @@ func (s *Session) claimBatch(ctx context.Context, keys []ShardKey) ([]claimResul
 // rawClaim is one lease's reply from the claim script.
 type rawClaim struct {
 	status, owner string
+	corrupt       string // the error of a session record the claim dropped
 	token         uint64
 	state         gateway.ShardState
 	grace         time.Duration
@@ -212,6 +213,7 @@ func parseRawClaim(v any) (rawClaim, error) {
 		}
 		r.token = tok
 		r.state = gateway.ShardState{SessionID: str(2), Sequence: seq, ResumeURL: str(4)}
+		r.corrupt = str(5)
 	case "held", "unknown":
 		r.owner = str(1)
 	case "grace":
@@ -226,6 +228,10 @@ func parseRawClaim(v any) (rawClaim, error) {
 func (s *Session) claimOutcome(key ShardKey, r rawClaim) claimResult {
 	switch r.status {
 	case "ok":
+		if r.corrupt != "" {
+			s.log.Warn("lease: dropped a corrupt session record; the shard will IDENTIFY",
+				slog.Int("shard_id", key.ID), slog.Int("shard_count", key.Count), slog.String("error", r.corrupt))
+		}
 		l := newLease(s, key, r.token)
 		s.mu.Lock()
 		if old := s.leases[key]; old != nil { // a concurrent Claim won locally

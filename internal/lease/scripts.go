@@ -58,7 +58,11 @@ redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[2]), ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now_ms, '+inf')
 local since = {}
 if #ids > 0 then since = redis.call('ZMSCORE', KEYS[3], unpack(ids)) end
-local lv = redis.call('HGET', KEYS[5], 'version') or '0'
+-- The renew is liveness: a corrupt layout key must not fail it (that would
+-- self-fence the whole fleet). -1 makes the reconciler reload the layout,
+-- which reports what is wrong and keeps the last good one.
+local lv = redis.pcall('HGET', KEYS[5], 'version')
+if lv == false then lv = '0' elseif type(lv) ~= 'string' or not tonumber(lv) then lv = '-1' end
 return {'ok', now_ms, lv, ids, since}
 `)
 
@@ -66,7 +70,7 @@ return {'ok', now_ms, lv, ids, since}
 // then member keys of other owners the caller knows of;
 // ARGV me, epoch, request_id, n, prefix.
 // Returns {"ok", per-lease results} or {"epoch"} or {"gone"}; a result is
-// {"ok", token, session_id, seq, resume_url}, {"held", owner},
+// {"ok", token, session_id, seq, resume_url[, corrupt_record_error]}, {"held", owner},
 // {"unknown", owner} (call again with member:owner in KEYS) or {"grace", pttl}.
 var claimScript = redis.NewScript(luaNow + `
 local me, n = ARGV[1], tonumber(ARGV[4])
@@ -104,8 +108,15 @@ for i = 1, n do
     end
   end
   if res[1] == 'ok' then
-    local st = redis.call('HMGET', sk, 'session_id', 'seq', 'resume_url')
-    res[3], res[4], res[5] = st[1] or '', st[2] or '0', st[3] or ''
+    -- A session record of the wrong type must cost only its own shard (one
+    -- IDENTIFY), not the whole claim batch: the new owner drops it.
+    local st = redis.pcall('HMGET', sk, 'session_id', 'seq', 'resume_url')
+    if st.err then
+      redis.call('DEL', sk)
+      res[3], res[4], res[5], res[6] = '', '0', '', st.err
+    else
+      res[3], res[4], res[5] = st[1] or '', st[2] or '0', st[3] or ''
+    end
   end
   out[#out + 1] = res
 end
