@@ -295,9 +295,10 @@ func (w *Worker) openShard(run *shardRun, state gateway.ShardState) {
 		}
 		err := w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, state)
 		switch {
-		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved):
-			// Removed while opening: handed off, stopped by a fatal close or
-			// the budget floor, refused by the sink. Not ours to reopen.
+		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved), errors.Is(err, gateway.ErrClosed):
+			// Removed or closed by this worker while opening: handed off,
+			// stopped by a fatal close or the budget floor, refused by the
+			// sink (a fenced write: the lease is going). Not ours to reopen.
 			return
 		case gateway.IsFatal(err):
 			w.fatalClose(run.key, err)
