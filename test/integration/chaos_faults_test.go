@@ -90,6 +90,7 @@ var chaosFaults = []chaosFault{
 	{"redis restart (data lost)", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
 		c.archiveStream() // the stream goes with the data: keep what was committed
 		c.redis.Restart(c.t)
+		c.setLoad(c.load)
 		r.note = "no persistence; grace " + chaosDataLossGrace.String()
 	}},
 	{"redis latency", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {

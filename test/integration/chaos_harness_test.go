@@ -250,13 +250,14 @@ func (c *chaosWorld) waitCommitted() {
 	})
 }
 
-// archiveStream saves the stream before Redis loses it.
+// archiveStream pauses the load and saves the stream before Redis loses it;
+// the caller resumes the load once Redis is gone, so nothing is committed
+// between the copy and the loss.
 func (c *chaosWorld) archiveStream() {
 	c.t.Helper()
 	c.waitCommitted()
 	seqs, _ := c.streamSeqs()
 	c.archive = seqs
-	c.setLoad(c.load)
 }
 
 // streamReport is invariant 3's outcome.
