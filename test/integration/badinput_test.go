@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 // error and a reconnect with RESUME (never a new IDENTIFY, never a panic),
 // and at the end every event is in the stream exactly once.
 func TestBadInputLiveWorkerSurvivesGarbage(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	f := newFleet(t, 2, 100)
 	w := f.startWorker("w1")
 	f.waitAllReady("every shard READY")
@@ -80,6 +80,7 @@ func TestBadInputLiveWorkerSurvivesGarbage(t *testing.T) {
 // the real binary exit 2 with a message naming the setting, and never
 // prints the token.
 func TestBadInputConfigurationExitsTwoNamingTheSetting(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	needBinaries(t)
 	const tok = "bad-config-token-4c1d"
 	base := []string{"DISCORD_TOKEN=" + tok, "HTTP_ADDR=", "SUMMARY_INTERVAL=0"}
@@ -146,6 +147,7 @@ func TestBadInputConfigurationExitsTwoNamingTheSetting(t *testing.T) {
 // sessions by RESUME, the corrupt one by a new IDENTIFY after the fake
 // refuses the garbage session id. Nothing is doubled in the stream; no panic.
 func TestBadInputCorruptSessionRecord(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	f := newFleet(t, 3, 100)
 	w1 := f.startWorker("w1")
 	f.waitAllReady("every shard READY")
@@ -178,16 +180,11 @@ func TestBadInputCorruptSessionRecord(t *testing.T) {
 }
 
 // A corrupt layout must not take the fleet down: the running worker keeps
-// serving its shards and a joining worker says what is wrong.
-//
-// Known bug (internal/lease, not fixed here): the member renew script parses
-// the layout version, so "corrupt value in redis: layout version" fails every
-// renew; every worker self-fences and stops every shard, then cannot rejoin.
-// Set SHARDFLEET_KNOWN_BUGS=1 to run it.
+// serving its shards and a joining worker says what is wrong. (Before
+// c04405b the renew script failed on the bad layout version, every worker
+// self-fenced and stopped every shard.)
 func TestBadInputCorruptLayout(t *testing.T) {
-	if os.Getenv("SHARDFLEET_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a corrupt layout version fails internal/lease's renew, so the whole fleet self-fences; SHARDFLEET_KNOWN_BUGS=1 runs it")
-	}
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	f := newFleet(t, 3, 100)
 	w1 := f.startWorker("w1")
 	f.waitAllReady("every shard READY")
@@ -209,15 +206,10 @@ func TestBadInputCorruptLayout(t *testing.T) {
 
 // A session key of the wrong type (a string where a hash belongs) must cost
 // only its own shard: the worker logs the error and serves the other shards.
-//
-// Known bug (internal/lease, not fixed here): the claim script reads every
-// claimed shard's session hash in one call, so one WRONGTYPE fails the whole
-// batch and the worker claims none of its shards, retrying every ~100 ms.
-// Set SHARDFLEET_KNOWN_BUGS=1 to run it.
+// (Before c04405b one WRONGTYPE failed internal/lease's whole claim batch and
+// the worker claimed none of its shards.)
 func TestBadInputWrongTypeSessionKey(t *testing.T) {
-	if os.Getenv("SHARDFLEET_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a wrong-type session key fails internal/lease's whole claim batch (WRONGTYPE); SHARDFLEET_KNOWN_BUGS=1 runs it")
-	}
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	f := newFleet(t, 3, 100)
 	w1 := f.startWorker("w1")
 	f.waitAllReady("every shard READY")
@@ -232,10 +224,7 @@ func TestBadInputWrongTypeSessionKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := f.startWorker("w2")
-	poll(t, "shards 0 and 2 READY on w2", 30*time.Second, func() bool {
-		o, _ := f.owners()
-		return o[0] == "w2" && o[2] == "w2"
-	})
+	f.waitAllReady("every shard READY on w2 (shard 1 by a new IDENTIFY)", "w2")
 	if !strings.Contains(w2.out.String(), "WRONGTYPE") {
 		t.Error("w2 did not log the wrong-type key")
 	}
@@ -261,6 +250,7 @@ func resumedWithin(f *fleet, n int, d time.Duration) bool {
 // READY_TIMEOUT the worker closes (4901) and retries, and once the node
 // answers, the shard RESUMEs (no IDENTIFY) and the stream is exact.
 func TestBadInputStuckGatewayReadyTimeout(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	f := newFleet(t, 2, 100)
 	w := f.startWorkerWith("w1", "READY_TIMEOUT=400ms")
 	f.waitAllReady("every shard READY")

@@ -22,6 +22,7 @@ const canaryToken = "SFcanary.MTk4NzY1NDMyMQ.tok-5b9f0e2a7c4d-leakcheck"
 // read by type, streams entry by entry) — after identifies, resumes, a
 // re-identify, a close and a TCP drop have all been logged.
 func TestSecurityTokenNowhere(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	f := newFleetWithFake(t, 4, startFake(t, 4, 100, "-token", canaryToken))
 	f.token = canaryToken
 	f.startWorkerWith("w1", "LOG_LEVEL=debug")
@@ -86,6 +87,7 @@ func TestSecurityTokenNowhere(t *testing.T) {
 // each shard once, keeps its stream exact; every key carries one of the two
 // prefixes; a kill -9 in one fleet leaves the other untouched.
 func TestSecurityTwoFleetsOneRedis(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	needBinaries(t)
 	r := redistest.Start(t)
 	client := r.Client(t)
@@ -168,6 +170,7 @@ func sameOwners(a, b map[int]string) bool {
 // channel; the password is never printed. A wrong password stops the worker
 // at start with a non-zero exit and "authentication failed".
 func TestSecurityRedisAuth(t *testing.T) {
+	t.Parallel() // own redis-server, fake and workers: independent of every other test
 	needBinaries(t)
 	const adminPass, userPass = "admin-pass-3f9a1c", "fleet-pass-8e2b7d"
 	r := redistest.Start(t, redistest.Option{"--requirepass", adminPass})
