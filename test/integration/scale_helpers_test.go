@@ -150,7 +150,8 @@ func sampleRedis(ctx context.Context, c *redis.Client) (redisSample, error) {
 // scriptCommands are the commands that run a Lua script or function.
 var scriptCommands = []string{"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro"}
 
-// newFleetWithFake is newFleet with a fake the caller started (its own flags).
+// newFleetWithFake is newFleet with a fake the caller started (its own
+// flags); the caller must have called needBinaries before startFake.
 func newFleetWithFake(t testing.TB, shards int, fk *fake) *fleet {
 	t.Helper()
 	r := redistest.Start(t)

@@ -22,7 +22,8 @@ const canaryToken = "SFcanary.MTk4NzY1NDMyMQ.tok-5b9f0e2a7c4d-leakcheck"
 // read by type, streams entry by entry) — after identifies, resumes, a
 // re-identify, a close and a TCP drop have all been logged.
 func TestSecurityTokenNowhere(t *testing.T) {
-	t.Parallel() // own redis-server, fake and workers: independent of every other test
+	t.Parallel()    // own redis-server, fake and workers: independent of every other test
+	needBinaries(t) // before startFake, which this test calls itself
 	f := newFleetWithFake(t, 4, startFake(t, 4, 100, "-token", canaryToken))
 	f.token = canaryToken
 	f.startWorkerWith("w1", "LOG_LEVEL=debug")
