@@ -115,6 +115,18 @@ var chaosFaults = []chaosFault{
 		d := 2 * leaseTTL
 		r.note = fmt.Sprintf("%v (TTL %v): ", d, leaseTTL) + c.blackhole(d)
 	}},
+	{"kill -9 in a black hole", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		victim := c.live[rng.IntN(len(c.live))]
+		c.proxy.Blackhole()
+		time.Sleep(leaseTTL / 2) // the fault's duration, part 1
+		c.signalWorker(victim, syscall.SIGKILL)
+		_ = c.workers[victim].wait(c.t, 10*time.Second)
+		c.forget(victim)
+		time.Sleep(leaseTTL) // part 2: every survivor passes its renew deadline too
+		c.proxy.Heal()
+		r.note = fmt.Sprintf("%s killed while Redis was cut off for %v; replaced by %s", victim, 3*leaseTTL/2,
+			c.startChaosWorker())
+	}},
 	{"redis reset", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
 		n := c.proxy.Reset()
 		r.note = fmt.Sprintf("%d connections reset", n)
