@@ -183,7 +183,7 @@ func (c *conn) serve() {
 	c.stopWriter()
 	if perr != nil {
 		c.log().Debug("closing connection", "code", perr.Code, "reason", perr.Reason)
-		c.srv.recordServerClose(c, perr.Code)
+		c.srv.recordServerClose(c, perr.Code, perr.Reason)
 		_ = c.ws.Close(websocket.StatusCode(perr.Code), perr.Reason)
 	}
 	_ = c.ws.CloseNow()
@@ -330,7 +330,7 @@ func (c *conn) closeLocked(code int, reason string) {
 	c.closing = true
 	c.qmu.Unlock()
 	c.serverCode.Store(int32(code))
-	c.srv.recordServerClose(c, code)
+	c.srv.recordServerClose(c, code, reason)
 	c.log().Debug("closing connection", "code", code, "reason", reason)
 	_ = c.ws.Close(websocket.StatusCode(code), reason)
 }
@@ -361,7 +361,7 @@ func (c *conn) writeBatch(enc transportEncoder, msgs []outMsg) bool {
 			return false
 		case outDrop:
 			c.serverCode.Store(-1)
-			c.srv.recordServerClose(c, int(websocket.StatusAbnormalClosure))
+			c.srv.recordServerClose(c, int(websocket.StatusAbnormalClosure), "TCP drop")
 			_ = c.ws.CloseNow()
 			return false
 		}

@@ -49,7 +49,9 @@
 //     included) gets op 9 false and is recorded as a violation; the connection
 //     stays open and unauthenticated.
 //   - A RESUME that takes over a session whose old connection is still open
-//     closes the old one with 4009. RESUMED is a dispatch with the next seq.
+//     closes the old one with 4009 (CloseRecord.Reason "session resumed
+//     elsewhere", not "heartbeat timeout"). RESUMED is a dispatch with the
+//     next seq.
 //   - A RESUME whose missed dispatches are no longer all buffered (more than
 //     ReplayBuffer) gets op 9 false.
 //   - Per-payload compression (IDENTIFY compress:true, only without transport

@@ -210,7 +210,7 @@ func (s *Server) handleGateway(w http.ResponseWriter, r *http.Request, path stri
 	ws.SetReadLimit(readLimit)
 	c := newConn(s, ws, hj.conn, path)
 	if perr := c.parseQuery(r.URL.Query()); perr != nil {
-		s.recordServerClose(c, perr.Code)
+		s.recordServerClose(c, perr.Code, perr.Reason)
 		_ = ws.Close(websocket.StatusCode(perr.Code), perr.Reason)
 		_ = ws.CloseNow()
 		return
@@ -254,14 +254,14 @@ func (s *Server) connGone(c *conn, clientCode int) {
 }
 
 // recordServerClose records a close the fake sends (or, 1006, a TCP drop).
-func (s *Server) recordServerClose(c *conn, code int) {
+func (s *Server) recordServerClose(c *conn, code int, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	shardID := -1
 	if c.sess != nil {
 		shardID = c.sess.shardID
 	}
-	s.closes = append(s.closes, CloseRecord{Time: time.Now(), ShardID: shardID, Code: code})
+	s.closes = append(s.closes, CloseRecord{Time: time.Now(), ShardID: shardID, Code: code, Reason: reason})
 	if fatalCode(code) {
 		s.stats.FatalCloses++
 	}

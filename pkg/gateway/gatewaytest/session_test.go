@@ -166,6 +166,10 @@ func TestResumeTakesOverALiveConnection(t *testing.T) {
 	if st.DuplicateSessions != 0 || st.LiveSessions != 1 || st.SequenceGaps != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+	// Its record says why, so it is not mistaken for a heartbeat timeout.
+	if cl := s.Closes(); len(cl) != 1 || cl[0].Code != 4009 || cl[0].Reason != "session resumed elsewhere" {
+		t.Fatalf("closes %+v: want one 4009 for the takeover", cl)
+	}
 	s.Dispatch("MESSAGE_CREATE", 0, m{})
 	b.nextOp(0, "MESSAGE_CREATE")
 }
@@ -180,7 +184,7 @@ func TestHeartbeatTimeoutKeepsSessionResumable(t *testing.T) {
 	b.send(resumePayload(s.Token(), r.SessionID, 1))
 	b.nextOp(0, "RESUMED")
 	cl := s.Closes()
-	if len(cl) == 0 || cl[0].Code != 4009 || cl[0].FromClient || cl[0].ShardID != 0 {
+	if len(cl) == 0 || cl[0].Code != 4009 || cl[0].FromClient || cl[0].ShardID != 0 || cl[0].Reason != "heartbeat timeout" {
 		t.Fatalf("closes %+v", cl)
 	}
 }

@@ -58,6 +58,11 @@ type CloseRecord struct {
 	ShardID    int       `json:"shard_id"`
 	Code       int       `json:"code"`
 	FromClient bool      `json:"from_client"`
+	// Reason is the close frame's reason text. It tells apart the fake's
+	// two 4009s: "heartbeat timeout" and "session resumed elsewhere" (the
+	// latter on a connection whose session a RESUME took over, so ShardID
+	// is -1 there).
+	Reason string `json:"reason,omitempty"`
 }
 
 // SessionInfo describes one session.
