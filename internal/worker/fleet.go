@@ -99,7 +99,7 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 		return 0, 0, fmt.Errorf("identify limiter: %w", err)
 	}
 	if budget != nil {
-		if err := w.limiter.SetBudget(ctx, budget.Remaining, budget.ResetAfter()); err != nil {
+		if err := w.limiter.SetBudget(ctx, budget.Remaining, budget.ResetAfterDuration()); err != nil {
 			w.log.Warn("store identify budget", "err", err)
 		}
 	}
@@ -204,7 +204,7 @@ func (w *Worker) closeLimiter() {
 // discover settles the shard count and max_concurrency: configured values,
 // then what the fleet stored, then GET /gateway/bot (which also seeds the
 // fleet's identify budget).
-func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, budget *redislimiter.SessionStartLimit, err error) {
+func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, budget *sharding.SessionStartLimit, err error) {
 	count, mc = w.cfg.ShardCount, w.cfg.MaxConcurrency
 	client := w.cfg.Redis
 	if layout, err := lease.LoadLayout(ctx, client, keys); err == nil {
@@ -220,7 +220,7 @@ func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, 
 	if count > 0 && mc > 0 {
 		return count, mc, nil, nil
 	}
-	gb, err := redislimiter.FetchGatewayBot(ctx, w.cfg.HTTPClient, w.cfg.APIURL, w.cfg.Token)
+	gb, err := sharding.FetchGatewayBot(ctx, w.cfg.HTTPClient, w.cfg.APIURL, w.cfg.Token)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("discover shard count: %w", err)
 	}

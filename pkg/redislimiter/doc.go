@@ -32,7 +32,7 @@
 //
 // The package also keeps the daily session_start_limit budget (SetBudget,
 // Budget), decremented by the grant itself, and stores max_concurrency for the
-// fleet (FetchGatewayBot, StoreMaxConcurrency, LoadMaxConcurrency).
+// fleet (StoreMaxConcurrency, LoadMaxConcurrency; sharding.FetchGatewayBot reads it from Discord).
 //
 // It is not a general-purpose rate limiter (it paces one kind of permit, one at a
 // time per bucket), does not decide which worker runs which shard (internal/lease

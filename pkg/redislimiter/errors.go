@@ -20,9 +20,6 @@ var (
 	// ErrNoMaxConcurrency is returned by LoadMaxConcurrency when no value is stored.
 	ErrNoMaxConcurrency = errors.New("redislimiter: no max_concurrency stored")
 
-	// ErrDiscovery is the class of FetchGatewayBot's errors (bad status, bad body).
-	ErrDiscovery = errors.New("redislimiter: gateway/bot discovery")
-
 	// errBadEvent is returned by parseEvent for a malformed notification.
 	errBadEvent = errors.New("bad limiter event")
 
@@ -58,16 +55,3 @@ func (e *BudgetError) Error() string {
 
 // Is makes errors.Is(err, ErrBudgetExhausted) true.
 func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExhausted }
-
-// StatusError is an unexpected HTTP status from GET /gateway/bot. It matches
-// ErrDiscovery with errors.Is. It never contains the token.
-type StatusError struct {
-	StatusCode int
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("redislimiter: gateway/bot discovery: http status %d", e.StatusCode)
-}
-
-// Is makes errors.Is(err, ErrDiscovery) true.
-func (e *StatusError) Is(target error) bool { return target == ErrDiscovery }

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardfleet/shardfleet/pkg/redislimiter"
+	"github.com/shardfleet/shardfleet/pkg/sharding"
 )
 
 // A worker discovers max_concurrency and the daily budget once, shares them
@@ -17,7 +18,7 @@ func Example() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 	defer rdb.Close()
 
-	bot, err := redislimiter.FetchGatewayBot(ctx, http.DefaultClient, "https://discord.com/api/v10", "BOT_TOKEN")
+	bot, err := sharding.FetchGatewayBot(ctx, http.DefaultClient, "https://discord.com/api/v10", "BOT_TOKEN")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	sl := bot.SessionStartLimit
-	if err := limiter.SetBudget(ctx, sl.Remaining, sl.ResetAfter()); err != nil {
+	if err := limiter.SetBudget(ctx, sl.Remaining, sl.ResetAfterDuration()); err != nil {
 		log.Fatal(err)
 	}
 

@@ -26,19 +26,3 @@ func FuzzParseEvent(f *testing.F) {
 		}
 	})
 }
-
-// FuzzParseGatewayBot: the /gateway/bot body is untrusted input.
-func FuzzParseGatewayBot(f *testing.F) {
-	f.Add([]byte(`{"url":"wss://g","shards":2,"session_start_limit":{"total":1000,"remaining":5,"reset_after":10,"max_concurrency":1}}`))
-	f.Add([]byte(`{"shards":-1}`))
-	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		g, err := ParseGatewayBot(body)
-		if err != nil {
-			return
-		}
-		if g.Shards < 1 || g.SessionStartLimit.MaxConcurrency < 1 || g.SessionStartLimit.Remaining < 0 {
-			t.Fatalf("accepted %s: %+v", body, g)
-		}
-	})
-}

@@ -10,12 +10,13 @@ import (
 	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+	"github.com/shardfleet/shardfleet/pkg/sharding"
 )
 
 // TestGatewaysAgainstFakeDiscord: real gateways of two "processes" (two
 // limiters, own Redis connections) identify against the fake Discord, which
 // records every IDENTIFY on its own clock. max_concurrency comes from the
-// fake's /gateway/bot through FetchGatewayBot and Redis. The fake must see no
+// fake's /gateway/bot through sharding.FetchGatewayBot and Redis. The fake must see no
 // identify of a key sooner than its window after the previous one; its window
 // is below the limiter's window + margin, so loopback read lag on a loaded
 // machine is not counted as a violation.
@@ -28,7 +29,7 @@ func TestGatewaysAgainstFakeDiscord(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 
 	httpClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	bot, err := FetchGatewayBot(ctx, httpClient, fake.APIURL(), fake.Token())
+	bot, err := sharding.FetchGatewayBot(ctx, httpClient, fake.APIURL(), fake.Token())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,9 @@ func parseGatewayBot(status int, body []byte, token string) (GatewayBot, error) 
 	case gb.SessionStartLimit.MaxConcurrency < 1:
 		return gb, fmt.Errorf("gateway/bot: field session_start_limit.max_concurrency is %d, want >= 1",
 			gb.SessionStartLimit.MaxConcurrency)
+	case gb.SessionStartLimit.Total < 0, gb.SessionStartLimit.Remaining < 0, gb.SessionStartLimit.ResetAfter < 0:
+		return gb, fmt.Errorf("gateway/bot: fields session_start_limit.total, remaining and reset_after must be >= 0, got %+v",
+			gb.SessionStartLimit)
 	}
 	return gb, nil
 }

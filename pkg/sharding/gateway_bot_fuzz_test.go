@@ -6,7 +6,8 @@ import (
 )
 
 // FuzzParseGatewayBot: any answer of /gateway/bot is read without a panic,
-// an accepted one has a usable count and max_concurrency, and no error holds
+// an accepted one has a usable count and max_concurrency and no negative
+// budget field, and no error holds
 // the token, even when the body echoes it.
 func FuzzParseGatewayBot(f *testing.F) {
 	const token = "fuzz-secret-token-0123456789"
@@ -28,7 +29,8 @@ func FuzzParseGatewayBot(f *testing.F) {
 			}
 			return
 		}
-		if status != 200 || gb.Shards < 1 || gb.SessionStartLimit.MaxConcurrency < 1 {
+		sl := gb.SessionStartLimit
+		if status != 200 || gb.Shards < 1 || sl.MaxConcurrency < 1 || sl.Total < 0 || sl.Remaining < 0 || sl.ResetAfter < 0 {
 			t.Fatalf("accepted status %d with %+v", status, gb)
 		}
 	})
