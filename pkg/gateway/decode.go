@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // envelope is one gateway message as read from the wire. Only the envelope is
@@ -470,7 +471,9 @@ func jsonString(val []byte) (string, bool) {
 		return "", false
 	}
 	inner := val[1 : len(val)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
+	// Fast path: no escapes and valid UTF-8. Invalid UTF-8 goes through
+	// encoding/json, which replaces each bad byte with U+FFFD.
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner), true
 	}
 	var s string
