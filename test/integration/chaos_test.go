@@ -55,7 +55,8 @@ func chaosSettings() (rounds int, seed uint64) {
 //     where the frozen zombie's connection stays open at the fake until its
 //     heartbeat timeout and may overlap a successor that had to IDENTIFY (the
 //     zombie can send nothing; it must self-fence once thawed, which the
-//     round checks);
+//     round checks); even then every overlap the fake recorded must have
+//     ended, within chaosDuplicateBound;
 //  2. no identify violation (the fake's pacing check, window 60 ms, below
 //     the workers' 100 ms + 20 ms);
 //  3. the stream holds every dispatch of every session exactly once (see
@@ -109,6 +110,30 @@ func TestChaos(t *testing.T) {
 	c.checkNoSecret()
 }
 
+// chaosDuplicateBound bounds how long two sessions of one shard may be live
+// at once: a frozen worker's connection lives at the fake until the fake's
+// heartbeat timeout (1.5 × the 1 s interval); the rest is slack for a loaded
+// machine.
+const chaosDuplicateBound = 3 * time.Second
+
+// checkDuplicateWindows checks the fake's records of the duplicates that
+// began in this round (the ones after the first `from`): each has ended, and
+// within chaosDuplicateBound.
+func (c *chaosWorld) checkDuplicateWindows(where string, from int) {
+	c.t.Helper()
+	dups := c.fake.duplicates(c.t)
+	for _, d := range dups[min(from, len(dups)):] {
+		switch {
+		case d.Ended.IsZero():
+			c.t.Errorf("invariant 1: %s: shard %d/%d still served twice (sessions %s and %v) after the round healed",
+				where, d.ShardID, d.ShardCount, d.SessionID, d.LiveSessionIDs)
+		case d.Ended.Sub(d.Time) > chaosDuplicateBound:
+			c.t.Errorf("invariant 1: %s: shard %d/%d served twice for %v (bound %v)",
+				where, d.ShardID, d.ShardCount, d.Ended.Sub(d.Time), chaosDuplicateBound)
+		}
+	}
+}
+
 // round runs one fault and checks the invariants after it healed.
 func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	c.t.Helper()
@@ -128,6 +153,7 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	if rec.duplicates != 0 && !rec.allowDuplicates {
 		c.t.Errorf("invariant 1: %s: %d duplicate live sessions", where, rec.duplicates)
 	}
+	c.checkDuplicateWindows(where, before.DuplicateSessions)
 	if after.IdentifyViolations != 0 {
 		c.t.Errorf("invariant 2: %s: %d identify violations so far", where, after.IdentifyViolations)
 	}

@@ -232,6 +232,12 @@ func (f *fake) stats(t testing.TB) gatewaytest.Stats {
 	return s
 }
 
+func (f *fake) duplicates(t testing.TB) []gatewaytest.DuplicateRecord {
+	var d []gatewaytest.DuplicateRecord
+	f.get(t, "/_fake/duplicates", &d)
+	return d
+}
+
 func (f *fake) sessions(t testing.TB) []gatewaytest.SessionInfo {
 	var s []gatewaytest.SessionInfo
 	f.get(t, "/_fake/sessions", &s)

@@ -30,6 +30,7 @@ func (s *Server) recordRoutes(mux *http.ServeMux) {
 	get("identifies", func(*http.Request) (any, int) { return nonNil(s.Identifies()), http.StatusOK })
 	get("resumes", func(*http.Request) (any, int) { return nonNil(s.Resumes()), http.StatusOK })
 	get("closes", func(*http.Request) (any, int) { return nonNil(s.Closes()), http.StatusOK })
+	get("duplicates", func(*http.Request) (any, int) { return nonNil(s.Duplicates()), http.StatusOK })
 	get("sessions", func(*http.Request) (any, int) { return nonNil(s.Sessions()), http.StatusOK })
 	get("guilds", func(*http.Request) (any, int) { return nonNil(s.GuildIDs()), http.StatusOK })
 	get("events", func(r *http.Request) (any, int) {

@@ -85,6 +85,7 @@
 //	/_fake/identifies          []IdentifyRecord
 //	/_fake/resumes             []ResumeRecord
 //	/_fake/closes              []CloseRecord
+//	/_fake/duplicates          []DuplicateRecord (two live sessions of one shard: when, which, how long)
 //	/_fake/sessions            []SessionInfo
 //	/_fake/guilds              the guild IDs
 //	/_fake/events?session=ID   []SentEvent of a session (404 if unknown);

@@ -98,9 +98,27 @@ func (s *Server) markLive(ss *session) {
 	if s.liveByKey[k] > 0 {
 		s.stats.DuplicateSessions++
 		s.log.Warn("two live sessions for one shard", "shard_id", ss.shardID, "shard_count", ss.shardCount)
+		s.recordDuplicate(ss)
 	}
 	s.liveByKey[k]++
 	ss.live = true
+}
+
+// recordDuplicate records that ss becomes live beside the live sessions of
+// its (shard, count). The record stays open until one session is left.
+// Needs s.mu.
+func (s *Server) recordDuplicate(ss *session) {
+	rec := DuplicateRecord{Time: time.Now(), ShardID: ss.shardID, ShardCount: ss.shardCount, SessionID: ss.id}
+	for _, other := range s.index[ss.shardCount][ss.shardID] {
+		if other.live && other != ss {
+			rec.LiveSessionIDs = append(rec.LiveSessionIDs, other.id)
+		}
+	}
+	k := [2]int{ss.shardID, ss.shardCount}
+	if _, open := s.openDup[k]; !open {
+		s.openDup[k] = len(s.duplicates)
+	}
+	s.duplicates = append(s.duplicates, rec)
 }
 
 func (s *Server) markNotLive(ss *session) {
@@ -110,6 +128,15 @@ func (s *Server) markNotLive(ss *session) {
 	k := [2]int{ss.shardID, ss.shardCount}
 	if s.liveByKey[k]--; s.liveByKey[k] <= 0 {
 		delete(s.liveByKey, k)
+	}
+	if i, open := s.openDup[k]; open && s.liveByKey[k] <= 1 {
+		now := time.Now()
+		for j := i; j < len(s.duplicates); j++ { // every record of the overlap
+			if d := &s.duplicates[j]; d.ShardID == k[0] && d.ShardCount == k[1] && d.Ended.IsZero() {
+				d.Ended = now
+			}
+		}
+		delete(s.openDup, k)
 	}
 	ss.live = false
 }

@@ -46,6 +46,8 @@ type Server struct {
 	sessionOrder []*session
 	index        map[int]map[int][]*session // count -> shard -> sessions not ended
 	liveByKey    map[[2]int]int
+	duplicates   []DuplicateRecord
+	openDup      map[[2]int]int    // (shard, count) -> index of its first open duplicate record
 	lastIdentify map[int]time.Time // rate-limit key -> last IDENTIFY's arrival
 	identifies   []IdentifyRecord
 	resumes      []ResumeRecord
@@ -109,7 +111,7 @@ func newServer(cfg Config, ln net.Listener) *Server {
 		cfg: cfg, log: cfg.Logger, ln: ln, start: time.Now(),
 		baseURL: "http://" + host, gwURL: "ws://" + host + gatewayPath, resumeURL: "ws://" + host + resumeGatewayPx,
 		guilds: makeGuilds(cfg.Guilds), conns: make(map[*conn]struct{}), sessions: make(map[string]*session),
-		index: make(map[int]map[int][]*session), liveByKey: make(map[[2]int]int),
+		index: make(map[int]map[int][]*session), liveByKey: make(map[[2]int]int), openDup: make(map[[2]int]int),
 		lastIdentify: make(map[int]time.Time), remaining: cfg.SessionStartTotal,
 		rgmLast: make(map[snowflake.ID]time.Time), deflated: newDeflateCache(deflateCacheEntries),
 	}

@@ -207,21 +207,36 @@ func TestHeartbeatsKeepTheConnection(t *testing.T) {
 func TestDuplicateSessions(t *testing.T) {
 	s := startFake(t, WithIdentifyWindow(0), WithHeartbeatInterval(time.Minute))
 	a := connect(t, s)
-	a.identify(s, 0, 2)
+	ra := a.identify(s, 0, 2)
 	b := connect(t, s)
-	b.identify(s, 0, 2) // same (shard, count): a duplicate
+	rb := b.identify(s, 0, 2) // same (shard, count): a duplicate
 	c := connect(t, s)
 	c.identify(s, 0, 3) // another count: not a duplicate
 	st := s.Stats()
 	if st.DuplicateSessions != 1 || st.LiveSessions != 3 {
 		t.Fatalf("stats %+v", st)
 	}
+	dups := s.Duplicates()
+	if len(dups) != 1 || dups[0].ShardID != 0 || dups[0].ShardCount != 2 || dups[0].SessionID != rb.SessionID ||
+		len(dups[0].LiveSessionIDs) != 1 || dups[0].LiveSessionIDs[0] != ra.SessionID || !dups[0].Ended.IsZero() {
+		t.Fatalf("duplicate records %+v, want one open record of %s beside %s", dups, rb.SessionID, ra.SessionID)
+	}
 	a.close(1000)
 	poll(t, "live sessions 2", func() bool { return s.Stats().LiveSessions == 2 })
+	if dups := s.Duplicates(); len(dups) != 1 || dups[0].Ended.Before(dups[0].Time) {
+		t.Fatalf("duplicate record not ended when one session was left: %+v", dups)
+	}
 	d := connect(t, s)
 	d.identify(s, 1, 2)
 	if st := s.Stats(); st.DuplicateSessions != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+	var overHTTP []DuplicateRecord
+	if code := getJSON(t, s.URL()+"/_fake/duplicates", "", &overHTTP); code != 200 {
+		t.Fatalf("/_fake/duplicates: status %d", code)
+	}
+	if len(overHTTP) != 1 || overHTTP[0].SessionID != rb.SessionID {
+		t.Fatalf("/_fake/duplicates = %+v", overHTTP)
 	}
 }
 

@@ -65,6 +65,20 @@ type CloseRecord struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// DuplicateRecord is one time a session became live while another session of
+// the same (shard, count) was live: the same events reach two clients.
+type DuplicateRecord struct {
+	Time           time.Time `json:"time"`
+	ShardID        int       `json:"shard_id"`
+	ShardCount     int       `json:"shard_count"`
+	SessionID      string    `json:"session_id"`       // the session that became live
+	LiveSessionIDs []string  `json:"live_session_ids"` // the sessions already live
+	// Ended is when at most one session of the shard was live again (zero
+	// while the overlap lasts). Ended - Time is how long the shard was served
+	// twice.
+	Ended time.Time `json:"ended"`
+}
+
 // SessionInfo describes one session.
 type SessionInfo struct {
 	ID         string `json:"id"`
@@ -118,6 +132,17 @@ func (s *Server) Closes() []CloseRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]CloseRecord(nil), s.closes...)
+}
+
+// Duplicates returns every duplicate-session record, oldest first.
+func (s *Server) Duplicates() []DuplicateRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]DuplicateRecord(nil), s.duplicates...)
+	for i := range out {
+		out[i].LiveSessionIDs = append([]string(nil), out[i].LiveSessionIDs...)
+	}
+	return out
 }
 
 // Sessions describes every session ever started, oldest first. A
