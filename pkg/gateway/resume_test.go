@@ -27,18 +27,24 @@ func TestResumeReplaysMissedEventsInOrder(t *testing.T) {
 			for i := range 20 {
 				s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
 			}
-			s.DropConnections(0)
-			eventually(t, "the fake to see the drop", func() bool {
-				for _, si := range s.Sessions() {
-					if !si.Connected {
+			// The drop is queued on the connection's writer, so the events
+			// dispatched right after it are never written to that connection:
+			// only the RESUME's replay can deliver them. (Waiting to see the
+			// session disconnected instead raced the 50 ms reconnect.)
+			if n := s.DropConnections(0); n != 1 {
+				t.Fatalf("dropped %d connections, want 1", n)
+			}
+			for i := 20; i < 120; i++ {
+				s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
+			}
+			eventually(t, "the fake to record the drop", func() bool {
+				for _, c := range s.Closes() {
+					if c.Code == 1006 && !c.FromClient {
 						return true
 					}
 				}
 				return false
 			})
-			for i := 20; i < 120; i++ {
-				s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
-			}
 			eventually(t, "120 events and RESUMED", func() bool {
 				return rec.count("MESSAGE_CREATE") == 120 && rec.count(gateway.EventTypeResumed) == 1
 			})
