@@ -72,15 +72,8 @@ func (s *Sink) Open(shard Shard, fence Fence, rejects Rejections) *Writer {
 // the Writer's terminal error once rejected or closed.
 func (w *Writer) Add(ctx context.Context, ev Event) error {
 	w.mu.Lock()
-	for w.err == nil && len(w.pending) >= w.sink.cfg.MaxPending {
-		ch := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-		w.mu.Lock()
+	if err := w.waitLocked(ctx, func() bool { return w.err != nil || len(w.pending) < w.sink.cfg.MaxPending }); err != nil {
+		return err
 	}
 	if w.err != nil {
 		err := w.err
@@ -103,7 +96,19 @@ func (w *Writer) Add(ctx context.Context, ev Event) error {
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.added
-	for w.done < target && w.err == nil {
+	if err := w.waitLocked(ctx, func() bool { return w.err != nil || w.done >= target }); err != nil {
+		return err
+	}
+	err := w.err
+	w.mu.Unlock()
+	return err
+}
+
+// waitLocked waits, with w.mu held on entry, until ready() holds (checked
+// under w.mu after every change). It returns nil with w.mu still held, or
+// ctx's error with w.mu released.
+func (w *Writer) waitLocked(ctx context.Context, ready func() bool) error {
+	for !ready() {
 		ch := w.changed
 		w.mu.Unlock()
 		select {
@@ -113,9 +118,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 		}
 		w.mu.Lock()
 	}
-	err := w.err
-	w.mu.Unlock()
-	return err
+	return nil
 }
 
 // LastSeq is the last seq the Writer saw committed (its resume point), or -1.
