@@ -226,40 +226,35 @@ func (f *fake) post(t testing.TB, path string) {
 	}
 }
 
+// fakeGet GETs one of the fake's /_fake/ records and decodes it as T.
+func fakeGet[T any](t testing.TB, f *fake, path string) T {
+	var v T
+	f.get(t, path, &v)
+	return v
+}
+
 func (f *fake) stats(t testing.TB) gatewaytest.Stats {
-	var s gatewaytest.Stats
-	f.get(t, "/_fake/stats", &s)
-	return s
+	return fakeGet[gatewaytest.Stats](t, f, "/_fake/stats")
 }
 
 func (f *fake) duplicates(t testing.TB) []gatewaytest.DuplicateRecord {
-	var d []gatewaytest.DuplicateRecord
-	f.get(t, "/_fake/duplicates", &d)
-	return d
+	return fakeGet[[]gatewaytest.DuplicateRecord](t, f, "/_fake/duplicates")
 }
 
 func (f *fake) sessions(t testing.TB) []gatewaytest.SessionInfo {
-	var s []gatewaytest.SessionInfo
-	f.get(t, "/_fake/sessions", &s)
-	return s
+	return fakeGet[[]gatewaytest.SessionInfo](t, f, "/_fake/sessions")
 }
 
 func (f *fake) identifies(t testing.TB) []gatewaytest.IdentifyRecord {
-	var s []gatewaytest.IdentifyRecord
-	f.get(t, "/_fake/identifies", &s)
-	return s
+	return fakeGet[[]gatewaytest.IdentifyRecord](t, f, "/_fake/identifies")
 }
 
 func (f *fake) resumes(t testing.TB) []gatewaytest.ResumeRecord {
-	var s []gatewaytest.ResumeRecord
-	f.get(t, "/_fake/resumes", &s)
-	return s
+	return fakeGet[[]gatewaytest.ResumeRecord](t, f, "/_fake/resumes")
 }
 
 func (f *fake) closes(t testing.TB) []gatewaytest.CloseRecord {
-	var s []gatewaytest.CloseRecord
-	f.get(t, "/_fake/closes", &s)
-	return s
+	return fakeGet[[]gatewaytest.CloseRecord](t, f, "/_fake/closes")
 }
 
 func (f *fake) sentSeqs(t testing.TB, session string) []int {
@@ -327,6 +322,12 @@ func (f *fleet) owners() (map[int]string, []worker.Status) {
 	if err != nil {
 		f.t.Fatalf("read fleet: %v", err)
 	}
+	return readyOwnersOf(st), st
+}
+
+// readyOwnersOf maps each READY shard of a fleet read from Redis to its
+// worker, skipping workers whose lease has expired.
+func readyOwnersOf(st []worker.Status) map[int]string {
 	owners := map[int]string{}
 	for _, w := range st {
 		if w.LeaseExpiresInMS < 0 {
@@ -338,7 +339,7 @@ func (f *fleet) owners() (map[int]string, []worker.Status) {
 			}
 		}
 	}
-	return owners, st
+	return owners
 }
 
 // waitAllReady polls until every shard is READY on one of the live workers in

@@ -180,18 +180,7 @@ func readyOwners(t testing.TB, c *redis.Client, pfx string) map[int]string {
 	if err != nil {
 		t.Fatalf("read fleet %s: %v", pfx, err)
 	}
-	owners := map[int]string{}
-	for _, w := range st {
-		if w.LeaseExpiresInMS < 0 {
-			continue
-		}
-		for _, s := range w.Shards {
-			if s.Status == "ready" {
-				owners[s.ID] = w.WorkerID
-			}
-		}
-	}
-	return owners
+	return readyOwnersOf(st)
 }
 
 // checkStreamOf is fleet.checkStream for the fleet under pfx served by fk:
