@@ -13,6 +13,9 @@ func TestWithholdReady(t *testing.T) {
 	first := connect(t, s)
 	r := first.identify(s, 0, 1)
 	first.close(4900) // keeps the session resumable
+	// The fake notices the close on its own goroutine; until then the
+	// first session still counts as live.
+	poll(t, "first session detached", func() bool { return s.Stats().LiveSessions == 0 })
 
 	s.SetWithholdReady(true)
 	c := connect(t, s)
