@@ -31,7 +31,9 @@
 // Err and by every WaitBucket.
 //
 // The package also keeps the daily session_start_limit budget (SetBudget,
-// Budget), decremented by the grant itself, and stores max_concurrency for the
+// Budget), decremented by the grant itself; a permit refused at its floor is a
+// *BudgetError that says when the budget resets (ResetAfter), so the caller can
+// wait for it and store Discord's fresh figures. It also stores max_concurrency for the
 // fleet (StoreMaxConcurrency, LoadMaxConcurrency; sharding.FetchGatewayBot reads it from Discord).
 //
 // It is not a general-purpose rate limiter (it paces one kind of permit, one at a

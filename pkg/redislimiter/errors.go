@@ -3,6 +3,7 @@ package redislimiter
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -47,10 +48,21 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 type BudgetError struct {
 	Remaining int // session starts left, as kept in Redis
 	Reserve   int // the configured floor
+	// ResetAfter is how long until the stored budget resets, read (PTTL of
+	// the budget key, which SetBudget sets to Discord's reset_after) in the
+	// same script call that refused the permit. After it the key is gone and
+	// grants are not limited until SetBudget stores fresh figures, so a caller
+	// should re-read Discord's budget then, not retry before. 0 means unknown
+	// (the key has no expiry).
+	ResetAfter time.Duration
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("redislimiter: identify budget exhausted: %d remaining, reserve %d", e.Remaining, e.Reserve)
+	msg := fmt.Sprintf("redislimiter: identify budget exhausted: %d remaining, reserve %d", e.Remaining, e.Reserve)
+	if e.ResetAfter > 0 {
+		msg += fmt.Sprintf(", resets in %v", e.ResetAfter.Round(time.Millisecond))
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrBudgetExhausted) true.

@@ -3,6 +3,7 @@ package redislimiter
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,6 +224,13 @@ func TestBudgetFloor(t *testing.T) {
 	if !errors.Is(err, ErrBudgetExhausted) || !errors.As(err, &be) || be.Remaining != 1 || be.Reserve != 1 {
 		t.Fatalf("at the floor: got %v, want BudgetError{Remaining: 1, Reserve: 1}", err)
 	}
+	// The reset is the budget key's expiry, set a minute ago at most.
+	if be.ResetAfter <= 0 || be.ResetAfter > time.Minute {
+		t.Fatalf("at the floor: ResetAfter %v, want in (0, 1m]", be.ResetAfter)
+	}
+	if !strings.Contains(be.Error(), "resets in") {
+		t.Errorf("BudgetError %q does not say when the budget resets", be.Error())
+	}
 	st, ok, err := l.Budget(ctx)
 	if err != nil || !ok || st.Remaining != 1 || st.ResetAfter <= 0 || st.ResetAfter > time.Minute {
 		t.Fatalf("Budget: %+v ok=%v err=%v, want 1 remaining", st, ok, err)
@@ -232,6 +240,51 @@ func TestBudgetFloor(t *testing.T) {
 	}
 	if err := l.SetBudget(ctx, -1, time.Minute); err == nil {
 		t.Fatal("SetBudget(-1) accepted")
+	}
+
+	// A budget key without an expiry (written by hand) has no known reset.
+	if err := l.client.Persist(ctx, budgetKey(l.cfg.KeyPrefix)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err = l.WaitBucket(ctx, 2)
+	if !errors.As(err, &be) || be.ResetAfter != 0 {
+		t.Fatalf("at the floor without an expiry: got %v, want a BudgetError with ResetAfter 0", err)
+	}
+}
+
+// TestBudgetErrorResetAfterFollowsTheKey: a refusal reports the time left
+// until the budget key expires, as it counts down; once it has expired the
+// budget no longer limits grants.
+func TestBudgetErrorResetAfterFollowsTheKey(t *testing.T) {
+	s := redistest.Start(t)
+	opts := append(testOpts(uniquePrefix(t), 1), WithBudgetReserve(5))
+	l := newLimiter(t, newClient(t, s.Addr()), opts...)
+	ctx := ctxT(t, 10*time.Second)
+	const resetAfter = 800 * time.Millisecond
+	set := time.Now()
+	if err := l.SetBudget(ctx, 5, resetAfter); err != nil {
+		t.Fatal(err)
+	}
+	err := l.WaitBucket(ctx, 0)
+	elapsed := time.Since(set)
+	var be *BudgetError
+	if !errors.As(err, &be) {
+		t.Fatalf("at the floor: got %v, want a BudgetError", err)
+	}
+	// Redis's PTTL is whole milliseconds, counted from its own receipt of
+	// SetBudget: allow 1 ms either side.
+	if be.ResetAfter > resetAfter || be.ResetAfter < resetAfter-elapsed-time.Millisecond {
+		t.Fatalf("ResetAfter %v, want within [%v, %v]", be.ResetAfter, resetAfter-elapsed, resetAfter)
+	}
+	waitFor(t, 10*time.Second, "a grant once the budget key expired", func() bool {
+		if err := l.WaitBucket(ctx, 0); err != nil {
+			return false
+		}
+		l.UnlockBucket(0)
+		return true
+	})
+	if _, ok, err := l.Budget(ctx); err != nil || ok {
+		t.Fatalf("Budget after the reset: ok=%v err=%v, want no budget stored", ok, err)
 	}
 }
 

@@ -167,7 +167,8 @@ func (l *Limiter) wait(ctx context.Context, b int, ticket string, w *waiter) err
 			l.mu.Unlock()
 			return nil
 		case statusExhausted:
-			return &BudgetError{Remaining: int(res.value), Reserve: l.cfg.BudgetReserve}
+			return &BudgetError{Remaining: int(res.value), Reserve: l.cfg.BudgetReserve,
+				ResetAfter: time.Duration(max(res.seq, 0)) * time.Millisecond}
 		}
 		sleep := l.pollDelay()
 		if res.value >= 0 && time.Duration(res.value)*time.Microsecond < sleep {

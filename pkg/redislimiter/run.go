@@ -17,7 +17,7 @@ const (
 type acquireResult struct {
 	status int
 	value  int64 // grant µs, wait µs (-1: not head), or remaining budget
-	seq    int64 // the ticket's arrival number in its bucket's queue
+	seq    int64 // the ticket's arrival number in its bucket's queue; exhausted: the budget's PTTL ms
 }
 
 // commonArgs are ARGV 1-9 of every script (see prelude).

@@ -145,8 +145,10 @@ end
 // ARGV 10 HoldTTL ms, 11 TicketTTL ms, 12 budget reserve.
 // Reply: {status, value, seq, epoch}; status 1 granted (value = grant µs),
 // 0 wait (value = µs until the bucket frees, -1 when not head), -1 budget
-// exhausted (value = remaining). Idempotent: a replay after a grant returns the
-// same grant without changing anything.
+// exhausted (value = remaining, seq = the budget key's PTTL in ms: until the
+// budget resets, -1 without an expiry). Idempotent: a replay after a grant
+// returns the same grant without changing anything; a refusal changes nothing
+// but the caller's own ticket.
 var acquireScript = redis.NewScript(prelude + `
 local holdttl, ticketttl, reserve = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local h = redis.call('HMGET', hold, 't', 'g', 's')
@@ -156,7 +158,7 @@ local rem = redis.call('HGET', budget, 'remaining')
 if rem and tonumber(rem) <= reserve then
   redis.call('ZREM', q, ticket)
   redis.call('ZREM', qd, ticket)
-  return {-1, rem, '0', epoch}
+  return {-1, rem, redis.call('PTTL', budget), epoch}
 end
 
 local purged = purge()
