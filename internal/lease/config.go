@@ -29,8 +29,24 @@ type Config struct {
 	RenewInterval time.Duration
 	// RenewDeadline: when no renew has succeeded within RenewDeadline of the
 	// moment the last successful one was sent, the session self-fences.
-	// Default 10 s. Must satisfy TTL > RenewDeadline > 1.2 x RenewInterval.
+	// Default 10 s. Must satisfy TTL > RenewDeadline > 1.2 x RenewInterval,
+	// and TTL > RenewDeadline / (1 - MaxClockDrift).
 	RenewDeadline time.Duration
+	// MaxClockDrift is the rate error of the local monotonic clock, against
+	// the Redis server's, that the timings must tolerate: a fraction d in
+	// [0, 1). The deadline is measured locally and the TTL on Redis, so a local
+	// clock running slow by d stretches RenewDeadline to RenewDeadline/(1-d)
+	// of real time; the holder still fences before Redis expires its member
+	// key iff TTL > RenewDeadline/(1-d). The clock's offset does not matter:
+	// the session only measures durations on it.
+	//
+	// Default 0.1 (zero means the default). Quartz and NTP slewing are off by
+	// well under 0.001; 0.1 leaves room for hosts whose clock misbehaves
+	// (overcommitted VMs, broken TSC) and for the fence timer firing late
+	// under load, and accepts the usual 2/3 deadline-to-TTL ratio (15 s / 10 s
+	// tolerates up to 1/3). It bounds rate, not pauses: a process paused past
+	// the TTL is not covered (the fencing token is).
+	MaxClockDrift float64
 
 	// TickInterval between reconcile passes of Run. Default 1 s.
 	TickInterval time.Duration
@@ -74,6 +90,7 @@ func DefaultConfig() Config {
 		TTL:           15 * time.Second,
 		RenewInterval: 2 * time.Second,
 		RenewDeadline: 10 * time.Second,
+		MaxClockDrift: 0.1,
 		TickInterval:  time.Second,
 		TickJitter:    250 * time.Millisecond,
 		MovesPerTick:  4,
@@ -100,8 +117,8 @@ func LocalConfig() Config {
 }
 
 // withDefaults fills zero fields from DefaultConfig. Only Prefix, WorkerID,
-// Logger and zero durations/counts are filled; DataLossGrace defaults to
-// TTL + RenewDeadline of the resulting config.
+// Logger, MaxClockDrift and zero durations/counts are filled; DataLossGrace
+// defaults to TTL + RenewDeadline of the resulting config.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Prefix == "" {
@@ -116,6 +133,9 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RenewDeadline, d.RenewDeadline)
 	setDur(&c.TickInterval, d.TickInterval)
 	setDur(&c.RevokeTimeout, d.RevokeTimeout)
+	if c.MaxClockDrift == 0 {
+		c.MaxClockDrift = d.MaxClockDrift
+	}
 	if c.MovesPerTick == 0 {
 		c.MovesPerTick = d.MovesPerTick
 	}
@@ -151,6 +171,11 @@ func (c Config) validate() error {
 		return bad("TTL", "%v must be a positive whole number of milliseconds", c.TTL)
 	case c.TTL <= c.RenewDeadline:
 		return bad("TTL", "%v must exceed RenewDeadline %v", c.TTL, c.RenewDeadline)
+	case !(c.MaxClockDrift >= 0 && c.MaxClockDrift < 1): // NaN too
+		return bad("MaxClockDrift", "%v must be in [0, 1)", c.MaxClockDrift)
+	case !fencesBeforeExpiry(c.TTL, c.RenewDeadline, c.MaxClockDrift):
+		return bad("TTL", "%v must exceed RenewDeadline/(1-MaxClockDrift) = %v/(1-%v) = %v: a holder whose clock runs %v%% slow would fence after Redis expired its lease",
+			c.TTL, c.RenewDeadline, c.MaxClockDrift, stretched(c.RenewDeadline, c.MaxClockDrift), 100*c.MaxClockDrift)
 	case float64(c.RenewDeadline) <= 1.2*float64(c.RenewInterval):
 		return bad("RenewDeadline", "%v must exceed 1.2 x RenewInterval %v", c.RenewDeadline, c.RenewInterval)
 	case c.TickInterval < 0:
@@ -167,4 +192,17 @@ func (c Config) validate() error {
 		return bad("RevokeTimeout", "%v is negative", c.RevokeTimeout)
 	}
 	return nil
+}
+
+// fencesBeforeExpiry reports whether a holder whose local clock runs slow by
+// the rate error drift still self-fences, RenewDeadline after sending its
+// last successful renew, before Redis (which ran that renew no earlier)
+// expires it ttl later: ttl > deadline/(1-drift).
+func fencesBeforeExpiry(ttl, deadline time.Duration, drift float64) bool {
+	return float64(ttl)*(1-drift) > float64(deadline)
+}
+
+// stretched is deadline on a clock slow by drift, in real time.
+func stretched(deadline time.Duration, drift float64) time.Duration {
+	return time.Duration(float64(deadline) / (1 - drift))
 }

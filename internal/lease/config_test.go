@@ -2,6 +2,7 @@ package lease
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,20 @@ func TestConfigValidation(t *testing.T) {
 		{"data-loss grace below ttl", func(c *Config) { c.DataLossGrace = c.TTL - time.Millisecond }, "DataLossGrace"},
 		{"data-loss grace equal ttl", func(c *Config) { c.DataLossGrace = c.TTL }, ""},
 		{"revoke timeout negative", func(c *Config) { c.RevokeTimeout = -1 }, "RevokeTimeout"},
+		// P7: TTL > RenewDeadline/(1-MaxClockDrift); 10s/(1-0.1) = 11.111s.
+		{"drift negative", func(c *Config) { c.MaxClockDrift = -0.01 }, "MaxClockDrift"},
+		{"drift one", func(c *Config) { c.MaxClockDrift = 1 }, "MaxClockDrift"},
+		{"drift above one", func(c *Config) { c.MaxClockDrift = 1.5 }, "MaxClockDrift"},
+		{"drift NaN", func(c *Config) { c.MaxClockDrift = math.NaN() }, "MaxClockDrift"},
+		{"drift zero gets the default", func(c *Config) { c.MaxClockDrift = 0; c.TTL = 11111 * time.Millisecond }, "TTL"},
+		{"ttl just below deadline/(1-drift)", func(c *Config) { c.TTL = 11111 * time.Millisecond }, "TTL"},
+		{"ttl just above deadline/(1-drift)", func(c *Config) { c.TTL = 11112 * time.Millisecond }, ""},
+		{"defaults tolerate drift 0.33", func(c *Config) { c.MaxClockDrift = 0.33 }, ""},
+		{"defaults reject drift 0.34", func(c *Config) { c.MaxClockDrift = 0.34 }, "TTL"},
+		{"local tolerates drift 0.33", func(c *Config) { *c = LocalConfig(); c.MaxClockDrift = 0.33 }, ""},
+		{"local rejects drift 0.5", func(c *Config) { *c = LocalConfig(); c.MaxClockDrift = 0.5 }, "TTL"},
+		{"tiny drift admits ttl near deadline", func(c *Config) { c.MaxClockDrift = 1e-4; c.TTL = 10002 * time.Millisecond }, ""},
+		{"tiny drift still needs ttl above deadline/(1-drift)", func(c *Config) { c.MaxClockDrift = 1e-4; c.TTL = 10001 * time.Millisecond }, "TTL"},
 		{"worker id with space", func(c *Config) { c.WorkerID = "a b" }, "WorkerID"},
 		{"worker id with brace", func(c *Config) { c.WorkerID = "a{b}" }, "WorkerID"},
 		{"worker id too long", func(c *Config) { c.WorkerID = strings.Repeat("x", 129) }, "WorkerID"},
@@ -55,6 +70,21 @@ func TestConfigValidation(t *testing.T) {
 				t.Fatalf("error %q does not name %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// Zero MaxClockDrift means the default (like the zero durations): a config
+// built without DefaultConfig still gets the drift check. validate itself
+// admits 0, the lower end of [0, 1).
+func TestMaxClockDriftZeroMeansDefault(t *testing.T) {
+	if got := (Config{}).withDefaults().MaxClockDrift; got != DefaultConfig().MaxClockDrift {
+		t.Fatalf("zero MaxClockDrift became %v, want the default %v", got, DefaultConfig().MaxClockDrift)
+	}
+	c := DefaultConfig()
+	c.MaxClockDrift = 0
+	c.TTL = c.RenewDeadline + time.Millisecond
+	if err := c.validate(); err != nil {
+		t.Fatalf("drift 0 with TTL just above RenewDeadline: %v", err)
 	}
 }
 
