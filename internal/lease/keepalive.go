@@ -26,26 +26,31 @@ type renewOutcome struct {
 // stop it and wait. Each renew runs on a helper goroutine owned by this loop
 // (it always waits for it), so the fence timer fires on time even while a
 // renew hangs on a paused or black-holed Redis.
+//
+// lastOK and every duration here are on s.clock, never mixed with time.Now,
+// so an offset of the local clock is harmless; its rate error is bounded by
+// Config.MaxClockDrift, which validate checks against TTL.
 func (s *Session) keepAlive(lastOK time.Time) {
 	defer close(s.exited)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fence := time.NewTimer(time.Until(lastOK.Add(s.cfg.RenewDeadline)))
+	fence := s.clock.NewTimer(s.clock.Until(lastOK.Add(s.cfg.RenewDeadline)))
 	defer fence.Stop()
-	next := time.NewTimer(s.cfg.RenewInterval)
+	next := s.clock.NewTimer(s.cfg.RenewInterval)
 	defer next.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-fence.C:
+		case <-fence.C():
 			s.finish(ErrSelfFenced)
 			return
-		case <-next.C:
+		case <-next.C():
 		}
-		sent := time.Now()
+		sent := s.clock.Now()
 		result := make(chan renewOutcome, 1)
-		callCtx, callCancel := context.WithDeadline(ctx, lastOK.Add(s.cfg.RenewDeadline))
+		// A timeout, not a deadline: a context deadline is on time.Now.
+		callCtx, callCancel := context.WithTimeout(ctx, s.clock.Until(lastOK.Add(s.cfg.RenewDeadline)))
 		go func() { result <- s.renewOnce(callCtx) }()
 		var out renewOutcome
 		select {
@@ -54,7 +59,7 @@ func (s *Session) keepAlive(lastOK time.Time) {
 			callCancel()
 			<-result
 			return
-		case <-fence.C:
+		case <-fence.C():
 			s.finish(ErrSelfFenced)
 			callCancel()
 			<-result
@@ -64,18 +69,18 @@ func (s *Session) keepAlive(lastOK time.Time) {
 		switch {
 		case out.err != nil:
 			s.log.Warn("lease: renew", slog.Any("error", out.err),
-				slog.Duration("fence_in", time.Until(lastOK.Add(s.cfg.RenewDeadline))))
+				slog.Duration("fence_in", s.clock.Until(lastOK.Add(s.cfg.RenewDeadline))))
 		case out.gone:
 			s.finish(ErrExpired)
 			return
 		default:
 			lastOK = sent
-			fence.Reset(time.Until(lastOK.Add(s.cfg.RenewDeadline)))
+			fence.Reset(s.clock.Until(lastOK.Add(s.cfg.RenewDeadline)))
 			if out.view != nil {
 				s.publish(out.view)
 			}
 		}
-		next.Reset(s.cfg.RenewInterval - time.Since(sent))
+		next.Reset(s.cfg.RenewInterval - s.clock.Since(sent))
 	}
 }
 

@@ -98,7 +98,7 @@ type reconciler struct {
 	shards     []ShardKey
 	assignKey  string // layout version + eligible members of the cached assignment
 	assignment map[ShardKey]string
-	graceUntil time.Time // local clock: no claims before
+	graceUntil time.Time // on s.clock: no claims before
 	noLayout   bool      // logged once
 }
 
@@ -127,7 +127,7 @@ func (r *reconciler) tick(ctx context.Context) {
 			_ = r.revoke(ctx, l, true)
 		}
 	}
-	if time.Now().Before(r.graceUntil) {
+	if r.s.clock.Now().Before(r.graceUntil) {
 		return
 	}
 	var want []ShardKey
@@ -224,7 +224,7 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 			case c.err == nil && c.lease != nil:
 				r.h.Acquired(c.lease.Context(), c.lease, c.state)
 			case errors.As(c.err, &ge):
-				r.graceUntil = time.Now().Add(ge.Remaining)
+				r.graceUntil = r.s.clock.Now().Add(ge.Remaining)
 				r.s.log.Info("lease: data-loss grace; not claiming", slog.Duration("remaining", ge.Remaining))
 				return
 			}

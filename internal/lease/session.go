@@ -27,6 +27,7 @@ import (
 type Session struct {
 	client redis.UniversalClient
 	cfg    Config
+	clock  clock // local durations that safety rests on; realClock outside tests
 	keys   Keys
 	log    *slog.Logger
 	info   string // member key value (JSON MemberInfo)
@@ -73,12 +74,25 @@ type Member struct {
 // does not depend on it (it is timer driven), but Close and Orphan wait for an
 // in-flight renew.
 func NewSession(ctx context.Context, client redis.UniversalClient, cfg Config) (*Session, error) {
+	return newSessionHooked(ctx, client, cfg, sessionHooks{})
+}
+
+// sessionHooks are seams for tests in this package; NewSession uses none.
+type sessionHooks struct {
+	clock          clock // nil: realClock
+	skipValidation bool  // negative controls only: run timings validate rejects
+}
+
+func newSessionHooked(ctx context.Context, client redis.UniversalClient, cfg Config, h sessionHooks) (*Session, error) {
 	if client == nil {
 		return nil, &ConfigError{Field: "client", Reason: "nil redis client"}
 	}
 	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(); err != nil && !h.skipValidation {
 		return nil, err
+	}
+	if h.clock == nil {
+		h.clock = realClock{}
 	}
 	info := cfg.Info
 	info.ID = cfg.WorkerID
@@ -90,6 +104,7 @@ func NewSession(ctx context.Context, client redis.UniversalClient, cfg Config) (
 	s := &Session{
 		client: client,
 		cfg:    cfg,
+		clock:  h.clock,
 		keys:   NewKeys(cfg.Prefix),
 		log:    cfg.Logger.With(slog.String("worker_id", cfg.WorkerID)),
 		info:   string(infoJSON),
@@ -100,7 +115,7 @@ func NewSession(ctx context.Context, client redis.UniversalClient, cfg Config) (
 		viewCh: make(chan struct{}, 1),
 	}
 	s.memKey = s.keys.Member(cfg.WorkerID)
-	sent := time.Now()
+	sent := s.clock.Now()
 	if err := s.register(ctx); err != nil {
 		return nil, err
 	}
