@@ -45,6 +45,14 @@ type Config struct {
 	LimiterOptions []redislimiter.ConfigOpt
 	// BudgetReserve: identifies stop when the fleet's daily budget is at this floor. Default 10.
 	BudgetReserve int
+	// BudgetResetMargin is added to the budget's reset time before a shard
+	// stopped at the floor is re-checked, so Discord has reset it by then.
+	// Default 1 s.
+	BudgetResetMargin time.Duration
+	// BudgetRecheck is how often shards stopped at the budget floor are
+	// re-checked when the reset time is unknown, or reading Discord's budget
+	// failed; it also bounds that read. Default 1 min.
+	BudgetRecheck time.Duration
 
 	// APIURL is Discord's REST base. Default gateway.DefaultAPIURL.
 	APIURL string
@@ -74,15 +82,17 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Logger:          slog.Default(),
-		KeyPrefix:       lease.DefaultPrefix,
-		Lease:           lease.DefaultConfig(),
-		IdentifyWindow:  5 * time.Second,
-		IdentifyMargin:  250 * time.Millisecond,
-		BudgetReserve:   10,
-		ShutdownTimeout: 10 * time.Second,
-		APIURL:          gateway.DefaultAPIURL,
-		HTTPClient:      http.DefaultClient,
+		Logger:            slog.Default(),
+		KeyPrefix:         lease.DefaultPrefix,
+		Lease:             lease.DefaultConfig(),
+		IdentifyWindow:    5 * time.Second,
+		IdentifyMargin:    250 * time.Millisecond,
+		BudgetReserve:     10,
+		BudgetResetMargin: time.Second,
+		BudgetRecheck:     time.Minute,
+		ShutdownTimeout:   10 * time.Second,
+		APIURL:            gateway.DefaultAPIURL,
+		HTTPClient:        http.DefaultClient,
 	}
 }
 
@@ -107,6 +117,10 @@ func (c *Config) validate() error {
 		return &ConfigError{"IdentifyMargin", "is negative"}
 	case c.BudgetReserve < 0:
 		return &ConfigError{"BudgetReserve", "is negative"}
+	case c.BudgetResetMargin < 0:
+		return &ConfigError{"BudgetResetMargin", "is negative"}
+	case c.BudgetRecheck <= 0:
+		return &ConfigError{"BudgetRecheck", "must be positive"}
 	case c.ShutdownTimeout <= 0:
 		return &ConfigError{"ShutdownTimeout", "must be positive"}
 	case c.StatusInterval < 0:

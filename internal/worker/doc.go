@@ -27,6 +27,14 @@
 // records a split of the shard in the fleet layout (lease.Session.SplitShard);
 // the leases then follow the new layout.
 //
+// The identify budget: a shard refused an IDENTIFY permit because the fleet's
+// daily session_start_limit is at its reserve floor stops the same way (it
+// keeps its lease, status "budget_floor"), but not for good: one worker-wide
+// timer fires when the budget resets (redislimiter.BudgetError.ResetAfter,
+// plus Config.BudgetResetMargin; every Config.BudgetRecheck when unknown),
+// reads Discord's budget again (GET /gateway/bot), stores it, and reopens the
+// stopped shards, which IDENTIFY through the limiter again (budget.go).
+//
 // It is not for: deciding who owns what (internal/lease), the gateway
 // protocol (pkg/gateway), or process concerns such as flags, signals and HTTP
 // (cmd/worker).

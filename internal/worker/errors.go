@@ -10,7 +10,8 @@ var (
 	ErrTokenRejected = errors.New("worker: bot token rejected by Discord (4004)")
 	// ErrBudgetFloor: a shard's identify permit was refused because the
 	// fleet's daily identify budget is at its reserve floor. The shard stops
-	// (it keeps its lease, status "fatal") instead of retrying.
+	// instead of retrying (it keeps its lease, status "budget_floor") and is
+	// reopened once the budget resets.
 	ErrBudgetFloor = errors.New("worker: identify budget at its reserve floor")
 )
 

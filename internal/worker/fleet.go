@@ -29,6 +29,17 @@ type shardRun struct {
 	// Guarded by Worker.mu.
 	fatal   error
 	revoked bool // Revoke took it: its end is a handoff, not a loss
+	// Stopped at the identify budget floor (see budget.go): why, whether the
+	// stop has completed, when to re-check, and how many such stops there
+	// were (openShard gives up its retries once one happened).
+	floor        error
+	floorStopped bool
+	floorCheckAt time.Time
+	floorGen     uint64
+
+	// reopen is signalled (buffer 1) by the budget loop: the budget has
+	// reset, open the shard again. Only runShard receives from it.
+	reopen chan struct{}
 }
 
 // add hands one dispatch to the shard's writer. READY starts a new session.
@@ -99,7 +110,7 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 		return 0, 0, fmt.Errorf("identify limiter: %w", err)
 	}
 	if budget != nil {
-		if err := w.limiter.SetBudget(ctx, budget.Remaining, budget.ResetAfterDuration()); err != nil {
+		if err := w.storeBudget(ctx, *budget); err != nil {
 			w.log.Warn("store identify budget", "err", err)
 		}
 	}
@@ -111,6 +122,7 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 func (w *Worker) serveSessions(ctx context.Context, session *lease.Session, keys lease.Keys) error {
 	statusCtx, stopStatus := context.WithCancel(context.Background())
 	w.wg.Go(func() { w.statusLoop(statusCtx) })
+	w.wg.Go(func() { w.budgetLoop(statusCtx) })
 	defer func() {
 		stopStatus()
 		w.wg.Wait()
@@ -241,7 +253,8 @@ func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, 
 func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.ShardState) {
 	key := l.Key()
 	w.m.leasesWon.Inc()
-	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL}
+	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL,
+		reopen: make(chan struct{}, 1)}
 	run.writer = w.sink.Open(key, eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, eventsink.Rejections{
 		// While the lease lives here, a fenced write means Redis lost the
 		// lease key and the session has not re-asserted it yet: keep the
@@ -261,9 +274,14 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 }
 
 // runShard opens the shard, then waits for its lease to end and stops it.
+// Meanwhile it reopens the shard each time the budget loop says the identify
+// budget has reset after a stop at its floor: with no session (the stopped
+// shard was about to IDENTIFY, so it had none to resume).
 func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 	w.openShard(run, state)
-	<-run.lease.Done()
+	for w.waitReopen(run) {
+		w.openShard(run, gateway.ShardState{})
+	}
 	w.stopLost(run)
 	w.mu.Lock()
 	if w.shards[run.key] == run {
@@ -272,19 +290,39 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 	w.mu.Unlock()
 }
 
+// waitReopen waits until the shard's lease ends (false) or the budget loop
+// asks for the shard to be reopened (true).
+func (w *Worker) waitReopen(run *shardRun) bool {
+	select {
+	case <-run.lease.Done():
+		return false
+	default:
+	}
+	select {
+	case <-run.lease.Done():
+		return false
+	case <-run.reopen:
+		return true
+	}
+}
+
 // openShard opens the shard while its lease lives. An open that fails for a
 // reason that may pass (a stale gateway of the same ID still closing, a
 // connection that failed with auto-reconnect off...) is retried with capped
 // backoff, so a leased shard never stays "opening" for good; a fatal close or
-// the budget floor stops it loudly instead.
+// the budget floor stops it loudly instead (and from the floor, only the
+// budget loop reopens it: this call returns).
 func (w *Worker) openShard(run *shardRun, state gateway.ShardState) {
 	ctx := run.lease.Context()
+	w.mu.RLock()
+	floorGen := run.floorGen
+	w.mu.RUnlock()
 	backoff := openRetryMin
 	for attempt := 0; ; attempt++ {
 		w.mu.RLock()
-		fatal := run.fatal
+		stopped := run.fatal != nil || run.floorGen != floorGen
 		w.mu.RUnlock()
-		if fatal != nil {
+		if stopped {
 			return
 		}
 		if attempt > 0 {
@@ -298,7 +336,8 @@ func (w *Worker) openShard(run *shardRun, state gateway.ShardState) {
 		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved), errors.Is(err, gateway.ErrClosed):
 			// Removed or closed by this worker while opening: handed off,
 			// stopped by a fatal close or the budget floor, refused by the
-			// sink (a fenced write: the lease is going). Not ours to reopen.
+			// sink (a fenced write: the lease is going). Not ours to reopen
+			// (from the budget floor, the budget loop reopens it).
 			return
 		case gateway.IsFatal(err):
 			w.fatalClose(run.key, err)
@@ -338,33 +377,6 @@ func (w *Worker) resumePoint(ctx context.Context, key lease.ShardKey, state gate
 	}
 	state.Sequence = rec.Sequence
 	return state
-}
-
-// budgetFloor stops a shard whose identify permit was refused because the
-// fleet's daily budget is at its reserve floor: retrying would only spin
-// (and, past the floor, risk the token). The shard keeps its lease and shows
-// "fatal" with the reason in its status until the worker is restarted. It
-// may run on a gateway goroutine, so the stop runs on one of the worker's.
-func (w *Worker) budgetFloor(shardID int, err error) {
-	var run *shardRun
-	w.mu.Lock()
-	for key, r := range w.shards {
-		if key.ID == shardID && r.fatal == nil {
-			r.fatal = fmt.Errorf("%w: %w", ErrBudgetFloor, err)
-			run = r
-		}
-	}
-	w.mu.Unlock()
-	if run == nil {
-		return // already stopped
-	}
-	w.log.Error("identify budget at its reserve floor: the shard stops identifying until restarted",
-		"shard_id", shardID, "shard_count", run.key.Count, "err", err)
-	w.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, _ = w.mgr.HandoffShard(ctx, shardID)
-	})
 }
 
 // stopLost stops a shard whose lease ended without a handoff: at once,

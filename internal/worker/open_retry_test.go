@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,24 +58,150 @@ func TestFleetRetriesAFailedOpen(t *testing.T) {
 }
 
 // A shard refused an identify permit because the daily budget is at its
-// floor stops, loudly, instead of reconnecting to ask again and again.
+// floor stops, loudly, instead of reconnecting to ask again and again. While
+// Discord's budget stays at the floor, every re-check reads it again (here
+// first after BudgetRecheck, the stored budget having no expiry, then after
+// each reset_after Discord reports) and leaves the shard stopped: no
+// connection, no IDENTIFY, no spin.
 func TestFleetStopsAtTheBudgetFloor(t *testing.T) {
-	h := newHarness(t, 1, gatewaytest.WithSessionStartLimit(5, time.Hour))
+	const resetAfter = 300 * time.Millisecond
+	h := newHarness(t, 1, gatewaytest.WithSessionStartLimit(5, resetAfter)) // 5 < reserve 10 after every reset
+	// A budget stored by hand, without an expiry (pkg/redislimiter's layout):
+	// the refusal cannot say when it resets.
+	if err := h.redis.Client(t).HSet(context.Background(), testPrefix+"idf:budget", "remaining", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
 	cfg := h.config("w1", 1)
-	cfg.ShardCount, cfg.MaxConcurrency = 0, 0 // discover, which seeds the budget (5 < reserve 10)
+	cfg.BudgetRecheck, cfg.BudgetResetMargin = 250*time.Millisecond, 50*time.Millisecond
+	gets := countGatewayBot(&cfg)
 	w1 := h.start(cfg)
-	eventually(t, "the shard reported fatal for the budget floor", 20*time.Second, func() bool {
+	eventually(t, "the shard reported at the budget floor", 20*time.Second, func() bool {
 		ss := w1.w.Status().Shards
-		return len(ss) == 1 && ss[0].Status == "fatal" && strings.Contains(ss[0].Error, "budget")
+		return len(ss) == 1 && ss[0].Status == "budget_floor" && strings.Contains(ss[0].Error, "budget") &&
+			strings.Contains(ss[0].Error, "next check")
 	})
 	eventually(t, "the shard's connection closed", 10*time.Second, func() bool { return h.fake.Stats().Connections == 0 })
-	before := len(h.fake.Closes())
-	// A quiet period many reconnect backoffs long: nothing may reconnect in it.
-	time.Sleep(time.Second)
+	before, getsBefore := len(h.fake.Closes()), gets.Load()
+	// A quiet period many reconnect backoffs and several re-checks long:
+	// nothing may reconnect in it, and the re-checks must not spin.
+	time.Sleep(1500 * time.Millisecond)
 	if after := len(h.fake.Closes()); after != before || h.fake.Stats().Connections != 0 {
 		t.Errorf("connections kept coming after the budget floor (closes %d -> %d): a reconnect loop", before, after)
 	}
 	if st := h.fake.Stats(); st.Identifies != 0 {
 		t.Errorf("%d identifies below the budget floor", st.Identifies)
 	}
+	// One GET per re-check: every 250-350 ms, so about 5 in 1.5 s.
+	if n := gets.Load() - getsBefore; n < 2 || n > 12 {
+		t.Errorf("%d reads of Discord's budget in 1.5 s of re-checks every 250-350 ms", n)
+	}
+	if ss := w1.w.Status().Shards; len(ss) != 1 || ss[0].Status != "budget_floor" {
+		t.Errorf("after the re-checks: %+v, want the shard still at the budget floor", ss)
+	}
 }
+
+// A shard stopped at the budget floor comes back by itself once Discord's
+// budget resets, without a restart and without an IDENTIFY before the reset:
+// shard 1 refused while opening (shard 0 took the last start above the
+// floor), then shard 0 refused while re-identifying after an invalid session.
+func TestFleetReopensAfterTheBudgetResets(t *testing.T) {
+	const resetAfter = 2500 * time.Millisecond
+	// 11 starts with reserve 10: one IDENTIFY per reset.
+	h := newHarness(t, 2, gatewaytest.WithSessionStartLimit(11, resetAfter))
+	cfg := h.config("w1", 2)
+	cfg.ShardCount, cfg.MaxConcurrency = 0, 0 // discover, which seeds the budget
+	cfg.BudgetRecheck, cfg.BudgetResetMargin = 250*time.Millisecond, 50*time.Millisecond
+	w1 := h.start(cfg)
+	status := func(id int) ShardStatus {
+		for _, s := range w1.w.Status().Shards {
+			if s.ID == id {
+				return s
+			}
+		}
+		return ShardStatus{}
+	}
+	eventually(t, "shard 0 READY and shard 1 at the budget floor", 20*time.Second, func() bool {
+		return status(0).Status == "ready" && status(1).Status == "budget_floor"
+	})
+	if !strings.Contains(status(1).Error, "resets in") {
+		t.Errorf("shard 1's status error %q does not say when the budget resets", status(1).Error)
+	}
+	closes1 := shardCloses(h.fake, 1)
+	eventually(t, "shard 1 READY after the reset", 20*time.Second, func() bool { return readyShards(w1) == 2 })
+	checkIdentifiedAfterResets(t, h.fake, resetAfter, 2)
+	// Refused reopens would each cost a connection; a reconnect loop many.
+	if n := shardCloses(h.fake, 1) - closes1; n > 2 {
+		t.Errorf("%d connections of shard 1 closed while it waited for the reset: a reconnect loop", n)
+	}
+
+	// Shard 1 took the new window's last start above the floor: shard 0,
+	// made to IDENTIFY again, is refused on its reconnect and waits too.
+	if h.fake.InvalidateSession(0, false) != 1 {
+		t.Fatal("no session of shard 0 to invalidate")
+	}
+	eventually(t, "shard 0 at the budget floor", 20*time.Second, func() bool { return status(0).Status == "budget_floor" })
+	eventually(t, "shard 0 READY after the next reset", 20*time.Second, func() bool { return readyShards(w1) == 2 })
+	checkIdentifiedAfterResets(t, h.fake, resetAfter, 3)
+	select {
+	case err := <-w1.done:
+		t.Fatalf("Run returned (%v): the shards came back by a restart", err)
+	default:
+	}
+	b, ok, err := w1.w.limiter.Budget(context.Background())
+	if err != nil || !ok || b.Remaining != 10 {
+		t.Errorf("stored budget %+v (ok=%v, err=%v), want Discord's 11 minus the IDENTIFY since the reset", b, ok, err)
+	}
+}
+
+// checkIdentifiedAfterResets checks the fake's IDENTIFYs: want of them, no
+// pacing violation, no token reset, and each one at least resetAfter after
+// the one before (each window of the budget allows one above the floor).
+func checkIdentifiedAfterResets(t *testing.T, fake *gatewaytest.Server, resetAfter time.Duration, want int) {
+	t.Helper()
+	ids := fake.Identifies()
+	if len(ids) != want {
+		t.Fatalf("%d identifies, want %d: %+v", len(ids), want, ids)
+	}
+	for i := 1; i < len(ids); i++ {
+		if gap := ids[i].Time.Sub(ids[i-1].Time); gap < resetAfter {
+			t.Errorf("IDENTIFY of shard %d only %v after the previous one, before the budget reset (%v)",
+				ids[i].ShardID, gap, resetAfter)
+		}
+	}
+	if st := fake.Stats(); st.IdentifyViolations != 0 || st.TokenResets != 0 || st.DuplicateSessions != 0 ||
+		st.SessionStartRemaining != 10 {
+		t.Errorf("fake after the reset: %+v; want no violation, no token reset, 10 starts left", st)
+	}
+}
+
+func shardCloses(fake *gatewaytest.Server, shardID int) int {
+	n := 0
+	for _, c := range fake.Closes() {
+		if c.ShardID == shardID {
+			n++
+		}
+	}
+	return n
+}
+
+// countGatewayBot makes cfg's HTTP client count its GET /gateway/bot requests.
+func countGatewayBot(cfg *Config) *atomic.Int64 {
+	n := new(atomic.Int64)
+	base := cfg.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c := *cfg.HTTPClient
+	c.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/gateway/bot") {
+			n.Add(1)
+		}
+		return base.RoundTrip(r)
+	})
+	cfg.HTTPClient = &c
+	return n
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

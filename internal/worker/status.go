@@ -16,9 +16,13 @@ import (
 
 // ShardStatus is one shard as its worker sees it.
 type ShardStatus struct {
-	ID         int     `json:"shard_id"`
-	Count      int     `json:"shard_count"`
-	Status     string  `json:"status"` // gateway status ("ready", "resuming"...), "opening" or "fatal"
+	ID    int `json:"shard_id"`
+	Count int `json:"shard_count"`
+	// Status is the gateway status ("ready", "resuming"...), "opening",
+	// "budget_floor" (stopped at the identify budget's reserve floor until it
+	// resets; Error says why and when it is checked next) or "fatal" (stopped
+	// by a fatal close until the worker is restarted).
+	Status     string  `json:"status"`
 	LatencyMS  float64 `json:"latency_ms"`
 	LeaseToken uint64  `json:"lease_token,omitempty,string"`
 	Error      string  `json:"error,omitempty"`
@@ -59,6 +63,13 @@ func (w *Worker) shardStatuses() []ShardStatus {
 			if g := w.mgr.Shard(key.ID); g != nil && g.ShardCount() == key.Count {
 				s = gatewayStatus(key.ID, g)
 				s.LeaseToken = run.lease.Token()
+			}
+			if run.floor != nil {
+				s.Status, s.Error = "budget_floor", run.floor.Error()
+				if run.floorStopped {
+					s.Error += "; reopens once the budget resets, next check at " +
+						run.floorCheckAt.UTC().Format(time.RFC3339)
+				}
 			}
 			if run.fatal != nil {
 				s.Status, s.Error = "fatal", run.fatal.Error()

@@ -37,7 +37,11 @@ type Worker struct {
 	fatalErr error                        // token rejected: open nothing more
 	runErr   error                        // why Run could not start, for /status
 
-	wg      sync.WaitGroup // the status loop, splits, local opens
+	// budgetWake (buffer 1) tells the budget loop that a shard stopped at
+	// the identify budget floor (see budget.go).
+	budgetWake chan struct{}
+
+	wg      sync.WaitGroup // the status and budget loops, splits, budget-floor stops, local opens
 	shardWG sync.WaitGroup // fleet shard goroutines (runShard)
 	events  atomic.Uint64
 	mgrSet  atomic.Bool
@@ -48,7 +52,8 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, started: time.Now(), shards: map[lease.ShardKey]*shardRun{}}
+	w := &Worker{cfg: cfg, started: time.Now(), shards: map[lease.ShardKey]*shardRun{},
+		budgetWake: make(chan struct{}, 1)}
 	w.log = cfg.Logger.With("worker_id", cfg.WorkerID)
 	w.m = newMetrics(w)
 	return w, nil
