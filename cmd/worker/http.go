@@ -29,7 +29,12 @@ type httpServer struct {
 //	          orchestrator does not restart it into an identify loop)
 //	/readyz   200 when every owned shard is READY and, in fleet mode, the lease
 //	          session is alive; else 503 with the reason
-//	/status   JSON: {"worker": this worker, "fleet": every worker read from Redis}
+//	/status   JSON: {"worker": this worker, "fleet": every worker read from Redis};
+//	          a shard's "status" is its gateway's ("ready", "resuming"...),
+//	          "opening", "budget_floor" (stopped at the identify budget's
+//	          reserve floor until it resets: it reopens by itself) or "fatal"
+//	          (a fatal close: stopped until the worker restarts); see
+//	          worker.ShardStatus
 //	/metrics  Prometheus
 func newHandler(w *worker.Worker, client redis.UniversalClient, prefix string) http.Handler {
 	mux := http.NewServeMux()
