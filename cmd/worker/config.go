@@ -183,7 +183,7 @@ func settings(c *Config) []setting {
 		{"identify-budget-reserve", "IDENTIFY_BUDGET_RESERVE", "10", "fleet mode: stop identifying when the daily session-start budget falls to this", false, bind(integer(&c.BudgetReserve))},
 		{"lease-ttl", "LEASE_TTL", "15s", "fleet mode: lifetime of a worker's membership and leases", false, bind(dur(&c.LeaseTTL))},
 		{"lease-renew-interval", "LEASE_RENEW_INTERVAL", "2s", "fleet mode: how often the membership is renewed", false, bind(dur(&c.LeaseRenewInterval))},
-		{"lease-renew-deadline", "LEASE_RENEW_DEADLINE", "", "fleet mode: stop shards when no renew succeeded for this long (default 2/3 of LEASE_TTL)", false, bind(dur(&c.LeaseRenewDeadline))},
+		{"lease-renew-deadline", "LEASE_RENEW_DEADLINE", "", "fleet mode: stop shards when no renew succeeded for this long (default 2/3 of LEASE_TTL; must be below 0.9 x LEASE_TTL)", false, bind(dur(&c.LeaseRenewDeadline))},
 		{"event-stream-maxlen", "EVENT_STREAM_MAXLEN", "1000000", "approximate cap of the event stream (MAXLEN ~); 0 = uncapped", false,
 			bind(func(v string) error {
 				n, err := strconv.ParseInt(v, 10, 64)
@@ -398,10 +398,13 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 	if c.LeaseRenewDeadline == 0 {
 		c.LeaseRenewDeadline = c.LeaseTTL * 2 / 3
 	}
-	// Self-fencing needs: TTL > renew deadline > 1.2 x renew interval (DESIGN.md).
-	if c.LeaseRenewDeadline >= c.LeaseTTL {
+	// Self-fencing needs TTL > renew deadline > 1.2 x renew interval, and the
+	// deadline, measured on a local clock up to lease MaxClockDrift slow,
+	// must still end before Redis expires the TTL (internal/lease Config).
+	if drift := lease.DefaultConfig().MaxClockDrift; float64(c.LeaseTTL)*(1-drift) <= float64(c.LeaseRenewDeadline) {
 		return bad("LEASE_RENEW_DEADLINE (-lease-renew-deadline)", c.LeaseRenewDeadline.String(),
-			"must be below LEASE_TTL ("+c.LeaseTTL.String()+")")
+			fmt.Sprintf("must be below LEASE_TTL x %v (%v), so that a worker whose clock runs %v%% slow still stops its shards before its lease expires",
+				1-drift, time.Duration(float64(c.LeaseTTL)*(1-drift)), 100*drift))
 	}
 	if float64(c.LeaseRenewDeadline) <= 1.2*float64(c.LeaseRenewInterval) {
 		return bad("LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval.String(),

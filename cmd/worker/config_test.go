@@ -42,6 +42,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"log level", nil, append(tok, "LOG_LEVEL", "loud"), "LOG_LEVEL"},
 		{"http addr", nil, append(tok, "HTTP_ADDR", "8080"), "HTTP_ADDR"},
 		{"deadline over ttl", nil, append(tok, "LEASE_TTL", "1s", "LEASE_RENEW_DEADLINE", "2s"), "LEASE_RENEW_DEADLINE"},
+		{"deadline within clock drift of ttl", nil, append(tok, "LEASE_TTL", "3s", "LEASE_RENEW_DEADLINE", "2900ms"), "LEASE_RENEW_DEADLINE"},
 		{"renew too slow", nil, append(tok, "LEASE_TTL", "3s", "LEASE_RENEW_INTERVAL", "2s"), "LEASE_RENEW_INTERVAL"},
 		{"zero window", nil, append(tok, "IDENTIFY_WINDOW", "0s"), "IDENTIFY_WINDOW"},
 		{"negative maxlen", nil, append(tok, "EVENT_STREAM_MAXLEN", "-5"), "EVENT_STREAM_MAXLEN"},
