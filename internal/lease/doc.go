@@ -13,8 +13,18 @@
 // Self-fencing: when no renew has succeeded within RenewDeadline of the moment
 // the last successful renew was sent (measured on the local monotonic clock),
 // the session closes every lease's Done channel and its own, before the TTL can
-// let anyone else claim. TTL > RenewDeadline > 1.2 x RenewInterval is enforced by
-// [NewSession].
+// let anyone else claim. [NewSession] enforces TTL > RenewDeadline > 1.2 x
+// RenewInterval and TTL > RenewDeadline / (1 - MaxClockDrift).
+//
+// Clock independence: the TTL runs on the Redis server, the deadline on the
+// worker's clock, and the session only measures durations on that clock, so
+// its offset (wall time an hour wrong) does not matter. Its rate does: a clock
+// slow by a fraction d stretches RenewDeadline to RenewDeadline/(1-d) of real
+// time, hence the second rule. MaxClockDrift (default 0.1; 15 s / 10 s
+// tolerates up to 1/3) is the rate error the timings must absorb, relative to
+// the Redis server's expiry clock, which Redis takes from its wall clock: a
+// step of the Redis host's clock is not covered, nor is a pause of the worker
+// process (the fencing token is what stops a paused holder's writes).
 //
 // [Assign] says who should own each shard (rendezvous hashing with a load cap);
 // the lease says who does. [Session.Run] reconciles the two: it claims the
