@@ -189,13 +189,19 @@ func (c *connection) result(readErr error) (error, CloseAction) {
 	c.mu.Lock()
 	cause, action := c.cause, c.action
 	c.mu.Unlock()
-	if cause != nil {
-		return cause, action
-	}
 	var wce websocket.CloseError
 	if errors.As(readErr, &wce) {
+		// The peer's close frame is the truer reason when the client's own
+		// cause is only a write that failed because that close tore the
+		// socket down (a heartbeat racing the close), and always when the
+		// code is fatal: a 4004 must stop the shard, not be RESUMEd over.
 		ce := &CloseError{Code: int(wce.Code), Reason: wce.Reason}
-		return ce, ce.Action()
+		if cause == nil || errors.Is(cause, errWriteFailed) || ce.Action() == ActionStop {
+			return ce, ce.Action()
+		}
+	}
+	if cause != nil {
+		return cause, action
 	}
 	if c.run.ctx.Err() != nil {
 		return ErrClosed, ActionResume
@@ -218,7 +224,7 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 	wctx, cancel := context.WithTimeout(c.readCtx, c.g.cfg.CloseTimeout)
 	defer cancel()
 	if err := c.ws.Write(wctx, websocket.MessageText, payload); err != nil {
-		return fmt.Errorf("write: %w", err)
+		return fmt.Errorf("%w: %w", errWriteFailed, err)
 	}
 	return nil
 }

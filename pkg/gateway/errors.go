@@ -27,6 +27,10 @@ var (
 	// ErrInvalidConfig: the configuration given to New is invalid; the error
 	// is a *ConfigError naming the field.
 	ErrInvalidConfig = errors.New("gateway: invalid config")
+
+	// errWriteFailed marks a websocket write that failed: the socket is
+	// broken, and a close frame the read loop got meanwhile says why.
+	errWriteFailed = errors.New("write")
 )
 
 // ConfigError is an invalid configuration field, found by New and returned

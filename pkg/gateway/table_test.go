@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestCloseCodeAction is reference §5's table, code by code.
@@ -112,4 +114,50 @@ func TestSendLimiterSlidingWindow(t *testing.T) {
 			t.Fatalf("log holds %d entries: it must be pruned", len(l.sent))
 		}
 	})
+}
+
+// TestConnectionResultPrefersThePeersClose pins how a connection's end is
+// told: the client's own cause wins over the echo of its close, but not over a
+// close frame the peer sent when the cause is only a write the close broke (a
+// heartbeat racing a 4012 once RESUMEd over a fatal close), nor over a fatal
+// code.
+func TestConnectionResultPrefersThePeersClose(t *testing.T) {
+	peer := func(code int) error {
+		return fmt.Errorf("received close frame: %w", websocket.CloseError{Code: websocket.StatusCode(code), Reason: "test"})
+	}
+	brokenWrite := fmt.Errorf("heartbeat: %w: %w", errWriteFailed, errors.New("use of closed network connection"))
+	budget := fmt.Errorf("identify permit: %w", errors.New("budget exhausted"))
+	cases := []struct {
+		name       string
+		cause      error
+		action     CloseAction
+		readErr    error
+		wantCode   int // -1: not a *CloseError
+		wantAction CloseAction
+		wantCause  error // with wantCode -1: errors.Is(err, wantCause)
+	}{
+		{"fatal close beats a broken heartbeat write", brokenWrite, ActionResume, peer(4012), 4012, ActionStop, nil},
+		{"resumable close beats a broken write", brokenWrite, ActionResume, peer(4009), 4009, ActionReidentify, nil},
+		{"fatal close beats a zombie verdict", ErrZombie, ActionResume, peer(4004), 4004, ActionStop, nil},
+		{"own zombie close echoed", ErrZombie, ActionResume, peer(4000), -1, ActionResume, ErrZombie},
+		{"own op 9 verdict echoed", ErrInvalidSession, ActionReidentify, peer(4901), -1, ActionReidentify, ErrInvalidSession},
+		{"limiter refusal echoed keeps its error", budget, ActionResume, peer(4901), -1, ActionResume, budget},
+		{"broken write, no close frame", brokenWrite, ActionResume, errors.New("EOF"), -1, ActionResume, errWriteFailed},
+		{"peer close, no cause", nil, ActionResume, peer(4011), 4011, ActionStop, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &connection{run: &run{ctx: context.Background()}, cause: tc.cause, action: tc.action}
+			err, action := c.result(tc.readErr)
+			if got := CloseStatus(err); got != tc.wantCode {
+				t.Fatalf("result: %v (close code %d), want code %d", err, got, tc.wantCode)
+			}
+			if action != tc.wantAction {
+				t.Fatalf("action %s, want %s", action, tc.wantAction)
+			}
+			if tc.wantCause != nil && !errors.Is(err, tc.wantCause) {
+				t.Fatalf("result: %v, want %v", err, tc.wantCause)
+			}
+		})
+	}
 }
