@@ -26,6 +26,16 @@ type shardRun struct {
 	// shard opens): the session the next events belong to.
 	sessionID, resumeURL string
 
+	// openCtx bounds every open of the shard: it ends with the lease, and
+	// Revoke cancels it before the handoff, so an open still in flight (or
+	// a retry waiting its backoff) cannot bring the shard back after it was
+	// handed off: that would serve it twice, unleased.
+	openCtx  context.Context
+	stopOpen context.CancelFunc
+	// opening is held (a token in a buffer of 1) by openShard around each
+	// open, so Revoke can wait until none is in flight.
+	opening chan struct{}
+
 	// Guarded by Worker.mu.
 	fatal   error
 	revoked bool // Revoke took it: its end is a handoff, not a loss
@@ -254,7 +264,8 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	key := l.Key()
 	w.m.leasesWon.Inc()
 	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL,
-		reopen: make(chan struct{}, 1)}
+		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1)}
+	run.openCtx, run.stopOpen = context.WithCancel(l.Context())
 	run.writer = w.sink.Open(key, eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, eventsink.Rejections{
 		// While the lease lives here, a fenced write means Redis lost the
 		// lease key and the session has not re-asserted it yet: keep the
@@ -278,6 +289,7 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 // budget has reset after a stop at its floor: with no session (the stopped
 // shard was about to IDENTIFY, so it had none to resume).
 func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
+	defer run.stopOpen()
 	w.openShard(run, state)
 	for w.waitReopen(run) {
 		w.openShard(run, gateway.ShardState{})
@@ -313,26 +325,16 @@ func (w *Worker) waitReopen(run *shardRun) bool {
 // the budget floor stops it loudly instead (and from the floor, only the
 // budget loop reopens it: this call returns).
 func (w *Worker) openShard(run *shardRun, state gateway.ShardState) {
-	ctx := run.lease.Context()
+	ctx := run.openCtx
 	w.mu.RLock()
 	floorGen := run.floorGen
 	w.mu.RUnlock()
 	backoff := openRetryMin
 	for attempt := 0; ; attempt++ {
-		w.mu.RLock()
-		stopped := run.fatal != nil || run.floorGen != floorGen
-		w.mu.RUnlock()
-		if stopped {
-			return
-		}
-		if attempt > 0 {
-			state = w.resumePoint(ctx, run.key, state)
-		}
-		if state.Resumable() {
-			w.m.resumes.Inc()
-		}
-		err := w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, state)
+		stopped, err := w.openAttempt(run, floorGen, attempt, &state)
 		switch {
+		case stopped:
+			return
 		case err == nil, ctx.Err() != nil, errors.Is(err, sharding.ErrShardRemoved), errors.Is(err, gateway.ErrClosed):
 			// Removed or closed by this worker while opening: handed off,
 			// stopped by a fatal close or the budget floor, refused by the
@@ -357,6 +359,33 @@ func (w *Worker) openShard(run *shardRun, state gateway.ShardState) {
 		}
 		backoff = min(2*backoff, openRetryMax)
 	}
+}
+
+// openAttempt makes one attempt to open the shard, unless it was stopped
+// (revoked, fatal, at the budget floor since floorGen, or its lease ended).
+// It holds run.opening throughout, so a Revoke that returned saw no open in
+// flight, and every later attempt sees the revocation.
+func (w *Worker) openAttempt(run *shardRun, floorGen uint64, attempt int, state *gateway.ShardState) (stopped bool, err error) {
+	ctx := run.openCtx
+	select {
+	case run.opening <- struct{}{}:
+	case <-ctx.Done():
+		return true, nil
+	}
+	defer func() { <-run.opening }()
+	w.mu.RLock()
+	stopped = run.fatal != nil || run.revoked || run.floorGen != floorGen
+	w.mu.RUnlock()
+	if stopped || ctx.Err() != nil {
+		return true, nil
+	}
+	if attempt > 0 {
+		*state = w.resumePoint(ctx, run.key, *state)
+	}
+	if state.Resumable() {
+		w.m.resumes.Inc()
+	}
+	return false, w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, *state)
 }
 
 // Open retry backoff bounds.
@@ -419,10 +448,20 @@ func (w *Worker) Revoke(ctx context.Context, l *lease.Lease) (gateway.ShardState
 	if run == nil {
 		return gateway.ShardState{}, nil
 	}
+	// Stop every retry and any open in flight (it closes what it opened),
+	// take the shard, and wait until no open is in flight: nothing reopens
+	// the shard after the handoff.
+	run.stopOpen()
 	start := time.Now()
 	_, err := w.mgr.HandoffShard(ctx, key.ID)
 	if err != nil && !errors.Is(err, sharding.ErrShardNotFound) {
 		return gateway.ShardState{}, fmt.Errorf("hand off shard %d: %w", key.ID, err)
+	}
+	select {
+	case run.opening <- struct{}{}:
+		<-run.opening
+	case <-ctx.Done():
+		return gateway.ShardState{}, fmt.Errorf("hand off shard %d: an open still in flight: %w", key.ID, ctx.Err())
 	}
 	// Everything the gateway delivered is in the writer now; commit it so the
 	// record's seq (the resume point) covers it.

@@ -219,3 +219,65 @@ func countGatewayBot(cfg *Config) *atomic.Int64 {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A shard revoked while its open is failing and being retried is never opened
+// again by this worker: before the fix, the retry loop woke after its backoff
+// and opened the shard after the handoff, so it was served twice (once here,
+// unleased and writing nowhere, once by the next owner).
+func TestRevokeStopsAnOpenBeingRetried(t *testing.T) {
+	h := newHarness(t, 1)
+	u, err := url.Parse(h.fake.GatewayURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	proxy.Refuse()
+	cfg := h.config("w1", 1)
+	u.Host = proxy.Addr()
+	cfg.GatewayURL = u.String()
+	cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithAutoReconnect(false))
+	w1 := h.start(cfg)
+	eventually(t, "a second open attempt after the first failed", 20*time.Second, func() bool {
+		accepted, _ := proxy.Stats()
+		return accepted >= 2
+	})
+	var run *shardRun
+	w1.w.mu.RLock()
+	for _, r := range w1.w.shards {
+		run = r
+	}
+	w1.w.mu.RUnlock()
+	if run == nil {
+		t.Fatal("no shard run while its open is retried")
+	}
+	// What the lease session does on a planned move, short of releasing the
+	// lease afterwards: that keeps the lease (and so the old retry loop)
+	// alive as long as the window lasts.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := w1.w.Revoke(ctx, run.lease); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	proxy.Heal()
+	before, _ := proxy.Stats()
+	// Longer than the longest retry backoff (openRetryMax), so a retry loop
+	// that survived the handoff would have dialed by the end of it.
+	window := openRetryMax + time.Second
+	deadline := time.Now().Add(window)
+	for time.Now().Before(deadline) {
+		if accepted, _ := proxy.Stats(); accepted != before {
+			t.Fatalf("the worker dialed the gateway again after handing the shard off (%d -> %d connections)", before, accepted)
+		}
+		if n := readyShards(w1); n != 0 {
+			t.Fatalf("%d shards READY after the handoff", n)
+		}
+		time.Sleep(20 * time.Millisecond) // observing that nothing happens for a window
+	}
+	if st := h.fake.Stats(); st.LiveSessions != 0 || st.Identifies != 0 {
+		t.Fatalf("fake: %d live sessions, %d identifies after the handoff", st.LiveSessions, st.Identifies)
+	}
+}
