@@ -8,8 +8,9 @@ import (
 
 // Redis layout, every key under the one {hash tag} of the prefix P:
 //
-//	P idf:hold:<b>  hash {t: holder ticket, g: grant µs, s: ticket seq, u: cooldown end µs (0 while held)}
-//	                PX HoldTTL while held; PEXPIREAT cooldown end once unlocked
+//	P idf:hold:<b>  hash {t: holder ticket, g: grant µs, s: ticket seq, u: cooldown end µs (0 while held),
+//	                e: grant + HoldTTL µs}; PEXPIREAT e (rounded up to the ms) while held, the
+//	                cooldown end once unlocked
 //	P idf:q:<b>     zset ticket -> arrival seq (FIFO order of the bucket's waiters)
 //	P idf:qd:<b>    zset ticket -> deadline ms (a waiter that stops refreshing is purged)
 //	P idf:seq       counter of arrival seqs
@@ -117,12 +118,20 @@ local function busy()
   local d = 0
   local quiet = redis.call('PTTL', quietk)
   if quiet > 0 then d = quiet * 1000 end
-  local h = redis.call('HMGET', hold, 't', 'u')
+  local h = redis.call('HMGET', hold, 't', 'u', 'e')
   if h[1] then
     local u = tonumber(h[2]) or 0
     if u == 0 then
-      local p = redis.call('PTTL', hold)
-      if p > 0 then d = math.max(d, p * 1000) end
+      -- Held: busy until the grant's HoldTTL has passed, to the µs. The
+      -- key's own expiry is in whole ms and PTTL reads 0 during its last
+      -- ms, which granted the bucket up to 1 ms early.
+      local e = tonumber(h[3])
+      if e then
+        if e > now then d = math.max(d, e - now) end
+      else
+        local p = redis.call('PTTL', hold)
+        if p > 0 then d = math.max(d, p * 1000) end
+      end
     elseif u > now then
       d = math.max(d, u - now)
     end
@@ -187,8 +196,9 @@ end
 
 if rem then redis.call('HINCRBY', budget, 'remaining', -1) end
 -- Every field is overwritten (a cooled-down hold may not have expired yet).
-redis.call('HSET', hold, 't', ticket, 'g', fmt(now), 's', seq, 'u', '0')
-redis.call('PEXPIRE', hold, holdttl)
+local e = now + holdttl * 1000
+redis.call('HSET', hold, 't', ticket, 'g', fmt(now), 's', seq, 'u', '0', 'e', fmt(e))
+redis.call('PEXPIREAT', hold, fmt(math.ceil(e / 1000)))
 logev('grant', seq)
 return {1, fmt(now), seq, epoch}
 `)
