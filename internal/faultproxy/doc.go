@@ -2,7 +2,10 @@
 // a fleet must survive between a client and a server (typically workers and
 // redis-server): added latency, a black hole (bytes are held, not delivered,
 // until the fault heals, as a partition does to a TCP stream), connection
-// resets (RST), and refused connections.
+// resets (RST), refused connections, and lost replies (DropReplies: a
+// request reaches the server, which acts on it, and the client's connection
+// is reset before the answer arrives, so a client that retries runs the
+// command twice).
 //
 // A Proxy forwards every accepted connection to one upstream address. Faults
 // apply to every connection, open or new, the moment they are set; Heal
@@ -11,6 +14,6 @@
 // proxy started.
 //
 // It is for tests and chaos runs on loopback. It is not a production proxy:
-// it has no TLS, no per-direction faults, no bandwidth shaping and no
-// authentication.
+// it has no TLS, no per-direction faults other than lost replies, no
+// bandwidth shaping and no authentication.
 package faultproxy

@@ -61,7 +61,9 @@ type Proxy struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	accepted, resets atomic.Int64
+	drops atomic.Pointer[dropRule] // armed by DropReplies; nil: none
+
+	accepted, resets, dropped atomic.Int64
 }
 
 // New starts a proxy to upstream.
@@ -113,8 +115,11 @@ func (p *Proxy) Blackhole() { p.Set(Blackhole, 0) }
 // Refuse resets new connections until Heal.
 func (p *Proxy) Refuse() { p.Set(Refuse, 0) }
 
-// Heal returns to plain forwarding.
-func (p *Proxy) Heal() { p.Set(Pass, 0) }
+// Heal returns to plain forwarding; reply drops still armed are cancelled.
+func (p *Proxy) Heal() {
+	p.drops.Store(nil)
+	p.Set(Pass, 0)
+}
 
 // Reset closes every open connection with an RST (SO_LINGER 0); new ones
 // are accepted as usual.
@@ -213,15 +218,17 @@ func (p *Proxy) serve(down net.Conn) {
 		p.untrack(down)
 		return
 	}
+	var l link
 	var pipes sync.WaitGroup
-	pipes.Go(func() { p.pipe(down, up) })
-	pipes.Go(func() { p.pipe(up, down) })
+	pipes.Go(func() { p.pipe(down, up, false, &l) })
+	pipes.Go(func() { p.pipe(up, down, true, &l) })
 	pipes.Wait()
 }
 
-// pipe copies src to dst, applying the current fault to every chunk. When
-// either side fails, both are closed, which ends the other direction too.
-func (p *Proxy) pipe(src, dst net.Conn) {
+// pipe copies src to dst, applying the current fault to every chunk; toClient
+// is the upstream-to-client direction. When either side fails, both are
+// closed, which ends the other direction too.
+func (p *Proxy) pipe(src, dst net.Conn, toClient bool, l *link) {
 	defer func() {
 		p.untrack(src)
 		p.untrack(dst)
@@ -230,7 +237,14 @@ func (p *Proxy) pipe(src, dst net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			if !toClient {
+				p.markRequest(l, buf[:n]) // before the upstream can see it, so before its reply
+			}
 			if !p.hold() {
+				return
+			}
+			if toClient && p.cutReply(l) {
+				rst(dst)
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
