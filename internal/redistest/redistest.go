@@ -211,6 +211,36 @@ func (s *Server) Do(ctx context.Context, args ...any) (any, error) {
 	return c.Do(ctx, args...).Result()
 }
 
+// CommandCalls reads INFO commandstats: how many times each command ran
+// since the server started (or CONFIG RESETSTAT), by lower-case name
+// ("evalsha", "hset"). Commands that scripts call count too, so a test can
+// tell how often a script ran and what it wrote.
+func (s *Server) CommandCalls(ctx context.Context) (map[string]int64, error) {
+	info, err := s.Do(ctx, "INFO", "commandstats")
+	if err != nil {
+		return nil, fmt.Errorf("info commandstats: %w", err)
+	}
+	text, _ := info.(string)
+	out := map[string]int64{}
+	for line := range strings.Lines(text) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("info commandstats: %s: %w", line, err)
+				}
+				out[name] = n
+			}
+		}
+	}
+	return out, nil
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

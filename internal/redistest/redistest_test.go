@@ -34,3 +34,23 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCommandCalls(t *testing.T) {
+	s := Start(t)
+	c := s.Client(t)
+	ctx := context.Background()
+	script := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+	for range 3 {
+		if err := script.Run(ctx, c, []string{"n"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls, err := s.CommandCalls(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first EVALSHA finds no script (NOSCRIPT) and go-redis falls back to EVAL.
+	if calls["evalsha"]+calls["eval"] < 3 || calls["incr"] != 3 {
+		t.Fatalf("calls = %v, want 3 script runs and 3 INCRs", calls)
+	}
+}
