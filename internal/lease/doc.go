@@ -26,6 +26,13 @@
 // step of the Redis host's clock is not covered, nor is a pause of the worker
 // process (the fencing token is what stops a paused holder's writes).
 //
+// Retries: go-redis runs a command again when its connection fails before the
+// reply arrives, although Redis may have run it. Every mutating script is
+// therefore idempotent: a claim carries a request id (the replay answers the
+// same lease and token, and issues none), the others compare tokens or write
+// absolute values. The tests cut real replies with internal/faultproxy, so
+// that go-redis itself replays each script (retry_idempotency_test.go).
+//
 // [Assign] says who should own each shard (rendezvous hashing with a load cap);
 // the lease says who does. [Session.Run] reconciles the two: it claims the
 // shards assigned to this worker that are free and revokes (through a
