@@ -1,7 +1,6 @@
 package lease
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"reflect"
@@ -60,48 +59,11 @@ func quietConfig() Config {
 	return c
 }
 
-// lostReply runs op with the reply to the next run of script lost, and
-// checks that go-redis retried: the proxy cut exactly one reply, op succeeded
-// (so some run answered), and Redis ran the script exactly twice. It returns
-// how many times each command ran meanwhile (scripts' own calls included).
+// lostReply runs op with the reply to the next run of script lost and
+// checks that go-redis replayed it (see redistest.Server.LostReply).
 func (r *retryRig) lostReply(t *testing.T, script *redis.Script, op func() error) map[string]int64 {
 	t.Helper()
-	ctx := testCtx(t)
-	// Loaded, so the request is an EVALSHA naming the script: the first
-	// EVALSHA of an unknown script would be the one cut (a NOSCRIPT).
-	if err := script.Load(ctx, r.direct).Err(); err != nil {
-		t.Fatalf("load script: %v", err)
-	}
-	sha := []byte(script.Hash())
-	before, err := r.srv.CommandCalls(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dropped := r.proxy.Dropped()
-	r.proxy.DropRepliesTo(1, func(req []byte) bool { return bytes.Contains(req, sha) })
-	opErr := op()
-	r.proxy.DropReplies(0)
-	after, err := r.srv.CommandCalls(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := map[string]int64{}
-	for name, n := range after {
-		if d := n - before[name]; d != 0 {
-			ran[name] = d
-		}
-	}
-	if opErr != nil {
-		t.Fatalf("call through a lost reply: %v (commands run: %v)", opErr, ran)
-	}
-	if d := r.proxy.Dropped() - dropped; d != 1 {
-		t.Fatalf("the proxy cut %d replies, want 1: the retry was not exercised", d)
-	}
-	if ran["evalsha"] != 2 || ran["eval"] != 0 {
-		t.Fatalf("Redis ran EVALSHA %d times and EVAL %d times, want 2 EVALSHA (the lost run and the retry); ran %v",
-			ran["evalsha"], ran["eval"], ran)
-	}
-	return ran
+	return r.srv.LostReply(t, r.proxy, script, op)
 }
 
 // leaseState is the lease hash of key as Redis has it.
