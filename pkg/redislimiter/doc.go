@@ -22,7 +22,11 @@
 // whole fleet restarted too) grants nothing for one window + margin, because
 // Discord may still count IDENTIFYs sent just before. What remains open: a
 // brand-new process that reaches a lost Redis before any older one calls gets
-// only that shorter quiet period.
+// only that shorter quiet period. go-redis retries a script whose reply was lost
+// although Redis ran it; every script is idempotent under that replay: a replayed
+// grant answers the same grant and takes the budget once, a replayed unlock the
+// same cooldown, a replayed leave finds nothing left to do (the tests lose real
+// replies through internal/faultproxy: retry_idempotency_test.go).
 //
 // Cancellation: a cancelled ctx makes WaitBucket return ctx.Err() at once while
 // it sleeps; for it to also cut a Redis call in flight, the go-redis client
