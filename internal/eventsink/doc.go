@@ -16,7 +16,9 @@
 //     (session_id, resume_url, seq = 0); a batch of another session without
 //     READY is ErrStaleSession; an empty record adopts the batch's session;
 //  3. XADDs only the events whose seq is above the record's seq (replays after
-//     a RESUME and re-runs of the same batch by go-redis retries write nothing);
+//     a RESUME and re-runs of the same batch by go-redis retries write nothing;
+//     retry_idempotency_test.go loses real replies through internal/faultproxy
+//     so that go-redis, or the Writer, re-runs a batch that did commit);
 //  4. raises the record's seq to the last committed one, so the record is the
 //     resume point a new owner RESUMEs from after a handoff or a crash.
 //

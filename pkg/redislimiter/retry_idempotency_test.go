@@ -58,7 +58,8 @@ func newRetryRig(t *testing.T) *retryRig {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	// A reset on read is a net.Error that is not a timeout: go-redis's
-	// shouldRetry retries it, ContextTimeoutEnabled or not.
+	// shouldRetry retries it (and the EOF go-redis may report instead),
+	// ContextTimeoutEnabled or not.
 	c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: 2, ContextTimeoutEnabled: true,
 		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	t.Cleanup(func() { _ = c.Close() })
