@@ -13,7 +13,7 @@
 // Goroutines per open shard: one for the live connection (its read loop; each
 // reconnect continues on a fresh one, so a long-lived read loop keeps a small
 // stack), a dispatcher that calls the handler while there are events (it
-// exits after a second idle), and short-lived ones for the dial, the
+// exits after 100 ms idle), and short-lived ones for the dial, the
 // handshake, heartbeats (timer callbacks) and closes. Close, CloseWithCode and
 // Handoff wait for all of them, bounded by their ctx. A handler (or the close
 // handler) may call Close on its own shard: Close then does not wait for the

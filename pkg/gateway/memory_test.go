@@ -191,7 +191,7 @@ type memSnapshot struct {
 
 // settle collects garbage and returns the memory in use.
 func settle(t *testing.T) memSnapshot {
-	// Let transient goroutines end (handshakes; dispatchers linger 1 s), and
+	// Let transient goroutines end (handshakes; dispatchers linger 100 ms), and
 	// collect a few times: the runtime halves an oversized stack per GC, as it
 	// would in a long-running idle process.
 	time.Sleep(1500 * time.Millisecond)
