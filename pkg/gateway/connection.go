@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -221,9 +222,21 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 	// The write itself is bounded by the connection, not by the caller's ctx:
 	// coder/websocket tears the connection down when a write's ctx ends, and a
 	// caller giving up on one Send must not cost the shard its connection.
-	wctx, cancel := context.WithTimeout(c.readCtx, c.g.cfg.CloseTimeout)
-	defer cancel()
-	if err := c.ws.Write(wctx, websocket.MessageText, payload); err != nil {
+	// CloseTimeout bounds it with a timer that cuts the socket, as
+	// coder/websocket would on a deadline, rather than with a ctx of the
+	// write's own: coder/websocket keeps the last write's ctx until the next
+	// write, and a shard's last write is usually a heartbeat 41 s ago.
+	var timedOut atomic.Bool
+	cut := time.AfterFunc(c.g.cfg.CloseTimeout, func() {
+		timedOut.Store(true)
+		_ = c.ws.CloseNow()
+	})
+	err := c.ws.Write(c.readCtx, websocket.MessageText, payload)
+	cut.Stop()
+	if err != nil {
+		if timedOut.Load() {
+			err = fmt.Errorf("%w after %s: %w", context.DeadlineExceeded, c.g.cfg.CloseTimeout, err)
+		}
 		return fmt.Errorf("%w: %w", errWriteFailed, err)
 	}
 	return nil
