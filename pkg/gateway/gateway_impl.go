@@ -51,7 +51,7 @@ func New(token string, eventHandlerFunc EventHandlerFunc, opts ...ConfigOpt) Gat
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g.log = logger.With(slog.Int("shard_id", g.cfg.ShardID), slog.Int("shard_count", g.cfg.ShardCount))
+	g.log = newShardLogger(logger, g.cfg.ShardID, g.cfg.ShardCount)
 	g.limiter = g.cfg.IdentifyLimiter
 	if g.limiter == nil {
 		g.limiter = noopLimiter{}
