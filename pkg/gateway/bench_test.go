@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,7 +64,8 @@ func BenchmarkDispatchZlibStream(b *testing.B) {
 	g := New("token", func(Gateway, EventType, int, json.RawMessage) { handled.Add(1) },
 		WithURL("ws://127.0.0.1:1")).(*gatewayImpl)
 	r := newRun(g, nil)
-	c := newConnection(r, nil, newTransport(CompressionZlibStream))
+	ctx, cancel := context.WithCancel(context.Background())
+	c := newConnection(ctx, cancel, r, nil, newTransport(CompressionZlibStream))
 	b.SetBytes(int64(raw / stream))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -87,6 +89,7 @@ func BenchmarkDispatchZlibStream(b *testing.B) {
 	r.disp.stop()
 	<-r.disp.done
 	c.tr.close()
+	cancel()
 	r.cancel()
 }
 

@@ -30,7 +30,8 @@ type connection struct {
 	hb  heartbeater
 
 	// readCtx bounds every blocking call of the connection; cancelling it
-	// tears the websocket down at once.
+	// tears the websocket down at once. It is the attempt's context, which
+	// the run cancels when it stops.
 	readCtx    context.Context
 	cancelRead context.CancelFunc
 
@@ -45,12 +46,13 @@ type connection struct {
 	ended  bool // serve is tearing down: no new goroutines
 }
 
-// dial opens the websocket. ctx bounds the dial; the connection's own
-// lifetime is bounded by the run's context.
-func dial(ctx context.Context, r *run, u string) (*connection, error) {
+// dial opens the websocket. ctx and cancel are the attempt's (see
+// run.attemptContext): ctx bounds the dial, then becomes the connection's
+// readCtx.
+func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*connection, error) {
 	g := r.g
-	dctx, cancel := context.WithTimeout(ctx, g.cfg.HelloTimeout)
-	defer cancel()
+	dctx, cancelDial := context.WithTimeout(ctx, g.cfg.HelloTimeout)
+	defer cancelDial()
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
 		HTTPClient: g.cfg.HTTPClient,
 		HTTPHeader: http.Header{"User-Agent": {userAgent}},
@@ -62,17 +64,16 @@ func dial(ctx context.Context, r *run, u string) (*connection, error) {
 		return nil, fmt.Errorf("dial gateway %s: %w", redactURL(u), err)
 	}
 	ws.SetReadLimit(g.cfg.ReadLimit)
-	c := newConnection(r, ws, newTransport(g.cfg.Compression))
+	c := newConnection(ctx, cancel, r, ws, newTransport(g.cfg.Compression))
 	g.setStatus(StatusWaitingForHello)
 	return c, nil
 }
 
-func newConnection(r *run, ws *websocket.Conn, tr transport) *connection {
+func newConnection(ctx context.Context, cancel context.CancelFunc, r *run, ws *websocket.Conn, tr transport) *connection {
 	g := r.g
-	c := &connection{g: g, run: r, ws: ws, tr: tr,
+	c := &connection{g: g, run: r, ws: ws, tr: tr, readCtx: ctx, cancelRead: cancel,
 		lim:   newSendLimiter(g.cfg.CommandsPerWindow, g.cfg.ReservedCommands, g.cfg.CommandWindow),
 		hello: make(chan time.Duration, 1), readySig: make(chan struct{}, 1)}
-	c.readCtx, c.cancelRead = context.WithCancel(r.ctx)
 	c.hb.c = c
 	return c
 }

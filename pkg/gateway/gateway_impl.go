@@ -318,7 +318,7 @@ func (g *gatewayImpl) stopRun(ctx context.Context, r *run, code int, reason stri
 	case <-r.done:
 	case <-ctx.Done():
 	}
-	r.cancel() // forces whatever is still in progress to give up now
+	r.stop() // forces whatever is still in progress to give up now
 	<-r.done
 	return r.disp.wait(ctx)
 }

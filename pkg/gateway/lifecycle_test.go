@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -299,5 +300,90 @@ func TestCloseEndsSessionAndGatewayReopens(t *testing.T) {
 	open(t, g)
 	if *g.SessionID() == first || len(s.Identifies()) != 2 {
 		t.Fatal("reopen after Close did not start a new session")
+	}
+}
+
+// TestOpenGivesUpDuringAHangingDial: a server that accepts TCP and never
+// answers the upgrade. When Open's ctx ends, the dial in progress is
+// abandoned at once, not after HelloTimeout.
+func TestOpenGivesUpDuringAHangingDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // never answered
+		}
+	}()
+	g := gateway.New("token", nil, gateway.WithURL("ws://"+ln.Addr().String()+"/gateway"), gateway.WithLogger(testLogger()),
+		gateway.WithHelloTimeout(time.Minute), gateway.WithCloseTimeout(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := g.Open(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open: %v, want DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > waitLimit {
+		t.Fatalf("Open took %s: the dial was not abandoned", took)
+	}
+	g.Close(context.Background())
+	_ = ln.Close()
+	<-accepted
+	for _, c := range held {
+		_ = c.Close()
+	}
+}
+
+// blockingLimiter holds every permit until the caller's ctx ends.
+type blockingLimiter struct {
+	waiting chan struct{} // closed when WaitBucket is entered
+	ended   chan error    // WaitBucket's ctx error
+}
+
+func (l *blockingLimiter) WaitBucket(ctx context.Context, _ int) error {
+	close(l.waiting)
+	<-ctx.Done()
+	l.ended <- ctx.Err()
+	return ctx.Err()
+}
+
+func (l *blockingLimiter) UnlockBucket(int) {}
+
+// TestCloseWhileWaitingForTheIdentifyPermit: Close ends the permit wait (its
+// ctx is cancelled) and returns without waiting for the permit.
+func TestCloseWhileWaitingForTheIdentifyPermit(t *testing.T) {
+	s := newFake(t)
+	lim := &blockingLimiter{waiting: make(chan struct{}), ended: make(chan error, 1)}
+	g := newShard(t, s, nil, gateway.WithIdentifyLimiter(lim))
+	opened := make(chan error, 1)
+	go func() { opened <- g.Open(context.Background()) }()
+	select {
+	case <-lim.waiting:
+	case <-time.After(waitLimit):
+		t.Fatal("IDENTIFY never asked for its permit")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	g.Close(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("Close waited for the permit")
+	}
+	if err := <-lim.ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("permit wait ended with %v, want its ctx cancelled", err)
+	}
+	if err := <-opened; err == nil {
+		t.Fatal("Open succeeded without a permit")
+	}
+	if len(s.Identifies()) != 0 {
+		t.Fatal("IDENTIFY sent without a permit")
 	}
 }

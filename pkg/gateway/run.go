@@ -24,14 +24,15 @@ type run struct {
 	opened     chan error // cap 1: nil at the first READY/RESUMED, or why the run ended before one
 	openedOnce sync.Once
 
-	mu          sync.Mutex
-	closing     bool
-	closeCode   int
-	closeReason string
-	conn        *connection
-	finished    bool
-	lastErr     error
-	everReady   bool
+	mu            sync.Mutex
+	closing       bool
+	closeCode     int
+	closeReason   string
+	conn          *connection
+	attemptCancel context.CancelFunc // cancels the latest attempt's context
+	finished      bool
+	lastErr       error
+	everReady     bool
 }
 
 func newRun(g *gatewayImpl, prevDisp *dispatcher) *run {
@@ -39,6 +40,36 @@ func newRun(g *gatewayImpl, prevDisp *dispatcher) *run {
 	r := &run{g: g, ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan error, 1)}
 	r.disp = newDispatcher(g, prevDisp, g.State().Sequence)
 	return r
+}
+
+// attemptContext returns the context of one connection attempt: it bounds
+// the dial and is then the connection's readCtx. It is not derived from
+// r.ctx, since a context keeps the map in which it tracks its children for
+// as long as it lives, children or not (0.25 KiB per idle shard); stop
+// cancels it instead.
+func (r *run) attemptContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.mu.Lock()
+	r.attemptCancel = cancel
+	r.mu.Unlock()
+	// Checked after publishing cancel: a stop before this is seen here, a
+	// stop after it finds cancel.
+	if r.ctx.Err() != nil {
+		cancel()
+	}
+	return ctx, cancel
+}
+
+// stop cancels r.ctx and the current attempt: whatever is in progress gives
+// up at once.
+func (r *run) stop() {
+	r.cancel()
+	r.mu.Lock()
+	cancel := r.attemptCancel
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (r *run) signalOpened(err error) {
@@ -71,7 +102,7 @@ func (r *run) requestClose(code int, reason string) {
 	if c != nil {
 		c.fail(ErrClosed, ActionResume, code, reason)
 	} else {
-		r.cancel()
+		r.stop()
 	}
 }
 
@@ -186,12 +217,15 @@ func (r *run) connectOnce() connResult {
 	g := r.g
 	resume := g.State().Resumable()
 	g.setStatus(StatusConnecting)
-	u, fromREST, err := g.dialURL(r.ctx, resume)
+	ctx, cancel := r.attemptContext()
+	u, fromREST, err := g.dialURL(ctx, resume)
 	if err != nil {
+		cancel()
 		return connResult{err: err, action: ActionResume}
 	}
-	c, err := dialShallow(r.ctx, r, u)
+	c, err := dialShallow(ctx, cancel, r, u)
 	if err != nil {
+		cancel()
 		if fromREST {
 			g.forgetBootstrap()
 		}
@@ -251,14 +285,14 @@ func readyTimeoutError(d time.Duration, resume bool) error {
 // dialShallow dials on a short-lived goroutine it waits for, so the HTTP
 // handshake's deep call chains do not grow the stack of the goroutine that
 // then sits in the read loop.
-func dialShallow(ctx context.Context, r *run, u string) (*connection, error) {
+func dialShallow(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*connection, error) {
 	type result struct {
 		c   *connection
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		c, err := dial(ctx, r, u)
+		c, err := dial(ctx, cancel, r, u)
 		ch <- result{c, err}
 	}()
 	res := <-ch
