@@ -35,9 +35,13 @@ type connection struct {
 	readCtx    context.Context
 	cancelRead context.CancelFunc
 
-	hello    chan time.Duration // cap 1: HELLO's interval
-	readySig chan struct{}      // cap 1: READY or RESUMED arrived (for the handshake goroutine)
-	ready    bool               // READY/RESUMED seen; read loop only
+	// hello and readySig (cap 1) tell the handshake goroutine that HELLO,
+	// then READY or RESUMED, arrived. The read loop sends through signal;
+	// the handshake goroutine clears both under mu when it ends, so a
+	// connection past its handshake keeps neither.
+	hello    chan struct{}
+	readySig chan struct{}
+	ready    bool // READY/RESUMED seen; read loop only
 	wg       sync.WaitGroup
 
 	mu     sync.Mutex
@@ -73,7 +77,7 @@ func newConnection(ctx context.Context, cancel context.CancelFunc, r *run, ws *w
 	g := r.g
 	c := &connection{g: g, run: r, ws: ws, tr: tr, readCtx: ctx, cancelRead: cancel,
 		lim:   newSendLimiter(g.cfg.CommandsPerWindow, g.cfg.ReservedCommands, g.cfg.CommandWindow),
-		hello: make(chan time.Duration, 1), readySig: make(chan struct{}, 1)}
+		hello: make(chan struct{}, 1), readySig: make(chan struct{}, 1)}
 	c.hb.c = c
 	return c
 }
@@ -146,6 +150,19 @@ func readMessage(rd io.Reader, buf []byte) ([]byte, error) {
 		if err != nil {
 			return buf, err
 		}
+	}
+}
+
+// signal wakes the handshake goroutine through *ch (c.hello or c.readySig)
+// if it still waits; a signal already pending, or a handshake over, makes it
+// a no-op.
+func (c *connection) signal(ch *chan struct{}) {
+	c.mu.Lock()
+	s := *ch
+	c.mu.Unlock()
+	select {
+	case s <- struct{}{}:
+	default:
 	}
 }
 

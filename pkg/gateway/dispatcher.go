@@ -50,7 +50,7 @@ type dispatcher struct {
 
 	abandon     atomic.Bool   // drop what is queued; exit after the current callback
 	prev        *dispatcher   // the previous Open's dispatcher: wait for it first, so callbacks never overlap
-	wake        chan struct{} // cap 1
+	wake        chan struct{} // cap 1; made for each goroutine, nil while none runs (under mu)
 	done        chan struct{}
 	inCallback  atomic.Bool
 	deliveredTo atomic.Int64 // seq of the last event whose handler returned
@@ -58,7 +58,7 @@ type dispatcher struct {
 
 func newDispatcher(g *gatewayImpl, prev *dispatcher, startSeq int) *dispatcher {
 	d := &dispatcher{g: g, handler: g.handler, onClose: g.cfg.CloseHandler, prev: prev,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		done: make(chan struct{})}
 	d.deliveredTo.Store(int64(startSeq))
 	return d
 }
@@ -72,14 +72,17 @@ func (d *dispatcher) push(it dispatchItem) {
 	}
 	d.queue = append(d.queue, it)
 	start := !d.running
-	d.running = true
+	if start {
+		d.running, d.wake = true, make(chan struct{}, 1)
+	}
+	wake := d.wake
 	d.mu.Unlock()
 	if start {
-		go d.run()
+		go d.run(wake)
 		return
 	}
 	select {
-	case d.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }
@@ -89,14 +92,14 @@ func (d *dispatcher) push(it dispatchItem) {
 func (d *dispatcher) stop() {
 	d.mu.Lock()
 	d.stopped = true
-	idle := !d.running
+	idle, wake := !d.running, d.wake
 	d.mu.Unlock()
 	if idle {
 		d.finish()
 		return
 	}
 	select {
-	case d.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }
@@ -109,7 +112,8 @@ func (d *dispatcher) drop() {
 
 func (d *dispatcher) finish() { d.doneOnce.Do(func() { close(d.done) }) }
 
-func (d *dispatcher) run() {
+// run is the dispatcher goroutine; wake is its own wake-up channel.
+func (d *dispatcher) run(wake chan struct{}) {
 	if d.prev != nil {
 		<-d.prev.done
 	}
@@ -123,7 +127,7 @@ func (d *dispatcher) run() {
 		d.mu.Lock()
 		if len(d.queue) == 0 || d.abandon.Load() {
 			if d.stopped {
-				d.queue, d.running = nil, false
+				d.queue, d.running, d.wake = nil, false, nil
 				d.mu.Unlock()
 				d.finish()
 				return
@@ -135,7 +139,7 @@ func (d *dispatcher) run() {
 				idle.Reset(dispatcherLinger)
 			}
 			select {
-			case <-d.wake:
+			case <-wake:
 			case <-idle.C:
 				if d.exitIdle() {
 					return
@@ -167,7 +171,7 @@ func (d *dispatcher) exitIdle() bool {
 	if len(d.queue) > 0 || d.stopped {
 		return false
 	}
-	d.running = false
+	d.running, d.wake = false, nil
 	d.queue, d.spare = nil, nil // an idle shard keeps no batch arrays
 	return true
 }

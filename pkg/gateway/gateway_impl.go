@@ -199,6 +199,9 @@ func (g *gatewayImpl) Open(ctx context.Context) error {
 	}
 	select {
 	case err := <-r.opened:
+		// The one value has been taken (signalOpened sends once): the
+		// channel is dead weight for the rest of the run.
+		r.opened = nil
 		if err == nil {
 			return nil
 		}

@@ -76,10 +76,7 @@ func handleDispatch(c *connection, env *envelope) error {
 // delivers READY/RESUMED (logging here would grow the read loop's stack).
 func (c *connection) becameReady() {
 	c.ready = true
-	select {
-	case c.readySig <- struct{}{}:
-	default: // already signalled
-	}
+	c.signal(&c.readySig)
 	c.run.markReady()
 }
 
@@ -123,10 +120,7 @@ func handleHello(c *connection, env *envelope) error {
 		return fmt.Errorf("decode HELLO: heartbeat_interval missing or out of range (%v)", ms)
 	}
 	c.hb.start(interval)
-	select {
-	case c.hello <- interval:
-	default: // a second HELLO changes nothing
-	}
+	c.signal(&c.hello) // a second HELLO changes nothing
 	return nil
 }
 

@@ -36,6 +36,11 @@ type resumeData struct {
 // beside the read loop keeps ACKs flowing while the permit is awaited.
 func (c *connection) handshake(resume bool) {
 	defer c.wg.Done()
+	defer func() {
+		c.mu.Lock()
+		c.hello, c.readySig = nil, nil
+		c.mu.Unlock()
+	}()
 	timer := time.NewTimer(c.g.cfg.HelloTimeout)
 	defer timer.Stop()
 	select {
