@@ -31,8 +31,8 @@ const maxPendingCompressed = 64 << 20
 // is exactly one object, so a proper prefix never is); if so the message is
 // done and the unread bytes are carried over to the front of the next one.
 type zlibStream struct {
-	pending []byte // compressed bytes of a message split across frames
-	carry   []byte // unread tail of the previous message (window-wrap edge)
+	pending *[]byte // compressed bytes of a message split across frames (from framePool; nil between messages)
+	carry   []byte  // unread tail of the previous message (window-wrap edge)
 	src     bytes.Reader
 	fr      io.ReadCloser // raw flate reader, created with the first message
 	out     *[]byte
@@ -45,18 +45,18 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 	}
 	in := frame
 	if len(z.carry) > 0 {
-		z.pending = append(z.pending, z.carry...)
+		z.appendPending(z.carry)
 		z.carry = z.carry[:0]
 	}
-	if len(z.pending) > 0 || !bytes.HasSuffix(frame, zlibSuffix) {
-		if len(z.pending)+len(frame) > maxPendingCompressed {
+	if z.pending != nil || !bytes.HasSuffix(frame, zlibSuffix) {
+		if len(z.pendingBytes())+len(frame) > maxPendingCompressed {
 			return nil, z.fail(fmt.Errorf("zlib-stream: message over %d bytes without a sync marker", maxPendingCompressed))
 		}
-		z.pending = append(z.pending, frame...)
-		if !bytes.HasSuffix(z.pending, zlibSuffix) {
+		z.appendPending(frame)
+		if !bytes.HasSuffix(*z.pending, zlibSuffix) {
 			return nil, nil
 		}
-		in = z.pending
+		in = *z.pending
 	}
 	if z.fr == nil {
 		body, err := zlibHeader(in)
@@ -71,14 +71,38 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 	z.out = inflatePool.get()
 	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10, z.endsAtWindowWrap)
 	*z.out = msg[:0]
-	z.resetPending()
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
 	}
 	if z.src.Len() > 0 {
 		z.carry = append(z.carry[:0], in[len(in)-z.src.Len():]...)
 	}
+	z.releasePending() // after the carry is copied out of it
 	return msg, nil
+}
+
+// appendPending adds b to the pending message, taking a buffer from
+// framePool for its first part.
+func (z *zlibStream) appendPending(b []byte) {
+	if z.pending == nil {
+		z.pending = framePool.get()
+	}
+	*z.pending = append(*z.pending, b...)
+}
+
+func (z *zlibStream) pendingBytes() []byte {
+	if z.pending == nil {
+		return nil
+	}
+	return *z.pending
+}
+
+// releasePending gives the pending buffer back once its message is decoded:
+// a message split across frames is rare (large payloads, mostly at startup),
+// and an idle connection should not keep the buffer it needed then.
+func (z *zlibStream) releasePending() {
+	framePool.put(z.pending)
+	z.pending = nil
 }
 
 // maxCarry bounds what the window-wrap edge leaves unread: the rest of an
@@ -147,17 +171,9 @@ func zlibHeader(in []byte) ([]byte, error) {
 
 func (z *zlibStream) fail(err error) error {
 	z.broken = fmt.Errorf("%w: %w", errStreamBroken, err)
-	z.resetPending()
+	z.releasePending()
 	z.carry = nil
 	return z.broken
-}
-
-func (z *zlibStream) resetPending() {
-	if cap(z.pending) > 64<<10 {
-		z.pending = nil
-	} else {
-		z.pending = z.pending[:0]
-	}
 }
 
 func (z *zlibStream) release() {
@@ -171,5 +187,5 @@ func (z *zlibStream) close() {
 		_ = z.fr.Close()
 		z.fr = nil
 	}
-	z.pending = nil
+	z.releasePending()
 }
