@@ -76,33 +76,38 @@ var (
 // payloadTransport is no compression, or per-payload zlib (IDENTIFY
 // compress:true): text frames are JSON, binary frames are one zlib stream each.
 type payloadTransport struct {
-	zr  io.ReadCloser
 	src bytes.Reader
 	out *[]byte
 }
+
+// zlibReaders holds per-payload zlib readers (about 35 KiB of inflater state
+// each) for all connections: a payload is inflated in one go, so between
+// payloads a connection needs none.
+var zlibReaders sync.Pool
 
 func (t *payloadTransport) decode(binary bool, frame []byte) ([]byte, error) {
 	if !binary {
 		return frame, nil
 	}
 	t.src.Reset(frame)
+	var zr io.ReadCloser
 	var err error
-	if t.zr == nil {
-		t.zr, err = zlib.NewReader(&t.src)
+	if pooled, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		zr, err = pooled, pooled.(zlib.Resetter).Reset(&t.src, nil)
 	} else {
-		err = t.zr.(zlib.Resetter).Reset(&t.src, nil)
+		zr, err = zlib.NewReader(&t.src)
 	}
 	if err != nil {
-		t.zr = nil
-		return nil, fmt.Errorf("zlib payload: %w", err)
+		return nil, fmt.Errorf("zlib payload: %w", err) // zr is dropped: its state is unknown
 	}
+	defer zlibReaders.Put(zr) // Reset makes it as good as new, even after a read error
 	t.out = inflatePool.get()
 	buf := *t.out
 	for {
 		if cap(buf)-len(buf) < 4096 {
 			buf = append(buf, make([]byte, len(buf)+4096)...)[:len(buf)]
 		}
-		n, err := t.zr.Read(buf[len(buf):cap(buf)])
+		n, err := zr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if errors.Is(err, io.EOF) {
 			break
@@ -123,8 +128,4 @@ func (t *payloadTransport) release() {
 
 func (t *payloadTransport) close() {
 	t.release()
-	if t.zr != nil {
-		_ = t.zr.Close()
-		t.zr = nil
-	}
 }
