@@ -1,34 +1,15 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/shardfleet/shardfleet/internal/testutil"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
-
-// lockedBuffer is a log sink safe for the gateway's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestTokenNeverLogged runs a shard through identify, resume, a protocol
 // error, a re-identify and a fatal close with debug logging on, and checks
@@ -36,7 +17,7 @@ func (b *lockedBuffer) String() string {
 func TestTokenNeverLogged(t *testing.T) {
 	const token = "Bot-SECRET-token-1234567890"
 	s := newFake(t, gatewaytest.WithToken(token))
-	var logs lockedBuffer
+	var logs testutil.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	closes := &closeRecorder{}
 	g := gateway.New(token, nil, gateway.WithURL(s.GatewayURL()), gateway.WithLogger(logger),

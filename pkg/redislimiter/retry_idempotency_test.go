@@ -1,11 +1,9 @@
 package redislimiter
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/shardfleet/shardfleet/internal/faultproxy"
 	"github.com/shardfleet/shardfleet/internal/redistest"
+	"github.com/shardfleet/shardfleet/internal/testutil"
 )
 
 // P4, retry idempotency under a real retry: the proxy lets a script's request
@@ -28,25 +27,7 @@ type retryRig struct {
 	srv   *redistest.Server
 	proxy *faultproxy.Proxy
 	l     *Limiter
-	warns *syncBuffer // the limiter's warnings
-}
-
-// syncBuffer is a bytes.Buffer for a logger on other goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	warns *testutil.LogBuffer // the limiter's warnings
 }
 
 func newRetryRig(t *testing.T) *retryRig {
@@ -63,7 +44,7 @@ func newRetryRig(t *testing.T) *retryRig {
 	c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: 2, ContextTimeoutEnabled: true,
 		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	t.Cleanup(func() { _ = c.Close() })
-	r := &retryRig{srv: srv, proxy: p, warns: &syncBuffer{}}
+	r := &retryRig{srv: srv, proxy: p, warns: &testutil.LogBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.warns, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r.l = newLimiter(t, c, append(testOpts(uniquePrefix(t), 1), WithLogger(log))...)
 	if err := r.l.SetBudget(ctxT(t, 5*time.Second), 100, time.Minute); err != nil {

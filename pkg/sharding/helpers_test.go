@@ -1,7 +1,6 @@
 package sharding
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/disgoorg/snowflake/v2"
 
+	"github.com/shardfleet/shardfleet/internal/testutil"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
@@ -43,29 +43,11 @@ func newFake(t testing.TB, opts ...gatewaytest.Option) *gatewaytest.Server {
 	return s
 }
 
-// logSink collects every log line so a test can check the token never appears.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // newTestManager builds a manager on fake with compressed timings. It is
 // closed at cleanup, and the logs are checked for the token.
 func newTestManager(t testing.TB, fake *gatewaytest.Server, handler gateway.EventHandlerFunc, opts ...ConfigOpt) FleetShardManager {
 	t.Helper()
-	sink := &logSink{}
+	sink := &testutil.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	base := []ConfigOpt{
 		WithLogger(logger),

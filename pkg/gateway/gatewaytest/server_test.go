@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/testutil"
 )
 
 func TestRESTGateway(t *testing.T) {
@@ -287,7 +288,7 @@ func TestConfigValidation(t *testing.T) {
 // identify, resume and closes with debug logging, then looks for the token.
 func TestTokenNeverLogged(t *testing.T) {
 	const token = "very-secret-token-value"
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := startFake(t, WithToken(token), WithLogger(logger), WithIdentifyWindow(0), WithHeartbeatInterval(time.Minute))
 	a := connect(t, s)
@@ -311,23 +312,6 @@ func TestTokenNeverLogged(t *testing.T) {
 	if !strings.Contains(logs.String(), "shard_id=0") {
 		t.Fatalf("connection logs lack shard_id:\n%s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRESTErrors(t *testing.T) {
