@@ -27,11 +27,12 @@ func TestMeteredLimiterReportsMaxConcurrency(t *testing.T) {
 	}
 }
 
-// A shard whose open fails for a reason that passes (here: the gateway is
-// unreachable and the gateway does not reconnect by itself) is retried until
-// it is READY, instead of staying "opening" under a live lease.
-func TestFleetRetriesAFailedOpen(t *testing.T) {
-	h := newHarness(t, 1)
+// startRetryingOpens starts worker w1 of one shard whose gateway it reaches
+// through a proxy that refuses connections, with the gateway's own
+// reconnects off: every open fails and the worker retries it. It returns once
+// a second attempt came.
+func startRetryingOpens(t *testing.T, h *fleetHarness) (*running, *faultproxy.Proxy) {
+	t.Helper()
 	u, err := url.Parse(h.fake.GatewayURL())
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +52,15 @@ func TestFleetRetriesAFailedOpen(t *testing.T) {
 		accepted, _ := proxy.Stats()
 		return accepted >= 2
 	})
+	return w1, proxy
+}
+
+// A shard whose open fails for a reason that passes (here: the gateway is
+// unreachable and the gateway does not reconnect by itself) is retried until
+// it is READY, instead of staying "opening" under a live lease.
+func TestFleetRetriesAFailedOpen(t *testing.T) {
+	h := newHarness(t, 1)
+	w1, proxy := startRetryingOpens(t, h)
 	proxy.Heal()
 	eventually(t, "the shard READY once the gateway is reachable", 20*time.Second, func() bool {
 		return readyShards(w1) == 1
@@ -226,25 +236,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // unleased and writing nowhere, once by the next owner).
 func TestRevokeStopsAnOpenBeingRetried(t *testing.T) {
 	h := newHarness(t, 1)
-	u, err := url.Parse(h.fake.GatewayURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faultproxy.New(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	proxy.Refuse()
-	cfg := h.config("w1", 1)
-	u.Host = proxy.Addr()
-	cfg.GatewayURL = u.String()
-	cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithAutoReconnect(false))
-	w1 := h.start(cfg)
-	eventually(t, "a second open attempt after the first failed", 20*time.Second, func() bool {
-		accepted, _ := proxy.Stats()
-		return accepted >= 2
-	})
+	w1, proxy := startRetryingOpens(t, h)
 	var run *shardRun
 	w1.w.mu.RLock()
 	for _, r := range w1.w.shards {
