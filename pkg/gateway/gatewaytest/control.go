@@ -75,6 +75,7 @@ func (s *Server) chaosRoutes(mux *http.ServeMux) {
 		return hit(s.SendRaw(sh, body, r.URL.Query().Get("binary") == "true"))
 	})
 	post("dispatch", s.controlDispatch)
+	post("add-guilds", s.controlAddGuilds)
 	s.settingRoutes(post)
 }
 
@@ -158,6 +159,23 @@ func (s *Server) controlDispatch(r *http.Request, _ int) (any, int) {
 		req.Data = json.RawMessage("null")
 	}
 	return map[string]int{"sent": s.Dispatch(req.Type, req.GuildID, req.Data)}, http.StatusOK
+}
+
+// controlAddGuilds is POST /_fake/add-guilds?shard=N&count=C&n=K.
+func (s *Server) controlAddGuilds(r *http.Request, shard int) (any, int) {
+	count, err := strconv.Atoi(r.URL.Query().Get("count"))
+	if err != nil {
+		return errBody("count: want an integer"), http.StatusBadRequest
+	}
+	n, err := strconv.Atoi(r.URL.Query().Get("n"))
+	if err != nil {
+		return errBody("n: want an integer"), http.StatusBadRequest
+	}
+	on, err := s.AddGuilds(shard, count, n)
+	if err != nil {
+		return errBody(err.Error()), http.StatusBadRequest
+	}
+	return map[string]int{"added": n, "guilds_on_shard": on}, http.StatusOK
 }
 
 // sentEventData is a SentEvent with its d, for /_fake/events?data=true.

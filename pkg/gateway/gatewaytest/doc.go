@@ -87,7 +87,7 @@
 //	/_fake/closes              []CloseRecord
 //	/_fake/duplicates          []DuplicateRecord (two live sessions of one shard: when, which, how long)
 //	/_fake/sessions            []SessionInfo
-//	/_fake/guilds              the guild IDs
+//	/_fake/guilds              the guild IDs (the initial ones, then the added ones)
 //	/_fake/events?session=ID   []SentEvent of a session (404 if unknown);
 //	                           &data=true adds each event's "d"
 //
@@ -95,6 +95,10 @@
 // answers {"hit": n} unless noted):
 //
 //	/_fake/dispatch                     body {"t": "TYPE", "guild_id": "ID", "d": {...}} -> {"sent": n}
+//	/_fake/add-guilds?shard=N&count=C&n=K   the bot joins K guilds of shard N/C (AddGuilds;
+//	                                    live sessions get GUILD_CREATE; the shard's next
+//	                                    IDENTIFY closes 4011 past MaxGuildsPerShard)
+//	                                    -> {"added": K, "guilds_on_shard": m}
 //	/_fake/reconnect?shard=N            op 7
 //	/_fake/invalidate?shard=N&resumable=true|false   op 9
 //	/_fake/close?shard=N&code=C&reason=R close frame

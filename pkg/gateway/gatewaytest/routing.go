@@ -34,7 +34,17 @@ func shardOf(g snowflake.ID, count int) int {
 	return int((uint64(g) >> 22) % uint64(count))
 }
 
-// guildsOf lists the guilds (index, id) that route to (shardID, count).
+// guildAt is guild number i: one of the initial guilds, then the added ones.
+// Needs s.mu for an added guild.
+func (s *Server) guildAt(i int) snowflake.ID {
+	if i < len(s.guilds) {
+		return s.guilds[i]
+	}
+	return s.added[i-len(s.guilds)]
+}
+
+// guildsOf lists the guilds (index, as guildAt takes it) that route to
+// (shardID, count). Needs s.mu.
 func (s *Server) guildsOf(shardID, count int) []int {
 	var out []int
 	for i, g := range s.guilds {
@@ -42,19 +52,31 @@ func (s *Server) guildsOf(shardID, count int) []int {
 			out = append(out, i)
 		}
 	}
+	for i, g := range s.added {
+		if shardOf(g, count) == shardID {
+			out = append(out, len(s.guilds)+i)
+		}
+	}
 	return out
 }
 
-// guildsOnShard counts the guilds of (shardID, count) without listing them.
+// guildsOnShard counts the guilds of (shardID, count) without listing the
+// initial ones. Needs s.mu.
 func (s *Server) guildsOnShard(shardID, count int) int {
+	on := 0
+	for _, g := range s.added {
+		if shardOf(g, count) == shardID {
+			on++
+		}
+	}
 	n := len(s.guilds)
-	// Guild timestamps are consecutive, so each shard holds n/count or one more.
+	// Initial guild timestamps are consecutive, so each shard holds n/count or one more.
 	first := int((uint64(guildEpochMs)) % uint64(count)) // shard of guild 0
 	off := (shardID - first + count) % count
 	if off >= n {
-		return 0
+		return on
 	}
-	return (n-off-1)/count + 1
+	return on + (n-off-1)/count + 1
 }
 
 // newSession starts a session on c and indexes it for routing. Needs s.mu.
@@ -80,11 +102,11 @@ func (s *Server) sendReady(ss *session, shardSent bool) {
 	idx := s.guildsOf(ss.shardID, ss.shardCount)
 	ids := make([]snowflake.ID, len(idx))
 	for i, gi := range idx {
-		ids[i] = s.guilds[gi]
+		ids[i] = s.guildAt(gi)
 	}
 	s.dispatchToSession(ss, typReady, readyData(ss, ids, s.resumeURL, shardSent))
-	for _, gi := range idx {
-		s.dispatchToSession(ss, typGuildCreate, guildCreateData(gi, s.guilds[gi]))
+	for i, gi := range idx {
+		s.dispatchToSession(ss, typGuildCreate, guildCreateData(gi, ids[i]))
 	}
 }
 
@@ -240,10 +262,19 @@ func marshalData(data any) (json.RawMessage, bool) {
 }
 
 func (s *Server) dispatch(typJSON []byte, guildID snowflake.ID, raw json.RawMessage) int {
-	now := time.Now()
-	var slow []*conn
-	n := 0
 	s.mu.Lock()
+	n, slow := s.route(time.Now(), typJSON, guildID, raw, nil)
+	s.mu.Unlock()
+	s.waitSlow(slow)
+	return n
+}
+
+// route gives the dispatch to every session of the guild's shard, for every
+// count in use, and ends the sessions past their resume timeout. It returns
+// how many sessions got it and appends to slow the connections whose queue
+// is over QueueHighWater (wait for them with waitSlow, without s.mu). Needs s.mu.
+func (s *Server) route(now time.Time, typJSON []byte, guildID snowflake.ID, raw json.RawMessage, slow []*conn) (int, []*conn) {
+	n := 0
 	var expired []*session
 	for count, byShard := range s.index {
 		for _, ss := range byShard[shardOf(guildID, count)] {
@@ -260,9 +291,12 @@ func (s *Server) dispatch(typJSON []byte, guildID snowflake.ID, raw json.RawMess
 	for _, ss := range expired {
 		s.endSession(ss)
 	}
-	s.mu.Unlock()
+	return n, slow
+}
+
+// waitSlow applies backpressure: it waits for each connection to drain.
+func (s *Server) waitSlow(slow []*conn) {
 	for _, c := range slow {
 		c.waitDrained(s.cfg.QueueHighWater / 2)
 	}
-	return n
 }

@@ -26,11 +26,11 @@ type Server struct {
 	ln        net.Listener
 	http      *http.Server
 	handler   http.Handler
-	baseURL   string // http://host:port
-	gwURL     string // ws://host:port/gateway
-	resumeURL string // ws://host:port/resume-gateway
-	guilds    []snowflake.ID
-	start     time.Time // monotonic base of now()
+	baseURL   string         // http://host:port
+	gwURL     string         // ws://host:port/gateway
+	resumeURL string         // ws://host:port/resume-gateway
+	guilds    []snowflake.ID // the initial guilds (Config.Guilds); never changes
+	start     time.Time      // monotonic base of now()
 
 	deflated      *deflateCache // zlib-stream dispatch bodies, compressed once
 	ackHeartbeats atomic.Bool
@@ -58,6 +58,8 @@ type Server struct {
 	tokenRevoked bool
 	rest         restLimiter
 	rgmLast      map[snowflake.ID]time.Time
+	added        []snowflake.ID // guilds the bot joined later (AddGuilds)
+	nextGuildMs  uint64         // the next added guild's timestamp is at least this
 
 	wsWG   sync.WaitGroup // websocket handlers
 	httpWG sync.WaitGroup // net/http connections (ConnState)
@@ -155,8 +157,12 @@ func (s *Server) Token() string { return s.cfg.Token }
 // Config returns the validated configuration.
 func (s *Server) Config() Config { return s.cfg }
 
-// GuildIDs lists the fake's guilds.
-func (s *Server) GuildIDs() []snowflake.ID { return append([]snowflake.ID(nil), s.guilds...) }
+// GuildIDs lists the fake's guilds: the initial ones, then those AddGuilds added.
+func (s *Server) GuildIDs() []snowflake.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(append([]snowflake.ID(nil), s.guilds...), s.added...)
+}
 
 // Close drops every connection without a close frame (like a server crash,
 // so sessions would stay resumable), closes the listener, and waits for every
