@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/disgoorg/snowflake/v2"
+
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -21,7 +23,7 @@ type roundRecord struct {
 	duplicates                         int
 	events, lostTail                   int
 	allowDuplicates                    bool // a zombie's frozen connection may overlap its successor's (invariant 1's window)
-	expectFatal                        int  // fatal closes the round injected (4011)
+	expectFatal                        int  // fatal closes the round caused (4011 on a grown shard's re-IDENTIFY)
 }
 
 // chaosFault injects a fault, holds it, and heals it; it returns when the
@@ -166,16 +168,75 @@ var chaosFaults = []chaosFault{
 			return
 		}
 		k := keys[rng.IntN(len(keys))]
-		for _, s := range c.fake.sessions(c.t) {
-			if s.ShardID == k.ID && s.Connected && !s.Ended {
-				c.mayLoseTail[s.ID] = "closed 4011"
-			}
+		// As on Discord: the bot joins guilds of the shard (its session gets
+		// GUILD_CREATEs and goes on), and the shard's next IDENTIFY is over the
+		// cap. op 9 false forces that IDENTIFY; the fake's own rule closes it
+		// 4011. The halves of the split are under the cap.
+		on := c.growShard(k, chaosMaxGuildsPerShard+1)
+		for _, s := range c.liveSessions(k.ID) {
+			c.mayLoseTail[s] = "op 9 false, then 4011"
 		}
-		c.splitKeys[lease.ShardKey{ID: k.ID, Count: k.Count}] = time.Now()
-		hit := c.controlHit(fmt.Sprintf("/_fake/close?shard=%d&code=4011&reason=chaos", k.ID))
+		fatal := c.fake.stats(c.t).FatalCloses
+		sent := time.Now()
+		hit := c.controlHit(fmt.Sprintf("/_fake/invalidate?resumable=false&shard=%d", k.ID))
 		r.expectFatal = hit
-		r.note = fmt.Sprintf("shard %d/%d closed 4011 (%d connections)", k.ID, k.Count, hit)
+		at := sent
+		if hit > 0 {
+			poll(c.t, fmt.Sprintf("shard %d/%d's IDENTIFY to be closed 4011", k.ID, k.Count), 20*time.Second,
+				func() bool { return c.fake.stats(c.t).FatalCloses >= fatal+hit })
+			at = c.last4011(sent)
+		}
+		c.splitKeys[lease.ShardKey{ID: k.ID, Count: k.Count}] = at
+		r.note = fmt.Sprintf("shard %d/%d grown to %d guilds (cap %d), op 9 false (%d connections), re-IDENTIFY closed 4011 after %v",
+			k.ID, k.Count, on, chaosMaxGuildsPerShard, hit, at.Sub(sent).Round(time.Millisecond))
 	}},
+}
+
+// chaosMaxGuildsPerShard is the fake's 4011 cap in the chaos world. startFake
+// gives the bot 8 guilds per shard of the initial count, so no shard is over
+// it until a "4011 reshard" round grows one to the cap + 1; the halves of a
+// split then hold about half of that, under it.
+const chaosMaxGuildsPerShard = 12
+
+// growShard has the bot join guilds of shard k until it holds want, and
+// returns how many it holds.
+func (c *chaosWorld) growShard(k lease.ShardKey, want int) int {
+	c.t.Helper()
+	var ids []snowflake.ID
+	c.fake.get(c.t, "/_fake/guilds", &ids)
+	on := 0
+	for _, g := range ids {
+		if int((uint64(g)>>22)%uint64(k.Count)) == k.ID {
+			on++
+		}
+	}
+	if on >= want {
+		return on
+	}
+	path := fmt.Sprintf("/_fake/add-guilds?shard=%d&count=%d&n=%d", k.ID, k.Count, want-on)
+	resp, err := http.Post(c.fake.url+path, "application/json", nil)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		On int `json:"guilds_on_shard"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil || body.On != want {
+		c.t.Fatalf("POST %s: %s, %d guilds on the shard (want %d)", path, resp.Status, body.On, want)
+	}
+	return body.On
+}
+
+// last4011 is the time of the fake's last 4011 close after since.
+func (c *chaosWorld) last4011(since time.Time) time.Time {
+	at := since
+	for _, cl := range c.fake.closes(c.t) {
+		if cl.Code == gateway.CloseShardingRequired && !cl.FromClient && cl.Time.After(at) {
+			at = cl.Time
+		}
+	}
+	return at
 }
 
 // blackhole cuts every worker off Redis for d (> the renew deadline), then

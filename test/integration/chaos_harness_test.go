@@ -63,7 +63,7 @@ func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
 	fk := startFake(t, shards, load, "-identify-window", chaosFakeWindow.String(),
-		"-resume-timeout", chaosResumeTimeout.String())
+		"-resume-timeout", chaosResumeTimeout.String(), "-max-guilds-per-shard", strconv.Itoa(chaosMaxGuildsPerShard))
 	return &chaosWorld{
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",
 			workers: map[string]*proc{}},
