@@ -9,8 +9,11 @@
 //   - chaos_*_test.go: TestChaos, seeded rounds of random faults (workers
 //     killed, frozen past the TTL, stopped, joining and leaving; Redis
 //     restarted, slowed, black-holed and reset through internal/faultproxy;
-//     op 7, op 9, close codes, TCP drops and 4011 from the fake), checking the
-//     DESIGN invariants after each round. `go test` runs a short mode (8
+//     op 7, op 9, close codes and TCP drops from the fake; and 4011 as
+//     Discord gives it: the round grows one shard past the fake's guild cap
+//     (/_fake/add-guilds), forces a re-IDENTIFY with op 9 false, and the
+//     fake's own IDENTIFY check closes it 4011), checking the DESIGN
+//     invariants after each round. `go test` runs a short mode (8
 //     rounds); a long run:
 //     go test -race -run 'TestChaos$' -v ./test/integration/ -chaos.rounds=32 -chaos.seed=N
 //   - security_test.go: the token is nowhere (logs, HTTP, worker status,
