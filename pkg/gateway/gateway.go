@@ -46,6 +46,10 @@ type CreateFunc func(token string, eventHandlerFunc EventHandlerFunc, opts ...Co
 // sharding.RateLimiter, redislimiter.Limiter, and disgo v0.18's sharding.RateLimiter.
 // WaitBucket is called after HELLO and before every IDENTIFY (reconnects included,
 // never before a RESUME); UnlockBucket follows once IDENTIFY is written or failed.
+// A WaitBucket error ends the connection attempt; when the error (or one it
+// wraps) has a RetryAfter() time.Duration method, the next attempt waits at
+// least that long instead of the reconnect backoff alone (redislimiter's
+// BudgetError: until the daily identify budget resets).
 type IdentifyLimiter interface {
 	WaitBucket(ctx context.Context, shardID int) error
 	UnlockBucket(shardID int)

@@ -82,6 +82,16 @@ func (r *run) isFinished() bool {
 	return r.finished
 }
 
+// retryAfter is how long err asks the next connection attempt to wait, when
+// it carries a RetryAfter() time.Duration method (see IdentifyLimiter); else 0.
+func retryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
 func (r *run) lastError() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -147,6 +157,10 @@ func (r *run) attempt(attempt int) (next int, over bool) {
 	g := r.g
 	if attempt > 0 {
 		delay := backoffDelay(attempt-1, g.cfg.ReconnectBackoffMin, g.cfg.ReconnectBackoffMax, defaultRand)
+		if ra := retryAfter(r.lastError()); ra > delay {
+			delay = ra
+			g.log.Warn("reconnecting once the identify limiter allows", slog.Duration("delay", delay))
+		}
 		g.log.Debug("reconnecting", slog.Duration("delay", delay), slog.Int("attempt", attempt))
 		if !sleepCtx(r.ctx, delay) {
 			r.end(ErrClosed)

@@ -67,3 +67,8 @@ func (e *BudgetError) Error() string {
 
 // Is makes errors.Is(err, ErrBudgetExhausted) true.
 func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExhausted }
+
+// RetryAfter is ResetAfter: a gateway refused a permit at the floor waits
+// for the budget's reset before it connects again, instead of reconnecting
+// on its backoff (see gateway.IdentifyLimiter). 0 when the reset is unknown.
+func (e *BudgetError) RetryAfter() time.Duration { return e.ResetAfter }

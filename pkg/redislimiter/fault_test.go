@@ -276,6 +276,11 @@ func TestBudgetErrorResetAfterFollowsTheKey(t *testing.T) {
 	if be.ResetAfter > resetAfter || be.ResetAfter < resetAfter-elapsed-time.Millisecond {
 		t.Fatalf("ResetAfter %v, want within [%v, %v]", be.ResetAfter, resetAfter-elapsed, resetAfter)
 	}
+	// A gateway reads the delay through the RetryAfter method (gateway.IdentifyLimiter).
+	var ra interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &ra) || ra.RetryAfter() != be.ResetAfter {
+		t.Fatalf("RetryAfter of %v does not give ResetAfter %v", err, be.ResetAfter)
+	}
 	waitFor(t, 10*time.Second, "a grant once the budget key expired", func() bool {
 		if err := l.WaitBucket(ctx, 0); err != nil {
 			return false
