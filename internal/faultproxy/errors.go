@@ -5,8 +5,6 @@ import "errors"
 var (
 	// ErrInvalidConfig is wrapped by every *ConfigError.
 	ErrInvalidConfig = errors.New("faultproxy: invalid config")
-	// ErrClosed: the proxy was closed.
-	ErrClosed = errors.New("faultproxy: closed")
 )
 
 // ConfigError names the Config field New rejected.
