@@ -255,8 +255,7 @@ func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, 
 			w.log.Warn("store max_concurrency", "err", err)
 		}
 	}
-	w.m.budget.Set(float64(gb.SessionStartLimit.Remaining))
-	return count, mc, &gb.SessionStartLimit, nil
+	return count, mc, &gb.SessionStartLimit, nil // startLimiter stores it and sets the gauge
 }
 
 // Acquired implements lease.Handler: start the shard in the background.

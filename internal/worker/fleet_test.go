@@ -154,6 +154,16 @@ func checkStreamMatchesFake(t *testing.T, c redis.UniversalClient, fake *gateway
 	}
 }
 
+// checkStream stops the fake's load, waits until every live session is
+// committed, then checks the stream against what the fake sent.
+func (h *fleetHarness) checkStream(t *testing.T) {
+	t.Helper()
+	h.fake.SetEventsPerSecond(0)
+	c := h.redis.Client(t)
+	waitCommitted(t, c, h.fake)
+	checkStreamMatchesFake(t, c, h.fake)
+}
+
 // waitCommitted polls until every live session's record seq reaches the
 // fake's last sent seq (the load must be stopped first).
 func waitCommitted(t *testing.T, c redis.UniversalClient, fake *gatewaytest.Server) {
@@ -197,9 +207,7 @@ func TestFleetColdStartThenGracefulHandoff(t *testing.T) {
 	if st.Resumes == 0 || st.FailedResumes != 0 || st.DuplicateSessions != 0 || st.IdentifyViolations != 0 {
 		t.Errorf("after handoff: %+v", st)
 	}
-	h.fake.SetEventsPerSecond(0)
-	waitCommitted(t, h.redis.Client(t), h.fake)
-	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
+	h.checkStream(t)
 	if got := w2.w.m.handoffs; got == nil {
 		t.Fatal("no metrics")
 	}
@@ -226,9 +234,7 @@ func TestFleetCrashFailoverResumesFromCommittedSeq(t *testing.T) {
 	if st.Identifies != shards || st.FailedResumes != 0 || st.IdentifyViolations != 0 {
 		t.Errorf("after failover: %+v; want no new IDENTIFY", st)
 	}
-	h.fake.SetEventsPerSecond(0)
-	waitCommitted(t, h.redis.Client(t), h.fake)
-	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
+	h.checkStream(t)
 }
 
 func TestFleetInvalidTokenStopsWithoutLoop(t *testing.T) {
@@ -278,9 +284,7 @@ func TestFleetRejoinsAfterSelfFence(t *testing.T) {
 	if st.Identifies != shards || st.FailedResumes != 0 || st.DuplicateSessions != 0 {
 		t.Errorf("after rejoin: %+v; want the shards RESUMEd", st)
 	}
-	h.fake.SetEventsPerSecond(0)
-	waitCommitted(t, h.redis.Client(t), h.fake)
-	checkStreamMatchesFake(t, h.redis.Client(t), h.fake)
+	h.checkStream(t)
 }
 
 func TestFleetSplitsShardOn4011(t *testing.T) {

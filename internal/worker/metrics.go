@@ -95,10 +95,12 @@ func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
 	var committed, dups, errs uint64
-	// w.sink is set before mgrSet, so this read is ordered after it.
-	if sink := c.w.sink; c.w.mgrSet.Load() && sink != nil {
-		st := sink.Stats()
-		committed, dups, errs = st.Committed, st.Duplicates, st.RedisErrors
+	// w.sink is set before mgrSet, so it is read only after mgrSet is seen set.
+	if c.w.mgrSet.Load() {
+		if sink := c.w.sink; sink != nil {
+			st := sink.Stats()
+			committed, dups, errs = st.Committed, st.Duplicates, st.RedisErrors
+		}
 	}
 	errs += c.m.redisErrors.Load()
 	ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.CounterValue, float64(committed))
