@@ -74,15 +74,7 @@ func Assign(shards []ShardKey, members []string) map[ShardKey]string {
 // indices, used only to break ties, independent of the input order).
 func uniqueShards(in []ShardKey) []ShardKey {
 	out := slices.Clone(in)
-	slices.SortFunc(out, func(a, b ShardKey) int {
-		switch {
-		case a.less(b):
-			return -1
-		case b.less(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, compareShards)
 	return slices.Compact(out)
 }
 

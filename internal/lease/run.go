@@ -167,7 +167,13 @@ func (r *reconciler) refreshLayout(ctx context.Context, version int64) bool {
 // session does not hold: an earlier process with the same WorkerID left them,
 // and this session's member key makes them look valid, so nobody else could
 // claim them. It runs when the layout changes (at start too): O(shards) once.
+//
+// It holds claimMu, as claims do: a Claim from another goroutine between the
+// snapshot of the held tokens and the script would otherwise have its fresh
+// lease deleted in Redis while the session still holds it.
 func (r *reconciler) sweep(ctx context.Context) {
+	r.s.claimMu.Lock()
+	defer r.s.claimMu.Unlock()
 	const batch = 512
 	for i := 0; i < len(r.shards); i += batch {
 		part := r.shards[i:min(i+batch, len(r.shards))]
@@ -267,14 +273,6 @@ func (r *reconciler) logRevoke(l *Lease, why, to string) {
 }
 
 func sortedLeases(ls []*Lease) []*Lease {
-	slices.SortFunc(ls, func(a, b *Lease) int {
-		switch {
-		case a.key.less(b.key):
-			return -1
-		case b.key.less(a.key):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ls, func(a, b *Lease) int { return compareShards(a.key, b.key) })
 	return ls
 }

@@ -1,6 +1,9 @@
 package lease
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+)
 
 // MaxShardCount bounds a shard count (Discord's largest bots run tens of
 // thousands of shards; this keeps layout maths far from int overflow).
@@ -29,10 +32,7 @@ func (k ShardKey) Validate() error {
 // String is "id/count".
 func (k ShardKey) String() string { return fmt.Sprintf("%d/%d", k.ID, k.Count) }
 
-// less orders keys by count, then ID.
-func (k ShardKey) less(o ShardKey) bool {
-	if k.Count != o.Count {
-		return k.Count < o.Count
-	}
-	return k.ID < o.ID
+// compareShards orders keys by count, then ID (for slices.SortFunc).
+func compareShards(a, b ShardKey) int {
+	return cmp.Or(cmp.Compare(a.Count, b.Count), cmp.Compare(a.ID, b.ID))
 }
