@@ -14,10 +14,9 @@ import (
 
 // renewOutcome is what one keep-alive round trip found.
 type renewOutcome struct {
-	err      error
-	gone     bool   // member key missing, epoch unchanged: membership expired
-	newEpoch string // non-empty: Redis lost data, re-assert
-	view     *view
+	err  error
+	gone bool  // member key missing, epoch unchanged: membership expired
+	view *view // nil unless the renew succeeded ("ok"); an epoch change re-asserts and leaves it nil
 }
 
 // keepAlive renews the membership every RenewInterval and self-fences when
