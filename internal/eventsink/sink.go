@@ -43,7 +43,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() *Config {
 	return &Config{
-		Prefix:          "{shardfleet}:",
+		Prefix:          lease.DefaultPrefix,
 		MaxLen:          1_000_000,
 		BatchSize:       512,
 		MaxBatchBytes:   1 << 20,
