@@ -83,11 +83,9 @@ var _ gateway.IdentifyLimiter = (*orderedLimiter)(nil)
 
 func (l *orderedLimiter) WaitBucket(ctx context.Context, shardID int) error {
 	t := l.turn
-	if t.prev != nil && !t.passed.Load() {
-		select {
-		case <-t.prev:
-		case <-ctx.Done():
-			return ctx.Err()
+	if !t.passed.Load() {
+		if err := t.wait(ctx); err != nil {
+			return err
 		}
 	}
 	t.passed.Store(true)
