@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -225,10 +226,7 @@ func (m *manager) reserve(req openRequest, turn *orderTurn) (*shard, error) {
 	if cur[req.key.ID] != nil {
 		return nil, ErrShardAlreadyOpen
 	}
-	next := make(map[int]*shard, len(cur)+1)
-	for id, s := range cur {
-		next[id] = s
-	}
+	next := maps.Clone(cur)
 	next[sh.key.ID] = sh
 	m.storeLocked(next)
 	return sh, nil

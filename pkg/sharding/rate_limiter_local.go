@@ -69,7 +69,6 @@ func (l *localLimiter) MaxConcurrency() int { return l.cfg.MaxConcurrency }
 
 // bucket is one rate-limit key. Guarded by localLimiter.mu.
 type bucket struct {
-	key     int
 	held    bool
 	holder  int       // shard ID holding the permit, when held
 	next    time.Time // no grant before this
@@ -181,7 +180,7 @@ func (l *localLimiter) Close(ctx context.Context) {
 func (l *localLimiter) bucketLocked(key int) *bucket {
 	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{key: key}
+		b = &bucket{}
 		l.buckets[key] = b
 	}
 	return b
