@@ -1,7 +1,6 @@
 package sharding
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/testutil"
 )
 
 const (
@@ -290,14 +291,11 @@ func TestRateLimiterConfig(t *testing.T) {
 // default and the warning names the field.
 func TestNewRateLimiterInvalidFallsBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var buf bytes.Buffer
-		var mu sync.Mutex
-		logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+		var buf testutil.LogBuffer
+		logger := slog.New(slog.NewTextHandler(&buf, nil))
 		l := NewRateLimiter(WithMaxConcurrency(-3), WithRateLimiterLogger(logger), WithIdentifyWait(testWindow))
 		defer l.Close(t.Context())
-		mu.Lock()
 		out := buf.String()
-		mu.Unlock()
 		if !strings.Contains(out, "RateLimiterConfig.MaxConcurrency") {
 			t.Fatalf("no warning naming the field: %q", out)
 		}
@@ -329,15 +327,4 @@ func TestNewRateLimiterAllInvalid(t *testing.T) {
 	if err := cfg.Validate(); err != nil || cfg.IdentifyWait != DefaultIdentifyWait || cfg.Margin != DefaultIdentifyMargin {
 		t.Fatalf("config after fallback = %+v (%v)", cfg, err)
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
 }

@@ -44,8 +44,8 @@ var (
 	_ func(string, gateway.EventHandlerFunc, ...ConfigOpt) ShardManager = New
 )
 
-// seedConfig has every field of the seed's Config, with its type.
-var seedConfig = Config{
+// The seed's Config: every field, with its type.
+var _ = Config{
 	Logger:                (*slog.Logger)(nil),
 	ShardIDs:              map[int]struct{}(nil),
 	ShardCount:            int(0),
