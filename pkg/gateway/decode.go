@@ -50,7 +50,7 @@ func decodeEnvelope(msg []byte) (envelope, error) {
 		}
 		p.skipSpace()
 		valStart := p.pos
-		if err := p.skipValue(0); err != nil {
+		if err := p.skipValue(); err != nil {
 			return env, err
 		}
 		val := msg[valStart:p.pos]
@@ -192,7 +192,7 @@ func (p *parser) skipSpace() {
 // skipValue skips one JSON value. It is iterative, with the open containers
 // kept in a bit set, so decoding a deeply nested dispatch never grows the read
 // loop's goroutine stack (which then stays small for the connection's life).
-func (p *parser) skipValue(int) error {
+func (p *parser) skipValue() error {
 	var objects [maxDepth/8 + 1]uint8 // bit d set: the container at depth d is an object
 	depth := 0
 	for {
@@ -450,7 +450,7 @@ func eachMember(obj []byte, fn func(key, val []byte)) error {
 		}
 		p.skipSpace()
 		valStart := p.pos
-		if err := p.skipValue(0); err != nil {
+		if err := p.skipValue(); err != nil {
 			return err
 		}
 		fn(key, obj[valStart:p.pos])

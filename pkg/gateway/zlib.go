@@ -121,7 +121,7 @@ func (z *zlibStream) endsAtWindowWrap(out []byte) bool {
 func isOneJSONValue(b []byte) bool {
 	p := parser{buf: b}
 	p.skipSpace()
-	if p.skipValue(0) != nil {
+	if p.skipValue() != nil {
 		return false
 	}
 	p.skipSpace()
