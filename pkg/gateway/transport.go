@@ -102,22 +102,11 @@ func (t *payloadTransport) decode(binary bool, frame []byte) ([]byte, error) {
 	}
 	defer zlibReaders.Put(zr) // Reset makes it as good as new, even after a read error
 	t.out = inflatePool.get()
-	buf := *t.out
-	for {
-		if cap(buf)-len(buf) < 4096 {
-			buf = append(buf, make([]byte, len(buf)+4096)...)[:len(buf)]
-		}
-		n, err := zr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			*t.out = buf
-			return nil, fmt.Errorf("zlib payload: %w", err)
-		}
-	}
+	buf, err := readMessage(zr, *t.out)
 	*t.out = buf
+	if err != nil {
+		return nil, fmt.Errorf("zlib payload: %w", err)
+	}
 	return buf, nil
 }
 
