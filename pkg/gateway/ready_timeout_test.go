@@ -70,6 +70,9 @@ func TestReadyTimeoutDuringOpenReidentifies(t *testing.T) {
 	if g.Status() != gateway.StatusReady {
 		t.Fatalf("status %v after Open, want ready", g.Status())
 	}
+	// Open returns at READY, which can beat the handshake goroutine's
+	// UnlockBucket (deferred after the IDENTIFY write): wait for it.
+	eventually(t, "every permit released", func() bool { return lim.unlocks.Load() >= lim.waits.Load() })
 	if w, u := lim.waits.Load(), lim.unlocks.Load(); w != u || w != int64(len(s.Identifies())) || lim.violations.Load() != 0 {
 		t.Fatalf("permits: %d waits, %d unlocks, %d identifies, %d violations", w, u, len(s.Identifies()), lim.violations.Load())
 	}
