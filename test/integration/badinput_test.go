@@ -148,11 +148,7 @@ func TestBadInputConfigurationExitsTwoNamingTheSetting(t *testing.T) {
 // refuses the garbage session id. Nothing is doubled in the stream; no panic.
 func TestBadInputCorruptSessionRecord(t *testing.T) {
 	t.Parallel() // own redis-server, fake and workers: independent of every other test
-	f := newFleet(t, 3, 100)
-	w1 := f.startWorker("w1")
-	f.waitAllReady("every shard READY")
-	w1.signal(syscall.SIGKILL)
-	<-w1.done
+	f := fleetWithDeadWorker(t)
 	ctx := context.Background()
 	if err := f.client.HSet(ctx, prefix+"session:3:0", "seq", "banana", "resume_url", "::not a url::",
 		"session_id", "\x00\xff").Err(); err != nil {
@@ -210,11 +206,7 @@ func TestBadInputCorruptLayout(t *testing.T) {
 // the worker claimed none of its shards.)
 func TestBadInputWrongTypeSessionKey(t *testing.T) {
 	t.Parallel() // own redis-server, fake and workers: independent of every other test
-	f := newFleet(t, 3, 100)
-	w1 := f.startWorker("w1")
-	f.waitAllReady("every shard READY")
-	w1.signal(syscall.SIGKILL)
-	<-w1.done
+	f := fleetWithDeadWorker(t)
 	ctx := context.Background()
 	key := prefix + "session:3:1"
 	if err := f.client.Del(ctx, key).Err(); err != nil {
@@ -278,4 +270,17 @@ func TestBadInputStuckGatewayReadyTimeout(t *testing.T) {
 	}
 	f.checkStream()
 	checkNoPanic(t, w)
+}
+
+// fleetWithDeadWorker starts a 3-shard fleet with one worker, waits until
+// every shard is READY, then kills the worker (kill -9) and waits for it to
+// exit, leaving its sessions in Redis.
+func fleetWithDeadWorker(t *testing.T) *fleet {
+	t.Helper()
+	f := newFleet(t, 3, 100)
+	w1 := f.startWorker("w1")
+	f.waitAllReady("every shard READY")
+	w1.signal(syscall.SIGKILL)
+	<-w1.done
+	return f
 }

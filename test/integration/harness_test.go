@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,9 +265,7 @@ type fleet struct {
 func newFleet(t testing.TB, shards int, eventsPerSecond float64) *fleet {
 	t.Helper()
 	needBinaries(t)
-	r := redistest.Start(t)
-	return &fleet{t: t, redis: r, client: r.Client(t), fake: startFake(t, shards, eventsPerSecond),
-		shards: shards, token: "itest-token", workers: map[string]*proc{}}
+	return newFleetWithFake(t, shards, startFake(t, shards, eventsPerSecond))
 }
 
 func freeAddr(t testing.TB) string {
@@ -341,7 +340,7 @@ func (f *fleet) waitAllReady(what string, among ...string) map[int]string {
 			if w.LeaseExpiresInMS < 0 {
 				continue
 			}
-			if len(among) > 0 && len(w.Shards) > 0 && !contains(among, w.WorkerID) {
+			if len(among) > 0 && len(w.Shards) > 0 && !slices.Contains(among, w.WorkerID) {
 				return false
 			}
 			for _, s := range w.Shards {
@@ -354,15 +353,6 @@ func (f *fleet) waitAllReady(what string, among ...string) map[int]string {
 		return true
 	})
 	return owners
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkInvariants asserts the fake's invariants: no identify violation, no
@@ -381,44 +371,7 @@ func (f *fleet) checkInvariants() gatewaytest.Stats {
 // sent with the stream's: the same, each once.
 func (f *fleet) checkStream() {
 	f.t.Helper()
-	f.fake.post(f.t, "/_fake/events-per-second?rate=0")
-	poll(f.t, "every connected session committed", 15*time.Second, func() bool {
-		for _, s := range f.fake.sessions(f.t) {
-			if !s.Connected || s.Ended {
-				continue
-			}
-			vals, err := f.client.HMGet(context.Background(), fmt.Sprintf("%ssession:%d:%d", prefix, s.ShardCount, s.ShardID),
-				"session_id", "seq").Result()
-			if err != nil || vals[0] != s.ID || vals[1] != strconv.Itoa(s.Seq) {
-				return false
-			}
-		}
-		return true
-	})
-	msgs, err := f.client.XRange(context.Background(), prefix+"events", "-", "+").Result()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	inStream := map[string][]int{}
-	for _, m := range msgs {
-		seq, _ := strconv.Atoi(m.Values["seq"].(string))
-		sess := m.Values["session"].(string)
-		inStream[sess] = append(inStream[sess], seq)
-	}
-	total := 0
-	for _, s := range f.fake.sessions(f.t) {
-		sent := f.fake.sentSeqs(f.t, s.ID)
-		if got := inStream[s.ID]; fmt.Sprint(got) != fmt.Sprint(sent) {
-			f.t.Errorf("shard %d session %s: stream has seqs %v, the fake sent %v", s.ShardID, s.ID, got, sent)
-		}
-		total += len(sent)
-	}
-	if total != len(msgs) {
-		f.t.Errorf("stream holds %d events, the fake sent %d", len(msgs), total)
-	}
-	if total == 0 {
-		f.t.Error("no events flowed")
-	}
+	checkStreamOf(f.t, f.client, f.fake, prefix)
 }
 
 // checkNoSecret asserts the token never reached logs or Redis.
@@ -437,15 +390,10 @@ func (f *fleet) checkNoSecret() {
 	}
 }
 
+// poll polls cond every 20 ms until it holds or timeout passes.
 func poll(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
-	}
+	pollEvery(t, what, timeout, 20*time.Millisecond, cond)
 }
 
 // linesWith counts output lines of p holding every needle.
