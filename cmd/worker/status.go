@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/worker"
 )
 
@@ -24,8 +25,9 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 		return def
 	}
 	redisURL := fs.String("redis-url", get("REDIS_URL", ""), "Redis of the fleet (env REDIS_URL)")
-	cluster := fs.Bool("redis-cluster", get("REDIS_CLUSTER", "false") == "true", "REDIS_URL is a Cluster seed (env REDIS_CLUSTER)")
-	prefix := fs.String("key-prefix", get("KEY_PREFIX", "{shardfleet}:"), "key prefix of the fleet (env KEY_PREFIX)")
+	clusterEnv, _ := strconv.ParseBool(get("REDIS_CLUSTER", "false")) // as the worker reads it
+	cluster := fs.Bool("redis-cluster", clusterEnv, "REDIS_URL is a Cluster seed (env REDIS_CLUSTER)")
+	prefix := fs.String("key-prefix", get("KEY_PREFIX", lease.DefaultPrefix), "key prefix of the fleet (env KEY_PREFIX)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: worker status [flags]\n\nPrints every worker of the fleet, its shards, their status and latency, and when its leases expire.\n\nFlags:")
