@@ -204,7 +204,7 @@ func parseRawClaim(v any) (rawClaim, error) {
 	switch r.status {
 	case "ok":
 		tok, err := strconv.ParseUint(str(1), 10, 64)
-		if err != nil {
+		if err != nil || tok == 0 { // tokens come from server time: 0 is never one
 			return r, fmt.Errorf("%w: token %q", ErrCorrupt, str(1))
 		}
 		seq, err := strconv.Atoi(str(3))
