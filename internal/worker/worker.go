@@ -160,7 +160,7 @@ func (w *Worker) onEvent(g gateway.Gateway, t gateway.EventType, seq int, data j
 		run := w.shards[lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}]
 		w.mu.RUnlock()
 		if run != nil {
-			run.add(t, seq, data)
+			w.add(run, t, seq, data)
 		}
 	}
 	if h := w.cfg.EventHandler; h != nil {
