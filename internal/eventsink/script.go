@@ -1,6 +1,10 @@
 package eventsink
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+)
 
 // commitScript commits one batch of one shard's session. It is idempotent:
 // events at or below the record's seq are skipped, so a go-redis retry of a
@@ -22,9 +26,8 @@ import "github.com/redis/go-redis/v9"
 // Returns {committed, last committed seq}; refusals are error replies
 // starting FENCED, STALESESSION, ROLLBACK ("ROLLBACK shard N durable seq S")
 // or LOSTRECORD.
-var commitScript = redis.NewScript(`
-local lease = redis.call('HMGET', KEYS[1], 'owner', 'token')
-if lease[1] ~= ARGV[1] or lease[2] ~= ARGV[2] or redis.call('EXISTS', KEYS[2]) == 0 then
+var commitScript = redis.NewScript(keyspace.LuaLeaseValid + `
+if not valid then
   return redis.error_reply('FENCED shard ' .. ARGV[3] .. ' lease not held with this token')
 end
 local rec = redis.call('HMGET', KEYS[3], 'session_id', 'seq')

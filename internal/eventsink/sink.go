@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 )
 
@@ -252,23 +253,18 @@ func rollback(err error) (durable int, ok bool) {
 
 // SessionRecord is a shard's session record: the session to RESUME, its
 // resume URL and the last committed seq (the resume point).
-type SessionRecord struct {
-	SessionID string
-	Sequence  int
-	ResumeURL string
-}
+type SessionRecord = keyspace.SessionRecord
 
-// Session reads the shard's session record; the zero record when there is none.
+// Session reads the shard's session record; the zero record when there is
+// none. A corrupt record is an error wrapping keyspace.ErrCorrupt.
 func (s *Sink) Session(ctx context.Context, shard Shard) (SessionRecord, error) {
-	vals, err := s.client.HMGet(ctx, s.keys.Session(shard), "session_id", "seq", "resume_url").Result()
+	vals, err := s.client.HMGet(ctx, s.keys.Session(shard), keyspace.SessionFields...).Result()
 	if err != nil {
 		return SessionRecord{}, fmt.Errorf("read session of shard %d: %w", shard.ID, err)
 	}
-	var st SessionRecord
-	st.SessionID, _ = vals[0].(string)
-	if seq, ok := vals[1].(string); ok {
-		st.Sequence, _ = strconv.Atoi(seq)
+	rec, err := keyspace.ParseSession(vals)
+	if err != nil {
+		return SessionRecord{}, fmt.Errorf("read session of shard %d: %w", shard.ID, err)
 	}
-	st.ResumeURL, _ = vals[2].(string)
-	return st, nil
+	return rec, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
 // Sentinel errors. Callers test them with errors.Is; they survive wrapping.
@@ -34,9 +36,9 @@ var (
 	// ErrNotInLayout: the shard is not part of the current layout.
 	ErrNotInLayout = errors.New("lease: shard not in layout")
 	// ErrInvalidShard: a ShardKey or split factor is out of range.
-	ErrInvalidShard = errors.New("lease: invalid shard")
+	ErrInvalidShard = keyspace.ErrInvalidShard
 	// ErrCorrupt: a value read from Redis could not be decoded.
-	ErrCorrupt = errors.New("lease: corrupt value in redis")
+	ErrCorrupt = keyspace.ErrCorrupt
 )
 
 // ConfigError names the Config field that failed validation.
