@@ -192,7 +192,6 @@ func (m *manager) openOne(ctx context.Context, req openRequest, turn *orderTurn)
 	if owned && m.cfg.AutoScaling && gateway.CloseStatus(err) == gateway.CloseShardingRequired {
 		return m.split(ctx, sh.key)
 	}
-	log.Warn("open shard", slog.Any("error", err))
 	return &ShardError{ShardID: sh.key.ID, ShardCount: sh.key.Count, Err: err}
 }
 
