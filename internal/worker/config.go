@@ -65,7 +65,9 @@ type Config struct {
 	GatewayOptions []gateway.ConfigOpt
 
 	// EventHandler, when set, also receives every dispatch in-process (local
-	// and fleet mode), after the sink has accepted it.
+	// and fleet mode), as the gateway delivers it: in fleet mode that is
+	// once the shard's writer has queued it, before it is committed, so it
+	// may see an event the sink then refuses (a fenced or rolled-back write).
 	EventHandler gateway.EventHandlerFunc
 
 	// ShutdownTimeout bounds the graceful stop after Run's ctx ends (hand
