@@ -3,6 +3,8 @@ package eventsink
 import (
 	"errors"
 	"fmt"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 var (
@@ -21,6 +23,8 @@ var (
 	// loss). The Writer starts the record afresh; what the stream lost of the
 	// session is gone with it.
 	errLostRecord = errors.New("eventsink: Redis lost the session record")
+	// ErrInvalidConfig: New was given an invalid Config (a *ConfigError).
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 	// ErrMixedSessions: a Commit batch holds events of more than one session.
 	ErrMixedSessions = errors.New("eventsink: batch mixes sessions")
 )
@@ -44,13 +48,8 @@ func (e *RollbackError) Error() string {
 		e.Shard.ID, e.Durable, e.Expected)
 }
 
-// ConfigError names the Config field New rejected.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string { return "eventsink: config " + e.Field + ": " + e.Reason }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError
 
 // Rejected reports whether err means the Writer's writes are refused for good
 // (fenced, stale session, or rolled back): the owner must stop the shard, or,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // Config configures a Sink. DefaultConfig holds the defaults; New validates.
@@ -119,21 +120,21 @@ func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
 	}
 	switch {
 	case client == nil:
-		return nil, &ConfigError{"client", "is nil"}
+		return nil, gateway.NewConfigError("eventsink", "client", "is nil")
 	case cfg.MaxLen < 0:
-		return nil, &ConfigError{"MaxLen", "is negative"}
+		return nil, gateway.NewConfigError("eventsink", "MaxLen", "is negative")
 	case cfg.BatchSize < 1:
-		return nil, &ConfigError{"BatchSize", "is below 1"}
+		return nil, gateway.NewConfigError("eventsink", "BatchSize", "is below 1")
 	case cfg.MaxBatchBytes < 1:
-		return nil, &ConfigError{"MaxBatchBytes", "is below 1"}
+		return nil, gateway.NewConfigError("eventsink", "MaxBatchBytes", "is below 1")
 	case cfg.FlushInterval < 0:
-		return nil, &ConfigError{"FlushInterval", "is negative"}
+		return nil, gateway.NewConfigError("eventsink", "FlushInterval", "is negative")
 	case cfg.MaxPending < 1:
-		return nil, &ConfigError{"MaxPending", "is below 1"}
+		return nil, gateway.NewConfigError("eventsink", "MaxPending", "is below 1")
 	case cfg.RetryBackoffMin <= 0 || cfg.RetryBackoffMax < cfg.RetryBackoffMin:
-		return nil, &ConfigError{"RetryBackoffMin", "want 0 < RetryBackoffMin <= RetryBackoffMax"}
+		return nil, gateway.NewConfigError("eventsink", "RetryBackoffMin", "want 0 < RetryBackoffMin <= RetryBackoffMax")
 	case cfg.Logger == nil:
-		return nil, &ConfigError{"Logger", "is nil"}
+		return nil, gateway.NewConfigError("eventsink", "Logger", "is nil")
 	}
 	cfg.Prefix = lease.NormalizePrefix(cfg.Prefix)
 	return &Sink{client: client, cfg: *cfg, keys: lease.NewKeys(cfg.Prefix),

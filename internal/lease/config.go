@@ -158,7 +158,7 @@ func setDur(p *time.Duration, def time.Duration) {
 // ErrInvalidConfig and names the field.
 func (c Config) validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+		return &ConfigError{Package: "lease", Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case strings.ContainsAny(c.WorkerID, " \t\r\n{}") || len(c.WorkerID) > 128:

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // Sentinel errors. Callers test them with errors.Is; they survive wrapping.
 var (
 	// ErrInvalidConfig: a Config field is out of range; the error is a
 	// *ConfigError naming the field.
-	ErrInvalidConfig = errors.New("lease: invalid config")
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 	// ErrLeaseHeld: another member holds a valid lease on the shard.
 	ErrLeaseHeld = errors.New("lease: held by another member")
 	// ErrLeaseLost: the lease is no longer valid (expired, taken over,
@@ -41,18 +42,8 @@ var (
 	ErrCorrupt = keyspace.ErrCorrupt
 )
 
-// ConfigError names the Config field that failed validation.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("lease: invalid config: %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap makes errors.Is(err, ErrInvalidConfig) hold.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError
 
 // GraceError is returned by claims during the data-loss grace period.
 type GraceError struct {

@@ -125,7 +125,9 @@ func WithLogger(logger *slog.Logger) ConfigOpt { return func(c *Config) { c.Logg
 
 // validate checks every field once; the error names the first bad one.
 func (c *Config) validate() error {
-	bad := func(field, reason string) error { return &ConfigError{Field: field, Reason: reason} }
+	bad := func(field, reason string) error {
+		return &ConfigError{Package: "redislimiter", Field: field, Reason: reason}
+	}
 	switch {
 	case c.MaxConcurrency < 1:
 		return bad("MaxConcurrency", "must be >= 1")

@@ -80,7 +80,7 @@ func New(client redis.UniversalClient, opts ...ConfigOpt) *Limiter {
 	}
 	l.err = cfg.validate()
 	if l.err == nil && client == nil {
-		l.err = &ConfigError{Field: "client", Reason: "must not be nil"}
+		l.err = &ConfigError{Package: "redislimiter", Field: "client", Reason: "must not be nil"}
 	}
 	cfg.KeyPrefix = keyspace.NormalizePrefix(cfg.KeyPrefix)
 	l.cfg = cfg
