@@ -17,7 +17,7 @@ func FuzzZlibStream(f *testing.F) {
 	f.Add([]byte{0, 0, 0xff, 0xff}, []byte{1, 2, 3}, uint8(3))
 	f.Add(append([]byte{0x02, 0x00}, zlibSuffix...), frames[1][0], uint8(2))
 	f.Fuzz(func(t *testing.T, a, b []byte, split uint8) {
-		z := newTransport(CompressionZlibStream)
+		z := newTransport(CompressionZlibStream, -1)
 		defer z.close()
 		if _, err := z.decode(true, frames[0][0]); err != nil {
 			t.Fatal(err)
@@ -45,7 +45,7 @@ func FuzzZstdStream(f *testing.F) {
 	f.Add(frames[0], frames[1])
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0}, []byte{})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		z := newTransport(CompressionZstdStream)
+		z := newTransport(CompressionZstdStream, -1)
 		defer z.close()
 		failed := false
 		for _, in := range [][]byte{a, b} {
@@ -67,7 +67,7 @@ func FuzzZlibPayload(f *testing.F) {
 	f.Add([]byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01}, true)
 	f.Add([]byte(`{"op":11}`), false)
 	f.Fuzz(func(t *testing.T, in []byte, binary bool) {
-		z := newTransport(CompressionZlibPayload)
+		z := newTransport(CompressionZlibPayload, -1)
 		defer z.close()
 		out, err := z.decode(binary, in)
 		if err == nil && !binary && !bytes.Equal(out, in) {

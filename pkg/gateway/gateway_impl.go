@@ -31,6 +31,7 @@ type gatewayImpl struct {
 	status    Status
 	state     ShardState
 	hasSeq    bool
+	seq       seqGuard // refused jumps and unreadable messages (frames.go)
 	latency   time.Duration
 	bootstrap string      // gateway URL learned from GET {APIURL}/gateway
 	conn      *connection // the live connection, for Send
@@ -143,18 +144,12 @@ func (g *gatewayImpl) setLatency(d time.Duration) {
 	g.mu.Unlock()
 }
 
-// setSeq records the sequence of a dispatch as it is read: the resume point.
-func (g *gatewayImpl) setSeq(seq int) {
-	g.mu.Lock()
-	g.state.Sequence, g.hasSeq = seq, true
-	g.mu.Unlock()
-}
-
 // onReady records a new session from READY.
 func (g *gatewayImpl) onReady(seq int, sessionID, resumeURL string) {
 	g.mu.Lock()
 	g.state = ShardState{SessionID: sessionID, Sequence: seq, ResumeURL: resumeURL}
 	g.hasSeq = true
+	g.seq.jump = 0 // a new session numbers afresh
 	g.status = StatusReady
 	g.mu.Unlock()
 }
