@@ -18,7 +18,8 @@ type metrics struct {
 	identifyWait                    prometheus.Histogram
 	budget                          prometheus.Gauge
 	eventsReceived                  prometheus.Counter
-	redisErrors                     atomic.Uint64 // status publishing etc.; the sink counts its own
+	frameFaults                     *prometheus.CounterVec // frames.go
+	redisErrors                     atomic.Uint64          // status publishing etc.; the sink counts its own
 }
 
 func newMetrics(w *Worker) *metrics {
@@ -38,6 +39,7 @@ func newMetrics(w *Worker) *metrics {
 	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
 		Help: "Session starts left in the fleet's daily budget (-1: unknown)."})
 	m.budget.Set(-1)
+	m.frameFaults = newFrameFaults(m.registry)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
