@@ -104,11 +104,10 @@ type seqGuard struct {
 	// caused gives the jump one chance to come back: if the replay or the
 	// first dispatch after RESUMED jumps to it again, it is taken.
 	jump int
-	// unreadableSession, unreadableSeq and unreadableCount count the
-	// consecutive unreadable messages at one point of one session.
-	unreadableSession string
-	unreadableSeq     int
-	unreadableCount   int
+	// unreadableSeq and unreadableCount count the consecutive unreadable
+	// messages at one seq of the session (READY starts afresh).
+	unreadableSeq   int
+	unreadableCount int
 }
 
 // admitSeq decides on a dispatch's s and, when it is taken, makes it the
@@ -214,8 +213,8 @@ func isUnreadable(err error) bool {
 func (g *gatewayImpl) afterUnreadable(action CloseAction) CloseAction {
 	g.mu.Lock()
 	st, gs := g.state, &g.seq
-	if gs.unreadableSession != st.SessionID || gs.unreadableSeq != st.Sequence {
-		gs.unreadableSession, gs.unreadableSeq, gs.unreadableCount = st.SessionID, st.Sequence, 0
+	if gs.unreadableSeq != st.Sequence {
+		gs.unreadableSeq, gs.unreadableCount = st.Sequence, 0
 	}
 	gs.unreadableCount++
 	tries := gs.unreadableCount

@@ -149,7 +149,7 @@ func (g *gatewayImpl) onReady(seq int, sessionID, resumeURL string) {
 	g.mu.Lock()
 	g.state = ShardState{SessionID: sessionID, Sequence: seq, ResumeURL: resumeURL}
 	g.hasSeq = true
-	g.seq.jump = 0 // a new session numbers afresh
+	g.seq = seqGuard{} // a new session numbers afresh
 	g.status = StatusReady
 	g.mu.Unlock()
 }
