@@ -104,10 +104,9 @@ type seqGuard struct {
 	// caused gives the jump one chance to come back: if the replay or the
 	// first dispatch after RESUMED jumps to it again, it is taken.
 	jump int
-	// unreadableSeq and unreadableCount count the consecutive unreadable
-	// messages at one seq of the session (READY starts afresh).
-	unreadableSeq   int
-	unreadableCount int
+	// unreadableSeq is the seq at which gatewayImpl.unreadable counts
+	// consecutive unreadable messages (READY starts afresh).
+	unreadableSeq int
 }
 
 // admitSeq decides on a dispatch's s and, when it is taken, makes it the
@@ -212,12 +211,14 @@ func isUnreadable(err error) bool {
 // every replay would send the same message.
 func (g *gatewayImpl) afterUnreadable(action CloseAction) CloseAction {
 	g.mu.Lock()
-	st, gs := g.state, &g.seq
-	if gs.unreadableSeq != st.Sequence {
-		gs.unreadableSeq, gs.unreadableCount = st.Sequence, 0
+	st := g.state
+	if g.seq.unreadableSeq != st.Sequence {
+		g.seq.unreadableSeq, g.unreadable = st.Sequence, 0
 	}
-	gs.unreadableCount++
-	tries := gs.unreadableCount
+	if int(g.unreadable) <= g.cfg.UnreadableRetries {
+		g.unreadable++
+	}
+	tries := int(g.unreadable)
 	g.mu.Unlock()
 	if action != ActionResume || st.SessionID == "" {
 		g.frameFault(FrameFaultUnreadable)
