@@ -74,3 +74,26 @@ func inflatedCap(z transport) int {
 	}
 	return cap(*out)
 }
+
+// BenchmarkInflateBomb is the issue's zlib-stream case: a 100 MiB dispatch
+// that compresses to about 100 KB, under the default 64 MiB ReadLimit, and
+// with no limit (what every transport did before). B/op is what one such
+// message costs in memory.
+func BenchmarkInflateBomb(b *testing.B) {
+	bomb := fmt.Appendf(nil, `{"op":0,"s":2,"t":"X","d":"%s"}`, bytes.Repeat([]byte("a"), 100<<20))
+	frame := zlibFrames(b, [][]byte{bomb}, 1, rand.New(rand.NewPCG(6, 6)))[0][0]
+	b.Logf("%d bytes inflate to %d", len(frame), len(bomb))
+	for _, limit := range []int64{DefaultConfig().ReadLimit, -1} {
+		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				z := newTransport(CompressionZlibStream, limit)
+				_, err := z.decode(true, frame)
+				if limit >= 0 != errors.Is(err, errInflatedTooLarge) {
+					b.Fatalf("limit %d: %v", limit, err)
+				}
+				z.close()
+			}
+		})
+	}
+}
