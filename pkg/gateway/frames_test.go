@@ -55,16 +55,25 @@ func sendRaw(t *testing.T, s *gatewaytest.Server, frame []byte) {
 	}
 }
 
-// TestSeqJumpIsHealedByResumeReplay: a dispatch whose s skips two numbers is
-// neither delivered nor trusted; the RESUME that follows replays the missing
-// events, so the handler sees every seq once, in order, and never the jump.
-func TestSeqJumpIsHealedByResumeReplay(t *testing.T) {
+// openRawShard opens a shard without transport compression (so that SendRaw
+// frames are read as they are), counting its frame faults, and waits for its
+// guilds.
+func openRawShard(t *testing.T) (*gatewaytest.Server, *recorder, *faultCounter, gateway.Gateway) {
+	t.Helper()
 	s := newFake(t)
 	rec, faults := &recorder{}, &faultCounter{}
 	g := newShard(t, s, rec, gateway.WithCompression(gateway.CompressionNone),
 		gateway.WithFrameFaultHook(faults.hook))
 	open(t, g)
 	eventually(t, "the guilds", func() bool { return rec.count("GUILD_CREATE") == 3 })
+	return s, rec, faults, g
+}
+
+// TestSeqJumpIsHealedByResumeReplay: a dispatch whose s skips two numbers is
+// neither delivered nor trusted; the RESUME that follows replays the missing
+// events, so the handler sees every seq once, in order, and never the jump.
+func TestSeqJumpIsHealedByResumeReplay(t *testing.T) {
+	s, rec, faults, g := openRawShard(t)
 	last := *g.LastSequenceReceived()
 	sendRaw(t, s, rawDispatch(last+3, "MESSAGE_CREATE", `{"jump":true}`))
 	for i := range 2 { // last+1, last+2: queued behind the jump, so only the replay delivers them
@@ -92,11 +101,7 @@ func TestSeqJumpIsHealedByResumeReplay(t *testing.T) {
 // RESUME jumps to the same s again, Discord means it: it is delivered and the
 // seq raised, with one RESUME in all (no loop).
 func TestSameSeqJumpAfterReplayIsAccepted(t *testing.T) {
-	s := newFake(t)
-	rec, faults := &recorder{}, &faultCounter{}
-	g := newShard(t, s, rec, gateway.WithCompression(gateway.CompressionNone),
-		gateway.WithFrameFaultHook(faults.hook))
-	open(t, g)
+	s, rec, faults, g := openRawShard(t)
 	const jump = 999999999
 	sendRaw(t, s, rawDispatch(jump, "MESSAGE_CREATE", `{"jump":1}`))
 	eventually(t, "RESUMED", func() bool { return rec.count(gateway.EventTypeResumed) == 1 })
@@ -119,12 +124,7 @@ func TestSameSeqJumpAfterReplayIsAccepted(t *testing.T) {
 // delivered nor a reason to reconnect; a dropped dispatch whose s is the next
 // one still advances the seq, so the next good dispatch is no gap.
 func TestMalformedDispatchesAreDropped(t *testing.T) {
-	s := newFake(t)
-	rec, faults := &recorder{}, &faultCounter{}
-	g := newShard(t, s, rec, gateway.WithCompression(gateway.CompressionNone),
-		gateway.WithFrameFaultHook(faults.hook))
-	open(t, g)
-	eventually(t, "the guilds", func() bool { return rec.count("GUILD_CREATE") == 3 })
+	s, rec, faults, g := openRawShard(t)
 	last := *g.LastSequenceReceived()
 	for _, frame := range [][]byte{
 		fmt.Appendf(nil, `{"op":0,"s":%d,"d":{"bad":"no t"}}`, last+1),
