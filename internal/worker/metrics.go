@@ -19,7 +19,8 @@ type metrics struct {
 	budget                          prometheus.Gauge
 	eventsReceived                  prometheus.Counter
 	rollbacks, rollbackLost         prometheus.Counter
-	redisErrors                     atomic.Uint64 // status publishing etc.; the sink counts its own
+	frameFaults                     *prometheus.CounterVec // frames.go
+	redisErrors                     atomic.Uint64          // status publishing etc.; the sink counts its own
 }
 
 func newMetrics(w *Worker) *metrics {
@@ -41,6 +42,7 @@ func newMetrics(w *Worker) *metrics {
 	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
 		Help: "Session starts left in the fleet's daily budget (-1: unknown)."})
 	m.budget.Set(-1)
+	m.frameFaults = newFrameFaults(m.registry)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

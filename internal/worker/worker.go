@@ -88,7 +88,7 @@ func (w *Worker) shutdownContext() (context.Context, context.CancelFunc) {
 }
 
 func (w *Worker) managerOptions(limiter sharding.RateLimiter, count int) []sharding.ConfigOpt {
-	gw := []gateway.ConfigOpt{}
+	gw := []gateway.ConfigOpt{gateway.WithFrameFaultHook(w.onFrameFault)}
 	if w.cfg.GatewayURL != "" {
 		gw = append(gw, gateway.WithURL(w.cfg.GatewayURL))
 	}

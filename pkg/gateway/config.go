@@ -76,6 +76,10 @@ type Config struct {
 	// CloseTimeout bounds the close handshake (a peer that does not answer
 	// the close frame in time is cut off) and each websocket write. Default 5 s.
 	CloseTimeout time.Duration
+
+	// FrameFaultHook and UnreadableRetries: see config_frames.go.
+	FrameFaultHook    FrameFaultHook
+	UnreadableRetries int
 }
 
 // ConfigOpt changes a Config.
@@ -105,6 +109,7 @@ func DefaultConfig() *Config {
 		HelloTimeout:        30 * time.Second,
 		ReadyTimeout:        2 * time.Minute,
 		CloseTimeout:        5 * time.Second,
+		UnreadableRetries:   DefaultUnreadableRetries,
 	}
 }
 

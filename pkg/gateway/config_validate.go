@@ -46,6 +46,8 @@ func (c *Config) validate(token string) error {
 		return bad("ReadyTimeout", "%s is not positive", c.ReadyTimeout)
 	case c.CloseTimeout <= 0:
 		return bad("CloseTimeout", "%s is not positive", c.CloseTimeout)
+	case c.UnreadableRetries < 1 || c.UnreadableRetries > maxUnreadableRetries:
+		return bad("UnreadableRetries", "%d is not in [1, %d]", c.UnreadableRetries, maxUnreadableRetries)
 	}
 	if err := c.validateURLs(); err != nil {
 		return err

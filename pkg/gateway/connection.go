@@ -39,7 +39,10 @@ type connection struct {
 	hello    chan struct{}
 	readySig chan struct{}
 	ready    bool // READY/RESUMED seen; read loop only
-	wg       sync.WaitGroup
+	// sawDispatch: an ordinary dispatch came after READY/RESUMED (the
+	// replay is over); read loop only.
+	sawDispatch bool
+	wg          sync.WaitGroup
 
 	mu     sync.Mutex
 	cause  error // why the client ends this connection; first one wins
@@ -65,7 +68,7 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 		return nil, fmt.Errorf("dial gateway %s: %w", redactURL(u), err)
 	}
 	ws.SetReadLimit(g.cfg.ReadLimit)
-	c := newConnection(ctx, cancel, r, ws, newTransport(g.cfg.Compression))
+	c := newConnection(ctx, cancel, r, ws, newTransport(g.cfg.Compression, g.cfg.ReadLimit))
 	g.setStatus(StatusWaitingForHello)
 	return c, nil
 }
@@ -93,6 +96,9 @@ func (c *connection) serve(resume bool) connResult {
 	_ = c.ws.CloseNow()
 	c.tr.close()
 	err, action := c.result(readErr)
+	if isUnreadable(err) {
+		action = c.g.afterUnreadable(action)
+	}
 	return connResult{err: err, action: action, ready: c.ready}
 }
 
@@ -114,7 +120,7 @@ func (c *connection) readLoop() error {
 		c.hb.received.Store(true)
 		if !c.failed() {
 			if err := c.processFrame(typ == websocket.MessageBinary, frame); err != nil {
-				c.fail(err, ActionResume, CloseCodeProtocolError, "undecodable message")
+				c.fail(fmt.Errorf("%w: %w", errUnreadable, err), ActionResume, CloseCodeProtocolError, "undecodable message")
 			}
 		}
 		framePool.put(fb)

@@ -22,4 +22,13 @@
 // The zombie rule is Discord's (no heartbeat ACK between two beats) with one
 // exception: a connection that received anything since the last beat is not
 // a zombie, since under a flood of dispatches the ACK waits behind them.
+//
+// One bad message does not poison a session (frames.go): a dispatch whose s
+// jumps ahead is neither delivered nor trusted (the connection RESUMEs so
+// that Discord replays the gap, and only the same jump again right after the
+// replay is taken); one with a missing, non-positive or backwards s, no t, or
+// invalid UTF-8 is dropped; a message over ReadLimit (compressed messages
+// are bounded by their inflated size) is RESUMEd over at most
+// UnreadableRetries times before the session is given up. FrameFaultHook
+// counts each.
 package gateway

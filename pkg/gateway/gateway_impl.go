@@ -27,13 +27,18 @@ type gatewayImpl struct {
 	run       *run        // the current Open..Close span, or nil
 	lastDisp  *dispatcher // the latest run's dispatcher, so the next one waits for it
 
-	mu        sync.Mutex
-	status    Status
-	state     ShardState
-	hasSeq    bool
-	latency   time.Duration
-	bootstrap string      // gateway URL learned from GET {APIURL}/gateway
-	conn      *connection // the live connection, for Send
+	mu     sync.Mutex
+	status Status
+	state  ShardState
+	hasSeq bool
+	// unreadable counts consecutive unreadable messages (frames.go); a
+	// uint8 (UnreadableRetries is at most 10) in hasSeq's padding keeps
+	// gatewayImpl in the 512-byte size class.
+	unreadable uint8
+	seq        seqGuard // refused jumps and where unreadable counts (frames.go)
+	latency    time.Duration
+	bootstrap  string      // gateway URL learned from GET {APIURL}/gateway
+	conn       *connection // the live connection, for Send
 }
 
 var _ Gateway = (*gatewayImpl)(nil)
@@ -143,18 +148,12 @@ func (g *gatewayImpl) setLatency(d time.Duration) {
 	g.mu.Unlock()
 }
 
-// setSeq records the sequence of a dispatch as it is read: the resume point.
-func (g *gatewayImpl) setSeq(seq int) {
-	g.mu.Lock()
-	g.state.Sequence, g.hasSeq = seq, true
-	g.mu.Unlock()
-}
-
 // onReady records a new session from READY.
 func (g *gatewayImpl) onReady(seq int, sessionID, resumeURL string) {
 	g.mu.Lock()
 	g.state = ShardState{SessionID: sessionID, Sequence: seq, ResumeURL: resumeURL}
 	g.hasSeq = true
+	g.seq, g.unreadable = seqGuard{}, 0 // a new session numbers afresh
 	g.status = StatusReady
 	g.mu.Unlock()
 }

@@ -129,6 +129,7 @@ func TestInvalidConfigFailsOpenNamingTheField(t *testing.T) {
 		{"ReservedCommands", []gateway.ConfigOpt{gateway.WithSendRateLimit(3, 1, 3)}},
 		{"Logger", []gateway.ConfigOpt{gateway.WithLogger(nil)}},
 		{"ReadyTimeout", []gateway.ConfigOpt{gateway.WithReadyTimeout(0)}},
+		{"UnreadableRetries", []gateway.ConfigOpt{gateway.WithUnreadableRetries(0)}},
 		{"Presence", []gateway.ConfigOpt{gateway.WithPresence(gateway.PresenceUpdate{
 			Activities: []gateway.Activity{{Name: string(make([]byte, 5000))}}})}},
 	}

@@ -41,7 +41,9 @@ func (c *connection) handleMessage(msg []byte) error {
 }
 
 // handleDispatch (op 0) records the sequence as the resume point, handles
-// READY/RESUMED, and queues the event for the handler with a private copy of d.
+// READY/RESUMED, and queues the event for the handler with a private copy of
+// d. An ordinary dispatch is delivered only when its s is the next one (see
+// checkDispatchSeq) and it has a type and valid UTF-8.
 func handleDispatch(c *connection, env *envelope) error {
 	g := c.g
 	data := make(json.RawMessage, len(env.d))
@@ -58,14 +60,16 @@ func handleDispatch(c *connection, env *envelope) error {
 		g.onReady(env.seq, sessionID, resumeURL)
 		c.becameReady()
 	case EventTypeResumed:
-		if env.hasSeq {
-			g.setSeq(env.seq)
-		}
+		g.admitResumedSeq(env.seq, env.hasSeq)
 		g.setStatus(StatusReady)
 		c.becameReady()
 	default:
-		if env.hasSeq {
-			g.setSeq(env.seq)
+		if !c.checkDispatchSeq(env) {
+			return nil
+		}
+		if kind := dispatchFault(env); kind != 0 {
+			c.refuseContent(env, kind)
+			return nil
 		}
 	}
 	c.run.disp.push(dispatchItem{t: env.t, seq: env.seq, data: data})

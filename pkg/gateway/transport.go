@@ -24,21 +24,28 @@ type transport interface {
 	close()
 }
 
-// newTransport returns the transport for a compression mode.
-func newTransport(c Compression) transport {
+// newTransport returns the transport for a compression mode. limit bounds a
+// decompressed message as Config.ReadLimit bounds a websocket message (-1: no
+// limit): the read limit alone would let a small compressed message inflate
+// without bound.
+func newTransport(c Compression, limit int64) transport {
 	switch c {
 	case CompressionZlibStream:
-		return &zlibStream{}
+		return &zlibStream{limit: limit}
 	case CompressionZstdStream:
-		return &zstdStream{}
+		return &zstdStream{limit: limit}
 	default:
-		return &payloadTransport{}
+		return &payloadTransport{limit: limit}
 	}
 }
 
 // errStreamBroken marks a stream transport that failed once: the shared
 // decompression context is unusable, so the connection must be replaced.
 var errStreamBroken = errors.New("gateway: compressed stream broken")
+
+// errInflatedTooLarge: a compressed message inflates to more than the read
+// limit. Decompression stops at the limit, so the message is never held whole.
+var errInflatedTooLarge = errors.New("decompressed message over the read limit")
 
 // bufPool hands out byte buffers for messages in flight. Buffers live only
 // while one message is decoded, so an idle connection holds none.
@@ -76,8 +83,9 @@ var (
 // payloadTransport is no compression, or per-payload zlib (IDENTIFY
 // compress:true): text frames are JSON, binary frames are one zlib stream each.
 type payloadTransport struct {
-	src bytes.Reader
-	out *[]byte
+	src   bytes.Reader
+	out   *[]byte
+	limit int64
 }
 
 // zlibReaders holds per-payload zlib readers (about 35 KiB of inflater state
@@ -102,12 +110,24 @@ func (t *payloadTransport) decode(binary bool, frame []byte) ([]byte, error) {
 	}
 	defer zlibReaders.Put(zr) // Reset makes it as good as new, even after a read error
 	t.out = inflatePool.get()
-	buf, err := readMessage(zr, *t.out)
+	buf, err := readMessage(limitInflated(zr, t.limit), *t.out)
 	*t.out = buf
+	if err == nil && t.limit >= 0 && int64(len(buf)) > t.limit {
+		err = fmt.Errorf("%w (%d bytes)", errInflatedTooLarge, t.limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("zlib payload: %w", err)
 	}
 	return buf, nil
+}
+
+// limitInflated lets one byte past limit through, so that an oversized
+// payload is seen as such, and no more.
+func limitInflated(r io.Reader, limit int64) io.Reader {
+	if limit < 0 {
+		return r
+	}
+	return io.LimitReader(r, limit+1)
 }
 
 func (t *payloadTransport) release() {

@@ -91,7 +91,7 @@ func TestZlibStreamSplitFrames(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(split)))
 			msgs := testMessages(30, rng)
 			frames := zlibFrames(t, msgs, split, rng)
-			z := newTransport(CompressionZlibStream)
+			z := newTransport(CompressionZlibStream, -1)
 			defer z.close()
 			for i, parts := range frames {
 				for j, part := range parts {
@@ -119,7 +119,7 @@ func TestZlibStreamCorruptIsErrorThenBroken(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	msgs := testMessages(3, rng)
 	frames := zlibFrames(t, msgs, 1, rng)
-	z := newTransport(CompressionZlibStream)
+	z := newTransport(CompressionZlibStream, -1)
 	defer z.close()
 	if _, err := z.decode(true, frames[0][0]); err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestZlibStreamCorruptIsErrorThenBroken(t *testing.T) {
 }
 
 func TestZlibStreamBadHeader(t *testing.T) {
-	z := newTransport(CompressionZlibStream)
+	z := newTransport(CompressionZlibStream, -1)
 	defer z.close()
 	if _, err := z.decode(true, []byte{1, 2, 0, 0, 0xff, 0xff}); err == nil {
 		t.Fatal("bad zlib header accepted")
@@ -149,7 +149,7 @@ func TestZstdStream(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	msgs := testMessages(30, rng)
 	frames := zstdFrames(t, msgs)
-	z := newTransport(CompressionZstdStream)
+	z := newTransport(CompressionZstdStream, -1)
 	defer z.close()
 	for i, f := range frames {
 		got, err := z.decode(true, f)
@@ -166,7 +166,7 @@ func TestZstdStream(t *testing.T) {
 func TestZstdStreamCorrupt(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	frames := zstdFrames(t, testMessages(3, rng))
-	z := newTransport(CompressionZstdStream)
+	z := newTransport(CompressionZstdStream, -1)
 	defer z.close()
 	if _, err := z.decode(true, frames[0]); err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestZstdStreamCorrupt(t *testing.T) {
 }
 
 func TestPayloadTransport(t *testing.T) {
-	z := newTransport(CompressionZlibPayload)
+	z := newTransport(CompressionZlibPayload, -1)
 	defer z.close()
 	plain := []byte(`{"op":11}`)
 	got, err := z.decode(false, plain)
@@ -225,7 +225,7 @@ func TestZlibStreamMessageEndingAtWindowWrap(t *testing.T) {
 		}
 		rng := rand.New(rand.NewPCG(5, 5))
 		frames := zlibFrames(t, msgs, 1, rng)
-		z := newTransport(CompressionZlibStream)
+		z := newTransport(CompressionZlibStream, -1)
 		for i, f := range frames {
 			got, err := z.decode(true, f[0])
 			if err != nil {

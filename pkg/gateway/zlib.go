@@ -37,6 +37,7 @@ type zlibStream struct {
 	fr      io.ReadCloser // raw flate reader, created with the first message
 	out     *[]byte
 	broken  error
+	limit   int64 // largest inflated message; -1: none
 }
 
 func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
@@ -69,7 +70,7 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 		z.src.Reset(in)
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10, z.endsAtWindowWrap)
+	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10, z.limit, z.endsAtWindowWrap)
 	*z.out = msg[:0]
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
@@ -132,16 +133,21 @@ func isOneJSONValue(b []byte) bool {
 // accepts the output while input is left. Each Read gets more than maxChunk
 // bytes of room, maxChunk being the most a decompressor returns at once, so
 // when src is empty after a Read that Read has returned everything the
-// consumed input held. It never calls Read on an exhausted src.
-func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int, complete func([]byte) bool) ([]byte, error) {
+// consumed input held. It never calls Read on an exhausted src. Output over
+// limit (unless -1) is an error as soon as it is seen: the buffer never grows
+// past limit+maxChunk+1.
+func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int, limit int64, complete func([]byte) bool) ([]byte, error) {
 	for idle := 0; ; {
 		if cap(buf)-len(buf) <= maxChunk {
-			buf = append(buf[:cap(buf)], make([]byte, cap(buf)+maxChunk+1)...)[:len(buf)]
+			buf = growInflated(buf, maxChunk, limit)
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err != nil {
 			return buf, err
+		}
+		if limit >= 0 && int64(len(buf)) > limit {
+			return buf, fmt.Errorf("%w (%d bytes)", errInflatedTooLarge, limit)
 		}
 		if src.Len() == 0 || (n > 0 && complete != nil && complete(buf)) {
 			return buf, nil
@@ -152,6 +158,16 @@ func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int, co
 			}
 		}
 	}
+}
+
+// growInflated doubles buf's room (plus maxChunk+1), but not beyond what a
+// message of limit bytes and one more Read need.
+func growInflated(buf []byte, maxChunk int, limit int64) []byte {
+	grow := cap(buf) + maxChunk + 1
+	if limit >= 0 {
+		grow = min(grow, max(int(limit)+maxChunk+1-cap(buf), maxChunk+1))
+	}
+	return append(buf[:cap(buf)], make([]byte, grow)...)[:len(buf)]
 }
 
 // zlibHeader checks RFC 1950's two header bytes and returns the deflate data.

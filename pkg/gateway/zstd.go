@@ -23,6 +23,7 @@ type zstdStream struct {
 	dec    *zstd.Decoder
 	out    *[]byte
 	broken error
+	limit  int64 // largest inflated message; -1: none
 }
 
 func (z *zstdStream) decode(_ bool, frame []byte) ([]byte, error) {
@@ -42,7 +43,7 @@ func (z *zstdStream) decode(_ bool, frame []byte) ([]byte, error) {
 		z.dec = dec
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.dec, &z.src, *z.out, zstdMaxBlock, nil)
+	msg, err := inflateMessage(z.dec, &z.src, *z.out, zstdMaxBlock, z.limit, nil)
 	*z.out = msg[:0]
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zstd-stream: %w", err))
