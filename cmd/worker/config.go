@@ -383,8 +383,8 @@ func (c *Config) validate() error {
 		if c.redis, err = newRedisTarget(c.RedisURL, c.RedisCluster, c.RedisTLS); err != nil {
 			return err
 		}
-	} else if c.RedisTLS != (redisTLS{}) {
-		return bad("REDIS_TLS_* (-redis-tls-*)", "", "set without REDIS_URL: want a rediss:// REDIS_URL, or no REDIS_TLS_* setting")
+	} else if name, value := c.RedisTLS.firstSet(); name != "" {
+		return bad(name, value, "set without REDIS_URL: want a rediss:// REDIS_URL too, or no REDIS_TLS_* setting")
 	}
 	return nil
 }

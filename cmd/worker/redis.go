@@ -84,12 +84,9 @@ func newRedisTarget(raw RedisURL, cluster bool, tl redisTLS) (redisTarget, error
 	}
 	cfg := t.tlsConfig()
 	if *cfg == nil {
-		for _, s := range []struct{ name, value string }{{settingTLSCA, tl.CAFile}, {settingTLSCert, tl.CertFile},
-			{settingTLSKey, tl.KeyFile}, {settingTLSServName, tl.ServerName}} {
-			if s.value != "" {
-				return redisTarget{}, &SettingError{Setting: s.name, Value: s.value,
-					Reason: "applies only to TLS: REDIS_URL must start with rediss://, rediss+sentinel:// or rediss+cluster://"}
-			}
+		if name, value := tl.firstSet(); name != "" {
+			return redisTarget{}, &SettingError{Setting: name, Value: value,
+				Reason: "applies only to TLS: REDIS_URL must start with rediss://, rediss+sentinel:// or rediss+cluster://"}
 		}
 		return t, nil
 	}
@@ -97,6 +94,17 @@ func newRedisTarget(raw RedisURL, cluster bool, tl redisTLS) (redisTarget, error
 		return redisTarget{}, err
 	}
 	return t, nil
+}
+
+// firstSet names the first REDIS_TLS_* setting given, and its value; "" when none is.
+func (tl redisTLS) firstSet() (setting, value string) {
+	for _, s := range [][2]string{{settingTLSCA, tl.CAFile}, {settingTLSCert, tl.CertFile},
+		{settingTLSKey, tl.KeyFile}, {settingTLSServName, tl.ServerName}} {
+		if s[1] != "" {
+			return s[0], s[1]
+		}
+	}
+	return "", ""
 }
 
 // apply loads the files into c, go-redis's TLS configuration of a rediss URL.

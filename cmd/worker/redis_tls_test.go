@@ -39,7 +39,7 @@ func TestRedisSettingErrorsNameTheSetting(t *testing.T) {
 		{"user with empty password", append(tok, "REDIS_URL", "redis://fleet:@h:6379"), "REDIS_URL"},
 		{"CA without rediss", append(tok, "REDIS_URL", "redis://h:6379", "REDIS_TLS_CA_FILE", files.CA), "REDIS_TLS_CA_FILE"},
 		{"server name without rediss", append(tok, "REDIS_URL", "redis+cluster://a:1,b:2", "REDIS_TLS_SERVER_NAME", "x"), "REDIS_TLS_SERVER_NAME"},
-		{"TLS without REDIS_URL", append(tok, "REDIS_TLS_CERT_FILE", files.ClientCert), "REDIS_TLS_"},
+		{"TLS without REDIS_URL", append(tok, "REDIS_TLS_CERT_FILE", files.ClientCert), "REDIS_TLS_CERT_FILE"},
 		{"CA missing", append(tlsURL, "REDIS_TLS_CA_FILE", files.CA+".missing"), "REDIS_TLS_CA_FILE"},
 		{"CA not PEM", append(tlsURL, "REDIS_TLS_CA_FILE", files.ClientKey+"x"), "REDIS_TLS_CA_FILE"},
 		{"CA a key", append(tlsURL, "REDIS_TLS_CA_FILE", files.ClientKey), "REDIS_TLS_CA_FILE"},

@@ -59,15 +59,7 @@ func TestACLFleetUnderREADMERules(t *testing.T) {
 	if err := f.client.Do(ctx, rules...).Err(); err != nil {
 		t.Fatalf("ACL SETUSER with the README's rules: %v", err)
 	}
-	url := "redis://fleet:" + pass + "@" + f.redis.Addr()
-	for _, id := range []string{"w1", "w2"} {
-		f.startWorkerWith(id, "REDIS_URL="+url)
-	}
-	f.waitAllReady("every shard READY under the README's ACL")
-	status, code := runWorkerCmd(t, 10*time.Second, []string{"REDIS_URL=" + url, "KEY_PREFIX=" + prefix}, "status")
-	if code != 0 || strings.Count(status, "ready") != 4 {
-		t.Errorf("worker status under the ACL: exit %d\n%s", code, status)
-	}
+	f.startUnderACL("redis://fleet:" + pass + "@" + f.redis.Addr())
 	if body := httpText(t, "http://"+envValue(f.workers["w1"].cmd.Env, "HTTP_ADDR")+"/status"); strings.Contains(body, "fleet_error") {
 		t.Errorf("/status under the ACL:\n%s", body)
 	}
@@ -78,18 +70,7 @@ func TestACLFleetUnderREADMERules(t *testing.T) {
 	}
 	f.waitAllReady("every shard READY on w2 after w1's hand-off", "w2")
 	f.checkStream()
-	refused, err := f.client.Do(ctx, "ACL", "LOG").Slice()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, entry := range refused {
-		t.Errorf("Redis refused the fleet's user: %v", entry)
-	}
-	for id, p := range f.workers {
-		if strings.Contains(p.out.String(), "NOPERM") {
-			t.Errorf("worker %s met NOPERM:\n%s", id, lastLines(p.out.String(), 20))
-		}
-	}
+	f.checkNoRefusal(f.client)
 
 	t.Run("without evalsha", func(t *testing.T) {
 		less := slices.DeleteFunc(readmeACL(t, "fleet-less", pass, 1), func(a any) bool { return a == "+evalsha" })
@@ -116,8 +97,10 @@ func TestACLClusterFleetUnderREADMERules(t *testing.T) {
 	ctx := context.Background()
 	rules := readmeACL(t, "fleet", pass, 2)
 	var home *redis.Client // the node that holds the prefix's slot, and so every key of the fleet
+	var nodes []*redis.Client
 	for _, n := range cl.Nodes {
 		c := n.Client(t)
+		nodes = append(nodes, c)
 		if err := c.Do(ctx, rules...).Err(); err != nil {
 			t.Fatalf("ACL SETUSER on %s: %v", n.Addr(), err)
 		}
@@ -130,28 +113,42 @@ func TestACLClusterFleetUnderREADMERules(t *testing.T) {
 	}
 	f := &fleet{t: t, redis: cl.Nodes[0], client: home, fake: startFake(t, 4, 100), shards: 4, token: "itest-token",
 		workers: map[string]*proc{}}
-	url := "redis+cluster://fleet:" + pass + "@" + strings.Join(cl.Addrs(), ",")
+	f.startUnderACL("redis+cluster://fleet:" + pass + "@" + strings.Join(cl.Addrs(), ","))
+	f.checkStream()
+	f.checkNoRefusal(nodes...)
+}
+
+// startUnderACL starts workers w1 and w2 with REDIS_URL url, waits until
+// every shard is READY and checks that `worker status` reads the fleet
+// through url.
+func (f *fleet) startUnderACL(url string) {
+	f.t.Helper()
 	for _, id := range []string{"w1", "w2"} {
 		f.startWorkerWith(id, "REDIS_URL="+url)
 	}
-	f.waitAllReady("every shard READY on the cluster under the README's ACL")
-	status, code := runWorkerCmd(t, 10*time.Second, []string{"REDIS_URL=" + url, "KEY_PREFIX=" + prefix}, "status")
-	if code != 0 || strings.Count(status, "ready") != 4 {
-		t.Errorf("worker status under the ACL: exit %d\n%s", code, status)
+	f.waitAllReady("every shard READY under the README's ACL")
+	status, code := runWorkerCmd(f.t, 10*time.Second, []string{"REDIS_URL=" + url, "KEY_PREFIX=" + prefix}, "status")
+	if code != 0 || strings.Count(status, "ready") != f.shards {
+		f.t.Errorf("worker status under the ACL: exit %d\n%s", code, status)
 	}
-	f.checkStream()
-	for _, n := range cl.Nodes {
-		refused, err := n.Client(t).Do(ctx, "ACL", "LOG").Slice()
+}
+
+// checkNoRefusal asserts that Redis refused the fleet no command: the ACL
+// LOG of every server is empty and no worker met NOPERM.
+func (f *fleet) checkNoRefusal(servers ...*redis.Client) {
+	f.t.Helper()
+	for _, c := range servers {
+		refused, err := c.Do(context.Background(), "ACL", "LOG").Slice()
 		if err != nil {
-			t.Fatal(err)
+			f.t.Fatal(err)
 		}
 		for _, entry := range refused {
-			t.Errorf("node %s refused the fleet's user: %v", n.Addr(), entry)
+			f.t.Errorf("Redis refused the fleet's user: %v", entry)
 		}
 	}
 	for id, p := range f.workers {
 		if strings.Contains(p.out.String(), "NOPERM") {
-			t.Errorf("worker %s met NOPERM:\n%s", id, lastLines(p.out.String(), 20))
+			f.t.Errorf("worker %s met NOPERM:\n%s", id, lastLines(p.out.String(), 20))
 		}
 	}
 }
