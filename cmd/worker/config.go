@@ -300,7 +300,8 @@ Every flag has an environment variable; a flag given on the command line wins.
 
 Redis URL forms (REDIS_URL):
   redis://[user:password@]host:6379[/db]            one server (ACL user and password)
-  rediss://...                                      the same over TLS
+  rediss://...                                      the same over TLS (REDIS_TLS_*: a private CA,
+                                                    a client certificate, the name to verify)
   redis+sentinel://[user:pass@]s1:26379,s2:26379/?master_name=mymaster[&password=...]
                                                     Sentinel (user/pass are the sentinel's)
   redis+cluster://[user:pass@]n1:6379,n2:6379       Redis Cluster (rediss+cluster:// for TLS)
