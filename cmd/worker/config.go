@@ -31,6 +31,7 @@ type Config struct {
 
 	RedisURL     RedisURL // REDIS_URL; empty: local mode
 	RedisCluster bool     // REDIS_CLUSTER
+	RedisTLS     redisTLS // REDIS_TLS_*
 	KeyPrefix    string   // KEY_PREFIX, normalised to contain one {hash tag}
 	WorkerID     string   // WORKER_ID
 
@@ -55,12 +56,15 @@ type Config struct {
 	EventFlushInterval time.Duration // EVENT_FLUSH_INTERVAL
 
 	HTTPAddr        string        // HTTP_ADDR; empty = no HTTP server
+	HTTPMaxConns    int           // HTTP_MAX_CONNS
+	HTTPIdleTimeout time.Duration // HTTP_IDLE_TIMEOUT
 	LogFormat       string        // LOG_FORMAT: text|json
 	LogLevel        slog.Level    // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
 
 	explicit map[string]bool // env names of the settings given by flag or environment
+	redis    redisTarget     // REDIS_URL and REDIS_TLS_*, built by validate
 }
 
 // isSet reports whether the setting named by its environment variable was
@@ -150,6 +154,10 @@ func settings(c *Config) []setting {
 			})},
 		{"redis-url", "REDIS_URL", "", "Redis to join a fleet; empty: local mode (see 'Redis URL forms')", false, bind(func(v string) error { c.RedisURL = RedisURL(v); return nil })},
 		{"redis-cluster", "REDIS_CLUSTER", "false", "treat REDIS_URL as a Redis Cluster seed", true, bind(boolean(&c.RedisCluster))},
+		{"redis-tls-ca-file", "REDIS_TLS_CA_FILE", "", "rediss: PEM file of the CA(s) to trust instead of the system's", false, bind(str(&c.RedisTLS.CAFile))},
+		{"redis-tls-cert-file", "REDIS_TLS_CERT_FILE", "", "rediss: PEM client certificate to present (with REDIS_TLS_KEY_FILE)", false, bind(str(&c.RedisTLS.CertFile))},
+		{"redis-tls-key-file", "REDIS_TLS_KEY_FILE", "", "rediss: PEM private key of REDIS_TLS_CERT_FILE", false, bind(str(&c.RedisTLS.KeyFile))},
+		{"redis-tls-server-name", "REDIS_TLS_SERVER_NAME", "", "rediss: name to verify the server certificate against (default: the URL's host)", false, bind(str(&c.RedisTLS.ServerName))},
 		{"key-prefix", "KEY_PREFIX", "{shardfleet}:", "prefix of every Redis key; wrapped in {} when it has no hash tag", false, bind(str(&c.KeyPrefix))},
 		{"worker-id", "WORKER_ID", "", "this worker's ID (default: a random UUID)", false, bind(str(&c.WorkerID))},
 		{"shard-count", "SHARD_COUNT", "0", "total shards; 0 asks Discord (GET /gateway/bot)", false, bind(integer(&c.ShardCount))},
@@ -196,6 +204,8 @@ func settings(c *Config) []setting {
 		{"event-batch-size", "EVENT_BATCH_SIZE", "512", "most events per Redis script call", false, bind(integer(&c.EventBatchSize))},
 		{"event-flush-interval", "EVENT_FLUSH_INTERVAL", "2ms", "how long a batch may wait to fill", false, bind(dur(&c.EventFlushInterval))},
 		{"http-addr", "HTTP_ADDR", ":8080", "listen address of /metrics /healthz /readyz /status; empty: off", false, bind(str(&c.HTTPAddr))},
+		{"http-max-conns", "HTTP_MAX_CONNS", "64", "most HTTP connections open at once; more are closed as soon as accepted", false, bind(integer(&c.HTTPMaxConns))},
+		{"http-idle-timeout", "HTTP_IDLE_TIMEOUT", "60s", "close a keep-alive HTTP connection idle for this long", false, bind(dur(&c.HTTPIdleTimeout))},
 		{"log-format", "LOG_FORMAT", "text", "text or json", false, bind(str(&c.LogFormat))},
 		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", false,
 			bind(func(v string) error { return c.LogLevel.UnmarshalText([]byte(v)) })},
@@ -290,7 +300,8 @@ Every flag has an environment variable; a flag given on the command line wins.
 
 Redis URL forms (REDIS_URL):
   redis://[user:password@]host:6379[/db]            one server (ACL user and password)
-  rediss://...                                      the same over TLS
+  rediss://...                                      the same over TLS (REDIS_TLS_*: a private CA,
+                                                    a client certificate, the name to verify)
   redis+sentinel://[user:pass@]s1:26379,s2:26379/?master_name=mymaster[&password=...]
                                                     Sentinel (user/pass are the sentinel's)
   redis+cluster://[user:pass@]n1:6379,n2:6379       Redis Cluster (rediss+cluster:// for TLS)
@@ -363,13 +374,18 @@ func (c *Config) validate() error {
 			return bad("HTTP_ADDR (-http-addr)", c.HTTPAddr, "want host:port or :port")
 		}
 	}
+	if c.HTTPMaxConns < 1 {
+		return bad("HTTP_MAX_CONNS (-http-max-conns)", strconv.Itoa(c.HTTPMaxConns), "must be 1 or more")
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT (-log-format)", c.LogFormat, "want text or json")
 	}
 	if c.RedisURL != "" {
-		if _, err := parseRedisURL(string(c.RedisURL), c.RedisCluster); err != nil {
-			return bad("REDIS_URL (-redis-url)", c.RedisURL.String(), err.Error())
+		if c.redis, err = newRedisTarget(c.RedisURL, c.RedisCluster, c.RedisTLS); err != nil {
+			return err
 		}
+	} else if name, value := c.RedisTLS.firstSet(); name != "" {
+		return bad(name, value, "set without REDIS_URL: want a rediss:// REDIS_URL too, or no REDIS_TLS_* setting")
 	}
 	return nil
 }
@@ -390,6 +406,7 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 		{"SHUTDOWN_TIMEOUT (-shutdown-timeout)", c.ShutdownTimeout, false},
 		{"EVENT_FLUSH_INTERVAL (-event-flush-interval)", c.EventFlushInterval, true},
 		{"SUMMARY_INTERVAL (-summary-interval)", c.SummaryInterval, true},
+		{"HTTP_IDLE_TIMEOUT (-http-idle-timeout)", c.HTTPIdleTimeout, false},
 	} {
 		if l.d < 0 || (l.d == 0 && !l.zeroValid) {
 			return bad(l.name, l.d.String(), "must be positive")

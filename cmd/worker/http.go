@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -82,27 +83,90 @@ func newHandler(w *worker.Worker, client redis.UniversalClient, prefix string) h
 	return mux
 }
 
-// startHTTP listens on addr (nothing when empty) and serves in a goroutine
-// that shutdown stops and waits for.
-func startHTTP(addr string, w *worker.Worker, client redis.UniversalClient, prefix string, logger *slog.Logger) (*httpServer, error) {
+// Bounds of one HTTP connection's phases. A scrape or probe sends a short
+// GET and reads a reply of at most a few hundred KiB (/metrics); /status
+// waits up to 2 s for Redis.
+const (
+	httpReadHeaderTimeout = 5 * time.Second  // a new connection must send its headers within this
+	httpReadTimeout       = 10 * time.Second // the whole request
+	httpWriteTimeout      = 30 * time.Second // from the end of the headers to the end of the reply
+)
+
+// startHTTP listens on cfg.HTTPAddr (nothing when empty) and serves in a
+// goroutine that shutdown stops and waits for.
+func startHTTP(cfg *Config, handler http.Handler, logger *slog.Logger) (*httpServer, error) {
 	h := &httpServer{done: make(chan struct{}), log: logger}
-	if addr == "" {
+	if cfg.HTTPAddr == "" {
 		close(h.done)
 		return h, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	h.srv = &http.Server{Handler: newHandler(w, client, prefix), ReadHeaderTimeout: 5 * time.Second}
-	logger.Info("http: serving /metrics /healthz /readyz /status", "addr", ln.Addr().String())
+	h.srv = newHTTPServer(handler, cfg.HTTPIdleTimeout)
+	logger.Info("http: serving /metrics /healthz /readyz /status", "addr", ln.Addr().String(),
+		"max_conns", cfg.HTTPMaxConns, "idle_timeout", cfg.HTTPIdleTimeout)
 	go func() {
 		defer close(h.done)
-		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := h.srv.Serve(limitConns(ln, cfg.HTTPMaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server", "err", err)
 		}
 	}()
 	return h, nil
+}
+
+// newHTTPServer bounds every phase of a connection, so that no client, slow
+// or idle, holds a file descriptor the shards need for longer than a timeout.
+func newHTTPServer(handler http.Handler, idle time.Duration) *http.Server {
+	return &http.Server{Handler: handler, ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: idle}
+}
+
+// limitConns serves at most max connections at once. A connection beyond
+// that is closed as soon as it is accepted (with a reset, so the worker keeps
+// no TIME_WAIT for it) instead of waiting in Accept as
+// golang.org/x/net/netutil.LimitListener would: the HTTP port then costs the
+// worker at most max+1 descriptors, whatever a client does, and a flood ends
+// up in the kernel's listen backlog, not in the worker's descriptor table.
+func limitConns(ln net.Listener, max int) net.Listener {
+	return &connLimiter{Listener: ln, slots: make(chan struct{}, max)}
+}
+
+type connLimiter struct {
+	net.Listener
+	slots chan struct{} // one element per open connection
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			_ = c.Close()
+		}
+	}
+}
+
+// limitedConn gives its slot back on the first Close.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 func (h *httpServer) shutdown() {

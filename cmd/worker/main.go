@@ -77,24 +77,20 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	logger.Info("starting", "config", *cfg)
 	var client redis.UniversalClient
 	if cfg.RedisURL != "" {
-		target, err := parseRedisURL(string(cfg.RedisURL), cfg.RedisCluster)
-		if err != nil {
-			return fmt.Errorf("REDIS_URL: %w", err)
-		}
-		client = target.newClient()
+		client = cfg.redis.newClient()
 		defer client.Close()
 		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = client.Ping(pingCtx).Err()
+		err := client.Ping(pingCtx).Err()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reach redis (%s): %w", target.Kind(), explainRedisErr(err))
+			return fmt.Errorf("reach redis (%s): %w", cfg.redis.Kind(), explainRedisErr(err))
 		}
 	}
 	w, err := worker.New(workerConfig(cfg, base, client))
 	if err != nil {
 		return err
 	}
-	httpSrv, err := startHTTP(cfg.HTTPAddr, w, client, cfg.KeyPrefix, logger)
+	httpSrv, err := startHTTP(cfg, newHandler(w, client, cfg.KeyPrefix), logger)
 	if err != nil {
 		return err
 	}

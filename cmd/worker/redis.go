@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +43,103 @@ func (t redisTarget) newClient() redis.UniversalClient {
 	return redis.NewClient(t.simple)
 }
 
+// tlsConfig points at the TLS configuration of whichever option set is in
+// use; it holds nil for a redis:// (plain text) URL.
+func (t redisTarget) tlsConfig() **tls.Config {
+	switch {
+	case t.cluster != nil:
+		return &t.cluster.TLSConfig
+	case t.failover != nil:
+		return &t.failover.TLSConfig
+	}
+	return &t.simple.TLSConfig
+}
+
+// redisTLS is the REDIS_TLS_* settings: a private CA, a client certificate
+// (which Redis asks for by default: tls-auth-clients yes) and the name to
+// verify the server's certificate against.
+type redisTLS struct {
+	CAFile     string // REDIS_TLS_CA_FILE: PEM; when set, the only CAs trusted
+	CertFile   string // REDIS_TLS_CERT_FILE: PEM client certificate (chain)
+	KeyFile    string // REDIS_TLS_KEY_FILE: PEM private key of CertFile
+	ServerName string // REDIS_TLS_SERVER_NAME; default: the host of REDIS_URL
+}
+
+// The setting names as errors print them.
+const (
+	settingRedisURL    = "REDIS_URL (-redis-url)"
+	settingTLSCA       = "REDIS_TLS_CA_FILE (-redis-tls-ca-file)"
+	settingTLSCert     = "REDIS_TLS_CERT_FILE (-redis-tls-cert-file)"
+	settingTLSKey      = "REDIS_TLS_KEY_FILE (-redis-tls-key-file)"
+	settingTLSServName = "REDIS_TLS_SERVER_NAME (-redis-tls-server-name)"
+)
+
+// newRedisTarget parses REDIS_URL and applies the REDIS_TLS_* settings to
+// whichever client kind it names. The worker and `worker status` both build
+// their client through it. Errors are *SettingError naming the setting.
+func newRedisTarget(raw RedisURL, cluster bool, tl redisTLS) (redisTarget, error) {
+	t, err := parseRedisURL(string(raw), cluster)
+	if err != nil {
+		return redisTarget{}, &SettingError{Setting: settingRedisURL, Value: raw.String(), Reason: err.Error()}
+	}
+	cfg := t.tlsConfig()
+	if *cfg == nil {
+		if name, value := tl.firstSet(); name != "" {
+			return redisTarget{}, &SettingError{Setting: name, Value: value,
+				Reason: "applies only to TLS: REDIS_URL must start with rediss://, rediss+sentinel:// or rediss+cluster://"}
+		}
+		return t, nil
+	}
+	if err := tl.apply(*cfg); err != nil {
+		return redisTarget{}, err
+	}
+	return t, nil
+}
+
+// firstSet names the first REDIS_TLS_* setting given, and its value; "" when none is.
+func (tl redisTLS) firstSet() (setting, value string) {
+	for _, s := range [][2]string{{settingTLSCA, tl.CAFile}, {settingTLSCert, tl.CertFile},
+		{settingTLSKey, tl.KeyFile}, {settingTLSServName, tl.ServerName}} {
+		if s[1] != "" {
+			return s[0], s[1]
+		}
+	}
+	return "", ""
+}
+
+// apply loads the files into c, go-redis's TLS configuration of a rediss URL.
+func (tl redisTLS) apply(c *tls.Config) error {
+	if tl.ServerName != "" {
+		c.ServerName = tl.ServerName
+	}
+	if tl.CAFile != "" {
+		pem, err := os.ReadFile(tl.CAFile)
+		if err != nil {
+			return &SettingError{Setting: settingTLSCA, Value: tl.CAFile, Reason: "want a readable PEM file: " + err.Error()}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return &SettingError{Setting: settingTLSCA, Value: tl.CAFile, Reason: "holds no PEM certificate"}
+		}
+		c.RootCAs = pool
+	}
+	switch {
+	case tl.CertFile == "" && tl.KeyFile == "":
+		return nil
+	case tl.KeyFile == "":
+		return &SettingError{Setting: settingTLSKey, Reason: "required with REDIS_TLS_CERT_FILE: set both or neither"}
+	case tl.CertFile == "":
+		return &SettingError{Setting: settingTLSCert, Reason: "required with REDIS_TLS_KEY_FILE: set both or neither"}
+	}
+	pair, err := tls.LoadX509KeyPair(tl.CertFile, tl.KeyFile)
+	if err != nil {
+		return &SettingError{Setting: settingTLSCert + " / " + settingTLSKey, Value: tl.CertFile,
+			Reason: "want a readable PEM certificate and its private key: " + err.Error()}
+	}
+	c.Certificates = []tls.Certificate{pair}
+	return nil
+}
+
 // parseRedisURL understands the forms listed in `worker -h`:
 //
 //	redis:// and rediss://                      one server (TLS for rediss)
@@ -65,6 +166,11 @@ func parseRedisURL(raw string, cluster bool) (redisTarget, error) {
 	userinfo := ""
 	if at := strings.LastIndex(hosts, "@"); at >= 0 {
 		userinfo, hosts = hosts[:at+1], hosts[at+1:]
+		// go-redis sends no AUTH without a password, so the connection
+		// would run as Redis's default user, silently, whatever user is named.
+		if user, pass, _ := strings.Cut(strings.TrimSuffix(userinfo, "@"), ":"); user != "" && pass == "" {
+			return redisTarget{}, errors.New("names a user but no password: want redis://user:password@host (the connection would run as Redis's default user)")
+		}
 	}
 	addrs := strings.Split(hosts, ",")
 	tail := rest[hostEnd:]
@@ -120,6 +226,11 @@ func cleanErr(err error) error {
 func explainRedisErr(err error) error {
 	if redis.IsAuthError(err) {
 		return fmt.Errorf("authentication failed: check the user and password in REDIS_URL: %w", err)
+	}
+	var refused *net.OpError // "remote error" is crypto/tls's alert from the server, e.g. no client certificate
+	var verify *tls.CertificateVerificationError
+	if (errors.As(err, &refused) && refused.Op == "remote error") || errors.As(err, &verify) {
+		return fmt.Errorf("TLS handshake failed: check REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE, REDIS_TLS_SERVER_NAME: %w", err)
 	}
 	return err
 }

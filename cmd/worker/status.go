@@ -27,6 +27,11 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 	redisURL := fs.String("redis-url", get("REDIS_URL", ""), "Redis of the fleet (env REDIS_URL)")
 	clusterEnv, _ := strconv.ParseBool(get("REDIS_CLUSTER", "false")) // as the worker reads it
 	cluster := fs.Bool("redis-cluster", clusterEnv, "REDIS_URL is a Cluster seed (env REDIS_CLUSTER)")
+	var tl redisTLS
+	fs.StringVar(&tl.CAFile, "redis-tls-ca-file", get("REDIS_TLS_CA_FILE", ""), "rediss: PEM file of the CA(s) to trust (env REDIS_TLS_CA_FILE)")
+	fs.StringVar(&tl.CertFile, "redis-tls-cert-file", get("REDIS_TLS_CERT_FILE", ""), "rediss: PEM client certificate (env REDIS_TLS_CERT_FILE)")
+	fs.StringVar(&tl.KeyFile, "redis-tls-key-file", get("REDIS_TLS_KEY_FILE", ""), "rediss: PEM private key of the certificate (env REDIS_TLS_KEY_FILE)")
+	fs.StringVar(&tl.ServerName, "redis-tls-server-name", get("REDIS_TLS_SERVER_NAME", ""), "rediss: name to verify the server against (env REDIS_TLS_SERVER_NAME)")
 	prefix := fs.String("key-prefix", get("KEY_PREFIX", lease.DefaultPrefix), "key prefix of the fleet (env KEY_PREFIX)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = func() {
@@ -48,9 +53,9 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 		fmt.Fprintln(stderr, "worker status: config: KEY_PREFIX (-key-prefix):", err)
 		return exitBadArgs
 	}
-	target, err := parseRedisURL(*redisURL, *cluster)
+	target, err := newRedisTarget(RedisURL(*redisURL), *cluster, tl)
 	if err != nil {
-		fmt.Fprintln(stderr, "worker status: config: REDIS_URL (-redis-url):", err)
+		fmt.Fprintln(stderr, "worker status:", err)
 		return exitBadArgs
 	}
 	client := target.newClient()
@@ -59,7 +64,7 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 	defer cancel()
 	fleet, err := worker.ReadFleet(ctx, client, norm)
 	if err != nil {
-		fmt.Fprintln(stderr, "worker status:", err)
+		fmt.Fprintln(stderr, "worker status:", explainRedisErr(err))
 		return exitFailed
 	}
 	if *asJSON {
