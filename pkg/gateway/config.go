@@ -76,6 +76,11 @@ type Config struct {
 	// CloseTimeout bounds the close handshake (a peer that does not answer
 	// the close frame in time is cut off) and each websocket write. Default 5 s.
 	CloseTimeout time.Duration
+
+	// BacklogBytes and BacklogBudget bound the dispatches queued for the
+	// handler; see config_backlog.go. Default DefaultBacklogBytes, no budget.
+	BacklogBytes  int64
+	BacklogBudget *BacklogBudget
 }
 
 // ConfigOpt changes a Config.
@@ -105,6 +110,7 @@ func DefaultConfig() *Config {
 		HelloTimeout:        30 * time.Second,
 		ReadyTimeout:        2 * time.Minute,
 		CloseTimeout:        5 * time.Second,
+		BacklogBytes:        DefaultBacklogBytes,
 	}
 }
 

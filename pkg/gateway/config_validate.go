@@ -46,6 +46,8 @@ func (c *Config) validate(token string) error {
 		return bad("ReadyTimeout", "%s is not positive", c.ReadyTimeout)
 	case c.CloseTimeout <= 0:
 		return bad("CloseTimeout", "%s is not positive", c.CloseTimeout)
+	case c.BacklogBytes <= 0:
+		return bad("BacklogBytes", "%d is not positive", c.BacklogBytes)
 	}
 	if err := c.validateURLs(); err != nil {
 		return err
