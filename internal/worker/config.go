@@ -64,6 +64,15 @@ type Config struct {
 	// compression, reconnect backoff...).
 	GatewayOptions []gateway.ConfigOpt
 
+	// BacklogShardBytes bounds each shard's dispatches held in memory: those
+	// queued for the handler, and again those waiting for Redis. A shard
+	// over it stops reading and RESUMEs once drained (gateway.WithBacklogBytes).
+	// Default gateway.DefaultBacklogBytes (4 MiB).
+	BacklogShardBytes int64
+	// BacklogWorkerBytes bounds the sum over all shards of both; a shard that
+	// finds it spent pauses too. Default 256 MiB.
+	BacklogWorkerBytes int64
+
 	// EventHandler, when set, also receives every dispatch in-process (local
 	// and fleet mode), after the sink has accepted it.
 	EventHandler gateway.EventHandlerFunc
@@ -82,17 +91,19 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Logger:            slog.Default(),
-		KeyPrefix:         lease.DefaultPrefix,
-		Lease:             lease.DefaultConfig(),
-		IdentifyWindow:    5 * time.Second,
-		IdentifyMargin:    250 * time.Millisecond,
-		BudgetReserve:     10,
-		BudgetResetMargin: time.Second,
-		BudgetRecheck:     time.Minute,
-		ShutdownTimeout:   10 * time.Second,
-		APIURL:            gateway.DefaultAPIURL,
-		HTTPClient:        http.DefaultClient,
+		Logger:             slog.Default(),
+		KeyPrefix:          lease.DefaultPrefix,
+		Lease:              lease.DefaultConfig(),
+		IdentifyWindow:     5 * time.Second,
+		IdentifyMargin:     250 * time.Millisecond,
+		BudgetReserve:      10,
+		BudgetResetMargin:  time.Second,
+		BudgetRecheck:      time.Minute,
+		ShutdownTimeout:    10 * time.Second,
+		BacklogShardBytes:  gateway.DefaultBacklogBytes,
+		BacklogWorkerBytes: 256 << 20,
+		APIURL:             gateway.DefaultAPIURL,
+		HTTPClient:         http.DefaultClient,
 	}
 }
 
@@ -125,6 +136,10 @@ func (c *Config) validate() error {
 		return &ConfigError{"ShutdownTimeout", "must be positive"}
 	case c.StatusInterval < 0:
 		return &ConfigError{"StatusInterval", "is negative"}
+	case c.BacklogShardBytes <= 0:
+		return &ConfigError{"BacklogShardBytes", "must be positive"}
+	case c.BacklogWorkerBytes < c.BacklogShardBytes:
+		return &ConfigError{"BacklogWorkerBytes", "is below BacklogShardBytes"}
 	}
 	c.KeyPrefix = lease.NormalizePrefix(c.KeyPrefix)
 	if c.StatusInterval == 0 {

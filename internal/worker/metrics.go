@@ -32,7 +32,7 @@ func newMetrics(w *Worker) *metrics {
 	m.identifies = counter("identifies_total", "IDENTIFY permits taken from the identify limiter.")
 	m.resumes = counter("resumes_total", "Shards opened from a saved session (RESUME instead of IDENTIFY).")
 	m.fatal = counter("fatal_closes_total", "Shards stopped by a fatal close code (4004, 4010-4014).")
-	m.eventsReceived = counter("events_received_total", "Dispatches received from Discord.")
+	m.eventsReceived = counter("events_received_total", "Dispatches handed to the worker's handler (frames_read_total counts those read).")
 	m.identifyWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shardfleet", Name: "identify_wait_seconds",
 		Help: "Time spent waiting for an identify permit.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)})
 	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
@@ -41,7 +41,7 @@ func newMetrics(w *Worker) *metrics {
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&shardCollector{w: w}, &sinkCollector{w: w, m: m})
+		&shardCollector{w: w}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
 	return m
 }
 
