@@ -203,8 +203,14 @@ func (r *run) attempt(attempt int) (next int, over bool) {
 		r.end(ErrClosed)
 		return 0, true
 	}
+	// A pause asked for may have lost the race to another end of the
+	// connection (its cause is then not the BacklogError): either way the
+	// backlog drains before the shard reads again.
+	if r.disp.pausing() && !r.awaitBacklog() {
+		return 0, true
+	}
 	if full := (*BacklogError)(nil); errors.As(res.err, &full) {
-		return 0, !r.awaitBacklog()
+		return 0, false
 	}
 	if res.ready {
 		attempt = 0

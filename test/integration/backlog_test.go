@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,4 +108,66 @@ func TestBacklogBoundedWhileRedisPauses(t *testing.T) {
 		t.Errorf("frames read %v, events received %v: want equal (nothing left queued) and positive",
 			n, metricValue(m, "shardfleet_events_received_total"))
 	}
+}
+
+// BenchmarkBacklogRSSUnderWritePauses is the measurement: one worker,
+// 4 shards, ~20k events/s from the fake, Redis writes paused by CLIENT PAUSE
+// 2000 WRITE again and again for 60 s, then 30 s to catch up. It reports the
+// worker's peak VmRSS (sampled every 100 ms) against its resting RSS and the
+// pauses it took. Default backlog settings (4 MiB a shard, 256 MiB a
+// worker). Not a CI test; run it without -race:
+//
+//	go test -run '^$' -bench BenchmarkBacklogRSSUnderWritePauses -benchtime 1x -timeout 10m ./test/integration/
+//
+// BACKLOG_BENCH_EPS and BACKLOG_BENCH_PAUSE (e.g. 20s) change the load and
+// the length of the paused stretch.
+func BenchmarkBacklogRSSUnderWritePauses(b *testing.B) {
+	for range b.N {
+		runBacklogRSS(b)
+	}
+}
+
+func runBacklogRSS(b *testing.B) {
+	const shards = 4
+	eps := envInt("BACKLOG_BENCH_EPS", 20000)
+	paused := 60 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("BACKLOG_BENCH_PAUSE")); err == nil && d > 0 {
+		paused = d
+	}
+	needBinaries(b)
+	f := newFleetWithFake(b, shards, startFake(b, shards, float64(eps), "-replay-buffer", "1000000"))
+	w := f.startWorkerWith("w1", "LEASE_TTL=6s", "LEASE_RENEW_DEADLINE=4s", "EVENT_STREAM_MAXLEN=100000")
+	f.waitAllReady("every shard READY")
+	metricsURL := "http://" + envValue(w.cmd.Env, "HTTP_ADDR") + "/metrics"
+	rss := func() int64 {
+		kib, err := vmRSSKiB(w.cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return kib
+	}
+	time.Sleep(5 * time.Second) // steady load before the resting figure (a measurement, not a wait for a condition)
+	rest, peak := rss(), int64(0)
+	ctx := context.Background()
+	sample := time.NewTicker(100 * time.Millisecond)
+	defer sample.Stop()
+	start, nextPause := time.Now(), time.Time{}
+	for time.Since(start) < paused+30*time.Second {
+		if now := time.Now(); now.Sub(start) < paused && now.After(nextPause) {
+			if _, err := f.redis.Do(ctx, "CLIENT", "PAUSE", "2000", "WRITE"); err != nil {
+				b.Fatal(err)
+			}
+			nextPause = now.Add(2 * time.Second)
+		}
+		<-sample.C
+		peak = max(peak, rss())
+	}
+	m := httpText(b, metricsURL)
+	b.ReportMetric(float64(rest)/1024, "rest_rss_MiB")
+	b.ReportMetric(float64(peak)/1024, "peak_rss_MiB")
+	b.ReportMetric(metricValue(m, "shardfleet_backlog_pauses_total"), "pauses")
+	b.ReportMetric(metricValue(m, "shardfleet_backlog_over_bound_seconds_total"), "paused_s")
+	b.ReportMetric(metricValue(m, "shardfleet_frames_read_total"), "frames_read")
+	b.ReportMetric(metricValue(m, "shardfleet_events_committed_total"), "committed")
+	b.ReportMetric(float64(linesWith(w, "backlog full")), "pause_log_lines")
 }
