@@ -91,19 +91,20 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Logger:             slog.Default(),
-		KeyPrefix:          lease.DefaultPrefix,
-		Lease:              lease.DefaultConfig(),
-		IdentifyWindow:     5 * time.Second,
-		IdentifyMargin:     250 * time.Millisecond,
-		BudgetReserve:      10,
-		BudgetResetMargin:  time.Second,
-		BudgetRecheck:      time.Minute,
-		ShutdownTimeout:    10 * time.Second,
+		Logger:            slog.Default(),
+		KeyPrefix:         lease.DefaultPrefix,
+		Lease:             lease.DefaultConfig(),
+		IdentifyWindow:    5 * time.Second,
+		IdentifyMargin:    250 * time.Millisecond,
+		BudgetReserve:     10,
+		BudgetResetMargin: time.Second,
+		BudgetRecheck:     time.Minute,
+		ShutdownTimeout:   10 * time.Second,
+		APIURL:            gateway.DefaultAPIURL,
+		HTTPClient:        http.DefaultClient,
+
 		BacklogShardBytes:  gateway.DefaultBacklogBytes,
 		BacklogWorkerBytes: 256 << 20,
-		APIURL:             gateway.DefaultAPIURL,
-		HTTPClient:         http.DefaultClient,
 	}
 }
 
