@@ -251,16 +251,10 @@ func (d *dispatcher) waitDrained(stop <-chan struct{}) (bool, time.Duration) {
 	return true, over
 }
 
-// pausing reports whether a pause was asked and has not ended.
-func (d *dispatcher) pausing() bool {
+// backlog reports whether a pause was asked and has not ended, and the bytes
+// queued and not yet handled.
+func (d *dispatcher) backlog() (pausing bool, bytes int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.full
-}
-
-// backlog is the bytes queued and not yet handled.
-func (d *dispatcher) backlog() int64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.pushed - d.released.Load()
+	return d.full, d.pushed - d.released.Load()
 }

@@ -67,8 +67,9 @@ func (r *run) awaitBacklog() bool {
 		return false
 	}
 	bytes, limit := r.g.cfg.BacklogBudget.reading()
+	_, backlog := r.disp.backlog()
 	r.g.log.Info("gateway backlog drained: resuming", slog.Duration("paused", over),
-		slog.Int64("backlog_bytes", r.disp.backlog()), slog.Int64("bound_bytes", r.disp.bound),
+		slog.Int64("backlog_bytes", backlog), slog.Int64("bound_bytes", r.disp.bound),
 		slog.Int64("worker_bytes", bytes), slog.Int64("worker_bound_bytes", limit))
 	return true
 }
@@ -206,7 +207,7 @@ func (r *run) attempt(attempt int) (next int, over bool) {
 	// A pause asked for may have lost the race to another end of the
 	// connection (its cause is then not the BacklogError): either way the
 	// backlog drains before the shard reads again.
-	if r.disp.pausing() && !r.awaitBacklog() {
+	if pausing, _ := r.disp.backlog(); pausing && !r.awaitBacklog() {
 		return 0, true
 	}
 	if full := (*BacklogError)(nil); errors.As(res.err, &full) {
