@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -54,6 +55,9 @@ type Config struct {
 	EventStreamMaxLen  int64         // EVENT_STREAM_MAXLEN; 0 = uncapped
 	EventBatchSize     int           // EVENT_BATCH_SIZE
 	EventFlushInterval time.Duration // EVENT_FLUSH_INTERVAL
+
+	BacklogShardBytes  int64 // BACKLOG_SHARD_BYTES
+	BacklogWorkerBytes int64 // BACKLOG_WORKER_BYTES
 
 	HTTPAddr        string        // HTTP_ADDR; empty = no HTTP server
 	HTTPMaxConns    int           // HTTP_MAX_CONNS
@@ -106,6 +110,25 @@ func dur(field *time.Duration) func(string) error {
 			return errors.New("not a duration (e.g. 1.5s, 300ms)")
 		}
 		*field = d
+		return nil
+	}
+}
+
+// byteSize parses a size in bytes: a whole number, optionally with KiB, MiB
+// or GiB.
+func byteSize(field *int64) func(string) error {
+	return func(v string) error {
+		num, mult := v, int64(1)
+		for i, suffix := range []string{"KiB", "MiB", "GiB"} {
+			if n, ok := strings.CutSuffix(v, suffix); ok {
+				num, mult = n, 1<<(10*(i+1))
+			}
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64/mult {
+			return errors.New("not a size (bytes, or a whole number of KiB, MiB or GiB, e.g. 4MiB)")
+		}
+		*field = n * mult
 		return nil
 	}
 }
@@ -203,6 +226,8 @@ func settings(c *Config) []setting {
 			})},
 		{"event-batch-size", "EVENT_BATCH_SIZE", "512", "most events per Redis script call", false, bind(integer(&c.EventBatchSize))},
 		{"event-flush-interval", "EVENT_FLUSH_INTERVAL", "2ms", "how long a batch may wait to fill", false, bind(dur(&c.EventFlushInterval))},
+		{"backlog-shard-bytes", "BACKLOG_SHARD_BYTES", "4MiB", "per shard: dispatches held for the handler, and again for Redis, before the shard stops reading and RESUMEs once drained", false, bind(byteSize(&c.BacklogShardBytes))},
+		{"backlog-worker-bytes", "BACKLOG_WORKER_BYTES", "256MiB", "all shards: dispatches held for the handlers and Redis before shards stop reading", false, bind(byteSize(&c.BacklogWorkerBytes))},
 		{"http-addr", "HTTP_ADDR", ":8080", "listen address of /metrics /healthz /readyz /status; empty: off", false, bind(str(&c.HTTPAddr))},
 		{"http-max-conns", "HTTP_MAX_CONNS", "64", "most HTTP connections open at once; more are closed as soon as accepted", false, bind(integer(&c.HTTPMaxConns))},
 		{"http-idle-timeout", "HTTP_IDLE_TIMEOUT", "60s", "close a keep-alive HTTP connection idle for this long", false, bind(dur(&c.HTTPIdleTimeout))},
@@ -368,6 +393,13 @@ func (c *Config) validate() error {
 	}
 	if c.EventBatchSize < 1 || c.EventBatchSize > 10000 {
 		return bad("EVENT_BATCH_SIZE (-event-batch-size)", strconv.Itoa(c.EventBatchSize), "must be 1-10000")
+	}
+	if c.BacklogShardBytes < 64<<10 {
+		return bad("BACKLOG_SHARD_BYTES (-backlog-shard-bytes)", strconv.FormatInt(c.BacklogShardBytes, 10), "must be at least 64KiB (a few large events)")
+	}
+	if c.BacklogWorkerBytes < c.BacklogShardBytes {
+		return bad("BACKLOG_WORKER_BYTES (-backlog-worker-bytes)", strconv.FormatInt(c.BacklogWorkerBytes, 10),
+			"must be at least BACKLOG_SHARD_BYTES ("+strconv.FormatInt(c.BacklogShardBytes, 10)+")")
 	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {

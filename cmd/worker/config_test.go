@@ -51,6 +51,9 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"sentinel without master", nil, append(tok, "REDIS_URL", "redis+sentinel://a:1,b:2"), "REDIS_URL"},
 		{"shutdown", nil, append(tok, "SHUTDOWN_TIMEOUT", "-1s"), "SHUTDOWN_TIMEOUT"},
 		{"budget reserve", nil, append(tok, "IDENTIFY_BUDGET_RESERVE", "-1"), "IDENTIFY_BUDGET_RESERVE"},
+		{"backlog not a size", nil, append(tok, "BACKLOG_SHARD_BYTES", "4MB"), "BACKLOG_SHARD_BYTES"},
+		{"backlog too small", []string{"-backlog-shard-bytes", "1KiB"}, tok, "BACKLOG_SHARD_BYTES"},
+		{"worker backlog below shard's", nil, append(tok, "BACKLOG_WORKER_BYTES", "1MiB"), "BACKLOG_WORKER_BYTES"},
 		{"extra arg", []string{"run"}, tok, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -92,6 +95,19 @@ func TestParseConfigFlagBeatsEnvBeatsDefault(t *testing.T) {
 	}
 	if !c.Sim {
 		t.Error("-sim not set")
+	}
+}
+
+func TestParseConfigBacklogSizes(t *testing.T) {
+	c, err := parseConfig([]string{"-sim", "-backlog-shard-bytes", "65536"}, envOf("BACKLOG_WORKER_BYTES", "1GiB"), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BacklogShardBytes != 64<<10 || c.BacklogWorkerBytes != 1<<30 {
+		t.Errorf("backlog %d/%d, want 65536 and 1 GiB", c.BacklogShardBytes, c.BacklogWorkerBytes)
+	}
+	if c, err = parseConfig([]string{"-sim"}, envOf(), &bytes.Buffer{}); err != nil || c.BacklogShardBytes != 4<<20 || c.BacklogWorkerBytes != 256<<20 {
+		t.Errorf("default backlog %d/%d (%v), want 4 MiB and 256 MiB", c.BacklogShardBytes, c.BacklogWorkerBytes, err)
 	}
 }
 

@@ -124,6 +124,7 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 	wc.SinkOptions = []eventsink.Option{eventsink.WithMaxLen(cfg.EventStreamMaxLen),
 		eventsink.WithBatch(cfg.EventBatchSize, cfg.EventFlushInterval)}
 	wc.ShardCount, wc.MaxConcurrency = cfg.ShardCount, cfg.MaxConcurrency
+	wc.BacklogShardBytes, wc.BacklogWorkerBytes = cfg.BacklogShardBytes, cfg.BacklogWorkerBytes
 	wc.IdentifyWindow, wc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
 	wc.BudgetReserve = cfg.BudgetReserve
 	// The limiter's crash-recovery times scale with the lease TTL too, and

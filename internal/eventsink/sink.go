@@ -35,6 +35,14 @@ type Config struct {
 	FlushInterval time.Duration
 	// MaxPending is how many events a Writer buffers before Add blocks. Default 16384.
 	MaxPending int
+	// MaxPendingBytes bounds the data of the events a Writer holds (added,
+	// not yet committed) before Add blocks: a count alone lets large events
+	// pile up while Redis is slow. Default 4 MiB.
+	MaxPendingBytes int
+	// PendingBytes, when set, is also told every change of the bytes the
+	// Writers hold (the worker's gateway.BacklogBudget), so one budget
+	// covers what is queued for the handler and what waits for Redis.
+	PendingBytes ByteCounter
 	// RetryBackoffMin and RetryBackoffMax bound the wait between attempts after
 	// a Redis error (doubling). Defaults 10 ms and 1 s.
 	RetryBackoffMin, RetryBackoffMax time.Duration
@@ -51,6 +59,7 @@ func DefaultConfig() *Config {
 		MaxBatchBytes:   1 << 20,
 		FlushInterval:   time.Millisecond,
 		MaxPending:      16384,
+		MaxPendingBytes: 4 << 20,
 		RetryBackoffMin: 10 * time.Millisecond,
 		RetryBackoffMax: time.Second,
 		Logger:          slog.Default(),
@@ -73,6 +82,15 @@ func WithBatch(size int, flushInterval time.Duration) Option {
 
 // WithMaxPending sets the per-shard buffer bound.
 func WithMaxPending(n int) Option { return func(c *Config) { c.MaxPending = n } }
+
+// ByteCounter counts bytes held; delta is negative when they are released.
+type ByteCounter interface{ Add(delta int64) }
+
+// WithMaxPendingBytes sets the per-Writer bound on held bytes and the counter
+// told of them (nil: none).
+func WithMaxPendingBytes(n int, counter ByteCounter) Option {
+	return func(c *Config) { c.MaxPendingBytes, c.PendingBytes = n, counter }
+}
 
 // WithRetryBackoff sets the bounds of the retry backoff.
 func WithRetryBackoff(minDelay, maxDelay time.Duration) Option {
@@ -131,6 +149,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
 		return nil, gateway.NewConfigError("eventsink", "FlushInterval", "is negative")
 	case cfg.MaxPending < 1:
 		return nil, gateway.NewConfigError("eventsink", "MaxPending", "is below 1")
+	case cfg.MaxPendingBytes < 1:
+		return nil, gateway.NewConfigError("eventsink", "MaxPendingBytes", "is below 1")
 	case cfg.RetryBackoffMin <= 0 || cfg.RetryBackoffMax < cfg.RetryBackoffMin:
 		return nil, gateway.NewConfigError("eventsink", "RetryBackoffMin", "want 0 < RetryBackoffMin <= RetryBackoffMax")
 	case cfg.Logger == nil:

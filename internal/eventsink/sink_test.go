@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,6 +227,7 @@ func TestNewValidates(t *testing.T) {
 		"BatchSize":       WithBatch(0, 0),
 		"FlushInterval":   WithBatch(1, -time.Second),
 		"MaxPending":      WithMaxPending(0),
+		"MaxPendingBytes": WithMaxPendingBytes(0, nil),
 		"RetryBackoffMin": WithRetryBackoff(time.Second, time.Millisecond),
 		"Logger":          WithLogger(nil),
 	} {
@@ -408,4 +410,68 @@ func TestWriterRetriesFencedWhileAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, readStream(t, c), 0, "S1", 5)
+}
+
+// heldCounter is a ByteCounter that keeps the sum.
+type heldCounter struct{ n atomic.Int64 }
+
+func (h *heldCounter) Add(delta int64) { h.n.Add(delta) }
+
+// TestWriterAddBlocksOnByteBound: while Redis refuses writes, Add takes
+// events until the Writer holds MaxPendingBytes, then blocks; the counter
+// sees every held byte, and gets them all back once Redis commits them.
+func TestWriterAddBlocksOnByteBound(t *testing.T) {
+	const bound, size = 1000, 100
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	held := &heldCounter{}
+	s := newSink(t, c, WithMaxPendingBytes(bound, held), WithBatch(4, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
+	defer w.Abandon()
+	if _, err := srv.Do(ctx, "CLIENT", "PAUSE", "60000", "WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	// An ended ctx makes Add a probe: it returns nil if there is room and
+	// the ctx's error if it would block.
+	ended, end := context.WithCancel(ctx)
+	end()
+	evs := events("S1", 1, 2*bound/size)
+	for i := range evs {
+		evs[i].Data = json.RawMessage(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i+1, strings.Repeat("x", size-20)))
+	}
+	accepted := 0
+	for _, ev := range evs {
+		if err := w.Add(ended, ev); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				t.Fatal(err)
+			}
+			break
+		}
+		accepted++
+	}
+	if n := held.n.Load(); n < bound || n >= bound+size {
+		t.Fatalf("Writer holds %d bytes when Add blocks, want [%d, %d)", n, bound, bound+size)
+	}
+	if accepted == len(evs) {
+		t.Fatal("Add never blocked")
+	}
+	if _, err := srv.Do(ctx, "CLIENT", "UNPAUSE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs[accepted:] {
+		if err := w.Add(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := held.n.Load(); n != 0 {
+		t.Fatalf("counter holds %d bytes after Flush", n)
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", len(evs))
 }

@@ -23,6 +23,7 @@ type Writer struct {
 	pending []Event
 	spare   []Event
 	added   uint64        // events accepted by Add
+	held    int           // bytes of Data accepted by Add and not yet done
 	done    uint64        // events committed, skipped or dropped
 	err     error         // terminal: rejection or ErrClosed
 	changed chan struct{} // closed and replaced whenever done, pending or err change
@@ -77,12 +78,15 @@ func (s *Sink) Open(shard Shard, fence Fence, from SessionRecord, rejects Reject
 	return w
 }
 
-// Add queues ev. It blocks while MaxPending events wait (backpressure on the
-// shard's event goroutine, never on its read loop), bounded by ctx. It returns
-// the Writer's terminal error once rejected or closed.
+// Add queues ev. It blocks while MaxPending events wait or the Writer holds
+// MaxPendingBytes (backpressure on the shard's event goroutine, never on its
+// read loop), bounded by ctx. It returns the Writer's terminal error once
+// rejected or closed.
 func (w *Writer) Add(ctx context.Context, ev Event) error {
 	w.mu.Lock()
-	if err := w.waitLocked(ctx, func() bool { return w.err != nil || len(w.pending) < w.sink.cfg.MaxPending }); err != nil {
+	if err := w.waitLocked(ctx, func() bool {
+		return w.err != nil || (len(w.pending) < w.sink.cfg.MaxPending && w.held < w.sink.cfg.MaxPendingBytes)
+	}); err != nil {
 		return err
 	}
 	if w.err != nil {
@@ -92,7 +96,9 @@ func (w *Writer) Add(ctx context.Context, ev Event) error {
 	}
 	w.pending = append(w.pending, ev)
 	w.added++
+	w.held += len(ev.Data)
 	w.mu.Unlock()
+	w.countHeld(len(ev.Data))
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -160,7 +166,16 @@ func (w *Writer) finish(err error) {
 	}
 	w.pending = nil
 	w.done = w.added
+	w.countHeld(-w.held)
+	w.held = 0
 	w.broadcast()
+}
+
+// countHeld tells the configured counter of a change in held bytes.
+func (w *Writer) countHeld(delta int) {
+	if c := w.sink.cfg.PendingBytes; c != nil && delta != 0 {
+		c.Add(int64(delta))
+	}
 }
 
 // broadcast wakes everyone waiting on changed. Called with mu held.
@@ -236,8 +251,11 @@ func (w *Writer) drain() error {
 			}
 			w.mu.Lock()
 			w.done += uint64(end - start)
+			n := dataBytes(batch[start:end])
+			w.held -= n
 			w.broadcast()
 			w.mu.Unlock()
+			w.countHeld(-n)
 			start = end
 		}
 		clear(batch)
@@ -310,4 +328,13 @@ func (w *Writer) commit(chunk []Event) error {
 		}
 		backoff = min(2*backoff, w.sink.cfg.RetryBackoffMax)
 	}
+}
+
+// dataBytes is the data of events, as counted in Writer.held.
+func dataBytes(evs []Event) int {
+	n := 0
+	for _, ev := range evs {
+		n += len(ev.Data)
+	}
+	return n
 }

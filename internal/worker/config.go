@@ -64,6 +64,15 @@ type Config struct {
 	// compression, reconnect backoff...).
 	GatewayOptions []gateway.ConfigOpt
 
+	// BacklogShardBytes bounds each shard's dispatches held in memory: those
+	// queued for the handler, and again those waiting for Redis. A shard
+	// over it stops reading and RESUMEs once drained (gateway.WithBacklogBytes).
+	// Default gateway.DefaultBacklogBytes (4 MiB).
+	BacklogShardBytes int64
+	// BacklogWorkerBytes bounds the sum over all shards of both; a shard that
+	// finds it spent pauses too. Default 256 MiB.
+	BacklogWorkerBytes int64
+
 	// EventHandler, when set, also receives every dispatch in-process (local
 	// and fleet mode), as the gateway delivers it: in fleet mode that is
 	// once the shard's writer has queued it, before it is committed, so it
@@ -95,6 +104,9 @@ func DefaultConfig() Config {
 		ShutdownTimeout:   10 * time.Second,
 		APIURL:            gateway.DefaultAPIURL,
 		HTTPClient:        http.DefaultClient,
+
+		BacklogShardBytes:  gateway.DefaultBacklogBytes,
+		BacklogWorkerBytes: 256 << 20,
 	}
 }
 
@@ -127,6 +139,10 @@ func (c *Config) validate() error {
 		return gateway.NewConfigError("worker", "ShutdownTimeout", "must be positive")
 	case c.StatusInterval < 0:
 		return gateway.NewConfigError("worker", "StatusInterval", "is negative")
+	case c.BacklogShardBytes <= 0:
+		return gateway.NewConfigError("worker", "BacklogShardBytes", "must be positive")
+	case c.BacklogWorkerBytes < c.BacklogShardBytes:
+		return gateway.NewConfigError("worker", "BacklogWorkerBytes", "is below BacklogShardBytes")
 	}
 	c.KeyPrefix = lease.NormalizePrefix(c.KeyPrefix)
 	if c.StatusInterval == 0 {

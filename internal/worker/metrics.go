@@ -34,7 +34,7 @@ func newMetrics(w *Worker) *metrics {
 	m.identifies = counter("identifies_total", "IDENTIFY permits taken from the identify limiter.")
 	m.resumes = counter("resumes_total", "Shards opened from a saved session (RESUME instead of IDENTIFY).")
 	m.fatal = counter("fatal_closes_total", "Shards stopped by a fatal close code (4004, 4010-4014).")
-	m.eventsReceived = counter("events_received_total", "Dispatches received from Discord.")
+	m.eventsReceived = counter("events_received_total", "Dispatches handed to the worker's handler (frames_read_total counts those read).")
 	m.rollbacks = counter("redis_rollbacks_total", "Shards whose committed events Redis lost (failover to a lagging replica), reopened to RESUME from the durable seq.")
 	m.rollbackLost = counter("redis_rollback_sessions_lost_total", "Rolled-back shards Discord could not replay to: a new session started, the lost events are gone.")
 	m.identifyWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shardfleet", Name: "identify_wait_seconds",
@@ -46,7 +46,7 @@ func newMetrics(w *Worker) *metrics {
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&shardCollector{w: w}, &sinkCollector{w: w, m: m})
+		&shardCollector{w: w}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
 	return m
 }
 

@@ -30,6 +30,7 @@ type Worker struct {
 	mgr     sharding.FleetShardManager
 	sink    *eventsink.Sink
 	limiter *redislimiter.Limiter
+	backlog *gateway.BacklogBudget        // every shard's dispatches held in memory (backlog.go)
 	session atomic.Pointer[lease.Session] // the current fleet session; replaced on rejoin
 
 	mu       sync.RWMutex
@@ -53,7 +54,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{cfg: cfg, started: time.Now(), shards: map[lease.ShardKey]*shardRun{},
-		budgetWake: make(chan struct{}, 1)}
+		budgetWake: make(chan struct{}, 1), backlog: gateway.NewBacklogBudget(cfg.BacklogWorkerBytes)}
 	w.log = cfg.Logger.With("worker_id", cfg.WorkerID)
 	w.m = newMetrics(w)
 	return w, nil
@@ -92,7 +93,7 @@ func (w *Worker) managerOptions(limiter sharding.RateLimiter, count int) []shard
 	if w.cfg.GatewayURL != "" {
 		gw = append(gw, gateway.WithURL(w.cfg.GatewayURL))
 	}
-	gw = append(gw, w.cfg.GatewayOptions...)
+	gw = append(append(gw, w.backlogOptions()...), w.cfg.GatewayOptions...)
 	return []sharding.ConfigOpt{
 		sharding.WithLogger(w.log),
 		sharding.WithGatewayCreateFunc(gateway.New),

@@ -62,7 +62,9 @@ func BenchmarkDispatchZlibStream(b *testing.B) {
 	b.Logf("%d events, %d bytes raw (%d per event), %d compressed", stream, raw, raw/stream, totalLen(frames))
 	var handled atomic.Int64
 	g := New("token", func(Gateway, EventType, int, json.RawMessage) { handled.Add(1) },
-		WithURL("ws://127.0.0.1:1")).(*gatewayImpl)
+		// A shared budget, as the worker's, so its atomic add is measured; no
+		// bound is reached (the connection is not attached to pause).
+		WithURL("ws://127.0.0.1:1"), WithBacklogBytes(1<<40), WithBacklogBudget(NewBacklogBudget(1<<40))).(*gatewayImpl)
 	r := newRun(g, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := newConnection(ctx, cancel, r, nil, newTransport(CompressionZlibStream, -1))

@@ -80,6 +80,10 @@ type Config struct {
 	// FrameFaultHook and UnreadableRetries: see config_frames.go.
 	FrameFaultHook    FrameFaultHook
 	UnreadableRetries int
+	// BacklogBytes and BacklogBudget bound the dispatches queued for the
+	// handler; see config_backlog.go. Default DefaultBacklogBytes, no budget.
+	BacklogBytes  int64
+	BacklogBudget *BacklogBudget
 }
 
 // ConfigOpt changes a Config.
@@ -110,6 +114,7 @@ func DefaultConfig() *Config {
 		ReadyTimeout:        2 * time.Minute,
 		CloseTimeout:        5 * time.Second,
 		UnreadableRetries:   DefaultUnreadableRetries,
+		BacklogBytes:        DefaultBacklogBytes,
 	}
 }
 

@@ -48,6 +48,8 @@ func (c *Config) validate(token string) error {
 		return bad("CloseTimeout", "%s is not positive", c.CloseTimeout)
 	case c.UnreadableRetries < 1 || c.UnreadableRetries > maxUnreadableRetries:
 		return bad("UnreadableRetries", "%d is not in [1, %d]", c.UnreadableRetries, maxUnreadableRetries)
+	case c.BacklogBytes <= 0:
+		return bad("BacklogBytes", "%d is not positive", c.BacklogBytes)
 	}
 	if err := c.validateURLs(); err != nil {
 		return err

@@ -30,9 +30,11 @@ type dispatchItem struct {
 const dispatcherLinger = 100 * time.Millisecond
 
 // dispatcher runs the user's callbacks for one Open..Close span of a gateway,
-// in order, on one goroutine at a time, fed by an unbounded FIFO. The read
-// loop only appends, so a slow handler delays later events but never the read
-// loop, heartbeats or ACKs.
+// in order, on one goroutine at a time, fed by a FIFO. The read loop only
+// appends, so a slow handler delays later events but never the read loop,
+// heartbeats or ACKs. The FIFO is bounded in bytes instead (backlog.go): the
+// push that fills it asks the run to pause the shard (onFull), which closes
+// the connection resumably and RESUMEs once the queue has drained.
 //
 // The goroutine starts with the first item and exits after dispatcherLinger
 // without work, so idle shards cost no stack; push restarts it. The
@@ -56,16 +58,32 @@ type dispatcher struct {
 	done        chan struct{}
 	inCallback  atomic.Bool
 	deliveredTo atomic.Int64 // seq of the last event whose handler returned
+
+	// Backlog accounting: bytes of d queued and not yet handled are pushed
+	// minus released. The read loop pays one atomic add per event (the
+	// budget's), the rest is under mu, which push takes anyway.
+	bound    int64               // the shard's bound in bytes
+	budget   *BacklogBudget      // shared with other shards, or nil
+	onFull   func(*BacklogError) // asks the run to pause; called once per pause
+	pushed   int64               // under mu: bytes ever pushed
+	frames   uint64              // under mu: dispatches ever pushed
+	full     bool                // under mu: a pause was asked and has not ended
+	fullAt   time.Time           // under mu: when it was asked
+	drained  chan struct{}       // under mu: closed when the backlog is down to bound/2
+	draining atomic.Bool         // drained is being waited for
+	released atomic.Int64        // bytes whose handler returned (or dropped)
 }
 
 func newDispatcher(g *gatewayImpl, prev *dispatcher, startSeq int) *dispatcher {
 	d := &dispatcher{g: g, handler: g.handler, onClose: g.cfg.CloseHandler, prev: prev,
-		done: make(chan struct{})}
+		done: make(chan struct{}), bound: g.cfg.BacklogBytes, budget: g.cfg.BacklogBudget}
 	d.deliveredTo.Store(int64(startSeq))
+	d.budget.attach(d)
 	return d
 }
 
-// push queues an item. It never blocks.
+// push queues an item. It never blocks; the event that fills the backlog is
+// queued and asks for a pause.
 func (d *dispatcher) push(it dispatchItem) {
 	d.mu.Lock()
 	if d.stopped {
@@ -73,12 +91,19 @@ func (d *dispatcher) push(it dispatchItem) {
 		return
 	}
 	d.queue = append(d.queue, it)
+	var full *BacklogError
+	if it.closeErr == nil {
+		full = d.countLocked(int64(len(it.data)))
+	}
 	start := !d.running
 	if start {
 		d.running, d.wake = true, make(chan struct{}, 1)
 	}
 	wake := d.wake
 	d.mu.Unlock()
+	if full != nil {
+		d.onFull(full)
+	}
 	if start {
 		go d.run(wake)
 		return
@@ -112,7 +137,13 @@ func (d *dispatcher) drop() {
 	d.stop()
 }
 
-func (d *dispatcher) finish() { d.doneOnce.Do(func() { close(d.done) }) }
+func (d *dispatcher) finish() {
+	d.doneOnce.Do(func() {
+		d.releaseRest()
+		d.budget.detach(d)
+		close(d.done)
+	})
+}
 
 // run is the dispatcher goroutine; wake is its own wake-up channel.
 func (d *dispatcher) run(wake chan struct{}) {
@@ -157,6 +188,9 @@ func (d *dispatcher) run(wake chan struct{}) {
 				break
 			}
 			d.call(&batch[i])
+			n := len(batch[i].data)
+			batch[i] = dispatchItem{} // the backlog no longer holds it
+			d.release(int64(n))
 		}
 		clear(batch) // let the events' data be collected
 		d.mu.Lock()

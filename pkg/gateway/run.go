@@ -39,7 +39,39 @@ func newRun(g *gatewayImpl, prevDisp *dispatcher) *run {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan error, 1)}
 	r.disp = newDispatcher(g, prevDisp, g.State().Sequence)
+	r.disp.onFull = r.pauseForBacklog
 	return r
+}
+
+// pauseForBacklog closes the live connection resumably because the backlog
+// is full; attempt then waits for it to drain (awaitBacklog). The close's
+// warning is the pause's log line: the error carries the bytes and bounds.
+func (r *run) pauseForBacklog(full *BacklogError) {
+	r.g.cfg.BacklogBudget.paused()
+	r.mu.Lock()
+	c := r.conn
+	r.mu.Unlock()
+	if c != nil {
+		c.fail(full, ActionResume, CloseCodeReconnect, "backlog full")
+	}
+}
+
+// awaitBacklog waits, after a pause, until the backlog has drained; it
+// reports whether the run goes on. The next attempt RESUMEs at once: the
+// pause was the client's choice, not a failure to back off from.
+func (r *run) awaitBacklog() bool {
+	r.g.setStatus(StatusDisconnected)
+	ok, over := r.disp.waitDrained(r.ctx.Done())
+	if !ok {
+		r.end(ErrClosed)
+		return false
+	}
+	bytes, limit := r.g.cfg.BacklogBudget.reading()
+	_, backlog := r.disp.backlog()
+	r.g.log.Info("gateway backlog drained: resuming", slog.Duration("paused", over),
+		slog.Int64("backlog_bytes", backlog), slog.Int64("bound_bytes", r.disp.bound),
+		slog.Int64("worker_bytes", bytes), slog.Int64("worker_bound_bytes", limit))
+	return true
 }
 
 // attemptContext returns the context of one connection attempt: it bounds
@@ -171,6 +203,15 @@ func (r *run) attempt(attempt int) (next int, over bool) {
 	if r.ctx.Err() != nil || r.isClosing() {
 		r.end(ErrClosed)
 		return 0, true
+	}
+	// A pause asked for may have lost the race to another end of the
+	// connection (its cause is then not the BacklogError): either way the
+	// backlog drains before the shard reads again.
+	if pausing, _ := r.disp.backlog(); pausing && !r.awaitBacklog() {
+		return 0, true
+	}
+	if full := (*BacklogError)(nil); errors.As(res.err, &full) {
+		return 0, false
 	}
 	if res.ready {
 		attempt = 0

@@ -1,0 +1,154 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+)
+
+// gatedHandler records events like recorder, but MESSAGE_CREATE waits for
+// open (a handler stuck behind a slow database), and every call samples the
+// budget: pushes stop at a pause, so the sample after one is its peak less
+// at most the event just handled.
+type gatedHandler struct {
+	recorder
+	gate     chan struct{}
+	openOnce sync.Once
+	budget   *gateway.BacklogBudget
+	peak     atomic.Int64
+}
+
+func newGatedHandler(budget *gateway.BacklogBudget) *gatedHandler {
+	return &gatedHandler{gate: make(chan struct{}), budget: budget}
+}
+
+func (h *gatedHandler) handle(g gateway.Gateway, t gateway.EventType, seq int, data json.RawMessage) {
+	if b := h.budget.Stats().Bytes; b > h.peak.Load() {
+		h.peak.Store(b)
+	}
+	if t == "MESSAGE_CREATE" {
+		<-h.gate
+	}
+	h.recorder.handle(g, t, seq, data)
+}
+
+func (h *gatedHandler) open() { h.openOnce.Do(func() { close(h.gate) }) }
+
+// paddedEvent is a MESSAGE_CREATE body of about 1 KiB.
+func paddedEvent(i int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"n":%d,"content":%q}`, i, strings.Repeat("x", 1000)))
+}
+
+const paddedEventMax = 1100 // bytes of d, with room to spare
+
+// checkBacklogRecovery checks what every backlog pause must leave behind:
+// one IDENTIFY per shard, only resumable client closes, as many RESUMEs
+// (all replayed in order) as pauses, and no heartbeat timeout.
+func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, shards int, budget *gateway.BacklogBudget) {
+	t.Helper()
+	if n := s.Stats().Identifies; n != shards {
+		t.Errorf("%d IDENTIFYs, want %d: a pause must RESUME", n, shards)
+	}
+	for _, c := range s.Closes() {
+		if c.FromClient && c.Code != gateway.CloseCodeReconnect {
+			t.Errorf("client closed with %d, want only %d (resumable)", c.Code, gateway.CloseCodeReconnect)
+		}
+		if !c.FromClient && c.Code == gateway.CloseSessionTimedOut {
+			t.Errorf("the fake timed a heartbeat out: %+v", c)
+		}
+	}
+	st := budget.Stats()
+	if st.Pauses == 0 || uint64(okResumes(s)) != st.Pauses || len(s.Resumes()) != int(st.Pauses) {
+		t.Errorf("%d pauses, resumes %+v: want one good RESUME per pause", st.Pauses, s.Resumes())
+	}
+	if st.Bytes != 0 {
+		t.Errorf("budget holds %d bytes after everything was handled", st.Bytes)
+	}
+	if g := s.Stats().SequenceGaps; g != 0 {
+		t.Errorf("fake saw %d sequence gaps", g)
+	}
+}
+
+// TestBacklogPausesAndResumes: a handler that stops while the fake keeps
+// sending fills the shard's bound; the shard closes resumably, lets the
+// handler drain, RESUMEs without an IDENTIFY, and every event arrives once,
+// in order, with the backlog never over the bound plus one message.
+func TestBacklogPausesAndResumes(t *testing.T) {
+	const bound, events = 32 << 10, 200
+	s := newFake(t)
+	budget := gateway.NewBacklogBudget(0) // counts only: the test's probe
+	h := newGatedHandler(budget)
+	g := gateway.New(s.Token(), h.handle, gateway.WithURL(s.GatewayURL()), gateway.WithLogger(testLogger()),
+		gateway.WithBacklogBytes(bound), gateway.WithBacklogBudget(budget))
+	t.Cleanup(func() { g.Close(t.Context()) })
+	open(t, g)
+	for i := range events {
+		s.Dispatch("MESSAGE_CREATE", 0, paddedEvent(i))
+	}
+	eventually(t, "the shard to pause", func() bool { return budget.Stats().Pauses == 1 })
+	eventually(t, "the fake to see the resumable close", func() bool { return len(clientCloses(s)) == 1 })
+	if b := budget.Stats().Bytes; b > bound+paddedEventMax {
+		t.Fatalf("backlog %d bytes at the pause, over the bound %d + one message", b, bound)
+	}
+	if n := h.count("MESSAGE_CREATE"); n != 0 {
+		t.Fatalf("%d MESSAGE_CREATEs handled while the handler is stuck", n)
+	}
+	h.open()
+	eventually(t, "every event", func() bool { return h.count("MESSAGE_CREATE") == events })
+	checkSequence(t, h.snapshot())
+	checkBacklogRecovery(t, s, 1, budget)
+	if p := h.peak.Load(); p > bound+paddedEventMax {
+		t.Errorf("backlog peaked at %d bytes, over the bound %d + one message", p, bound)
+	}
+	if st := budget.Stats(); st.FramesRead != uint64(h.calls.Load()) {
+		t.Errorf("%d frames read, want %d: every one delivered once", st.FramesRead, h.calls.Load())
+	}
+}
+
+// TestBacklogBudgetSharedByShards: three shards share a budget far below
+// their own bounds; the shards that find it spent pause, the total stays
+// bounded, and everything arrives once the handlers drain.
+func TestBacklogBudgetSharedByShards(t *testing.T) {
+	const shards, limit, events = 3, 48 << 10, 100
+	s := newFake(t)
+	budget := gateway.NewBacklogBudget(limit)
+	handlers := make([]*gatedHandler, shards)
+	for id := range shards {
+		h := newGatedHandler(budget)
+		handlers[id] = h
+		g := gateway.New(s.Token(), h.handle, gateway.WithURL(s.GatewayURL()), gateway.WithLogger(testLogger()),
+			gateway.WithShardID(id), gateway.WithShardCount(shards),
+			gateway.WithBacklogBytes(1<<20), gateway.WithBacklogBudget(budget))
+		t.Cleanup(func() { g.Close(t.Context()) })
+		open(t, g)
+	}
+	for i := range events {
+		for id := range shards {
+			// (guild >> 22) % shards routes the event to shard id; guild 0 is shard 0.
+			s.Dispatch("MESSAGE_CREATE", snowflake.ID(id<<22), paddedEvent(i))
+		}
+	}
+	eventually(t, "every shard to pause", func() bool { return len(clientCloses(s)) == shards })
+	if b := budget.Stats().Bytes; b > limit+shards*paddedEventMax {
+		t.Fatalf("budget holds %d bytes, over its limit %d + one message per shard", b, limit)
+	}
+	for _, h := range handlers {
+		h.open()
+	}
+	for id, h := range handlers {
+		eventually(t, fmt.Sprintf("every event of shard %d", id), func() bool { return h.count("MESSAGE_CREATE") == events })
+		checkSequence(t, h.snapshot())
+		if p := h.peak.Load(); p > limit+shards*paddedEventMax {
+			t.Errorf("shard %d saw the budget at %d bytes, over its limit %d + one message per shard", id, p, limit)
+		}
+	}
+	checkBacklogRecovery(t, s, shards, budget)
+}
