@@ -120,26 +120,30 @@ func (c *Cluster) form(ctx context.Context, masters, replicasPerMaster int) erro
 	})
 }
 
-// waitAll polls until ok holds on every node, given the node's CLUSTER NODES
-// and its CLUSTER INFO followed by INFO replication.
+// waitAll polls until ok holds on every node (see waitCluster).
 func (c *Cluster) waitAll(ctx context.Context, ok func(view []nodeLine, info string) bool) error {
 	for _, s := range c.Nodes {
-		err := poll(ctx, "cluster formed on "+s.Addr(), func() (bool, string) {
-			view, err := s.clusterNodes(ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			info, err := s.clusterInfo(ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			return ok(view, info), info
-		})
-		if err != nil {
+		if err := s.waitCluster(ctx, "cluster formed", ok); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// waitCluster polls until ok holds on s, given its CLUSTER NODES and its
+// CLUSTER INFO followed by INFO replication.
+func (s *Server) waitCluster(ctx context.Context, what string, ok func(view []nodeLine, info string) bool) error {
+	return poll(ctx, what+" on "+s.Addr(), func() (bool, string) {
+		view, err := s.clusterNodes(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := s.clusterInfo(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok(view, info), info
+	})
 }
 
 // poll calls cond every 20 ms until it holds or ctx ends; why is cond's last
@@ -222,16 +226,8 @@ func (c *Cluster) Failover(ctx context.Context, replica *Server) error {
 // WaitPromoted polls until replica calls itself a master and reports the
 // cluster ok, which is when it serves its old master's slots.
 func (c *Cluster) WaitPromoted(ctx context.Context, replica *Server) error {
-	return poll(ctx, replica.Addr()+" promoted to master", func() (bool, string) {
-		self, err := replica.self(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		info, err := replica.clusterInfo(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		return self.has("master") && strings.Contains(info, "cluster_state:ok"), strings.Join(self.flags, ",")
+	return replica.waitCluster(ctx, "promotion to master", func(view []nodeLine, info string) bool {
+		return myself(view).has("master") && strings.Contains(info, "cluster_state:ok")
 	})
 }
 
