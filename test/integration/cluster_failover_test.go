@@ -33,9 +33,9 @@ const (
 	clusterHealSlack = 3 * time.Second
 )
 
-// clusterWorld is the chaos world with a Redis Cluster of 3 masters, one
-// replica each, for Redis; its fleet.redis and fleet.client are the master
-// of the fleet's slot, replaced by the promoted replica after a failover.
+// clusterWorld is the chaos world on a Redis Cluster of 3 masters with one
+// replica each. Its fleet.redis and fleet.client are the master of the
+// fleet's slot, replaced by the promoted replica after a failover.
 type clusterWorld struct {
 	*chaosWorld
 	cluster  *redistest.Cluster
