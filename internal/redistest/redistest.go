@@ -40,7 +40,13 @@ type Option []string
 // Start starts a redis-server for t and stops it when t ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s, err := StartServer(t.TempDir(), opts...)
+	return startWithPorts(t, freePort, opts...)
+}
+
+// startWithPorts is Start with the port chosen by pick.
+func startWithPorts(t testing.TB, pick func() (int, error), opts ...Option) *Server {
+	t.Helper()
+	s, err := startServer(t.TempDir(), pick, opts...)
 	if errors.Is(err, exec.ErrNotFound) && os.Getenv("REDISTEST_REQUIRE") != "1" {
 		t.Skip("redistest: redis-server not on PATH")
 	}
@@ -53,6 +59,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 // StartServer starts a redis-server with its files in dir. The caller must Stop it.
 func StartServer(dir string, opts ...Option) (*Server, error) {
+	return startServer(dir, freePort, opts...)
+}
+
+func startServer(dir string, pick func() (int, error), opts ...Option) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server: %w", err)
 	}
@@ -62,7 +72,7 @@ func StartServer(dir string, opts ...Option) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := pick()
 		if err != nil {
 			return nil, err
 		}

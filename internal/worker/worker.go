@@ -56,6 +56,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, started: time.Now(), shards: map[lease.ShardKey]*shardRun{},
 		budgetWake: make(chan struct{}, 1), backlog: gateway.NewBacklogBudget(cfg.BacklogWorkerBytes)}
 	w.log = cfg.Logger.With("worker_id", cfg.WorkerID)
+	reloadSlotsOnFailure(cfg.Redis)
 	w.m = newMetrics(w)
 	return w, nil
 }

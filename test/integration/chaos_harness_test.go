@@ -25,11 +25,12 @@ import (
 // processes.
 type chaosWorld struct {
 	*fleet
-	proxy   *faultproxy.Proxy
-	live    []string // worker IDs running (not killed, not stopped for good)
-	nextID  int
-	load    float64
-	archive map[string][]int // session -> stream seqs saved before a Redis data loss
+	proxy    *faultproxy.Proxy
+	redisURL string   // the workers' REDIS_URL: the proxy, or a Cluster's nodes
+	live     []string // worker IDs running (not killed, not stopped for good)
+	nextID   int
+	load     float64
+	archive  map[string][]int // session -> stream seqs saved before a Redis data loss
 
 	// Sessions whose tail may legitimately be missing from the stream: Discord
 	// invalidated them (op 9 false, a RESUME refused) or a fatal close ended
@@ -67,19 +68,19 @@ func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
 	return &chaosWorld{
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",
 			workers: map[string]*proc{}},
-		proxy: proxy, load: load, archive: map[string][]int{},
+		proxy: proxy, redisURL: "redis://" + proxy.Addr(), load: load, archive: map[string][]int{},
 		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{},
 	}
 }
 
-// startChaosWorker starts a worker that reaches Redis through the proxy,
+// startChaosWorker starts a worker that reaches Redis at redisURL,
 // with startWorker's compressed timings and an uncapped stream.
 func (c *chaosWorld) startChaosWorker() string {
 	c.t.Helper()
 	c.nextID++
 	id := "w" + strconv.Itoa(c.nextID)
 	env := []string{
-		"DISCORD_TOKEN=" + c.token, "REDIS_URL=redis://" + c.proxy.Addr(), "KEY_PREFIX=" + prefix, "WORKER_ID=" + id,
+		"DISCORD_TOKEN=" + c.token, "REDIS_URL=" + c.redisURL, "KEY_PREFIX=" + prefix, "WORKER_ID=" + id,
 		"SHARD_COUNT=" + strconv.Itoa(c.shards), "MAX_CONCURRENCY=1",
 		"DISCORD_API_URL=" + c.fake.apiURL, "GATEWAY_URL=" + c.fake.gatewayURL,
 		"LEASE_TTL=" + leaseTTL.String(), "LEASE_RENEW_INTERVAL=" + renewInterval.String(),
