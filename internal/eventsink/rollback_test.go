@@ -6,9 +6,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/testutil"
 )
+
+// leasedSink starts a Redis and a Sink (batches of 16, no linger) with shard
+// 0/1 leased to w1 under token 7; ctx ends with the test, within 20 s.
+func leasedSink(t *testing.T) (*redis.Client, *Sink, context.Context, Shard, Fence) {
+	t.Helper()
+	c := startRedis(t)
+	s := newSink(t, c, WithBatch(16, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	return c, s, ctx, shard, fence
+}
+
+// stoppedWith waits for the error a Writer's Stopped reported on ch.
+func stoppedWith(t *testing.T, ctx context.Context, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		t.Fatal("the Writer never stopped")
+		return nil
+	}
+}
 
 // addAll adds evs to w and flushes them.
 func addAll(t *testing.T, ctx context.Context, w *Writer, evs []Event) error {
@@ -25,12 +52,7 @@ func addAll(t *testing.T, ctx context.Context, w *Writer, evs []Event) error {
 // Writer's session (a lagging replica promoted): the next commit writes
 // nothing and reports the durable seq, so the owner can RESUME from it.
 func TestWriterDetectsRollback(t *testing.T) {
-	c := startRedis(t)
-	s := newSink(t, c, WithBatch(16, 0))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
+	c, s, ctx, shard, fence := leasedSink(t)
 	stopped := make(chan error, 1)
 	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { stopped <- err }})
 	defer w.Abandon()
@@ -43,13 +65,8 @@ func TestWriterDetectsRollback(t *testing.T) {
 	}
 	_ = addAll(t, ctx, w, events("S1", 11, 12))
 	var rb *RollbackError
-	select {
-	case err := <-stopped:
-		if !errors.As(err, &rb) {
-			t.Fatalf("Stopped got %v, want a *RollbackError", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the rollback was not reported")
+	if err := stoppedWith(t, ctx, stopped); !errors.As(err, &rb) {
+		t.Fatalf("Stopped got %v, want a *RollbackError", err)
 	}
 	if rb.Session != "S1" || rb.Durable != 6 || rb.Expected != 10 || rb.Shard != shard || rb.ResumeURL == "" {
 		t.Fatalf("rollback = %+v; want S1 durable at 6 of 10, with its resume URL", rb)
@@ -63,12 +80,7 @@ func TestWriterDetectsRollback(t *testing.T) {
 // TestWriterOpenedFromARecordSeesItRolledBack: a Writer opened from the record
 // a new owner resumed from detects that Redis holds less than that.
 func TestWriterOpenedFromARecordSeesItRolledBack(t *testing.T) {
-	c := startRedis(t)
-	s := newSink(t, c, WithBatch(16, 0))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
+	c, s, ctx, shard, fence := leasedSink(t)
 	if _, err := s.Commit(ctx, shard, fence, events("S1", 1, 5)); err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +88,9 @@ func TestWriterOpenedFromARecordSeesItRolledBack(t *testing.T) {
 	w := s.Open(shard, fence, SessionRecord{SessionID: "S1", Sequence: 8}, Rejections{Stopped: func(err error) { stopped <- err }})
 	defer w.Abandon()
 	_ = addAll(t, ctx, w, events("S1", 9, 9))
-	select {
-	case err := <-stopped:
-		var rb *RollbackError
-		if !errors.As(err, &rb) || rb.Durable != 5 || rb.Expected != 8 {
-			t.Fatalf("Stopped got %v, want durable 5 of 8", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the rollback was not reported")
+	var rb *RollbackError
+	if err := stoppedWith(t, ctx, stopped); !errors.As(err, &rb) || rb.Durable != 5 || rb.Expected != 8 {
+		t.Fatalf("Stopped got %v, want durable 5 of 8", err)
 	}
 	// From the durable seq, as a RESUME replays it, the Writer commits.
 	w2 := s.Open(shard, fence, SessionRecord{SessionID: "S1", Sequence: 5}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) }})
@@ -98,12 +105,7 @@ func TestWriterOpenedFromARecordSeesItRolledBack(t *testing.T) {
 // gone: nothing of the session is durable, and the Writer goes on from the
 // current batch (counted) instead of stopping the shard.
 func TestWriterStartsALostRecordAfresh(t *testing.T) {
-	c := startRedis(t)
-	s := newSink(t, c, WithBatch(16, 0))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
+	c, s, ctx, shard, fence := leasedSink(t)
 	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) }})
 	defer w.Abandon()
 	if err := addAll(t, ctx, w, events("S1", 1, 10)); err != nil {

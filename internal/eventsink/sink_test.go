@@ -285,12 +285,7 @@ func TestWriterBatchesInOrder(t *testing.T) {
 }
 
 func TestWriterStopsWhenFenced(t *testing.T) {
-	c := startRedis(t)
-	s := newSink(t, c, WithBatch(16, 0))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
+	c, s, ctx, shard, fence := leasedSink(t)
 	rejected := make(chan error, 1)
 	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { rejected <- err }})
 	defer w.Abandon()
