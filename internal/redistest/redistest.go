@@ -30,6 +30,7 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	conf string // config file, the first argument when set (a sentinel needs one it can rewrite)
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -60,18 +61,27 @@ func StartServer(dir string, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		s.args = append(s.args, o...)
 	}
+	if err := s.startOnFreePort(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startOnFreePort starts s on a free port, trying another when the one it
+// picked was taken meanwhile.
+func (s *Server) startOnFreePort() error {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.port = port
 		if lastErr = s.start(); lastErr == nil {
-			return s, nil
+			return nil
 		}
 	}
-	return nil, lastErr
+	return lastErr
 }
 
 // Addr is host:port of the server.
@@ -92,11 +102,15 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 }
 
 func (s *Server) start() error {
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
 		"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log"),
-	}, s.args...)
+	), s.args...)
 	cmd := exec.Command("redis-server", args...)
 	// Own process group so that a killed test does not leave it behind either.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
