@@ -28,15 +28,16 @@ const (
 	sentinelWarmup  = 2000 // events committed before the fault
 )
 
-// newSentinelWorld starts the Sentinel deployment, the fake and the
-// workers, waits until every shard is READY and sentinelWarmup events are
-// in the stream.
-func newSentinelWorld(t *testing.T) (*chaosWorld, *redistest.Sentinel) {
+// newSentinelWorld starts the Sentinel deployment (a master and replicas),
+// the fake (sessions not resumed within resumeTimeout end) and the workers,
+// and waits until every shard is READY and sentinelWarmup events are in the
+// stream.
+func newSentinelWorld(t testing.TB, replicas int, resumeTimeout time.Duration) (*chaosWorld, *redistest.Sentinel) {
 	t.Helper()
 	needBinaries(t)
-	d := redistest.StartSentinel(t, 1)
+	d := redistest.StartSentinel(t, replicas)
 	fk := startFake(t, sentinelShards, sentinelLoad, "-identify-window", chaosFakeWindow.String(),
-		"-resume-timeout", chaosResumeTimeout.String())
+		"-resume-timeout", resumeTimeout.String())
 	c := &chaosWorld{
 		// fleet.redis is the first master, for workerEnv; the workers get the
 		// sentinel URL instead and the test's client follows the sentinels.
@@ -126,7 +127,7 @@ func seqRanges(seqs []int) string {
 // workers commit to the old master meanwhile is dropped when it resyncs from
 // the new one, and must be committed again, not lost.
 func TestSentinelPlannedFailoverLosesNothing(t *testing.T) {
-	c, d := newSentinelWorld(t)
+	c, d := newSentinelWorld(t, 1, chaosResumeTimeout)
 	sentinelRound(c, "SENTINEL FAILOVER", func(r *roundRecord) {
 		start := time.Now()
 		old := d.Failover(t)
@@ -142,7 +143,7 @@ func TestSentinelPlannedFailoverLosesNothing(t *testing.T) {
 // old master is not restarted, the replica takes over after down-after (1 s)
 // and an election.
 func TestSentinelMasterKill9LosesNothing(t *testing.T) {
-	c, d := newSentinelWorld(t)
+	c, d := newSentinelWorld(t, 1, chaosResumeTimeout)
 	sentinelRound(c, "master kill -9", func(r *roundRecord) {
 		start := time.Now()
 		old := d.KillMaster(t)
