@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
 // BenchmarkSentinelFailover: what a planned SENTINEL FAILOVER costs the
@@ -142,4 +144,43 @@ func entryTime(t testing.TB, m redis.XMessage) time.Time {
 		t.Fatalf("stream entry ID %q: %v", m.ID, err)
 	}
 	return time.UnixMilli(n)
+}
+
+// BenchmarkCommitWait: what WAIT 1 would add to every commit. One client
+// XADDs a dispatch-sized entry to a master with one replica, one entry at a
+// time, alone or followed by WAIT 1 in the same round trip (a pipeline): the
+// difference is the wait for the replica's acknowledgement.
+//
+//	go test -run '^$' -bench CommitWait -benchtime 5000x -count 3 ./test/integration
+func BenchmarkCommitWait(b *testing.B) {
+	d := redistest.StartSentinel(b, 1)
+	c := d.Master(b).Client(b)
+	ctx := context.Background()
+	data := strings.Repeat("x", 300)
+	for _, wait := range []bool{false, true} {
+		name := "xadd"
+		if wait {
+			name = "xadd+wait-1"
+		}
+		b.Run(name, func(b *testing.B) {
+			seq := 0
+			for b.Loop() {
+				seq++
+				pipe := c.Pipeline()
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: "bench", Values: []any{"seq", seq, "data", data}})
+				var acked *redis.Cmd
+				if wait {
+					acked = pipe.Do(ctx, "WAIT", 1, 1000)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if acked != nil {
+					if n, _ := acked.Int(); n != 1 {
+						b.Fatalf("WAIT 1: %d replicas acknowledged", n)
+					}
+				}
+			}
+		})
+	}
 }
