@@ -62,11 +62,22 @@ func newSentinelWorld(t testing.TB, replicas int, resumeTimeout time.Duration) (
 	return c, d
 }
 
-// sentinelRound runs fault as a chaos round and logs its row; on a failed
-// stream check it also logs which seqs the new master's stream lacks.
-func sentinelRound(c *chaosWorld, name string, fault func(r *roundRecord)) {
+// sentinelRound runs a chaos round whose fault is cause (it makes the
+// sentinels switch and returns the master it replaces), waits for the
+// switch, and logs the round's row; on a failed stream check it also logs
+// which seqs the new master's stream lacks. Duplicates are allowed within
+// chaosDuplicateBound: a worker that misses the switch for longer than its
+// renew deadline (its renewals went to the old master, or nowhere) loses its
+// leases and self-fences.
+func sentinelRound(c *chaosWorld, d *redistest.Sentinel, name string, cause func() string) {
 	c.t.Helper()
-	rec := c.round(1, chaosFault{name, func(_ *chaosWorld, _ *rand.Rand, r *roundRecord) { fault(r) }}, nil)
+	rec := c.round(1, chaosFault{name, func(_ *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		start := time.Now()
+		old := cause()
+		now := d.WaitSwitch(c.t, old)
+		r.allowDuplicates = true
+		r.note = fmt.Sprintf("master %s -> %s, sentinels agreed after %v", old, now, time.Since(start).Round(time.Millisecond))
+	}}, nil)
 	c.t.Log(rec.row())
 	if c.t.Failed() {
 		c.waitCommitted() // round restarted the load
@@ -128,15 +139,7 @@ func seqRanges(seqs []int) string {
 // the new one, and must be committed again, not lost.
 func TestSentinelPlannedFailoverLosesNothing(t *testing.T) {
 	c, d := newSentinelWorld(t, 1, chaosResumeTimeout)
-	sentinelRound(c, "SENTINEL FAILOVER", func(r *roundRecord) {
-		start := time.Now()
-		old := d.Failover(t)
-		now := d.WaitSwitch(t, old)
-		// A worker that missed the switch may lose a lease it renewed on the
-		// old master and self-fence: duplicates are then bounded, not zero.
-		r.allowDuplicates = true
-		r.note = fmt.Sprintf("master %s -> %s, sentinels agreed after %v", old, now, time.Since(start).Round(time.Millisecond))
-	})
+	sentinelRound(c, d, "SENTINEL FAILOVER", func() string { return d.Failover(t) })
 }
 
 // TestSentinelMasterKill9LosesNothing: kill -9 of the master under load; the
@@ -144,12 +147,5 @@ func TestSentinelPlannedFailoverLosesNothing(t *testing.T) {
 // and an election.
 func TestSentinelMasterKill9LosesNothing(t *testing.T) {
 	c, d := newSentinelWorld(t, 1, chaosResumeTimeout)
-	sentinelRound(c, "master kill -9", func(r *roundRecord) {
-		start := time.Now()
-		old := d.KillMaster(t)
-		now := d.WaitSwitch(t, old)
-		// Redis is gone for longer than the renew deadline: workers self-fence.
-		r.allowDuplicates = true
-		r.note = fmt.Sprintf("master %s killed, %s master after %v", old, now, time.Since(start).Round(time.Millisecond))
-	})
+	sentinelRound(c, d, "master kill -9", func() string { return d.KillMaster(t) })
 }
