@@ -109,7 +109,7 @@ func (s *Server) start() error {
 	args = append(append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
-		"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log"),
+		"--logfile", s.logFile(),
 	), s.args...)
 	cmd := exec.Command("redis-server", args...)
 	// Own process group so that a killed test does not leave it behind either.
@@ -127,6 +127,11 @@ func (s *Server) start() error {
 		return err
 	}
 	return nil
+}
+
+// logFile is where the server logs.
+func (s *Server) logFile() string {
+	return filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log")
 }
 
 func (s *Server) waitReady(timeout time.Duration) error {

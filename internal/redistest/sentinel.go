@@ -46,12 +46,31 @@ func StartSentinel(t testing.TB, n int) *Sentinel {
 	for range sentinelCount {
 		d.Sentinels = append(d.Sentinels, d.startSentinel(t, master.Port()))
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			d.logSentinels(t)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), sentinelWait)
 	defer cancel()
 	if err := d.waitFormed(ctx, master.Addr(), n); err != nil {
 		t.Fatalf("redistest: sentinel deployment not formed within %v: %v", sentinelWait, err)
 	}
 	return d
+}
+
+// logSentinels logs the end of each sentinel's log: its view of a failover
+// (+promoted-slave, +switch-master, aborts), with millisecond times.
+func (d *Sentinel) logSentinels(t testing.TB) {
+	for _, s := range d.Sentinels {
+		text, err := os.ReadFile(s.logFile())
+		if err != nil {
+			t.Logf("sentinel %s: %v", s.Addr(), err)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(text), "\n"), "\n")
+		t.Logf("--- log of sentinel %s (last 25 lines) ---\n%s", s.Addr(), strings.Join(lines[max(0, len(lines)-25):], "\n"))
+	}
 }
 
 // startSentinel starts one sentinel monitoring the master on masterPort.
