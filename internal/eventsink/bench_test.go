@@ -32,7 +32,7 @@ func benchWriters(b *testing.B, shards int) {
 	for i := range writers {
 		sh := Shard{ID: i, Count: shards}
 		grant(b, c, sh, fence)
-		writers[i] = s.Open(sh, fence, Rejections{})
+		writers[i] = s.Open(sh, fence, SessionRecord{}, Rejections{})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

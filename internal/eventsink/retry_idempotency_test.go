@@ -98,7 +98,7 @@ func TestWriterBatchRetriedAfterLostReply(t *testing.T) {
 			defer cancel()
 			shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 42}
 			grant(t, direct, shard, fence)
-			w := s.Open(shard, fence, Rejections{Stopped: func(err error) { t.Errorf("rejected: %v", err) }})
+			w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("rejected: %v", err) }})
 			defer w.Abandon()
 
 			ran := srv.LostReply(t, p, commitScript, func() error {

@@ -13,7 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // Config configures a Sink. DefaultConfig holds the defaults; New validates.
@@ -95,7 +97,8 @@ type Stats struct {
 	Duplicates  uint64 // events skipped as already committed (replays, retries)
 	Batches     uint64 // successful script calls
 	RedisErrors uint64 // failed script calls (retried)
-	Rejected    uint64 // batches refused as fenced or stale
+	Rejected    uint64 // batches refused as fenced, stale or rolled back
+	LostRecords uint64 // session records Redis lost under a writer (data loss): started afresh
 }
 
 // Sink commits events to the fleet's stream. It is safe for concurrent use;
@@ -106,7 +109,7 @@ type Sink struct {
 	keys   lease.Keys
 	maxLen string
 
-	committed, duplicates, batches, redisErrors, rejected atomic.Uint64
+	committed, duplicates, batches, redisErrors, rejected, lostRecords atomic.Uint64
 }
 
 // New validates the configuration and returns a Sink.
@@ -117,21 +120,21 @@ func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
 	}
 	switch {
 	case client == nil:
-		return nil, &ConfigError{"client", "is nil"}
+		return nil, gateway.NewConfigError("eventsink", "client", "is nil")
 	case cfg.MaxLen < 0:
-		return nil, &ConfigError{"MaxLen", "is negative"}
+		return nil, gateway.NewConfigError("eventsink", "MaxLen", "is negative")
 	case cfg.BatchSize < 1:
-		return nil, &ConfigError{"BatchSize", "is below 1"}
+		return nil, gateway.NewConfigError("eventsink", "BatchSize", "is below 1")
 	case cfg.MaxBatchBytes < 1:
-		return nil, &ConfigError{"MaxBatchBytes", "is below 1"}
+		return nil, gateway.NewConfigError("eventsink", "MaxBatchBytes", "is below 1")
 	case cfg.FlushInterval < 0:
-		return nil, &ConfigError{"FlushInterval", "is negative"}
+		return nil, gateway.NewConfigError("eventsink", "FlushInterval", "is negative")
 	case cfg.MaxPending < 1:
-		return nil, &ConfigError{"MaxPending", "is below 1"}
+		return nil, gateway.NewConfigError("eventsink", "MaxPending", "is below 1")
 	case cfg.RetryBackoffMin <= 0 || cfg.RetryBackoffMax < cfg.RetryBackoffMin:
-		return nil, &ConfigError{"RetryBackoffMin", "want 0 < RetryBackoffMin <= RetryBackoffMax"}
+		return nil, gateway.NewConfigError("eventsink", "RetryBackoffMin", "want 0 < RetryBackoffMin <= RetryBackoffMax")
 	case cfg.Logger == nil:
-		return nil, &ConfigError{"Logger", "is nil"}
+		return nil, gateway.NewConfigError("eventsink", "Logger", "is nil")
 	}
 	cfg.Prefix = lease.NormalizePrefix(cfg.Prefix)
 	return &Sink{client: client, cfg: *cfg, keys: lease.NewKeys(cfg.Prefix),
@@ -144,7 +147,7 @@ func (s *Sink) Keys() lease.Keys { return s.keys }
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
 	return Stats{Committed: s.committed.Load(), Duplicates: s.duplicates.Load(), Batches: s.batches.Load(),
-		RedisErrors: s.redisErrors.Load(), Rejected: s.rejected.Load()}
+		RedisErrors: s.redisErrors.Load(), Rejected: s.rejected.Load(), LostRecords: s.lostRecords.Load()}
 }
 
 // Result is what one Commit did.
@@ -157,11 +160,17 @@ type Result struct {
 // It returns an error wrapping ErrFenced or ErrStaleSession when the writes are
 // refused; other errors are Redis errors, and calling again is safe.
 func (s *Sink) Commit(ctx context.Context, shard Shard, fence Fence, batch []Event) (Result, error) {
+	return s.commit(ctx, shard, fence, 0, batch)
+}
+
+// commit is Commit for a writer that knows the record of the batch's session
+// reached expect (0: knows nothing): a record behind it is a *RollbackError.
+func (s *Sink) commit(ctx context.Context, shard Shard, fence Fence, expect int, batch []Event) (Result, error) {
 	if len(batch) == 0 {
 		return Result{}, nil
 	}
 	session, resumeURL := batch[0].SessionID, ""
-	args := make([]any, 0, 8+3*len(batch))
+	args := make([]any, 0, 9+3*len(batch))
 	for _, ev := range batch {
 		if ev.SessionID != session {
 			return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, ErrMixedSessions)
@@ -171,7 +180,7 @@ func (s *Sink) Commit(ctx context.Context, shard Shard, fence Fence, batch []Eve
 		}
 	}
 	args = append(args, fence.WorkerID, strconv.FormatUint(fence.Token, 10), shard.ID, shard.Count,
-		session, resumeURL, s.maxLen, len(batch))
+		session, resumeURL, s.maxLen, len(batch), expect)
 	for _, ev := range batch {
 		data := []byte(ev.Data)
 		if data == nil {
@@ -182,7 +191,15 @@ func (s *Sink) Commit(ctx context.Context, shard Shard, fence Fence, batch []Eve
 	keys := []string{s.keys.Lease(shard), s.keys.Member(fence.WorkerID), s.keys.Session(shard), s.keys.Events()}
 	res, err := commitScript.Run(ctx, s.client, keys, args...).Int64Slice()
 	if err != nil {
-		if rejected := classify(err); rejected != nil {
+		if durable, ok := rollback(err); ok {
+			s.rejected.Add(1)
+			return Result{}, &RollbackError{Shard: shard, Session: session, ResumeURL: resumeURL,
+				Durable: durable, Expected: expect}
+		}
+		if rejected := classify(err); rejected == errLostRecord {
+			s.lostRecords.Add(1)
+			return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, rejected)
+		} else if rejected != nil {
 			s.rejected.Add(1)
 			return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, rejected)
 		}
@@ -211,29 +228,44 @@ func classify(err error) error {
 		return ErrFenced
 	case strings.HasPrefix(msg, "STALESESSION"):
 		return ErrStaleSession
+	case strings.HasPrefix(msg, "LOSTRECORD"):
+		return errLostRecord
 	}
 	return nil
 }
 
-// SessionRecord is a shard's session record: the session to RESUME, its
-// resume URL and the last committed seq (the resume point).
-type SessionRecord struct {
-	SessionID string
-	Sequence  int
-	ResumeURL string
+// rollback reads the durable seq from the script's ROLLBACK refusal.
+func rollback(err error) (durable int, ok bool) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return 0, false
+	}
+	rest, ok := strings.CutPrefix(rerr.Error(), "ROLLBACK ")
+	if !ok {
+		return 0, false
+	}
+	_, seq, ok := strings.Cut(rest, " durable seq ")
+	if !ok {
+		return 0, false
+	}
+	durable, err = strconv.Atoi(seq)
+	return durable, err == nil
 }
 
-// Session reads the shard's session record; the zero record when there is none.
+// SessionRecord is a shard's session record: the session to RESUME, its
+// resume URL and the last committed seq (the resume point).
+type SessionRecord = keyspace.SessionRecord
+
+// Session reads the shard's session record; the zero record when there is
+// none. A corrupt record is an error wrapping keyspace.ErrCorrupt.
 func (s *Sink) Session(ctx context.Context, shard Shard) (SessionRecord, error) {
-	vals, err := s.client.HMGet(ctx, s.keys.Session(shard), "session_id", "seq", "resume_url").Result()
+	vals, err := s.client.HMGet(ctx, s.keys.Session(shard), keyspace.SessionFields...).Result()
 	if err != nil {
 		return SessionRecord{}, fmt.Errorf("read session of shard %d: %w", shard.ID, err)
 	}
-	var st SessionRecord
-	st.SessionID, _ = vals[0].(string)
-	if seq, ok := vals[1].(string); ok {
-		st.Sequence, _ = strconv.Atoi(seq)
+	rec, err := keyspace.ParseSession(vals)
+	if err != nil {
+		return SessionRecord{}, fmt.Errorf("read session of shard %d: %w", shard.ID, err)
 	}
-	st.ResumeURL, _ = vals[2].(string)
-	return st, nil
+	return rec, nil
 }

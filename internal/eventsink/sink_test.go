@@ -251,7 +251,7 @@ func TestWriterBatchesInOrder(t *testing.T) {
 	}
 	const n = 3000
 	for _, sh := range shards {
-		w := s.Open(sh, fence, Rejections{Stopped: func(err error) { t.Errorf("rejected: %v", err) }})
+		w := s.Open(sh, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("rejected: %v", err) }})
 		for _, ev := range events(fmt.Sprint("S", sh.ID), 1, n) {
 			if err := w.Add(ctx, ev); err != nil {
 				t.Fatal(err)
@@ -290,7 +290,7 @@ func TestWriterStopsWhenFenced(t *testing.T) {
 	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
 	grant(t, c, shard, fence)
 	rejected := make(chan error, 1)
-	w := s.Open(shard, fence, Rejections{Stopped: func(err error) { rejected <- err }})
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { rejected <- err }})
 	defer w.Abandon()
 	for _, ev := range events("S1", 1, 10) {
 		if err := w.Add(ctx, ev); err != nil {
@@ -330,7 +330,7 @@ func TestWriterRetriesThroughRedisOutage(t *testing.T) {
 	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
 	grant(t, c, shard, fence)
 	var rejected atomic.Bool
-	w := s.Open(shard, fence, Rejections{Stopped: func(error) { rejected.Store(true) }})
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(error) { rejected.Store(true) }})
 	defer w.Abandon()
 	srv.Pause()
 	for _, ev := range events("S1", 1, 50) {
@@ -383,7 +383,7 @@ func TestWriterRetriesFencedWhileAsked(t *testing.T) {
 	defer cancel()
 	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
 	var asked atomic.Int32
-	w := s.Open(shard, fence, Rejections{
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{
 		Retry:   func(error) bool { asked.Add(1); return true },
 		Stopped: func(err error) { t.Errorf("stopped: %v", err) },
 	})

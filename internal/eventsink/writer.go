@@ -27,6 +27,11 @@ type Writer struct {
 	err     error         // terminal: rejection or ErrClosed
 	changed chan struct{} // closed and replaced whenever done, pending or err change
 
+	// Touched only by the Writer's goroutine (and Open): how far the record
+	// of expSession is known to have reached, so a rollback is seen.
+	expSession string
+	expSeq     int
+
 	lastSeq atomic.Int64
 	wake    chan struct{}      // cap 1: work is pending
 	ctx     context.Context    // ends on Close/Abandon; bounds every Redis call
@@ -47,15 +52,20 @@ type Rejections struct {
 	// Stopped is called once, from the Writer's goroutine, when the Writer
 	// gives up on a refusal; Add and Flush already return the error. It must
 	// not call Abandon or Close (they wait for it) and should be brief. The
-	// caller must then stop the shard. Pending events are dropped; the next
-	// owner RESUMEs from the last committed seq.
+	// caller must then stop the shard, or after a *RollbackError reopen it
+	// from the durable seq. Pending events are dropped; the next owner (or
+	// the reopened shard) RESUMEs from the last durable seq.
 	Stopped func(err error)
 }
 
-// Open starts a Writer for shard under fence.
-func (s *Sink) Open(shard Shard, fence Fence, rejects Rejections) *Writer {
+// Open starts a Writer for shard under fence. from is the session record the
+// shard resumes from (zero for none): Redis holding less than that for the
+// session is a rollback (see RollbackError), as is any later loss of what the
+// Writer committed.
+func (s *Sink) Open(shard Shard, fence Fence, from SessionRecord, rejects Rejections) *Writer {
 	w := &Writer{
 		sink: s, shard: shard, fence: fence, rejects: rejects,
+		expSession: from.SessionID, expSeq: from.Sequence,
 		log:     s.cfg.Logger.With("shard_id", shard.ID, "shard_count", shard.Count),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -256,9 +266,15 @@ func (w *Writer) chunkEnd(batch []Event, start int) int {
 // succeeds, is rejected (returned), or the Writer is stopped.
 func (w *Writer) commit(chunk []Event) error {
 	backoff := w.sink.cfg.RetryBackoffMin
+	session := chunk[0].SessionID
 	for {
-		res, err := w.sink.Commit(w.ctx, w.shard, w.fence, chunk)
+		expect := 0
+		if session == w.expSession {
+			expect = w.expSeq
+		}
+		res, err := w.sink.commit(w.ctx, w.shard, w.fence, expect, chunk)
 		if err == nil {
+			w.expSession, w.expSeq = session, res.LastSeq
 			w.lastSeq.Store(int64(res.LastSeq))
 			return nil
 		}
@@ -266,10 +282,20 @@ func (w *Writer) commit(chunk []Event) error {
 			return nil
 		}
 		switch {
+		case errors.Is(err, errLostRecord):
+			// Nothing of the session is durable any more and Discord cannot
+			// be asked for all of it cheaply: start the record afresh from
+			// this batch, at once.
+			w.log.Error("Redis lost the shard's session record (data loss?): the stream lacks the session's events up to here",
+				"session_seq", w.expSeq, "err", err)
+			w.expSession = ""
+			continue
 		case errors.Is(err, ErrFenced) && w.rejects.Retry != nil && w.rejects.Retry(err):
 			w.log.Warn("event sink: lease not valid in Redis yet, retrying", "err", err, "backoff", backoff)
 		case Rejected(err):
-			w.log.Warn("event sink rejected the shard's writes", "err", err)
+			if w.rejects.Stopped == nil { // otherwise Stopped reports it
+				w.log.Warn("event sink rejected the shard's writes", "err", err)
+			}
 			w.finish(err)
 			return err
 		default:

@@ -1,6 +1,10 @@
 package faultproxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
 
 // Config configures a Proxy. DefaultConfig holds the defaults; New validates once.
 type Config struct {
@@ -36,13 +40,13 @@ func WithBufferSize(n int) Option { return func(c *Config) { c.BufferSize = n } 
 func (c *Config) validate() error {
 	switch {
 	case c.Upstream == "":
-		return &ConfigError{"Upstream", "is empty"}
+		return gateway.NewConfigError("faultproxy", "Upstream", "is empty")
 	case c.ListenAddr == "":
-		return &ConfigError{"ListenAddr", "is empty"}
+		return gateway.NewConfigError("faultproxy", "ListenAddr", "is empty")
 	case c.DialTimeout <= 0:
-		return &ConfigError{"DialTimeout", "must be positive"}
+		return gateway.NewConfigError("faultproxy", "DialTimeout", "must be positive")
 	case c.BufferSize < 1:
-		return &ConfigError{"BufferSize", "must be at least 1"}
+		return gateway.NewConfigError("faultproxy", "BufferSize", "must be at least 1")
 	}
 	return nil
 }

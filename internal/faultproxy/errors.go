@@ -1,19 +1,11 @@
 package faultproxy
 
-import "errors"
+import "github.com/shardfleet/shardfleet/pkg/gateway"
 
 var (
 	// ErrInvalidConfig is wrapped by every *ConfigError.
-	ErrInvalidConfig = errors.New("faultproxy: invalid config")
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 )
 
-// ConfigError names the Config field New rejected.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string { return "faultproxy: config " + e.Field + ": " + e.Reason }
-
-// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError

@@ -47,7 +47,7 @@ func TestAssignTable(t *testing.T) {
 		{"uneven split", shardsOf(5), []string{"a", "b"}, 3},
 		{"more members than shards", shardsOf(2), []string{"a", "b", "c"}, 1},
 		{"duplicates ignored", append(shardsOf(3), ShardKey{ID: 0, Count: 3}), []string{"a", "a", "b"}, 2},
-		{"mixed counts", []ShardKey{{0, 2}, {1, 4}, {3, 4}}, []string{"a", "b"}, 2},
+		{"mixed counts", []ShardKey{{ID: 0, Count: 2}, {ID: 1, Count: 4}, {ID: 3, Count: 4}}, []string{"a", "b"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -158,11 +158,9 @@ func setDur(p *time.Duration, def time.Duration) {
 // ErrInvalidConfig and names the field.
 func (c Config) validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+		return &ConfigError{Package: "lease", Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case !hasHashTag(c.Prefix):
-		return bad("Prefix", "%q has no {hash tag}", c.Prefix)
 	case strings.ContainsAny(c.WorkerID, " \t\r\n{}") || len(c.WorkerID) > 128:
 		return bad("WorkerID", "%q: no whitespace or braces, at most 128 bytes", c.WorkerID)
 	case c.RenewInterval < time.Millisecond:

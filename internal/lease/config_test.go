@@ -99,23 +99,3 @@ func TestNewSessionRejectsBadConfig(t *testing.T) {
 		t.Fatalf("nil client: got %v, want ErrInvalidConfig", err)
 	}
 }
-
-func TestNormalizePrefix(t *testing.T) {
-	tests := map[string]string{
-		"":              DefaultPrefix,
-		"app":           "{app}:",
-		"app:":          "{app}:",
-		"{app}:":        "{app}:",
-		"x{tag}y:":      "x{tag}y:",
-		"{}":            "{{}}:",
-		"{shardfleet}:": "{shardfleet}:",
-	}
-	for in, want := range tests {
-		if got := NormalizePrefix(in); got != want {
-			t.Errorf("NormalizePrefix(%q) = %q, want %q", in, got, want)
-		}
-		if !hasHashTag(NormalizePrefix(in)) {
-			t.Errorf("NormalizePrefix(%q) has no hash tag", in)
-		}
-	}
-}

@@ -37,7 +37,7 @@ func TestDataLoss(t *testing.T) {
 			if _, err := a.SetLayoutIfAbsent(ctx, 4); err != nil {
 				t.Fatal(err)
 			}
-			held := []ShardKey{{0, 4}, {1, 4}}
+			held := []ShardKey{{ID: 0, Count: 4}, {ID: 1, Count: 4}}
 			var leases []*Lease
 			var maxTok uint64
 			for _, k := range held {
@@ -112,13 +112,13 @@ func TestDataLossReassertConflict(t *testing.T) {
 	a := newSession(t, newClient(t, srv.Addr()), cfg)
 	endGrace(t, direct, "")
 	ctx := testCtx(t)
-	l0, l1 := claimOK(t, a, ShardKey{0, 2}), claimOK(t, a, ShardKey{1, 2})
+	l0, l1 := claimOK(t, a, ShardKey{ID: 0, Count: 2}), claimOK(t, a, ShardKey{ID: 1, Count: 2})
 	if err := direct.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// Before a notices, an intruder writes shard 0's lease (as a worker that
 	// ignored the grace would).
-	if err := direct.HSet(ctx, a.Keys().Lease(ShardKey{0, 2}), "owner", "intruder", "token", "1").Err(); err != nil {
+	if err := direct.HSet(ctx, a.Keys().Lease(ShardKey{ID: 0, Count: 2}), "owner", "intruder", "token", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "a loses shard 0", func() bool { return isClosed(l0.Done()) })

@@ -4,13 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // Sentinel errors. Callers test them with errors.Is; they survive wrapping.
 var (
 	// ErrInvalidConfig: a Config field is out of range; the error is a
 	// *ConfigError naming the field.
-	ErrInvalidConfig = errors.New("lease: invalid config")
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 	// ErrLeaseHeld: another member holds a valid lease on the shard.
 	ErrLeaseHeld = errors.New("lease: held by another member")
 	// ErrLeaseLost: the lease is no longer valid (expired, taken over,
@@ -34,23 +37,13 @@ var (
 	// ErrNotInLayout: the shard is not part of the current layout.
 	ErrNotInLayout = errors.New("lease: shard not in layout")
 	// ErrInvalidShard: a ShardKey or split factor is out of range.
-	ErrInvalidShard = errors.New("lease: invalid shard")
+	ErrInvalidShard = keyspace.ErrInvalidShard
 	// ErrCorrupt: a value read from Redis could not be decoded.
-	ErrCorrupt = errors.New("lease: corrupt value in redis")
+	ErrCorrupt = keyspace.ErrCorrupt
 )
 
-// ConfigError names the Config field that failed validation.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("lease: invalid config: %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap makes errors.Is(err, ErrInvalidConfig) hold.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError
 
 // GraceError is returned by claims during the data-loss grace period.
 type GraceError struct {

@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/shardfleet/shardfleet/pkg/sharding"
 )
 
 // MaxSplitFactor bounds one split (Discord's ShardSplitCount is small).
@@ -28,11 +32,12 @@ type Split struct {
 	Factor int      `json:"factor"`
 }
 
-// Children are the shards a split produces.
+// Children are the shards a split produces (sharding.ShardKey.Split's rule).
 func (s Split) Children() []ShardKey {
-	out := make([]ShardKey, s.Factor)
-	for j := range s.Factor {
-		out[j] = ShardKey{ID: s.Key.ID + j*s.Key.Count, Count: s.Key.Count * s.Factor}
+	kids := sharding.ShardKey{ID: s.Key.ID, Count: s.Key.Count}.Split(s.Factor)
+	out := make([]ShardKey, len(kids))
+	for j, c := range kids {
+		out[j] = ShardKey{ID: c.ID, Count: c.Count}
 	}
 	return out
 }
@@ -101,14 +106,15 @@ func (l Layout) ShardFor(guildID uint64) ShardKey {
 		return ShardKey{}
 	}
 	split := l.splitMap()
-	k := ShardKey{ID: int((guildID >> 22) % uint64(l.Count)), Count: l.Count}
+	g := snowflake.ID(guildID)
+	k := ShardKey{ID: sharding.ShardIDByGuild(g, l.Count), Count: l.Count}
 	for {
 		f, ok := split[k]
 		if !ok {
 			return k
 		}
 		c := k.Count * f
-		k = ShardKey{ID: int((guildID >> 22) % uint64(c)), Count: c}
+		k = ShardKey{ID: sharding.ShardIDByGuild(g, c), Count: c}
 	}
 }
 

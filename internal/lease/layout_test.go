@@ -15,7 +15,7 @@ func TestLayoutSplits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ShardKey{{0, 4}, {2, 4}, {3, 4}, {1, 8}, {5, 8}}
+	want := []ShardKey{{ID: 0, Count: 4}, {ID: 2, Count: 4}, {ID: 3, Count: 4}, {ID: 1, Count: 8}, {ID: 5, Count: 8}}
 	if got := l2.Shards(); !slices.Equal(got, want) {
 		t.Fatalf("after split: %v, want %v", got, want)
 	}
@@ -32,7 +32,7 @@ func TestLayoutSplits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []ShardKey{{0, 4}, {2, 4}, {3, 4}, {1, 8}, {5, 16}, {13, 16}}
+	want = []ShardKey{{ID: 0, Count: 4}, {ID: 2, Count: 4}, {ID: 3, Count: 4}, {ID: 1, Count: 8}, {ID: 5, Count: 16}, {ID: 13, Count: 16}}
 	if got := l3.Shards(); !slices.Equal(got, want) {
 		t.Fatalf("nested split: %v, want %v", got, want)
 	}

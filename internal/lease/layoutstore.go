@@ -2,7 +2,6 @@ package lease
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -12,7 +11,7 @@ import (
 // LoadLayout reads the fleet layout; ErrNoLayout if there is none yet.
 func LoadLayout(ctx context.Context, client redis.UniversalClient, keys Keys) (Layout, error) {
 	vals, err := client.HMGet(ctx, keys.Layout(), "version", "data").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil { // HMGET answers nil fields, never redis.Nil
 		return Layout{}, fmt.Errorf("load layout: %w", err)
 	}
 	ver, _ := vals[0].(string)

@@ -249,7 +249,7 @@ func TestRunFollowsSplit(t *testing.T) {
 	if again, err := r1.s.SplitShard(ctx, ShardKey{ID: 0, Count: 2}, 2); err != nil || again.Version != l.Version {
 		t.Fatalf("repeated split: %+v, %v (first %+v)", again, err, l)
 	}
-	want := map[ShardKey]bool{{1, 2}: true, {0, 4}: true, {2, 4}: true}
+	want := map[ShardKey]bool{{ID: 1, Count: 2}: true, {ID: 0, Count: 4}: true, {ID: 2, Count: 4}: true}
 	waitBalanced(t, w, 5*time.Second, "leases follow the split", func(o map[ShardKey]string) bool {
 		if len(o) != len(want) {
 			return false
@@ -264,7 +264,7 @@ func TestRunFollowsSplit(t *testing.T) {
 	// The children may start before the old key's release lands (different
 	// keys); the old lease must go.
 	eventually(t, 3*time.Second, "the split shard's lease and session are gone", func() bool {
-		n, err := direct.Exists(ctx, r1.s.Keys().Lease(ShardKey{0, 2}), r1.s.Keys().Session(ShardKey{0, 2})).Result()
+		n, err := direct.Exists(ctx, r1.s.Keys().Lease(ShardKey{ID: 0, Count: 2}), r1.s.Keys().Session(ShardKey{ID: 0, Count: 2})).Result()
 		return err == nil && n == 0
 	})
 	w.check(t)

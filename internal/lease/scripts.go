@@ -1,6 +1,10 @@
 package lease
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+)
 
 // Lua scripts. Every key a script touches is in KEYS (one hash tag, so one
 // Cluster slot); time is the server's TIME; every mutating script is
@@ -142,12 +146,10 @@ end
 return out
 `)
 
-// luaValid leaves valid = true iff the lease KEYS[1] is held by ARGV[1] with
-// token ARGV[2] and the member key KEYS[2] exists: the shared validity rule.
-const luaValid = `
-local cur = redis.call('HMGET', KEYS[1], 'owner', 'token')
-local valid = cur[1] == ARGV[1] and cur[2] == ARGV[2] and redis.call('EXISTS', KEYS[2]) == 1
-`
+// luaValid is the fleet's one validity rule: valid = true iff the lease
+// KEYS[1] is held by ARGV[1] with token ARGV[2] and the member key KEYS[2]
+// exists.
+const luaValid = keyspace.LuaLeaseValid
 
 // valid: KEYS lease, member; ARGV me, token. Returns 1 or 0.
 var validScript = redis.NewScript(luaValid + `

@@ -15,7 +15,7 @@ func TestScriptFlushMidRun(t *testing.T) {
 	ctx := testCtx(t)
 	a := newSession(t, client, testConfig(""))
 	endGrace(t, client, "")
-	l := claimOK(t, a, ShardKey{0, 2})
+	l := claimOK(t, a, ShardKey{ID: 0, Count: 2})
 	for range 3 {
 		if err := client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)

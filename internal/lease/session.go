@@ -85,7 +85,7 @@ type sessionHooks struct {
 
 func newSessionHooked(ctx context.Context, client redis.UniversalClient, cfg Config, h sessionHooks) (*Session, error) {
 	if client == nil {
-		return nil, &ConfigError{Field: "client", Reason: "nil redis client"}
+		return nil, &ConfigError{Package: "lease", Field: "client", Reason: "nil redis client"}
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil && !h.skipValidation {

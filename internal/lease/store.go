@@ -2,12 +2,12 @@ package lease
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
@@ -52,28 +52,15 @@ func (l *Lease) ClearState(ctx context.Context) error {
 // LoadState reads the stored session of a shard; the zero ShardState means
 // none. Anyone may read it (a new owner gets it from Claim and Run already).
 func LoadState(ctx context.Context, client redis.UniversalClient, keys Keys, key ShardKey) (gateway.ShardState, error) {
-	vals, err := client.HMGet(ctx, keys.Session(key), "session_id", "seq", "resume_url").Result()
-	if errors.Is(err, redis.Nil) {
-		return gateway.ShardState{}, nil
-	}
+	vals, err := client.HMGet(ctx, keys.Session(key), keyspace.SessionFields...).Result()
 	if err != nil {
 		return gateway.ShardState{}, fmt.Errorf("load session %v: %w", key, err)
 	}
-	var st gateway.ShardState
-	if v, ok := vals[0].(string); ok {
-		st.SessionID = v
+	rec, err := keyspace.ParseSession(vals)
+	if err != nil {
+		return gateway.ShardState{}, fmt.Errorf("load session %v: %w", key, err)
 	}
-	if v, ok := vals[1].(string); ok {
-		seq, err := strconv.Atoi(v)
-		if err != nil {
-			return gateway.ShardState{}, fmt.Errorf("load session %v: %w: seq %q", key, ErrCorrupt, v)
-		}
-		st.Sequence = seq
-	}
-	if v, ok := vals[2].(string); ok {
-		st.ResumeURL = v
-	}
-	return st, nil
+	return gateway.ShardState{SessionID: rec.SessionID, Sequence: rec.Sequence, ResumeURL: rec.ResumeURL}, nil
 }
 
 // LoadState reads the stored session of a shard (see the package function).

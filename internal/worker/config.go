@@ -65,7 +65,9 @@ type Config struct {
 	GatewayOptions []gateway.ConfigOpt
 
 	// EventHandler, when set, also receives every dispatch in-process (local
-	// and fleet mode), after the sink has accepted it.
+	// and fleet mode), as the gateway delivers it: in fleet mode that is
+	// once the shard's writer has queued it, before it is committed, so it
+	// may see an event the sink then refuses (a fenced or rolled-back write).
 	EventHandler gateway.EventHandlerFunc
 
 	// ShutdownTimeout bounds the graceful stop after Run's ctx ends (hand
@@ -100,31 +102,31 @@ func DefaultConfig() Config {
 func (c *Config) validate() error {
 	switch {
 	case c.Token == "":
-		return &ConfigError{"Token", "is empty"}
+		return gateway.NewConfigError("worker", "Token", "is empty")
 	case c.Logger == nil:
-		return &ConfigError{"Logger", "is nil"}
+		return gateway.NewConfigError("worker", "Logger", "is nil")
 	case c.HTTPClient == nil:
-		return &ConfigError{"HTTPClient", "is nil"}
+		return gateway.NewConfigError("worker", "HTTPClient", "is nil")
 	case c.APIURL == "":
-		return &ConfigError{"APIURL", "is empty"}
+		return gateway.NewConfigError("worker", "APIURL", "is empty")
 	case c.ShardCount < 0:
-		return &ConfigError{"ShardCount", "is negative"}
+		return gateway.NewConfigError("worker", "ShardCount", "is negative")
 	case c.MaxConcurrency < 0:
-		return &ConfigError{"MaxConcurrency", "is negative"}
+		return gateway.NewConfigError("worker", "MaxConcurrency", "is negative")
 	case c.IdentifyWindow <= 0:
-		return &ConfigError{"IdentifyWindow", "must be positive"}
+		return gateway.NewConfigError("worker", "IdentifyWindow", "must be positive")
 	case c.IdentifyMargin < 0:
-		return &ConfigError{"IdentifyMargin", "is negative"}
+		return gateway.NewConfigError("worker", "IdentifyMargin", "is negative")
 	case c.BudgetReserve < 0:
-		return &ConfigError{"BudgetReserve", "is negative"}
+		return gateway.NewConfigError("worker", "BudgetReserve", "is negative")
 	case c.BudgetResetMargin < 0:
-		return &ConfigError{"BudgetResetMargin", "is negative"}
+		return gateway.NewConfigError("worker", "BudgetResetMargin", "is negative")
 	case c.BudgetRecheck <= 0:
-		return &ConfigError{"BudgetRecheck", "must be positive"}
+		return gateway.NewConfigError("worker", "BudgetRecheck", "must be positive")
 	case c.ShutdownTimeout <= 0:
-		return &ConfigError{"ShutdownTimeout", "must be positive"}
+		return gateway.NewConfigError("worker", "ShutdownTimeout", "must be positive")
 	case c.StatusInterval < 0:
-		return &ConfigError{"StatusInterval", "is negative"}
+		return gateway.NewConfigError("worker", "StatusInterval", "is negative")
 	}
 	c.KeyPrefix = lease.NormalizePrefix(c.KeyPrefix)
 	if c.StatusInterval == 0 {

@@ -1,10 +1,14 @@
 package worker
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
 
 var (
 	// ErrInvalidConfig is wrapped by every *ConfigError.
-	ErrInvalidConfig = errors.New("worker: invalid config")
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 	// ErrTokenRejected: Discord closed a shard with 4004 (authentication
 	// failed). The worker stops every shard and opens none until restarted.
 	ErrTokenRejected = errors.New("worker: bot token rejected by Discord (4004)")
@@ -15,13 +19,5 @@ var (
 	ErrBudgetFloor = errors.New("worker: identify budget at its reserve floor")
 )
 
-// ConfigError names the Config field New rejected.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string { return "worker: config " + e.Field + ": " + e.Reason }
-
-// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError

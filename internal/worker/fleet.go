@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/shardfleet/shardfleet/internal/eventsink"
@@ -18,9 +19,11 @@ var _ lease.Handler = (*Worker)(nil)
 
 // shardRun is one leased shard on this worker.
 type shardRun struct {
-	key    lease.ShardKey
-	lease  *lease.Lease
-	writer *eventsink.Writer
+	key   lease.ShardKey
+	lease *lease.Lease
+	// writer is replaced when the shard reopens after a Redis rollback
+	// (while the shard is closed, so no event goroutine uses it then).
+	writer atomic.Pointer[eventsink.Writer]
 
 	// Touched only by the shard's event goroutine (and by Acquired before the
 	// shard opens): the session the next events belong to.
@@ -50,22 +53,41 @@ type shardRun struct {
 	// reopen is signalled (buffer 1) by the budget loop: the budget has
 	// reset, open the shard again. Only runShard receives from it.
 	reopen chan struct{}
+	// heal is sent (buffer 1) the writer's *RollbackError: Redis lost
+	// committed events; reopen the shard from the durable seq. Only
+	// runShard receives from it.
+	heal chan *eventsink.RollbackError
+	// healing is set from a rollback's reopen until the session is READY
+	// again: RESUMED means Discord replayed the lost events, READY that it
+	// could not (a new session; the lost events are gone).
+	healing   atomic.Bool
+	healStart atomic.Int64 // unix ns of the rollback's reopen
 }
 
 // add hands one dispatch to the shard's writer. READY starts a new session.
-func (r *shardRun) add(t gateway.EventType, seq int, data json.RawMessage) {
-	if t == gateway.EventTypeReady {
+func (w *Worker) add(r *shardRun, t gateway.EventType, seq int, data json.RawMessage) {
+	switch t {
+	case gateway.EventTypeReady:
 		var ready struct {
 			SessionID string `json:"session_id"`
 			ResumeURL string `json:"resume_gateway_url"`
 		}
 		if json.Unmarshal(data, &ready) == nil && ready.SessionID != "" {
+			// A replay may hold the session's own READY: only another
+			// session's READY ends a rollback's healing.
+			if ready.SessionID != r.sessionID && r.healing.CompareAndSwap(true, false) {
+				w.healed(r, false)
+			}
 			r.sessionID, r.resumeURL = ready.SessionID, ready.ResumeURL
+		}
+	case gateway.EventTypeResumed:
+		if r.healing.CompareAndSwap(true, false) {
+			w.healed(r, true)
 		}
 	}
 	// Errors mean the lease ended or the sink refused: the events are left
 	// for the next owner, who RESUMEs from the last committed seq.
-	_ = r.writer.Add(r.lease.Context(), eventsink.Event{Type: string(t), Seq: seq,
+	_ = r.writer.Load().Add(r.lease.Context(), eventsink.Event{Type: string(t), Seq: seq,
 		SessionID: r.sessionID, ResumeURL: r.resumeURL, Data: data})
 }
 
@@ -263,16 +285,9 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	key := l.Key()
 	w.m.leasesWon.Inc()
 	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL,
-		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1)}
+		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1), heal: make(chan *eventsink.RollbackError, 1)}
 	run.openCtx, run.stopOpen = context.WithCancel(l.Context())
-	run.writer = w.sink.Open(key, eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, eventsink.Rejections{
-		// While the lease lives here, a fenced write means Redis lost the
-		// lease key and the session has not re-asserted it yet: keep the
-		// events and retry. A lease really lost closes Done (re-assert or
-		// self-fence), which stops the shard and the writer.
-		Retry:   func(error) bool { return l.Context().Err() == nil },
-		Stopped: func(err error) { w.rejected(run, err) },
-	})
+	w.openWriter(run, eventsink.SessionRecord{SessionID: state.SessionID, Sequence: state.Sequence})
 	w.mu.Lock()
 	w.shards[key] = run
 	if w.fatalErr != nil {
@@ -283,15 +298,38 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	w.shardWG.Go(func() { w.runShard(run, state) })
 }
 
+// openWriter starts the shard's event writer, expecting Redis to hold the
+// session record from (see eventsink.RollbackError).
+func (w *Worker) openWriter(run *shardRun, from eventsink.SessionRecord) {
+	l := run.lease
+	run.writer.Store(w.sink.Open(run.key, eventsink.Fence{WorkerID: l.Owner(), Token: l.Token()}, from, eventsink.Rejections{
+		// While the lease lives here, a fenced write means Redis lost the
+		// lease key and the session has not re-asserted it yet: keep the
+		// events and retry. A lease really lost closes Done (re-assert or
+		// self-fence), which stops the shard and the writer.
+		Retry:   func(error) bool { return l.Context().Err() == nil },
+		Stopped: func(err error) { w.rejected(run, err) },
+	}))
+}
+
 // runShard opens the shard, then waits for its lease to end and stops it.
 // Meanwhile it reopens the shard each time the budget loop says the identify
-// budget has reset after a stop at its floor: with no session (the stopped
-// shard was about to IDENTIFY, so it had none to resume).
+// budget has reset after a stop at its floor (with no session: the stopped
+// shard was about to IDENTIFY, so it had none to resume), and each time Redis
+// lost committed events (from the durable seq).
 func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 	defer run.stopOpen()
 	w.openShard(run, state)
-	for w.waitReopen(run) {
-		w.openShard(run, gateway.ShardState{})
+	for {
+		rb, ok := w.waitReopen(run)
+		if !ok {
+			break
+		}
+		if rb == nil {
+			w.openShard(run, gateway.ShardState{})
+		} else if st, ok := w.reopenAfterRollback(run, rb); ok {
+			w.openShard(run, st)
+		}
 	}
 	w.stopLost(run)
 	w.mu.Lock()
@@ -301,19 +339,21 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 	w.mu.Unlock()
 }
 
-// waitReopen waits until the shard's lease ends (false) or the budget loop
-// asks for the shard to be reopened (true).
-func (w *Worker) waitReopen(run *shardRun) bool {
+// waitReopen waits until the shard's lease ends (false) or the shard is to
+// be reopened (true): after a rollback (rb set) or at the budget's reset.
+func (w *Worker) waitReopen(run *shardRun) (rb *eventsink.RollbackError, ok bool) {
 	select {
 	case <-run.lease.Done():
-		return false
+		return nil, false
 	default:
 	}
 	select {
 	case <-run.lease.Done():
-		return false
+		return nil, false
 	case <-run.reopen:
-		return true
+		return nil, true
+	case rb := <-run.heal:
+		return rb, true
 	}
 }
 
@@ -421,17 +461,81 @@ func (w *Worker) stopLost(run *shardRun) {
 		_, _ = w.mgr.HandoffShard(ctx, run.key.ID)
 		cancel()
 	}
-	run.writer.Abandon()
+	run.writer.Load().Abandon()
 }
 
-// rejected runs when the sink refuses the shard's writes (fenced or stale
-// session): the shard is stopped and its lease given up.
+// rejected runs when the sink refuses the shard's writes. Fenced or stale
+// session: the shard is stopped and its lease given up. Rolled back: runShard
+// reopens it from the durable seq (unless it is being handed off: the next
+// owner RESUMEs from the record anyway).
 func (w *Worker) rejected(run *shardRun, err error) {
+	var rb *eventsink.RollbackError
+	if errors.As(err, &rb) {
+		select {
+		case run.heal <- rb: // runShard reopens the shard
+		default: // one is pending already (each writer reports once)
+		}
+		return
+	}
 	w.log.Warn("event sink refused the shard's writes: stopping it", "shard_id", run.key.ID, "err", err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, _ = w.mgr.HandoffShard(ctx, run.key.ID)
 	_ = run.lease.Release(ctx)
+}
+
+// reopenAfterRollback closes the shard (keeping its Discord session), swaps
+// in a writer that expects the durable record, and returns the state to
+// RESUME from: the rolled-back session at its durable seq, so that Discord
+// replays what Redis lost. false: the shard is being handed off or stopped.
+func (w *Worker) reopenAfterRollback(run *shardRun, rb *eventsink.RollbackError) (gateway.ShardState, bool) {
+	ctx := run.openCtx
+	select {
+	case run.opening <- struct{}{}: // Revoke waits for it: no handoff meanwhile
+	case <-ctx.Done():
+		return gateway.ShardState{}, false
+	}
+	defer func() { <-run.opening }()
+	w.mu.RLock()
+	stopped := run.fatal != nil || run.revoked
+	w.mu.RUnlock()
+	if stopped || ctx.Err() != nil {
+		return gateway.ShardState{}, false
+	}
+	w.m.rollbacks.Inc()
+	w.log.Error("Redis lost events it had committed (failover to a lagging replica?): resuming from the durable seq so Discord replays them",
+		"shard_id", run.key.ID, "shard_count", run.key.Count, "durable_seq", rb.Durable, "committed_seq", rb.Expected)
+	hctx, cancel := context.WithTimeout(ctx, w.cfg.ShutdownTimeout)
+	_, err := w.mgr.HandoffShard(hctx, run.key.ID)
+	cancel()
+	if err != nil && !errors.Is(err, sharding.ErrShardNotFound) {
+		// openShard retries until the old gateway is gone.
+		w.log.Warn("close the shard to resume it", "shard_id", run.key.ID, "err", err)
+	}
+	// The old gateway's events are all delivered (to the rejected writer,
+	// which dropped them): none reaches the new writer.
+	run.writer.Load().Abandon()
+	st := gateway.ShardState{SessionID: rb.Session, Sequence: rb.Durable, ResumeURL: rb.ResumeURL}
+	w.openWriter(run, eventsink.SessionRecord{SessionID: st.SessionID, Sequence: st.Sequence})
+	run.sessionID, run.resumeURL = st.SessionID, st.ResumeURL
+	run.healStart.Store(time.Now().UnixNano())
+	run.healing.Store(true)
+	return st, true
+}
+
+// healed reports how a shard reopened after a rollback came back: RESUMED
+// (Discord replayed the lost events) or a new session (it could not: they are
+// gone).
+func (w *Worker) healed(run *shardRun, resumed bool) {
+	took := time.Since(time.Unix(0, run.healStart.Load()))
+	if resumed {
+		w.log.Info("shard resumed after the Redis rollback: Discord replayed the lost events",
+			"shard_id", run.key.ID, "shard_count", run.key.Count, "took", took)
+		return
+	}
+	w.m.rollbackLost.Inc()
+	w.log.Error("Discord could not replay the events Redis lost: a new session started without them",
+		"shard_id", run.key.ID, "shard_count", run.key.Count, "took", took)
 }
 
 // Revoke implements lease.Handler: hand the shard off and return its record
@@ -464,7 +568,7 @@ func (w *Worker) Revoke(ctx context.Context, l *lease.Lease) (gateway.ShardState
 	}
 	// Everything the gateway delivered is in the writer now; commit it so the
 	// record's seq (the resume point) covers it.
-	if err := run.writer.Close(ctx); err != nil && !errors.Is(err, eventsink.ErrClosed) {
+	if err := run.writer.Load().Close(ctx); err != nil && !errors.Is(err, eventsink.ErrClosed) {
 		w.log.Warn("flush events before handoff", "shard_id", key.ID, "err", err)
 	}
 	rec, err := w.sink.Session(ctx, key)

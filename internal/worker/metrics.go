@@ -18,6 +18,7 @@ type metrics struct {
 	identifyWait                    prometheus.Histogram
 	budget                          prometheus.Gauge
 	eventsReceived                  prometheus.Counter
+	rollbacks, rollbackLost         prometheus.Counter
 	redisErrors                     atomic.Uint64 // status publishing etc.; the sink counts its own
 }
 
@@ -33,13 +34,15 @@ func newMetrics(w *Worker) *metrics {
 	m.resumes = counter("resumes_total", "Shards opened from a saved session (RESUME instead of IDENTIFY).")
 	m.fatal = counter("fatal_closes_total", "Shards stopped by a fatal close code (4004, 4010-4014).")
 	m.eventsReceived = counter("events_received_total", "Dispatches received from Discord.")
+	m.rollbacks = counter("redis_rollbacks_total", "Shards whose committed events Redis lost (failover to a lagging replica), reopened to RESUME from the durable seq.")
+	m.rollbackLost = counter("redis_rollback_sessions_lost_total", "Rolled-back shards Discord could not replay to: a new session started, the lost events are gone.")
 	m.identifyWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shardfleet", Name: "identify_wait_seconds",
 		Help: "Time spent waiting for an identify permit.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)})
 	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
 		Help: "Session starts left in the fleet's daily budget (-1: unknown)."})
 	m.budget.Set(-1)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
-		m.eventsReceived, m.identifyWait, m.budget,
+		m.eventsReceived, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&shardCollector{w: w}, &sinkCollector{w: w, m: m})
 	return m
@@ -85,25 +88,29 @@ var (
 	descCommitted   = prometheus.NewDesc("shardfleet_events_committed_total", "Dispatches committed to the Redis stream.", nil, nil)
 	descDuplicates  = prometheus.NewDesc("shardfleet_events_duplicate_total", "Dispatches skipped as already committed (replays).", nil, nil)
 	descRedisErrors = prometheus.NewDesc("shardfleet_redis_errors_total", "Failed Redis calls of the worker (retried).", nil, nil)
+	descLostRecords = prometheus.NewDesc("shardfleet_redis_lost_session_records_total",
+		"Session records Redis lost under their writer (data loss): the stream lacks those sessions' earlier events.", nil, nil)
 )
 
 func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCommitted
 	ch <- descDuplicates
 	ch <- descRedisErrors
+	ch <- descLostRecords
 }
 
 func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
-	var committed, dups, errs uint64
+	var committed, dups, errs, lost uint64
 	// w.sink is set before mgrSet, so it is read only after mgrSet is seen set.
 	if c.w.mgrSet.Load() {
 		if sink := c.w.sink; sink != nil {
 			st := sink.Stats()
-			committed, dups, errs = st.Committed, st.Duplicates, st.RedisErrors
+			committed, dups, errs, lost = st.Committed, st.Duplicates, st.RedisErrors, st.LostRecords
 		}
 	}
 	errs += c.m.redisErrors.Load()
 	ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.CounterValue, float64(committed))
 	ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(dups))
 	ch <- prometheus.MustNewConstMetric(descRedisErrors, prometheus.CounterValue, float64(errs))
+	ch <- prometheus.MustNewConstMetric(descLostRecords, prometheus.CounterValue, float64(lost))
 }

@@ -140,7 +140,7 @@ func (w *Worker) ready(shards []ShardStatus) bool {
 
 // statusKey is where a worker publishes its Status: P+"status:"+workerID, a
 // STRING of JSON that expires unless refreshed.
-func statusKey(keys lease.Keys, workerID string) string { return keys.Prefix() + "status:" + workerID }
+func statusKey(keys lease.Keys, workerID string) string { return keys.Status(workerID) }
 
 // statusLoop publishes the status and samples the identify budget every
 // StatusInterval until ctx ends.

@@ -160,7 +160,7 @@ func (w *Worker) onEvent(g gateway.Gateway, t gateway.EventType, seq int, data j
 		run := w.shards[lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}]
 		w.mu.RUnlock()
 		if run != nil {
-			run.add(t, seq, data)
+			w.add(run, t, seq, data)
 		}
 	}
 	if h := w.cfg.EventHandler; h != nil {
@@ -177,11 +177,17 @@ func (w *Worker) onClose(g gateway.Gateway, err error, _ bool) {
 // fatalClose records a shard stopped by a fatal close. 4004 is token-wide.
 func (w *Worker) fatalClose(key lease.ShardKey, err error) {
 	code := gateway.CloseStatus(err)
-	w.m.fatal.Inc()
 	w.mu.Lock()
-	if run := w.shards[key]; run != nil && run.fatal == nil {
+	// Both the close handler and a failed open report a close that ends an
+	// open: count and log it once.
+	if run := w.shards[key]; run != nil {
+		if run.fatal != nil {
+			w.mu.Unlock()
+			return
+		}
 		run.fatal = err
 	}
+	w.m.fatal.Inc()
 	if code == gateway.CloseAuthenticationFailed && w.fatalErr == nil {
 		w.fatalErr = fmt.Errorf("%w: %w", ErrTokenRejected, err)
 	}

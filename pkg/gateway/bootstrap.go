@@ -83,7 +83,7 @@ func fetchGatewayURL(ctx context.Context, client *http.Client, apiURL string) (s
 	if err != nil {
 		return "", fmt.Errorf("get gateway url: %w", err)
 	}
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", UserAgent)
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("get gateway url: %w", err)

@@ -11,7 +11,7 @@ import (
 // and never holds the token.
 func (c *Config) validate(token string) error {
 	bad := func(field, format string, args ...any) error {
-		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+		return &ConfigError{Package: "gateway", Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case token == "":
@@ -57,16 +57,16 @@ func (c *Config) validateURLs() error {
 	switch c.Compression {
 	case CompressionNone, CompressionZlibStream, CompressionZstdStream, CompressionZlibPayload:
 	default:
-		return &ConfigError{Field: "Compression", Reason: fmt.Sprintf("unknown mode %q", c.Compression)}
+		return &ConfigError{Package: "gateway", Field: "Compression", Reason: fmt.Sprintf("unknown mode %q", c.Compression)}
 	}
 	if c.URL != "" {
 		if _, err := withGatewayQuery(c.URL, c.Compression); err != nil {
-			return &ConfigError{Field: "URL", Reason: err.Error()}
+			return &ConfigError{Package: "gateway", Field: "URL", Reason: err.Error()}
 		}
 	} else {
 		u, err := url.Parse(c.APIURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &ConfigError{Field: "APIURL", Reason: fmt.Sprintf("%q is not an http(s) URL", c.APIURL)}
+			return &ConfigError{Package: "gateway", Field: "APIURL", Reason: fmt.Sprintf("%q is not an http(s) URL", c.APIURL)}
 		}
 	}
 	return nil
@@ -80,10 +80,10 @@ func (c *Config) validateIdentify(token string) error {
 		Shard:      [2]int{c.ShardID, c.ShardCount}, Presence: c.Presence, Compress: true}
 	b, err := json.Marshal(outgoing{Op: OpIdentify, D: d})
 	if err != nil {
-		return &ConfigError{Field: "Presence", Reason: "cannot be encoded as JSON"}
+		return &ConfigError{Package: "gateway", Field: "Presence", Reason: "cannot be encoded as JSON"}
 	}
 	if len(b) > MaxPayloadSize {
-		return &ConfigError{Field: "Presence", Reason: fmt.Sprintf("IDENTIFY would be %d bytes, over %d", len(b), MaxPayloadSize)}
+		return &ConfigError{Package: "gateway", Field: "Presence", Reason: fmt.Sprintf("IDENTIFY would be %d bytes, over %d", len(b), MaxPayloadSize)}
 	}
 	return nil
 }

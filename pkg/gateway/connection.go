@@ -14,9 +14,6 @@ import (
 	"github.com/coder/websocket"
 )
 
-// userAgent is sent on the websocket handshake and REST calls.
-const userAgent = "DiscordBot (https://github.com/shardfleet/shardfleet, 0.1)"
-
 // connection is one websocket to Discord. Its goroutines: the read loop
 // (serve, on the run's goroutine), the handshake goroutine (waits for HELLO,
 // takes the identify permit, sends IDENTIFY or RESUME), heartbeat timer
@@ -59,7 +56,7 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 	defer cancelDial()
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
 		HTTPClient: g.cfg.HTTPClient,
-		HTTPHeader: http.Header{"User-Agent": {userAgent}},
+		HTTPHeader: http.Header{"User-Agent": {UserAgent}},
 	})
 	if err != nil {
 		if resp != nil && resp.Body != nil {

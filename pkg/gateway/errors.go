@@ -24,24 +24,32 @@ var (
 	// ErrReadyTimeout: neither READY nor RESUMED (nor op 7/9) arrived within
 	// ReadyTimeout of IDENTIFY or RESUME; the connection is replaced.
 	ErrReadyTimeout = errors.New("gateway: no READY or RESUMED in time")
-	// ErrInvalidConfig: the configuration given to New is invalid; the error
-	// is a *ConfigError naming the field.
-	ErrInvalidConfig = errors.New("gateway: invalid config")
+	// ErrInvalidConfig: a configuration is invalid; the error is a
+	// *ConfigError naming the package and the field. Every package of the
+	// project uses this one sentinel and this one type.
+	ErrInvalidConfig = errors.New("shardfleet: invalid config")
 
 	// errWriteFailed marks a websocket write that failed: the socket is
 	// broken, and a close frame the read loop got meanwhile says why.
 	errWriteFailed = errors.New("write")
 )
 
-// ConfigError is an invalid configuration field, found by New and returned
-// by Open. It matches ErrInvalidConfig with errors.Is.
+// ConfigError is the project's one configuration error: the package that
+// rejected a configuration, the field, and why. Every package's ConfigError
+// is this type, and it matches ErrInvalidConfig with errors.Is.
 type ConfigError struct {
-	Field  string
-	Reason string
+	Package string // e.g. "gateway", "sharding", "redislimiter"
+	Field   string
+	Reason  string
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("gateway: invalid config: %s: %s", e.Field, e.Reason)
+	return fmt.Sprintf("%s: invalid config: %s: %s", e.Package, e.Field, e.Reason)
+}
+
+// NewConfigError returns the *ConfigError of pkg's field.
+func NewConfigError(pkg, field, reason string) *ConfigError {
+	return &ConfigError{Package: pkg, Field: field, Reason: reason}
 }
 
 // Is makes errors.Is(err, ErrInvalidConfig) true.

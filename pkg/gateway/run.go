@@ -188,7 +188,9 @@ func (r *run) afterFailure(res connResult) bool {
 	r.mu.Unlock()
 	switch res.action {
 	case ActionStop:
-		g.log.Error("gateway stopped by a fatal close", slog.Any("error", res.err))
+		if g.cfg.CloseHandler == nil { // else the handler reports it
+			g.log.Error("gateway stopped by a fatal close", slog.Any("error", res.err))
+		}
 		g.setStatus(StatusStopped)
 		r.disp.push(dispatchItem{closeErr: res.err, closeReconnect: false})
 		r.end(res.err)
@@ -262,7 +264,7 @@ func (r *run) connectOnce() connResult {
 	return res
 }
 
-// opened is called by the connection at READY or RESUMED.
+// markReady is called by the connection at READY or RESUMED.
 func (r *run) markReady() {
 	r.signalOpened(nil)
 }

@@ -1,8 +1,9 @@
 package redislimiter
 
 import (
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+
 	"log/slog"
-	"strings"
 	"time"
 )
 
@@ -11,7 +12,7 @@ const (
 	DefaultMaxConcurrency = 1
 	DefaultWindow         = 5 * time.Second
 	DefaultMargin         = 250 * time.Millisecond
-	DefaultKeyPrefix      = "{shardfleet}:"
+	DefaultKeyPrefix      = keyspace.DefaultPrefix
 	DefaultHoldTTL        = 30 * time.Second
 	DefaultPollInterval   = time.Second
 	DefaultTicketTTL      = 10 * time.Second
@@ -33,8 +34,10 @@ type Config struct {
 	Margin time.Duration
 	// KeyPrefix starts every Redis key and the notification channel. All keys of
 	// one fleet must share it. It always contains a {hash tag} so every script
-	// works on Redis Cluster: a prefix without one is wrapped ("app" becomes
-	// "{app}:"). Default "{shardfleet}:".
+	// works on Redis Cluster: a prefix without one is wrapped ("app" and "app:"
+	// become "{app}:"), by the same rule as the workers' KEY_PREFIX
+	// (keyspace.NormalizePrefix), so a Go program and the workers given the
+	// same prefix share one limiter. Default "{shardfleet}:".
 	KeyPrefix string
 	// HoldTTL is how long a permit lives in Redis when its holder never unlocks
 	// (crash, lost connection). Must exceed the time from grant to IDENTIFY
@@ -120,21 +123,11 @@ func WithHolderID(id string) ConfigOpt { return func(c *Config) { c.HolderID = i
 // WithLogger sets Config.Logger.
 func WithLogger(logger *slog.Logger) ConfigOpt { return func(c *Config) { c.Logger = logger } }
 
-// normalizePrefix wraps a prefix without a complete {hash tag} so that every key
-// lands in one Cluster slot.
-func normalizePrefix(prefix string) string {
-	open := strings.IndexByte(prefix, '{')
-	if open >= 0 {
-		if end := strings.IndexByte(prefix[open+1:], '}'); end > 0 {
-			return prefix
-		}
-	}
-	return "{" + prefix + "}:"
-}
-
 // validate checks every field once; the error names the first bad one.
 func (c *Config) validate() error {
-	bad := func(field, reason string) error { return &ConfigError{Field: field, Reason: reason} }
+	bad := func(field, reason string) error {
+		return &ConfigError{Package: "redislimiter", Field: field, Reason: reason}
+	}
 	switch {
 	case c.MaxConcurrency < 1:
 		return bad("MaxConcurrency", "must be >= 1")

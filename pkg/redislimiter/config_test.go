@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -46,17 +49,23 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-func TestNormalizePrefix(t *testing.T) {
-	for in, want := range map[string]string{
-		"{shardfleet}:": "{shardfleet}:",
-		"app":           "{app}:",
-		"app:{x}:":      "app:{x}:",
-		"{}":            "{{}}:", // an empty tag hashes the whole key: wrap it
-		"{open":         "{{open}:",
-	} {
-		if got := normalizePrefix(in); got != want {
-			t.Errorf("normalizePrefix(%q) = %q, want %q", in, got, want)
-		}
+// TestPrefixAgreesWithTheWorkers: a Go program given the workers' KEY_PREFIX
+// ("app:", as a user writes it) shares their limiter. The workers build theirs
+// from the fleet's normalised prefix; before one rule served both, the program
+// got "{app:}:" and a second limiter on the same Redis, and IDENTIFYed too fast.
+func TestPrefixAgreesWithTheWorkers(t *testing.T) {
+	client := newClient(t, redistest.Start(t).Addr())
+	const userPrefix = "app:"
+	workers := newLimiter(t, client, append(testOpts(keyspace.NewKeys(userPrefix).Prefix(), 1), WithWindow(2*time.Second))...)
+	program := newLimiter(t, client, append(testOpts(userPrefix, 1), WithWindow(2*time.Second))...)
+	if err := workers.WaitBucket(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	workers.UnlockBucket(0) // the bucket now cools down for 2 s
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := program.WaitBucket(ctx, 0); err == nil {
+		t.Fatal("the program was granted the bucket the workers had just used: two limiters on one Redis")
 	}
 }
 

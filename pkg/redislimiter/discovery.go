@@ -16,7 +16,7 @@ func StoreMaxConcurrency(ctx context.Context, client redis.UniversalClient, keyP
 	if n < 1 {
 		return fmt.Errorf("redislimiter: store max_concurrency: %d must be >= 1", n)
 	}
-	if err := client.Set(ctx, maxConcKey(prefixOrDefault(keyPrefix)), n, 0).Err(); err != nil {
+	if err := client.Set(ctx, maxConcKey(keyPrefix), n, 0).Err(); err != nil {
 		return fmt.Errorf("redislimiter: store max_concurrency: %w", err)
 	}
 	return nil
@@ -25,7 +25,7 @@ func StoreMaxConcurrency(ctx context.Context, client redis.UniversalClient, keyP
 // LoadMaxConcurrency reads the value StoreMaxConcurrency stored, or returns
 // ErrNoMaxConcurrency.
 func LoadMaxConcurrency(ctx context.Context, client redis.UniversalClient, keyPrefix string) (int, error) {
-	n, err := client.Get(ctx, maxConcKey(prefixOrDefault(keyPrefix))).Int()
+	n, err := client.Get(ctx, maxConcKey(keyPrefix)).Int()
 	if errors.Is(err, redis.Nil) {
 		return 0, ErrNoMaxConcurrency
 	}
@@ -36,11 +36,4 @@ func LoadMaxConcurrency(ctx context.Context, client redis.UniversalClient, keyPr
 		return 0, fmt.Errorf("redislimiter: load max_concurrency: stored value %d must be >= 1", n)
 	}
 	return n, nil
-}
-
-func prefixOrDefault(p string) string {
-	if p == "" {
-		return DefaultKeyPrefix
-	}
-	return normalizePrefix(p)
 }

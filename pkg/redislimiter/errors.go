@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 var (
@@ -16,7 +18,7 @@ var (
 	ErrBudgetExhausted = errors.New("redislimiter: identify budget exhausted")
 
 	// ErrInvalidConfig is the class of every configuration error (see *ConfigError).
-	ErrInvalidConfig = errors.New("redislimiter: invalid config")
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 
 	// ErrNoMaxConcurrency is returned by LoadMaxConcurrency when no value is stored.
 	ErrNoMaxConcurrency = errors.New("redislimiter: no max_concurrency stored")
@@ -29,19 +31,8 @@ var (
 	errUnexpectedReply = errors.New("unexpected script reply")
 )
 
-// ConfigError names the option that is out of range. It matches ErrInvalidConfig
-// with errors.Is.
-type ConfigError struct {
-	Field  string // the Config field, e.g. "Window"
-	Reason string // what is wrong with it
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("redislimiter: invalid config: %s %s", e.Field, e.Reason)
-}
-
-// Is makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError
 
 // BudgetError reports the budget when a permit was refused for it. It matches
 // ErrBudgetExhausted with errors.Is.

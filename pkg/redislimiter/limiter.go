@@ -1,6 +1,8 @@
 package redislimiter
 
 import (
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -78,9 +80,9 @@ func New(client redis.UniversalClient, opts ...ConfigOpt) *Limiter {
 	}
 	l.err = cfg.validate()
 	if l.err == nil && client == nil {
-		l.err = &ConfigError{Field: "client", Reason: "must not be nil"}
+		l.err = &ConfigError{Package: "redislimiter", Field: "client", Reason: "must not be nil"}
 	}
-	cfg.KeyPrefix = normalizePrefix(cfg.KeyPrefix)
+	cfg.KeyPrefix = keyspace.NormalizePrefix(cfg.KeyPrefix)
 	l.cfg = cfg
 	l.log = cfg.Logger
 	if l.log == nil {

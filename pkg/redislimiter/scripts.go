@@ -1,25 +1,16 @@
 package redislimiter
 
 import (
-	"strconv"
-
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
-// Redis layout, every key under the one {hash tag} of the prefix P:
-//
-//	P idf:hold:<b>  hash {t: holder ticket, g: grant µs, s: ticket seq, u: cooldown end µs (0 while held),
-//	                e: grant + HoldTTL µs}; PEXPIREAT e (rounded up to the ms) while held, the
-//	                cooldown end once unlocked
-//	P idf:q:<b>     zset ticket -> arrival seq (FIFO order of the bucket's waiters)
-//	P idf:qd:<b>    zset ticket -> deadline ms (a waiter that stops refreshing is purged)
-//	P idf:seq       counter of arrival seqs
-//	P idf:budget    hash {remaining}, expires at the budget's reset
-//	P idf:log       stream of grant/unlock/revoke/dataloss events (GrantLog only)
-//	P idf:epoch     hash {id, born ms}: its loss means Redis lost its data
-//	P idf:quiet     exists during the quiet period after a data loss
-//	P idf:ev        pub/sub channel: "<bucket>:<delay µs>:<head ticket>"
-//	P idf:maxconc   max_concurrency stored for the fleet
+// Redis layout: every key under the one {hash tag} of the prefix P, named by
+// internal/keyspace (docs/keyspace.md says what each holds). A hold is
+// PEXPIREAT its e (grant + HoldTTL, rounded up to the ms) while held, and its
+// cooldown end once unlocked; the channel P idf:ev carries
+// "<bucket>:<delay µs>:<head ticket>".
 const (
 	keyHold = iota
 	keyQueue
@@ -34,25 +25,24 @@ const (
 
 // scriptKeys returns the KEYS of every limiter script for bucket b.
 func scriptKeys(prefix string, b int) []string {
-	bs := strconv.Itoa(b)
-	p := prefix + "idf:"
+	k := keyspace.NewKeys(prefix)
 	return []string{
-		keyHold:      p + "hold:" + bs,
-		keyQueue:     p + "q:" + bs,
-		keyDeadlines: p + "qd:" + bs,
-		keySeq:       p + "seq",
-		keyBudget:    p + "budget",
-		keyLog:       p + "log",
-		keyEpoch:     p + "epoch",
-		keyQuiet:     p + "quiet",
+		keyHold:      k.IdentifyHold(b),
+		keyQueue:     k.IdentifyQueue(b),
+		keyDeadlines: k.IdentifyDeadlines(b),
+		keySeq:       k.IdentifySeq(),
+		keyBudget:    k.IdentifyBudget(),
+		keyLog:       k.IdentifyLog(),
+		keyEpoch:     k.IdentifyEpoch(),
+		keyQuiet:     k.IdentifyQuiet(),
 	}
 }
 
-func channelName(prefix string) string    { return prefix + "idf:ev" }
-func budgetKey(prefix string) string      { return prefix + "idf:budget" }
-func logKey(prefix string) string         { return prefix + "idf:log" }
-func maxConcKey(prefix string) string     { return prefix + "idf:maxconc" }
-func holdKey(prefix string, b int) string { return scriptKeys(prefix, b)[keyHold] }
+func channelName(prefix string) string    { return keyspace.NewKeys(prefix).IdentifyChannel() }
+func budgetKey(prefix string) string      { return keyspace.NewKeys(prefix).IdentifyBudget() }
+func logKey(prefix string) string         { return keyspace.NewKeys(prefix).IdentifyLog() }
+func maxConcKey(prefix string) string     { return keyspace.NewKeys(prefix).IdentifyMaxConcurrency() }
+func holdKey(prefix string, b int) string { return keyspace.NewKeys(prefix).IdentifyHold(b) }
 
 // prelude is shared by every script. ARGV: 1 ticket, 2 bucket, 3 channel,
 // 4 grant log "1"/"0", 5 holder id, 6 epoch known to the caller ("" if none),

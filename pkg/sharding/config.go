@@ -78,7 +78,7 @@ func (c *Config) Apply(opts []ConfigOpt) {
 // check the RateLimiterConfigOpts' result when a RateLimiter is given.
 func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+		return &ConfigError{Package: "sharding", Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case c.Logger == nil:

@@ -3,6 +3,8 @@ package sharding
 import (
 	"errors"
 	"fmt"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // Sentinel errors.
@@ -21,21 +23,11 @@ var (
 	// ErrUnauthorized: GET /gateway/bot answered 401; the token is wrong.
 	ErrUnauthorized = errors.New("sharding: token rejected (401)")
 	// ErrInvalidConfig is wrapped by every *ConfigError.
-	ErrInvalidConfig = errors.New("sharding: invalid config")
+	ErrInvalidConfig = gateway.ErrInvalidConfig
 )
 
-// ConfigError names a Config or RateLimiterConfig field whose value is invalid.
-type ConfigError struct {
-	Field  string // e.g. "ShardCount"
-	Reason string // e.g. "must be >= 0, got -1"
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("sharding: invalid config: %s %s", e.Field, e.Reason)
-}
-
-// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError
 
 // ShardError is the failure of one shard: opening it, or a fatal close later.
 type ShardError struct {

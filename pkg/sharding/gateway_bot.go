@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // GatewayBot is the answer of GET /gateway/bot.
@@ -46,7 +48,7 @@ func FetchGatewayBot(ctx context.Context, client *http.Client, apiURL, token str
 		return gb, fmt.Errorf("gateway/bot request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bot "+token)
-	req.Header.Set("User-Agent", "DiscordBot (https://github.com/shardfleet/shardfleet, 1)")
+	req.Header.Set("User-Agent", gateway.UserAgent)
 	resp, err := client.Do(req)
 	if err != nil {
 		return gb, fmt.Errorf("gateway/bot: %w", scrubToken(err, token))

@@ -85,7 +85,7 @@ func newManager(token string, handler gateway.EventHandlerFunc, opts []ConfigOpt
 	m.shards.Store(&empty)
 	m.shardCount.Store(int64(cfg.ShardCount))
 	if token == "" {
-		m.configErr = &ConfigError{Field: "token", Reason: "must not be empty"}
+		m.configErr = &ConfigError{Package: "sharding", Field: "token", Reason: "must not be empty"}
 	} else {
 		m.configErr = cfg.Validate()
 	}

@@ -94,7 +94,9 @@ func (m *manager) onClose(sh *shard, gw gateway.Gateway, err error, reconnect bo
 
 	log := m.logger.With(slog.Int("shard_id", sh.key.ID), slog.Int("shard_count", sh.key.Count))
 	if !resplit {
-		log.Error("shard stopped", slog.Any("error", err))
+		if m.cfg.CloseHandler == nil { // else the handler reports it
+			log.Error("shard stopped", slog.Any("error", err))
+		}
 		return
 	}
 	go func() {

@@ -137,7 +137,7 @@ func (m *manager) configuredIDs(count int) ([]int, error) {
 	ids := make([]int, 0, len(m.cfg.ShardIDs))
 	for id := range m.cfg.ShardIDs {
 		if id >= count {
-			return nil, &ConfigError{Field: "ShardIDs", Reason: fmt.Sprintf("shard %d is out of range [0, %d)", id, count)}
+			return nil, &ConfigError{Package: "sharding", Field: "ShardIDs", Reason: fmt.Sprintf("shard %d is out of range [0, %d)", id, count)}
 		}
 		ids = append(ids, id)
 	}
@@ -192,7 +192,6 @@ func (m *manager) openOne(ctx context.Context, req openRequest, turn *orderTurn)
 	if owned && m.cfg.AutoScaling && gateway.CloseStatus(err) == gateway.CloseShardingRequired {
 		return m.split(ctx, sh.key)
 	}
-	log.Warn("open shard", slog.Any("error", err))
 	return &ShardError{ShardID: sh.key.ID, ShardCount: sh.key.Count, Err: err}
 }
 
@@ -215,7 +214,7 @@ func (m *manager) reserve(req openRequest, turn *orderTurn) (*shard, error) {
 	onClose := func(gw gateway.Gateway, err error, reconnect bool) { m.onClose(sh, gw, err, reconnect) }
 	sh.gw = m.cfg.GatewayCreateFunc(m.token, m.handler, m.gatewayOpts(req, turn.limiter(limiter), onClose)...)
 	if sh.gw == nil {
-		return nil, &ConfigError{Field: "GatewayCreateFunc", Reason: "returned a nil gateway"}
+		return nil, &ConfigError{Package: "sharding", Field: "GatewayCreateFunc", Reason: "returned a nil gateway"}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

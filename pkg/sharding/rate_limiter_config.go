@@ -58,13 +58,13 @@ func (c *RateLimiterConfig) Apply(opts []RateLimiterConfigOpt) {
 func (c *RateLimiterConfig) Validate() error {
 	switch {
 	case c.MaxConcurrency < 1:
-		return &ConfigError{Field: "RateLimiterConfig.MaxConcurrency", Reason: fmt.Sprintf("must be >= 1, got %d", c.MaxConcurrency)}
+		return &ConfigError{Package: "sharding", Field: "RateLimiterConfig.MaxConcurrency", Reason: fmt.Sprintf("must be >= 1, got %d", c.MaxConcurrency)}
 	case c.Logger == nil:
-		return &ConfigError{Field: "RateLimiterConfig.Logger", Reason: "must not be nil"}
+		return &ConfigError{Package: "sharding", Field: "RateLimiterConfig.Logger", Reason: "must not be nil"}
 	case c.IdentifyWait < 0:
-		return &ConfigError{Field: "RateLimiterConfig.IdentifyWait", Reason: fmt.Sprintf("must be >= 0, got %s", c.IdentifyWait)}
+		return &ConfigError{Package: "sharding", Field: "RateLimiterConfig.IdentifyWait", Reason: fmt.Sprintf("must be >= 0, got %s", c.IdentifyWait)}
 	case c.Margin < 0:
-		return &ConfigError{Field: "RateLimiterConfig.Margin", Reason: fmt.Sprintf("must be >= 0, got %s", c.Margin)}
+		return &ConfigError{Package: "sharding", Field: "RateLimiterConfig.Margin", Reason: fmt.Sprintf("must be >= 0, got %s", c.Margin)}
 	}
 	return nil
 }

@@ -179,7 +179,7 @@ func (c *Config) validate() error {
 	}
 	for _, ch := range checks {
 		if ch.bad {
-			return &ConfigError{Field: ch.field, Reason: ch.why}
+			return &ConfigError{Package: "gatewaytest", Field: ch.field, Reason: ch.why}
 		}
 	}
 	if c.HeartbeatTimeout == 0 {

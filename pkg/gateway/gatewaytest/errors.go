@@ -3,21 +3,16 @@ package gatewaytest
 import (
 	"errors"
 	"fmt"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // ErrServerClosed is returned by Server methods that need a running server
 // after Close.
 var ErrServerClosed = errors.New("gatewaytest: server closed")
 
-// ConfigError reports an invalid Config field.
-type ConfigError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("gatewaytest: invalid config: %s %s", e.Field, e.Reason)
-}
+// ConfigError is the project's one configuration error (gateway.ConfigError).
+type ConfigError = gateway.ConfigError
 
 // ProtocolError is a client payload the fake rejects, with the close code
 // Discord would send for it.

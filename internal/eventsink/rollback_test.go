@@ -1,0 +1,129 @@
+package eventsink
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/internal/testutil"
+)
+
+// addAll adds evs to w and flushes them.
+func addAll(t *testing.T, ctx context.Context, w *Writer, evs []Event) error {
+	t.Helper()
+	for _, ev := range evs {
+		if err := w.Add(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return w.Flush(ctx)
+}
+
+// TestWriterDetectsRollback: Redis loses the last committed events of the
+// Writer's session (a lagging replica promoted): the next commit writes
+// nothing and reports the durable seq, so the owner can RESUME from it.
+func TestWriterDetectsRollback(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithBatch(16, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	stopped := make(chan error, 1)
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { stopped <- err }})
+	defer w.Abandon()
+	if err := addAll(t, ctx, w, events("S1", 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	keys := lease.NewKeys(prefix)
+	if y, err := testutil.RollBack(ctx, c, keys.Session(shard), keys.Events(), 4); err != nil || y != 6 {
+		t.Fatalf("roll back: %d, %v", y, err)
+	}
+	_ = addAll(t, ctx, w, events("S1", 11, 12))
+	var rb *RollbackError
+	select {
+	case err := <-stopped:
+		if !errors.As(err, &rb) {
+			t.Fatalf("Stopped got %v, want a *RollbackError", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the rollback was not reported")
+	}
+	if rb.Session != "S1" || rb.Durable != 6 || rb.Expected != 10 || rb.Shard != shard || rb.ResumeURL == "" {
+		t.Fatalf("rollback = %+v; want S1 durable at 6 of 10, with its resume URL", rb)
+	}
+	if !Rejected(rb) {
+		t.Fatal("a rollback must stop the Writer")
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", 6) // 11 and 12 not written past the hole
+}
+
+// TestWriterOpenedFromARecordSeesItRolledBack: a Writer opened from the record
+// a new owner resumed from detects that Redis holds less than that.
+func TestWriterOpenedFromARecordSeesItRolledBack(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithBatch(16, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	if _, err := s.Commit(ctx, shard, fence, events("S1", 1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	w := s.Open(shard, fence, SessionRecord{SessionID: "S1", Sequence: 8}, Rejections{Stopped: func(err error) { stopped <- err }})
+	defer w.Abandon()
+	_ = addAll(t, ctx, w, events("S1", 9, 9))
+	select {
+	case err := <-stopped:
+		var rb *RollbackError
+		if !errors.As(err, &rb) || rb.Durable != 5 || rb.Expected != 8 {
+			t.Fatalf("Stopped got %v, want durable 5 of 8", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the rollback was not reported")
+	}
+	// From the durable seq, as a RESUME replays it, the Writer commits.
+	w2 := s.Open(shard, fence, SessionRecord{SessionID: "S1", Sequence: 5}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) }})
+	defer w2.Abandon()
+	if err := addAll(t, ctx, w2, events("S1", 6, 9)); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, readStream(t, c), 0, "S1", 9)
+}
+
+// TestWriterStartsALostRecordAfresh: after a Redis data loss the record is
+// gone: nothing of the session is durable, and the Writer goes on from the
+// current batch (counted) instead of stopping the shard.
+func TestWriterStartsALostRecordAfresh(t *testing.T) {
+	c := startRedis(t)
+	s := newSink(t, c, WithBatch(16, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) }})
+	defer w.Abandon()
+	if err := addAll(t, ctx, w, events("S1", 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	keys := lease.NewKeys(prefix)
+	if err := c.Del(ctx, keys.Session(shard), keys.Events()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := addAll(t, ctx, w, events("S1", 11, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.LostRecords != 1 || st.Rejected != 0 {
+		t.Fatalf("stats %+v; want 1 lost record, no rejection", st)
+	}
+	got := readStream(t, c)
+	if len(got) != 2 || got[0].seq != 11 || got[1].seq != 12 {
+		t.Fatalf("stream after the loss: %+v; want seqs 11 and 12", got)
+	}
+	if rec, err := s.Session(ctx, shard); err != nil || rec.SessionID != "S1" || rec.Sequence != 12 {
+		t.Fatalf("record = %+v, %v; want S1 at 12", rec, err)
+	}
+}

@@ -1,0 +1,158 @@
+// Package keyspace owns the fleet's Redis keyspace: every key's name and
+// type, the prefix rule, the session record's fields, and the Lua rules that
+// several scripts share. Every other package (internal/lease, the worker's
+// event sink and status, pkg/redislimiter) builds its keys here; the schema
+// document docs/keyspace.md is checked against Schema by this package's tests.
+//
+// All keys of a fleet share the prefix's {hash tag}, so they live in one Redis
+// Cluster slot and one Lua script may touch any of them.
+package keyspace
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DefaultPrefix is the key prefix of a fleet whose prefix is not set.
+const DefaultPrefix = "{shardfleet}:"
+
+// MaxShardCount bounds a shard count (Discord's largest bots run tens of
+// thousands of shards; this keeps layout maths far from int overflow).
+const MaxShardCount = 1 << 20
+
+var (
+	// ErrInvalidShard: a ShardKey or split factor is out of range.
+	ErrInvalidShard = errors.New("shardfleet: invalid shard")
+	// ErrCorrupt: a value read from Redis could not be decoded.
+	ErrCorrupt = errors.New("shardfleet: corrupt value in redis")
+)
+
+// ShardKey names one shard of a layout: shard ID of a bot sharded Count ways.
+// Leases, sessions and assignment are all keyed by it, so the same ID under two
+// counts (before and after a split) are different shards.
+type ShardKey struct {
+	ID    int `json:"id"`
+	Count int `json:"count"`
+}
+
+// Validate reports whether 0 <= ID < Count <= MaxShardCount; the error wraps
+// ErrInvalidShard.
+func (k ShardKey) Validate() error {
+	if k.Count < 1 || k.Count > MaxShardCount {
+		return fmt.Errorf("%w: count %d not in [1, %d]", ErrInvalidShard, k.Count, MaxShardCount)
+	}
+	if k.ID < 0 || k.ID >= k.Count {
+		return fmt.Errorf("%w: id %d not in [0, %d)", ErrInvalidShard, k.ID, k.Count)
+	}
+	return nil
+}
+
+// String is "id/count".
+func (k ShardKey) String() string { return fmt.Sprintf("%d/%d", k.ID, k.Count) }
+
+func (k ShardKey) suffix() string { return strconv.Itoa(k.Count) + ":" + strconv.Itoa(k.ID) }
+
+// NormalizePrefix is the one prefix rule of the fleet, its workers and every
+// Go program that shares their Redis (pkg/redislimiter included): an empty
+// prefix is DefaultPrefix; a prefix with a non-empty {hash tag} is kept as it
+// is; any other is wrapped in one, without a trailing colon inside the braces
+// ("app" and "app:" both become "{app}:").
+func NormalizePrefix(prefix string) string {
+	if prefix == "" {
+		return DefaultPrefix
+	}
+	if hasHashTag(prefix) {
+		return prefix
+	}
+	return "{" + strings.TrimSuffix(prefix, ":") + "}:"
+}
+
+// hasHashTag reports whether s has a non-empty {tag}, the part Redis Cluster
+// hashes.
+func hasHashTag(s string) bool {
+	open := strings.IndexByte(s, '{')
+	if open < 0 {
+		return false
+	}
+	end := strings.IndexByte(s[open+1:], '}')
+	return end > 0
+}
+
+// Keys names a fleet's Redis keys. The zero value is not usable: build it with
+// NewKeys. Schema documents each key.
+type Keys struct {
+	prefix string
+}
+
+// NewKeys returns the keys for prefix, normalised by NormalizePrefix.
+func NewKeys(prefix string) Keys { return Keys{prefix: NormalizePrefix(prefix)} }
+
+// Prefix is the normalised prefix, with its hash tag.
+func (k Keys) Prefix() string { return k.prefix }
+
+// Member is the liveness key of a worker.
+func (k Keys) Member(workerID string) string { return k.prefix + "member:" + workerID }
+
+// Members is the membership index (ZSET worker_id -> expiry, server ms).
+func (k Keys) Members() string { return k.prefix + "members" }
+
+// MembersSince is the join-time index (ZSET worker_id -> join time, server ms).
+func (k Keys) MembersSince() string { return k.prefix + "members:since" }
+
+// Lease is the ownership hash of a shard.
+func (k Keys) Lease(s ShardKey) string { return k.prefix + "lease:" + s.suffix() }
+
+// Session is the session record of a shard (see SessionFields).
+func (k Keys) Session(s ShardKey) string { return k.prefix + "session:" + s.suffix() }
+
+// Epoch is the data-loss detector.
+func (k Keys) Epoch() string { return k.prefix + "epoch" }
+
+// Grace is present while the data-loss grace runs.
+func (k Keys) Grace() string { return k.prefix + "grace" }
+
+// Fence holds the last fencing token issued.
+func (k Keys) Fence() string { return k.prefix + "fence" }
+
+// Layout is the fleet layout.
+func (k Keys) Layout() string { return k.prefix + "layout" }
+
+// Events is the event stream.
+func (k Keys) Events() string { return k.prefix + "events" }
+
+// Status is where a worker publishes its status for `worker status`.
+func (k Keys) Status(workerID string) string { return k.prefix + "status:" + workerID }
+
+// The identify limiter's keys (pkg/redislimiter).
+
+// IdentifyHold is the permit of rate-limit bucket b.
+func (k Keys) IdentifyHold(b int) string { return k.prefix + "idf:hold:" + strconv.Itoa(b) }
+
+// IdentifyQueue is bucket b's FIFO of waiting tickets.
+func (k Keys) IdentifyQueue(b int) string { return k.prefix + "idf:q:" + strconv.Itoa(b) }
+
+// IdentifyDeadlines is bucket b's ticket expiry index.
+func (k Keys) IdentifyDeadlines(b int) string { return k.prefix + "idf:qd:" + strconv.Itoa(b) }
+
+// IdentifySeq numbers the limiter's tickets.
+func (k Keys) IdentifySeq() string { return k.prefix + "idf:seq" }
+
+// IdentifyBudget is the fleet's daily session-start budget.
+func (k Keys) IdentifyBudget() string { return k.prefix + "idf:budget" }
+
+// IdentifyLog is the optional grant log.
+func (k Keys) IdentifyLog() string { return k.prefix + "idf:log" }
+
+// IdentifyEpoch is the limiter's data-loss detector.
+func (k Keys) IdentifyEpoch() string { return k.prefix + "idf:epoch" }
+
+// IdentifyQuiet is present while the limiter grants nothing after a data loss.
+func (k Keys) IdentifyQuiet() string { return k.prefix + "idf:quiet" }
+
+// IdentifyMaxConcurrency is the stored max_concurrency.
+func (k Keys) IdentifyMaxConcurrency() string { return k.prefix + "idf:maxconc" }
+
+// IdentifyChannel is the pub/sub channel that wakes the limiter's waiters.
+func (k Keys) IdentifyChannel() string { return k.prefix + "idf:ev" }

@@ -1,0 +1,51 @@
+package keyspace
+
+import (
+	"fmt"
+	"strings"
+)
+
+// KeyDoc documents one key of the schema. P stands for the prefix; <x> for a
+// part that varies.
+type KeyDoc struct {
+	Pattern string // e.g. "P lease:<count>:<shard_id>"
+	Type    string // Redis type
+	Writers string // the packages that write it
+	Content string
+}
+
+// Schema is every key of a fleet. Keys may be added, never changed: workers of
+// two versions share one Redis during a rolling upgrade.
+var Schema = []KeyDoc{
+	{"P member:<worker_id>", "STRING", "internal/lease", "JSON MemberInfo, PX = lease TTL, renewed by the keep-alive"},
+	{"P members", "ZSET", "internal/lease", "worker_id -> expiry (server ms); the liveness truth is member:*"},
+	{"P members:since", "ZSET", "internal/lease", "worker_id -> join time (server ms)"},
+	{"P lease:<count>:<shard_id>", "HASH", "internal/lease", "owner, token (decimal uint64, only grows), req (claim request id)"},
+	{"P session:<count>:<shard_id>", "HASH", "internal/lease, internal/eventsink", "session_id, seq (last committed), resume_url, token (of the last fenced write)"},
+	{"P epoch", "STRING", "internal/lease", "random data-loss detector"},
+	{"P grace", "STRING", "internal/lease", "present (PX) while the data-loss grace runs"},
+	{"P fence", "STRING", "internal/lease", "the last fencing token issued"},
+	{"P layout", "HASH", "internal/lease", "version, data (JSON of the layout)"},
+	{"P events", "STREAM", "internal/eventsink", "one entry per dispatch: shard, count, seq, session, type, data, fence"},
+	{"P status:<worker_id>", "STRING", "internal/worker", "JSON status for `worker status`, PX = 3 x lease TTL"},
+	{"P idf:hold:<bucket>", "HASH", "pkg/redislimiter", "the bucket's permit: t (ticket), g (granted, µs), s (seq), u (unlocked, µs), e (hold expiry, µs)"},
+	{"P idf:q:<bucket>", "ZSET", "pkg/redislimiter", "waiting tickets in FIFO order"},
+	{"P idf:qd:<bucket>", "ZSET", "pkg/redislimiter", "ticket -> deadline (server ms)"},
+	{"P idf:seq", "STRING", "pkg/redislimiter", "ticket counter"},
+	{"P idf:budget", "HASH", "pkg/redislimiter, internal/worker", "the daily session-start budget: remaining (PX = Discord's reset_after)"},
+	{"P idf:log", "STREAM", "pkg/redislimiter", "grants (only with GrantLog), capped"},
+	{"P idf:epoch", "HASH", "pkg/redislimiter", "the limiter's data-loss detector: id, born (server ms)"},
+	{"P idf:quiet", "STRING", "pkg/redislimiter", "present (PX) while no permit may be granted after a data loss"},
+	{"P idf:maxconc", "STRING", "pkg/redislimiter", "max_concurrency as discovered"},
+	{"P idf:ev", "pub/sub channel", "pkg/redislimiter", "wakes waiters when a permit frees"},
+}
+
+// SchemaMarkdown renders Schema as the table of docs/keyspace.md.
+func SchemaMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| key | type | written by | content |\n|---|---|---|---|\n")
+	for _, d := range Schema {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.Pattern, d.Type, d.Writers, d.Content)
+	}
+	return b.String()
+}
