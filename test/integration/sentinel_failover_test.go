@@ -79,6 +79,12 @@ func sentinelRound(c *chaosWorld, d *redistest.Sentinel, name string, cause func
 		r.note = fmt.Sprintf("master %s -> %s, sentinels agreed after %v", old, now, time.Since(start).Round(time.Millisecond))
 	}}, nil)
 	c.t.Log(rec.row())
+	var rollbacks, resumed int
+	for _, p := range c.workers {
+		rollbacks += linesWith(p, "Redis lost events it had committed")
+		resumed += linesWith(p, "shard resumed after the Redis rollback")
+	}
+	c.t.Logf("workers: %d rollbacks detected, %d shards resumed after one", rollbacks, resumed)
 	if c.t.Failed() {
 		c.waitCommitted() // round restarted the load
 		n, where := missingSeqs(c)
