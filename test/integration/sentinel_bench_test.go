@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,13 +90,33 @@ func sentinelFailoverCost(b *testing.B, replicas int, minReplicas bool) failover
 	cost := failoverCost{heal: time.Since(switched)}
 	c.noteFailedResumes()
 	c.waitCommitted()
-	cost.lost, _ = missingSeqs(c)
+	var where []string
+	var shards []int
+	cost.lost, where, shards = missingSeqs(c)
+	if cost.lost > 0 {
+		b.Logf("the stream lacks %s; the workers' lines on those shards and errors:\n%s", strings.Join(where, "; "), c.shardLines(shards))
+	}
 	cost.identifies = c.fake.stats(b).Identifies - before.Identifies
 	cost.stall, cost.shardStall = c.streamStalls(began)
 	if len(c.mayLoseTail) > 0 {
 		b.Logf("sessions that could not be resumed: %v", c.mayLoseTail)
 	}
 	return cost
+}
+
+// shardLines are the workers' log lines about the shards, and their errors.
+func (c *chaosWorld) shardLines(shards []int) string {
+	var out []string
+	for id, p := range c.workers {
+		for line := range strings.Lines(p.out.String()) {
+			if strings.Contains(line, "level=ERROR") || slices.ContainsFunc(shards, func(s int) bool {
+				return strings.Contains(line, fmt.Sprintf("shard_id=%d ", s))
+			}) {
+				out = append(out, id+": "+strings.TrimSpace(line))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // shardsCommittedSince counts the shards with a stream entry after t.

@@ -87,17 +87,18 @@ func sentinelRound(c *chaosWorld, d *redistest.Sentinel, name string, cause func
 	c.t.Logf("workers: %d rollbacks detected, %d shards resumed after one", rollbacks, resumed)
 	if c.t.Failed() {
 		c.waitCommitted() // round restarted the load
-		n, where := missingSeqs(c)
+		n, where, _ := missingSeqs(c)
 		c.t.Logf("the stream on the new master lacks %d seqs: %s", n, strings.Join(where, "; "))
 	}
 }
 
 // missingSeqs lists, per session, the seqs up to the last one the fake sent
-// that the stream does not hold.
-func missingSeqs(c *chaosWorld) (int, []string) {
+// that the stream does not hold, and the shards with such seqs.
+func missingSeqs(c *chaosWorld) (int, []string, []int) {
 	inStream, _ := c.streamSeqs()
 	total := 0
 	var where []string
+	var shards []int
 	for _, s := range c.fake.sessions(c.t) {
 		sent := c.fake.sentSeqs(c.t, s.ID)
 		if len(sent) == 0 {
@@ -116,9 +117,10 @@ func missingSeqs(c *chaosWorld) (int, []string) {
 		if len(lost) > 0 {
 			total += len(lost)
 			where = append(where, fmt.Sprintf("shard %d: %d %s", s.ShardID, len(lost), seqRanges(lost)))
+			shards = append(shards, s.ShardID)
 		}
 	}
-	return total, where
+	return total, where, shards
 }
 
 // seqRanges renders sorted seqs as runs: "5..9 12".
