@@ -94,7 +94,8 @@ func sentinelFailoverCost(b *testing.B, replicas int, minReplicas bool) failover
 	var shards []int
 	cost.lost, where, shards = missingSeqs(c)
 	if cost.lost > 0 {
-		b.Logf("the stream lacks %s; the workers' lines on those shards and errors:\n%s", strings.Join(where, "; "), c.shardLines(shards))
+		b.Logf("the stream lacks %s; the workers' lines on those shards and errors:\n%s\nthe fake's RESUMEs and closes of those shards:\n%s",
+			strings.Join(where, "; "), c.shardLines(shards), c.fakeRecords(shards))
 	}
 	cost.identifies = c.fake.stats(b).Identifies - before.Identifies
 	cost.stall, cost.shardStall = c.streamStalls(began)
@@ -116,6 +117,25 @@ func (c *chaosWorld) shardLines(shards []int) string {
 			}
 		}
 	}
+	return strings.Join(out, "\n")
+}
+
+// fakeRecords are the fake's RESUMEs and closes of the shards.
+func (c *chaosWorld) fakeRecords(shards []int) string {
+	var out []string
+	for _, r := range c.fake.resumes(c.t) {
+		if slices.Contains(shards, r.ShardID) {
+			out = append(out, fmt.Sprintf("%s RESUME shard %d seq %d replayed %d ok %v", r.Time.Format("15:04:05.000"),
+				r.ShardID, r.Seq, r.Replayed, r.OK))
+		}
+	}
+	for _, r := range c.fake.closes(c.t) {
+		if slices.Contains(shards, r.ShardID) {
+			out = append(out, fmt.Sprintf("%s close shard %d code %d from client %v %s", r.Time.Format("15:04:05.000"),
+				r.ShardID, r.Code, r.FromClient, r.Reason))
+		}
+	}
+	slices.Sort(out)
 	return strings.Join(out, "\n")
 }
 
