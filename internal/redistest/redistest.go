@@ -30,6 +30,7 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	conf string // config file, the first argument when set (a sentinel needs one it can rewrite)
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -70,18 +71,27 @@ func startServer(dir string, pick func() (int, error), opts ...Option) (*Server,
 	for _, o := range opts {
 		s.args = append(s.args, o...)
 	}
+	if err := s.startOnFreePort(pick); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startOnFreePort starts s on a port pick chooses, trying another when the
+// one it picked was taken meanwhile.
+func (s *Server) startOnFreePort(pick func() (int, error)) error {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := pick()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.port = port
 		if lastErr = s.start(); lastErr == nil {
-			return s, nil
+			return nil
 		}
 	}
-	return nil, lastErr
+	return lastErr
 }
 
 // Addr is host:port of the server.
@@ -102,11 +112,15 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 }
 
 func (s *Server) start() error {
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
-		"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log"),
-	}, s.args...)
+		"--logfile", s.logFile(),
+	), s.args...)
 	cmd := exec.Command("redis-server", args...)
 	// Own process group so that a killed test does not leave it behind either.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -123,6 +137,11 @@ func (s *Server) start() error {
 		return err
 	}
 	return nil
+}
+
+// logFile is where the server logs.
+func (s *Server) logFile() string {
+	return filepath.Join(s.dir, "redis-"+strconv.Itoa(s.port)+".log")
 }
 
 func (s *Server) waitReady(timeout time.Duration) error {
