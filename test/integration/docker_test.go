@@ -222,6 +222,11 @@ func TestComposeFleet(t *testing.T) {
 	if st := fk.stats(t); st.Identifies != simShards {
 		t.Fatalf("%d IDENTIFYs for %d shards: %+v", st.Identifies, simShards, st)
 	}
+	// Their healthcheck is `worker health` inside the shell-less image.
+	pollEvery(t, "every worker container healthy", 30*time.Second, 500*time.Millisecond, func() bool {
+		out := c.run("docker", append([]string{"inspect", "-f", "{{.State.Health.Status}}"}, workers...)...)
+		return strings.Count(out, "healthy") == len(workers) && !strings.Contains(out, "unhealthy")
+	})
 
 	// handOff stops victim with how (stop or kill) and waits until its shards
 	// are RESUMEd by the others, with no new IDENTIFY.
