@@ -56,21 +56,29 @@ func needDocker(t *testing.T) []string {
 
 func newCompose(t *testing.T, argv []string) *compose {
 	c := &compose{t: t, argv: argv, project: fmt.Sprintf("sftest%d%04d", os.Getpid(), rand.IntN(10000))}
-	first := freePortRange(t, 3)
-	c.env = []string{
-		"FAKEDISCORD_PORT=" + strconv.Itoa(freePortRange(t, 1)),
-		fmt.Sprintf("WORKER_PORTS=%d-%d", first, first+2),
-	}
-	t.Logf("compose: %s, project %s, %s", strings.Join(argv, " "), c.project, strings.Join(c.env, " "))
+	t.Logf("compose: %s, project %s", strings.Join(argv, " "), c.project)
 	return c
 }
 
+// publishOnFreePorts sets the host ports of the published services to ports
+// free now: call it just before up, so that nothing else has taken them
+// meanwhile.
+func (c *compose) publishOnFreePorts() {
+	first := freePortRange(c.t, 3)
+	c.env = []string{
+		"FAKEDISCORD_PORT=" + strconv.Itoa(freePortRange(c.t, 1)),
+		fmt.Sprintf("WORKER_PORTS=%d-%d", first, first+2),
+	}
+	c.t.Logf("published on %s", strings.Join(c.env, " "))
+}
+
 // freePortRange returns the first of n consecutive loopback ports that are
-// free now.
+// free now, below Linux's ephemeral range (32768-60999), where outgoing
+// connections of other processes could take them before docker binds them.
 func freePortRange(t *testing.T, n int) int {
 	t.Helper()
 	for range 100 {
-		first := 20000 + rand.IntN(30000)
+		first := 20000 + rand.IntN(12000)
 		var ls []net.Listener
 		for p := first; p < first+n; p++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
@@ -179,6 +187,7 @@ func TestComposeFleet(t *testing.T) {
 			t.Errorf("down: %v\n%s", err, out)
 		}
 	})
+	c.publishOnFreePorts()
 	start = time.Now()
 	c.do("--profile", "sim", "up", "-d")
 	fk := &fake{url: c.url(c.containers("fakediscord")[0])}
