@@ -32,7 +32,7 @@ func TestComposeFile(t *testing.T) {
 			Healthcheck struct {
 				Test []string `yaml:"test"`
 			} `yaml:"healthcheck"`
-			Deploy      struct {
+			Deploy struct {
 				Replicas int `yaml:"replicas"`
 			} `yaml:"deploy"`
 		} `yaml:"services"`
