@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Multi-stage build of shardfleet's two programs as static binaries:
 #   worker       the shard worker (cmd/worker), the image's entrypoint
 #   fakediscord  the fake Discord for offline runs (cmd/fakediscord)

@@ -36,6 +36,9 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 	if len(args) > 0 && args[0] == "status" {
 		return runStatus(args[1:], env, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "health" {
+		return runHealth(args[1:], env, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, ErrHelp) {
 		return exitOK

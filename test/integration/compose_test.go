@@ -2,15 +2,18 @@ package integration
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// TestComposeFile parses docker-compose.yml (there is no Docker engine in CI)
-// and checks what the README promises: redis, 3 worker replicas per profile,
-// and a sim profile with fakediscord that needs no token.
+// TestComposeFile parses docker-compose.yml (TestComposeFleet runs it) and
+// checks what the README promises: redis, 3 worker replicas per profile, a
+// sim profile with fakediscord that needs no token, one build of the one
+// image per profile, a healthcheck and a published port on every service a
+// person looks at, and Redis's data in a named volume.
 func TestComposeFile(t *testing.T) {
 	raw, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -24,10 +27,16 @@ func TestComposeFile(t *testing.T) {
 			Entrypoint  []string          `yaml:"entrypoint"`
 			Command     []string          `yaml:"command"`
 			Environment map[string]string `yaml:"environment"`
-			Deploy      struct {
+			Ports       []string          `yaml:"ports"`
+			Volumes     []string          `yaml:"volumes"`
+			Healthcheck struct {
+				Test []string `yaml:"test"`
+			} `yaml:"healthcheck"`
+			Deploy struct {
 				Replicas int `yaml:"replicas"`
 			} `yaml:"deploy"`
 		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
 	}
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatalf("docker-compose.yml does not parse: %v", err)
@@ -41,11 +50,34 @@ func TestComposeFile(t *testing.T) {
 		if !ok {
 			t.Fatalf("no %s service", name)
 		}
-		if w.Deploy.Replicas != 3 || w.Build == nil || len(w.Profiles) != 1 || w.Profiles[0] != profile {
+		if w.Deploy.Replicas != 3 || len(w.Profiles) != 1 || w.Profiles[0] != profile {
 			t.Errorf("%s: replicas %d, profiles %v, build %v", name, w.Deploy.Replicas, w.Profiles, w.Build)
 		}
 		if w.Environment["REDIS_URL"] != "redis://redis:6379" {
 			t.Errorf("%s: REDIS_URL = %q", name, w.Environment["REDIS_URL"])
+		}
+	}
+	if _, ok := doc.Volumes["redis-data"]; !ok || !slices.Contains(redis.Volumes, "redis-data:/data") {
+		t.Errorf("redis keeps its appendonly file outside a named volume: %v", redis.Volumes)
+	}
+	for _, profile := range []string{"discord", "sim"} {
+		builds := 0
+		for name, s := range doc.Services {
+			if len(s.Profiles) != 0 && !slices.Contains(s.Profiles, profile) {
+				continue
+			}
+			if s.Build != nil {
+				builds++
+			}
+			if len(s.Healthcheck.Test) == 0 || s.Healthcheck.Test[0] != "CMD" {
+				t.Errorf("%s: healthcheck %v, want one in exec (CMD) form: the image has no shell", name, s.Healthcheck.Test)
+			}
+			if name != "redis" && len(s.Ports) == 0 {
+				t.Errorf("%s publishes no port", name)
+			}
+		}
+		if builds != 1 {
+			t.Errorf("profile %s builds shardfleet:local %d times, want once", profile, builds)
 		}
 	}
 	sim := doc.Services["worker-sim"].Environment
@@ -89,6 +121,11 @@ func TestDockerfile(t *testing.T) {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+	// A syntax line makes BuildKit pull its frontend image, which fails
+	// offline even when every base image is local.
+	if strings.HasPrefix(df, "# syntax=") {
+		t.Error("Dockerfile starts with a # syntax= line")
 	}
 	if strings.Count(df, "\nFROM ") < 1 || strings.Count(df, "FROM ") < 2 {
 		t.Error("Dockerfile is not multi-stage")
