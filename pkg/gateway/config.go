@@ -30,6 +30,9 @@ type Config struct {
 	LargeThreshold int
 	// Presence sent in IDENTIFY, or nil.
 	Presence *PresenceUpdate
+	// PresenceSource, when set, is asked for IDENTIFY's presence before each
+	// IDENTIFY; see config_presence.go.
+	PresenceSource PresenceSource
 	// OS, Browser and Device are IDENTIFY's properties. Defaults runtime.GOOS, "shardfleet", "shardfleet".
 	OS, Browser, Device string
 
