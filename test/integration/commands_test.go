@@ -1,0 +1,169 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/disgoorg/snowflake/v2"
+	"github.com/redis/go-redis/v9"
+
+	fleetclient "github.com/shardfleet/shardfleet/pkg/fleet"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
+)
+
+func (f *fake) commands(t testing.TB) []gatewaytest.CommandRecord {
+	return fakeGet[[]gatewaytest.CommandRecord](t, f, "/_fake/commands")
+}
+
+// sendCLI runs `worker send args...` against the fleet's Redis and returns
+// its output and exit code.
+func (f *fleet) sendCLI(args ...string) (string, int) {
+	f.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "worker"), append([]string{"send"}, args...)...)
+	cmd.Env = append(os.Environ(), "REDIS_URL="+f.redis.URL(), "KEY_PREFIX="+prefix)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		f.t.Fatalf("worker send: %v", err)
+	}
+	return string(out), code
+}
+
+// guildOf returns a guild of the fake served by shard id of count.
+func guildOf(t testing.TB, fk *fake, id, count int) snowflake.ID {
+	t.Helper()
+	for _, g := range fakeGet[[]snowflake.ID](t, fk, "/_fake/guilds") {
+		if int(uint64(g)>>22)%count == id {
+			return g
+		}
+	}
+	t.Fatalf("the fake has no guild on shard %d/%d", id, count)
+	return 0
+}
+
+// commandOf finds the recorded command whose d contains needle.
+func commandsWith(recs []gatewaytest.CommandRecord, needle string) []gatewaytest.CommandRecord {
+	var out []gatewaytest.CommandRecord
+	for _, r := range recs {
+		if strings.Contains(string(r.D), needle) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestCommandsReachTheirShard: op 8 through the CLI and through pkg/fleet
+// reaches the guild's shard and its GUILD_MEMBERS_CHUNK with the nonce is
+// committed to the stream; op 3 to -all reaches every shard and becomes the
+// presence of the next IDENTIFY of each; invalid and expired commands never
+// reach Discord and say why.
+func TestCommandsReachTheirShard(t *testing.T) {
+	const count = 2
+	f := newFleet(t, count, 20)
+	f.startWorker("w1")
+	f.startWorker("w2")
+	f.waitAllReady("every shard READY")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := fleetclient.NewClient(f.client, prefix)
+
+	g1 := guildOf(t, f.fake, 1, count)
+	out, code := f.sendCLI("-guild", g1.String(), "-op", "8",
+		"-d", fmt.Sprintf(`{"guild_id":"%s","query":"","limit":0,"nonce":"cli-nonce"}`, g1))
+	if code != 0 || !strings.Contains(out, "shard 1/2: sent on session") {
+		t.Fatalf("worker send op 8: exit %d, output %q", code, out)
+	}
+	recs := commandsWith(f.fake.commands(t), "cli-nonce")
+	if len(recs) != 1 || recs[0].Op != gateway.OpRequestGuildMembers || recs[0].ShardID != 1 || recs[0].ShardCount != count {
+		t.Fatalf("the fake recorded %+v, want one op 8 on shard 1/2", recs)
+	}
+	poll(t, "the CLI's GUILD_MEMBERS_CHUNK in the stream", 10*time.Second, func() bool {
+		return chunkInStream(t, f, "cli-nonce", 1)
+	})
+
+	g0 := guildOf(t, f.fake, 0, count)
+	q := "a"
+	chunks, err := client.RequestMembers(ctx, gateway.RequestGuildMembers{GuildID: g0, Query: &q, Limit: 10, Nonce: "client-nonce"})
+	if err != nil || len(chunks) != 1 || chunks[0].Nonce != "client-nonce" || chunks[0].Shard != 0 || chunks[0].Count != count {
+		t.Fatalf("RequestMembers = %+v, %v; want one chunk of shard 0/2 with the nonce", chunks, err)
+	}
+
+	presence := `{"status":"dnd","activities":[{"name":"fleet-wide","type":0}],"since":null,"afk":false}`
+	if out, code := f.sendCLI("-all", "-op", "3", "-d", presence); code != 0 || strings.Count(out, ": sent on session") != count {
+		t.Fatalf("worker send -all -op 3: exit %d, output %q", code, out)
+	}
+	got := map[int]bool{}
+	for _, r := range commandsWith(f.fake.commands(t), "fleet-wide") {
+		got[r.ShardID] = r.Op == gateway.OpPresenceUpdate
+	}
+	if !got[0] || !got[1] {
+		t.Fatalf("op 3 reached shards %v, want both", got)
+	}
+	before := len(f.fake.identifies(t))
+	f.fake.post(t, "/_fake/invalidate?resumable=false&shard=0")
+	f.fake.post(t, "/_fake/invalidate?resumable=false&shard=1")
+	poll(t, "both shards to IDENTIFY again", 20*time.Second, func() bool {
+		return len(f.fake.identifies(t)) >= before+count
+	})
+	for _, id := range f.fake.identifies(t)[before:] {
+		if !strings.Contains(string(id.Presence), "fleet-wide") {
+			t.Errorf("re-IDENTIFY of shard %d carried presence %s, want the fleet's", id.ShardID, id.Presence)
+		}
+	}
+
+	// Invalid: rejected before Redis (CLI) or by the worker (a raw XADD, as a
+	// bot in another language might queue it).
+	if out, code := f.sendCLI("-shard", "0", "-count", "2", "-op", "8", "-d", `{"guild_id":"1","limit":0}`); code == 0 ||
+		!strings.Contains(out, "rejected: op 8 needs query or user_ids") {
+		t.Errorf("op 8 without query: exit %d, output %q", code, out)
+	}
+	if err := f.client.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "cmdq:2:0",
+		Values: []any{"id", "raw-bad", "op", "9", "d", "{}"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := client.WaitOutcome(ctx, "raw-bad"); err != nil || o.State != fleetclient.StateRejected || !strings.Contains(o.Reason, "unknown op 9") {
+		t.Errorf("raw op 9: outcome %+v, %v; want rejected, unknown op", o, err)
+	}
+	q2 := fleetclient.Command{Op: gateway.OpPresenceUpdate, D: json.RawMessage(`{"status":"idle","activities":[{"name":"too-late","type":0}],"since":null,"afk":false}`),
+		Deadline: time.Now().Add(-time.Second)}
+	queued, err := client.Send(ctx, fleetclient.ToShard(1, count), q2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := client.WaitOutcome(ctx, queued[0].ID); err != nil || o.State != fleetclient.StateExpired {
+		t.Errorf("past-deadline command: outcome %+v, %v; want expired", o, err)
+	}
+	if n := len(commandsWith(f.fake.commands(t), "too-late")); n != 0 {
+		t.Errorf("an expired command reached Discord %d times", n)
+	}
+	if st := f.fake.stats(t); st.FatalCloses != 0 {
+		t.Errorf("fatal closes %d, want 0", st.FatalCloses)
+	}
+}
+
+// chunkInStream reports whether a GUILD_MEMBERS_CHUNK of nonce from shard is
+// committed to the event stream.
+func chunkInStream(t testing.TB, f *fleet, nonce string, shard int) bool {
+	msgs, err := f.client.XRange(context.Background(), prefix+"events", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Values["type"] == "GUILD_MEMBERS_CHUNK" && m.Values["shard"] == strconv.Itoa(shard) &&
+			strings.Contains(fmt.Sprint(m.Values["data"]), `"nonce":"`+nonce+`"`) {
+			return true
+		}
+	}
+	return false
+}
