@@ -125,9 +125,7 @@ const sendWindow = time.Second
 func commandFake(t testing.TB, shards int) *fleet {
 	needBinaries(t)
 	return newFleetWithFake(t, shards, startFake(t, shards, 20,
-		"-send-limit", "120", "-send-window", sendWindow.String(),
-		// Discord's 41.25 s heartbeat in its 60 s window, at the same ratio.
-		"-heartbeat-interval", (sendWindow * 41 / 60).String()))
+		"-send-limit", "120", "-send-window", sendWindow.String()))
 }
 
 var commandWorkerEnv = []string{"GATEWAY_SEND_WINDOW=" + sendWindow.String()}
@@ -181,6 +179,7 @@ func TestCommandsSurviveOwnerChange(t *testing.T) {
 			poll(t, "a tenth of shard 0's commands sent", 20*time.Second, func() bool {
 				return len(recordedBurst(f.fake.commands(t), count).first[0]) >= n/10
 			})
+			disrupted := time.Now()
 			tc.disrupt(f, owners)
 			wg.Wait()
 			poll(t, "every command recorded", 45*time.Second, func() bool {
@@ -193,6 +192,35 @@ func TestCommandsSurviveOwnerChange(t *testing.T) {
 				t.Errorf("%d repeats, want at most %d", repeats, tc.maxRepeats)
 			}
 			noRateLimitCloses(t, f.fake)
+			checkMovedMidBurst(t, f.fake, disrupted, count)
 		})
 	}
+}
+
+// checkMovedMidBurst asserts that a shard changed owner (a RESUME on the new
+// one) while its commands flowed: some were recorded before the RESUME and
+// some after, so the test saw commands cross the change.
+func checkMovedMidBurst(t testing.TB, fk *fake, disrupted time.Time, count int) {
+	t.Helper()
+	recs := fk.commands(t)
+	for _, r := range fk.resumes(t) {
+		if !r.OK || r.Time.Before(disrupted) {
+			continue
+		}
+		before, after := 0, 0
+		for _, c := range recs {
+			if c.ShardID == r.ShardID && c.ShardCount == count {
+				if c.Time.Before(r.Time) {
+					before++
+				} else {
+					after++
+				}
+			}
+		}
+		if before > 0 && after > 0 {
+			t.Logf("shard %d moved at %v with %d commands sent before, %d after", r.ShardID, r.Time.Sub(disrupted).Round(time.Millisecond), before, after)
+			return
+		}
+	}
+	t.Errorf("no shard moved while its commands flowed: the test proved nothing")
 }
