@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -224,11 +225,18 @@ func parseQueued(e any, serverNow int64, localNow time.Time) queuedCommand {
 	} else if deadline != "" && deadline != "0" {
 		c.bad = fmt.Errorf("deadline %q is not Unix ms", deadline)
 	}
-	if c.id == "" {
-		c.id = c.entry // a sender that gave no ID reads the outcome by entry ID
+	if !commandIDPattern.MatchString(c.id) {
+		if c.id != "" {
+			c.bad = fmt.Errorf("id %q: want 1-64 of A-Z a-z 0-9 - _", c.id)
+		}
+		c.id = c.entry // the outcome is then under the entry ID
 	}
 	return c
 }
+
+// commandIDPattern is a valid command ID: it names a key, so it must not
+// hold a hash tag or a separator.
+var commandIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // deliver sends one command. sent is false when it must be tried again
 // (the shard is not READY here yet, a write failed, or ctx ended); else out
