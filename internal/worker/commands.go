@@ -115,6 +115,10 @@ func (w *Worker) stopCommands(ctx context.Context, run *shardRun) {
 // runCommands sends the shard's queue until ctx ends.
 func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 	keys := keyspace.NewKeys(w.cfg.KeyPrefix)
+	ancs, err := w.splitAncestors(ctx, keys, run.key)
+	if err != nil && ctx.Err() == nil {
+		w.commandError(run, err)
+	}
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
@@ -124,16 +128,26 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 		case <-run.cmd.wake:
 		case <-poll.C:
 		}
-		next, err := w.sendQueued(ctx, run, keys)
+		err := w.adoptSplitCommands(ctx, run, keys, ancs)
+		next := commandPoll
+		if err == nil {
+			next, err = w.sendQueued(ctx, run, keys)
+		}
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			w.m.redisErrors.Add(1)
-			w.log.Warn("gateway commands", "shard_id", run.key.ID, "shard_count", run.key.Count, "err", err)
+			w.commandError(run, err)
 		}
 		resetTimer(poll, next)
 	}
+}
+
+// commandError reports a failed round of the command loop (retried at the
+// next poll).
+func (w *Worker) commandError(run *shardRun, err error) {
+	w.m.redisErrors.Add(1)
+	w.log.Warn("gateway commands", "shard_id", run.key.ID, "shard_count", run.key.Count, "err", err)
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {

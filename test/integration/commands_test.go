@@ -167,3 +167,61 @@ func chunkInStream(t testing.TB, f *fleet, nonce string, shard int) bool {
 	}
 	return false
 }
+
+// TestCommandsAfterSplit: after a 4011 splits a shard, op 4 addressed to a
+// guild reaches the child serving it, and a command still queued for the
+// split shard is moved to its guild's child and sent there.
+func TestCommandsAfterSplit(t *testing.T) {
+	const count, maxGuilds = 2, 12
+	needBinaries(t)
+	f := newFleetWithFake(t, count, startFake(t, count, 20, "-max-guilds-per-shard", strconv.Itoa(maxGuilds)))
+	f.startWorker("w1")
+	f.waitAllReady("every shard READY")
+	on := 0
+	for _, g := range fakeGet[[]snowflake.ID](t, f.fake, "/_fake/guilds") {
+		if uint64(g)>>22%count == 0 {
+			on++
+		}
+	}
+	f.fake.post(t, fmt.Sprintf("/_fake/add-guilds?shard=0&count=%d&n=%d", count, maxGuilds+1-on))
+	f.fake.post(t, "/_fake/invalidate?resumable=false&shard=0")
+	poll(t, "shard 0's re-IDENTIFY closed 4011", 20*time.Second, func() bool { return f.fake.stats(t).FatalCloses >= 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := fleetclient.NewClient(f.client, prefix)
+	voice := func(g snowflake.ID, channel string) fleetclient.Command {
+		return fleetclient.Command{Op: gateway.OpVoiceStateUpdate, D: json.RawMessage(fmt.Sprintf(
+			`{"guild_id":"%s","channel_id":"%s","self_mute":false,"self_deaf":false}`, g, channel))}
+	}
+	// Queued for the split shard itself, as by a sender that read the layout
+	// before the split.
+	gA := guildOf(t, f.fake, 0, 2*count)
+	stale, err := client.Send(ctx, fleetclient.ToShard(0, count), voice(gA, "111"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the split children READY", 30*time.Second, func() bool {
+		owners := readyOwners(t, f.client, prefix)
+		return len(owners) == 3 // 1/2, and 0/4, 2/4 (IDs 0 and 2)
+	})
+	gB := guildOf(t, f.fake, 2, 2*count)
+	fresh, err := client.Send(ctx, fleetclient.ToGuild(uint64(gB)), voice(gB, "222"))
+	if err != nil || fresh[0].Shard != (fleetclient.ShardKey{ID: 2, Count: 2 * count}) {
+		t.Fatalf("op 4 to guild %s queued %+v, %v; want shard 2/4", gB, fresh, err)
+	}
+	for _, tc := range []struct {
+		id      string
+		channel string
+		shard   int
+	}{{stale[0].ID, "111", 0}, {fresh[0].ID, "222", 2}} {
+		o, err := client.WaitOutcome(ctx, tc.id)
+		if err != nil || o.State != fleetclient.StateSent || o.Shard != tc.shard || o.Count != 2*count {
+			t.Errorf("op 4 for channel %s: outcome %+v, %v; want sent on shard %d/4", tc.channel, o, err, tc.shard)
+		}
+		recs := commandsWith(f.fake.commands(t), `"channel_id":"`+tc.channel+`"`)
+		if len(recs) != 1 || recs[0].ShardID != tc.shard || recs[0].ShardCount != 2*count {
+			t.Errorf("op 4 for channel %s recorded %+v, want once on shard %d/4", tc.channel, recs, tc.shard)
+		}
+	}
+}
