@@ -148,5 +148,3 @@ func isRejected(err error) bool {
 }
 
 func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }
-
-
