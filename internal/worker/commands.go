@@ -208,11 +208,13 @@ func (w *Worker) claimCommands(ctx context.Context, run *shardRun, keys keyspace
 func parseQueued(e any, serverNow int64, localNow time.Time) queuedCommand {
 	pair, _ := e.([]any)
 	var c queuedCommand
-	if len(pair) != 2 {
+	if len(pair) == 2 {
+		c.entry, _ = pair[0].(string)
+	}
+	if c.entry == "" { // never from Redis
 		c.bad = errors.New("malformed queue entry")
 		return c
 	}
-	c.entry, _ = pair[0].(string)
 	fields, _ := pair[1].([]any)
 	var op, deadline string
 	for i := 0; i+1 < len(fields); i += 2 {
