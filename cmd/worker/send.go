@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
-	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -20,21 +18,7 @@ import (
 func runSend(args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("worker send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	get := func(k, def string) string {
-		if v, ok := env(k); ok && v != "" {
-			return v
-		}
-		return def
-	}
-	redisURL := fs.String("redis-url", get("REDIS_URL", ""), "Redis of the fleet (env REDIS_URL)")
-	clusterEnv, _ := strconv.ParseBool(get("REDIS_CLUSTER", "false")) // as the worker reads it
-	cluster := fs.Bool("redis-cluster", clusterEnv, "REDIS_URL is a Cluster seed (env REDIS_CLUSTER)")
-	var tl redisTLS
-	fs.StringVar(&tl.CAFile, "redis-tls-ca-file", get("REDIS_TLS_CA_FILE", ""), "rediss: PEM file of the CA(s) to trust (env REDIS_TLS_CA_FILE)")
-	fs.StringVar(&tl.CertFile, "redis-tls-cert-file", get("REDIS_TLS_CERT_FILE", ""), "rediss: PEM client certificate (env REDIS_TLS_CERT_FILE)")
-	fs.StringVar(&tl.KeyFile, "redis-tls-key-file", get("REDIS_TLS_KEY_FILE", ""), "rediss: PEM private key of the certificate (env REDIS_TLS_KEY_FILE)")
-	fs.StringVar(&tl.ServerName, "redis-tls-server-name", get("REDIS_TLS_SERVER_NAME", ""), "rediss: name to verify the server against (env REDIS_TLS_SERVER_NAME)")
-	prefix := fs.String("key-prefix", get("KEY_PREFIX", lease.DefaultPrefix), "key prefix of the fleet (env KEY_PREFIX)")
+	rf := addRedisFlags(fs, env)
 	guild := fs.Uint64("guild", 0, "send to the shard serving this guild (default for op 4 and 8: d's guild_id)")
 	shard := fs.Int("shard", -1, "send to this shard ID (with -count)")
 	count := fs.Int("count", 0, "shard count of -shard")
@@ -54,26 +38,18 @@ func runSend(args []string, env func(string) (string, bool), stdout, stderr io.W
 		return exitBadArgs
 	}
 	to, err := sendTarget(*guild, *shard, *count, *all)
-	if err == nil && *redisURL == "" {
-		err = errors.New("REDIS_URL (-redis-url): required")
-	}
 	if err == nil && (*deadline < 0 || *wait <= 0) {
 		err = errors.New("-deadline must not be negative and -wait must be positive (e.g. 30s)")
-	}
-	norm, perr := normalizePrefix(*prefix)
-	if err == nil && perr != nil {
-		err = fmt.Errorf("KEY_PREFIX (-key-prefix): %w", perr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "worker send: config:", err)
 		return exitBadArgs
 	}
-	target, err := newRedisTarget(RedisURL(*redisURL), *cluster, tl)
+	client, norm, err := rf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "worker send:", err)
 		return exitBadArgs
 	}
-	client := target.newClient()
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *wait)
 	defer cancel()

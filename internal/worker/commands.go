@@ -41,14 +41,19 @@ const (
 	commandFinishTimeout = 2 * time.Second
 )
 
+// luaCommandFence refuses a command script of a worker whose lease on the
+// shard is gone (keyspace.LuaLeaseValid: KEYS 1-2, ARGV 1-2).
+const luaCommandFence = keyspace.LuaLeaseValid + `
+if not valid then
+  return redis.error_reply('FENCED lease not held with this token')
+end
+`
+
 // claimCommandsScript reads the head of a shard's queue, fenced: only the
 // lease holder may claim commands for sending.
 // KEYS: 1 lease, 2 member, 3 queue. ARGV: 1 worker ID, 2 token, 3 count.
 // Returns {server ms, XRANGE entries}.
-var claimCommandsScript = redis.NewScript(keyspace.LuaLeaseValid + `
-if not valid then
-  return redis.error_reply('FENCED lease not held with this token')
-end
+var claimCommandsScript = redis.NewScript(luaCommandFence + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return {now, redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', ARGV[3])}
@@ -59,10 +64,7 @@ return {now, redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', ARGV[3])}
 // previous call did it) records nothing.
 // KEYS: 1 lease, 2 member, 3 queue, 4 outcome. ARGV: 1 worker ID, 2 token,
 // 3 entry ID, 4 outcome JSON, 5 outcome TTL ms. Returns 1, or 0 when gone.
-var finishCommandScript = redis.NewScript(keyspace.LuaLeaseValid + `
-if not valid then
-  return redis.error_reply('FENCED lease not held with this token')
-end
+var finishCommandScript = redis.NewScript(luaCommandFence + `
 if redis.call('XDEL', KEYS[3], ARGV[3]) == 0 then
   return 0
 end

@@ -25,10 +25,7 @@ import (
 // KEYS: 1 lease, 2 member, 3 source queue, 4.. target queues. ARGV: 1 worker
 // ID, 2 token, 3 entry ID, then the entry's field/value pairs. Returns 1 if
 // moved, 0 if gone.
-var moveCommandScript = redis.NewScript(keyspace.LuaLeaseValid + `
-if not valid then
-  return redis.error_reply('FENCED lease not held with this token')
-end
+var moveCommandScript = redis.NewScript(luaCommandFence + `
 if redis.call('XDEL', KEYS[3], ARGV[3]) == 0 then
   return 0
 end
