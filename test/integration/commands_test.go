@@ -63,7 +63,8 @@ func commandsWith(recs []gatewaytest.CommandRecord, needle string) []gatewaytest
 	return out
 }
 
-// TestCommandsReachTheirShard: op 8 through the CLI and through pkg/fleet
+// TestCommandsReachTheirShard: shards IDENTIFY with PRESENCE; op 8 through
+// the CLI and through pkg/fleet
 // reaches the guild's shard and its GUILD_MEMBERS_CHUNK with the nonce is
 // committed to the stream; op 3 to -all reaches every shard and becomes the
 // presence of the next IDENTIFY of each; invalid and expired commands never
@@ -71,9 +72,15 @@ func commandsWith(recs []gatewaytest.CommandRecord, needle string) []gatewaytest
 func TestCommandsReachTheirShard(t *testing.T) {
 	const count = 2
 	f := newFleet(t, count, 20)
-	f.startWorker("w1")
-	f.startWorker("w2")
+	startup := `PRESENCE={"status":"idle","activities":[{"name":"start-up","type":0}],"since":null,"afk":false}`
+	f.startWorker("w1", startup)
+	f.startWorker("w2", startup)
 	f.waitAllReady("every shard READY")
+	for _, id := range f.fake.identifies(t) {
+		if !strings.Contains(string(id.Presence), "start-up") {
+			t.Errorf("first IDENTIFY of shard %d carried presence %s, want PRESENCE's", id.ShardID, id.Presence)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := fleetclient.NewClient(f.client, prefix)
