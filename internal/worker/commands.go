@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardfleet/shardfleet/internal/keyspace"
@@ -303,17 +304,33 @@ func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (o
 	return out, false
 }
 
+// newCommandOutcomes registers shardfleet_commands_total{outcome}: the
+// gateway commands this worker recorded as sent, expired or rejected. Every
+// outcome starts at 0.
+func newCommandOutcomes(reg prometheus.Registerer) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shardfleet", Name: "commands_total",
+		Help: "Gateway commands from the fleet's queues, by outcome (sent, expired, rejected)."}, []string{"outcome"})
+	for _, o := range []string{fleet.StateSent, fleet.StateExpired, fleet.StateRejected} {
+		v.WithLabelValues(o)
+	}
+	reg.MustRegister(v)
+	return v
+}
+
 // finishCommand records a command's outcome and takes it off the queue.
 func (w *Worker) finishCommand(ctx context.Context, run *shardRun, keys keyspace.Keys, c queuedCommand, out fleet.Outcome) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commandFinishTimeout)
 	defer cancel()
 	b, _ := json.Marshal(out) // plain struct: cannot fail
 	l := run.lease
-	err := finishCommandScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.Member(l.Owner()),
+	recorded, err := finishCommandScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.Member(l.Owner()),
 		keys.Commands(run.key), keys.CommandOutcome(c.id)}, l.Owner(), strconv.FormatUint(l.Token(), 10),
-		c.entry, b, commandOutcomeTTL.Milliseconds()).Err()
+		c.entry, b, commandOutcomeTTL.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("record outcome of %s: %w", c.id, err)
+	}
+	if recorded == 1 {
+		w.m.commands.WithLabelValues(out.State).Inc()
 	}
 	return nil
 }
