@@ -136,7 +136,7 @@ var commandWorkerEnv = []string{"GATEWAY_SEND_WINDOW=" + sendWindow.String()}
 func TestCommandsBurstPacedInOrder(t *testing.T) {
 	const n = 1000
 	f := commandFake(t, 1)
-	f.startWorker("w1", commandWorkerEnv...)
+	w := f.startWorker("w1", commandWorkerEnv...)
 	f.waitAllReady("the shard READY")
 	queueBurst(t, fleetclient.NewClient(f.client, prefix), 1, n)
 	poll(t, "the fake to record 1000 commands", 45*time.Second, func() bool {
@@ -149,6 +149,10 @@ func TestCommandsBurstPacedInOrder(t *testing.T) {
 	if st := f.fake.stats(t); st.Identifies != 1 {
 		t.Errorf("%d IDENTIFYs, want 1 (no reconnect)", st.Identifies)
 	}
+	metrics := "http://" + envValue(w.cmd.Env, "HTTP_ADDR") + "/metrics"
+	poll(t, "the worker to count 1000 commands sent", 10*time.Second, func() bool {
+		return metricValue(httpText(t, metrics), `shardfleet_commands_total{outcome="sent"}`) == n
+	})
 }
 
 // TestCommandsSurviveOwnerChange: commands queued while the owner of their
