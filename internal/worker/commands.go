@@ -263,7 +263,11 @@ var commandIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (out fleet.Outcome, sent bool) {
 	out = fleet.Outcome{ID: c.id, Shard: run.key.ID, Count: run.key.Count}
 	if c.bad == nil {
-		_, c.bad = fleet.Validate(c.op, c.d)
+		var guild uint64
+		guild, c.bad = fleet.Validate(c.op, c.d)
+		if c.bad == nil && guild != 0 && !fleet.OnShard(guild, run.key) {
+			c.bad = fmt.Errorf("guild %d is not on shard %s", guild, run.key)
+		}
 	}
 	if c.bad != nil {
 		var rej *fleet.RejectedError

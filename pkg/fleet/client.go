@@ -87,7 +87,13 @@ func (c *Client) route(ctx context.Context, to Target, guild uint64) ([]ShardKey
 		if err := to.Shard.Validate(); err != nil {
 			return nil, rejected("%v", err)
 		}
+		if guild != 0 && !OnShard(guild, *to.Shard) {
+			return nil, rejected("guild %d is not on shard %s", guild, *to.Shard)
+		}
 		return []ShardKey{*to.Shard}, nil
+	}
+	if to.All && guild != 0 {
+		return nil, rejected("a command for guild %d goes to its shard, not to all", guild)
 	}
 	layout, err := lease.LoadLayout(ctx, c.redis, c.keys)
 	if errors.Is(err, lease.ErrNoLayout) {

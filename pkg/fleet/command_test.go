@@ -107,6 +107,12 @@ func TestSendRoutesThroughTheLayout(t *testing.T) {
 	if _, err := c.Send(ctx, ToShard(0, 2), Command{Op: 8, D: json.RawMessage(`{"guild_id":"1"}`)}); !isRejected(err) {
 		t.Fatalf("invalid op 8: %v, want rejected", err)
 	}
+	if _, err := c.Send(ctx, ToShard(0, 2), Command{Op: 4, D: json.RawMessage(`{"guild_id":"` + formatUint(guild) + `"}`)}); !isRejected(err) {
+		t.Fatalf("op 4 to a shard not serving its guild: %v, want rejected", err)
+	}
+	if _, err := c.Send(ctx, ToAll(), Command{Op: 4, D: json.RawMessage(`{"guild_id":"1"}`)}); !isRejected(err) {
+		t.Fatalf("op 4 to all: %v, want rejected", err)
+	}
 	if n, _ := rc.XLen(ctx, keys.Commands(ShardKey{ID: 0, Count: 2})).Result(); n != 1 {
 		t.Fatalf("queue 0/2 holds %d, want 1 (the presence only)", n)
 	}

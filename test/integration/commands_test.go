@@ -142,6 +142,13 @@ func TestCommandsReachTheirShard(t *testing.T) {
 	if o, err := client.WaitOutcome(ctx, "raw-bad"); err != nil || o.State != fleetclient.StateRejected || !strings.Contains(o.Reason, "unknown op 9") {
 		t.Errorf("raw op 9: outcome %+v, %v; want rejected, unknown op", o, err)
 	}
+	if err := f.client.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "cmdq:2:0", Values: []any{"id", "raw-wrong-shard", "op", "4",
+		"d", fmt.Sprintf(`{"guild_id":"%s","channel_id":null}`, g1)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := client.WaitOutcome(ctx, "raw-wrong-shard"); err != nil || o.State != fleetclient.StateRejected || !strings.Contains(o.Reason, "is not on shard 0/2") {
+		t.Errorf("raw op 4 for a guild of shard 1 queued for shard 0: outcome %+v, %v; want rejected", o, err)
+	}
 	q2 := fleetclient.Command{Op: gateway.OpPresenceUpdate, D: json.RawMessage(`{"status":"idle","activities":[{"name":"too-late","type":0}],"since":null,"afk":false}`),
 		Deadline: time.Now().Add(-time.Second)}
 	queued, err := client.Send(ctx, fleetclient.ToShard(1, count), q2)
