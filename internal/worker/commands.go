@@ -282,7 +282,9 @@ func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (o
 		return out, true
 	}
 	g := w.mgr.Shard(run.key.ID)
-	if g == nil || g.ShardCount() != run.key.Count {
+	if g == nil || g.ShardCount() != run.key.Count || ctx.Err() != nil {
+		// ctx: the send limiter does not look at it when a slot is free,
+		// and a lease that ended (or a handoff that began) sends nothing.
 		return out, false
 	}
 	sendCtx, cancel := ctx, context.CancelFunc(func() {})
