@@ -55,9 +55,9 @@ func (c *Client) Send(ctx context.Context, to Target, cmd Command) ([]Queued, er
 	if err != nil {
 		return nil, err
 	}
-	var deadline int64
-	if !cmd.Deadline.IsZero() {
-		deadline = cmd.Deadline.UnixMilli()
+	deadline, err := c.serverDeadline(ctx, cmd.Deadline)
+	if err != nil {
+		return nil, err
 	}
 	queued := make([]Queued, len(shards))
 	pipe := c.redis.Pipeline()
@@ -71,6 +71,19 @@ func (c *Client) Send(ctx context.Context, to Target, cmd Command) ([]Queued, er
 		return nil, fmt.Errorf("fleet: queue command: %w", err)
 	}
 	return queued, nil
+}
+
+// serverDeadline turns a deadline on this machine's clock into Unix ms on
+// the Redis server's, which the workers compare it with (0: none).
+func (c *Client) serverDeadline(ctx context.Context, deadline time.Time) (int64, error) {
+	if deadline.IsZero() {
+		return 0, nil
+	}
+	now, err := c.redis.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("fleet: read the Redis server's clock for the deadline: %w", err)
+	}
+	return now.Add(time.Until(deadline)).UnixMilli(), nil
 }
 
 func compact(d json.RawMessage) (json.RawMessage, error) {

@@ -19,7 +19,8 @@ type Command struct {
 	D  json.RawMessage
 	// Deadline, when set, is when the command stops being worth sending (a
 	// voice join a minute late is useless): past it, it is dropped and its
-	// outcome is expired. Compared with the Redis server's clock.
+	// outcome is expired. Send queues it on the Redis server's clock (by the
+	// offset of this machine's clock to it), which the workers compare with.
 	Deadline time.Time
 }
 

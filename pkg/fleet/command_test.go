@@ -86,7 +86,7 @@ func TestSendRoutesThroughTheLayout(t *testing.T) {
 	}
 	guild := uint64(3) << 22 // shard 1 of 2, then shard 3 of 4
 	q, err := c.Send(ctx, Target{}, Command{Op: 4, D: json.RawMessage(`{"guild_id":"` + formatUint(guild) + `","channel_id":null}`),
-		Deadline: time.UnixMilli(1234)})
+		Deadline: time.Now().Add(time.Hour)})
 	if err != nil || len(q) != 1 || q[0].Shard != (ShardKey{ID: 3, Count: 4}) {
 		t.Fatalf("Send by d's guild_id = %+v, %v; want shard 3/4", q, err)
 	}
@@ -94,7 +94,15 @@ func TestSendRoutesThroughTheLayout(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("queue 3/4: %v, %v", msgs, err)
 	}
-	if v := msgs[0].Values; v["id"] != q[0].ID || v["op"] != "4" || v["deadline"] != "1234" || !strings.Contains(v["d"].(string), `"channel_id":null`) {
+	server, err := rc.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, _ := strconv.ParseInt(msgs[0].Values["deadline"].(string), 10, 64)
+	if left := time.UnixMilli(dl).Sub(server); left < 59*time.Minute || left > time.Hour {
+		t.Fatalf("deadline %d is %v after the server's clock, want an hour", dl, left)
+	}
+	if v := msgs[0].Values; v["id"] != q[0].ID || v["op"] != "4" || !strings.Contains(v["d"].(string), `"channel_id":null`) {
 		t.Fatalf("queued entry %v", v)
 	}
 	all, err := c.SendPresence(ctx, json.RawMessage(`{"status": "idle", "activities": []}`))
