@@ -48,8 +48,8 @@ type ConsumerConfig struct {
 // Consumer reads the fleet's event stream in a consumer group. It is not
 // safe for concurrent use: run one per goroutine, each with its own Name.
 type Consumer struct {
-	c        *Client
-	cfg      ConsumerConfig
+	c      *Client
+	cfg    ConsumerConfig
 	own    string // re-reading its own pending events after this ID; "" once done
 	cursor string // XAUTOCLAIM's cursor
 }
