@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,13 +37,15 @@ type Config struct {
 	KeyPrefix    string   // KEY_PREFIX, normalised to contain one {hash tag}
 	WorkerID     string   // WORKER_ID
 
-	ShardCount     int                 // SHARD_COUNT; 0 = ask Discord
-	APIURL         string              // DISCORD_API_URL
-	GatewayURL     string              // GATEWAY_URL; empty = ask Discord
-	Intents        gateway.Intents     // INTENTS
-	Compression    gateway.Compression // COMPRESSION
-	ReadyTimeout   time.Duration       // READY_TIMEOUT
-	MaxConcurrency int                 // MAX_CONCURRENCY; 0 = ask Discord
+	ShardCount     int                     // SHARD_COUNT; 0 = ask Discord
+	APIURL         string                  // DISCORD_API_URL
+	GatewayURL     string                  // GATEWAY_URL; empty = ask Discord
+	Intents        gateway.Intents         // INTENTS
+	Compression    gateway.Compression     // COMPRESSION
+	ReadyTimeout   time.Duration           // READY_TIMEOUT
+	Presence       *gateway.PresenceUpdate // PRESENCE; nil = none
+	SendWindow     time.Duration           // GATEWAY_SEND_WINDOW
+	MaxConcurrency int                     // MAX_CONCURRENCY; 0 = ask Discord
 
 	IdentifyWindow time.Duration // IDENTIFY_WINDOW
 	IdentifyMargin time.Duration // IDENTIFY_MARGIN
@@ -207,6 +210,18 @@ func settings(c *Config) []setting {
 				}
 				return nil
 			})},
+		{"presence", "PRESENCE", "", `start-up presence, op 3's d as JSON (e.g. {"status":"online","activities":[{"name":"x","type":0}],"since":null,"afk":false}); in a fleet, the stored presence wins`, false,
+			bind(func(v string) error {
+				var p gateway.PresenceUpdate
+				dec := json.NewDecoder(strings.NewReader(v))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&p); err != nil || p.Status == "" {
+					return errors.New(`want op 3's d as JSON with a status, e.g. {"status":"online","activities":[],"since":null,"afk":false}`)
+				}
+				c.Presence = &p
+				return nil
+			})},
+		{"gateway-send-window", "GATEWAY_SEND_WINDOW", "60s", "window of the gateway's 120-payload send limit (Discord's is 60s; shorter only against a fake)", false, bind(dur(&c.SendWindow))},
 		{"ready-timeout", "READY_TIMEOUT", "2m", "reconnect when READY/RESUMED does not follow IDENTIFY/RESUME within this", false, bind(dur(&c.ReadyTimeout))},
 		{"max-concurrency", "MAX_CONCURRENCY", "0", "identify buckets; 0 asks Discord", false, bind(integer(&c.MaxConcurrency))},
 		{"identify-window", "IDENTIFY_WINDOW", "5s", "time between two IDENTIFYs of one bucket", false, bind(dur(&c.IdentifyWindow))},
@@ -282,7 +297,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status)", fs.Arg(0))
+		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status, send)", fs.Arg(0))
 	}
 	for _, s := range table {
 		v, source := s.def, ""
@@ -320,6 +335,7 @@ func usage(fs *flag.FlagSet, out io.Writer) {
   worker [flags]          run shards (local mode, or a fleet member when REDIS_URL is set)
   worker -sim             run offline against an in-process fake Discord
   worker status [flags]   print the fleet (workers, shards, status, latency, lease expiry) from Redis
+  worker send [flags]     queue a gateway command (op 3, 4, 8) for the fleet and print its outcome
 
 Every flag has an environment variable; a flag given on the command line wins.
 
@@ -435,6 +451,7 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 		{"LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval, false},
 		{"LEASE_RENEW_DEADLINE (-lease-renew-deadline)", c.LeaseRenewDeadline, true}, // 0: derived
 		{"READY_TIMEOUT (-ready-timeout)", c.ReadyTimeout, false},
+		{"GATEWAY_SEND_WINDOW (-gateway-send-window)", c.SendWindow, false},
 		{"SHUTDOWN_TIMEOUT (-shutdown-timeout)", c.ShutdownTimeout, false},
 		{"EVENT_FLUSH_INTERVAL (-event-flush-interval)", c.EventFlushInterval, true},
 		{"SUMMARY_INTERVAL (-summary-interval)", c.SummaryInterval, true},

@@ -54,6 +54,10 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"backlog not a size", nil, append(tok, "BACKLOG_SHARD_BYTES", "4MB"), "BACKLOG_SHARD_BYTES"},
 		{"backlog too small", []string{"-backlog-shard-bytes", "1KiB"}, tok, "BACKLOG_SHARD_BYTES"},
 		{"worker backlog below shard's", nil, append(tok, "BACKLOG_WORKER_BYTES", "1MiB"), "BACKLOG_WORKER_BYTES"},
+		{"presence not JSON", nil, append(tok, "PRESENCE", "online"), "PRESENCE"},
+		{"presence without status", []string{"-presence", `{"afk":false}`}, tok, "-presence"},
+		{"presence unknown field", nil, append(tok, "PRESENCE", `{"status":"online","colour":1}`), "PRESENCE"},
+		{"send window", nil, append(tok, "GATEWAY_SEND_WINDOW", "0s"), "GATEWAY_SEND_WINDOW"},
 		{"extra arg", []string{"run"}, tok, "unexpected argument"},
 	}
 	for _, tt := range tests {

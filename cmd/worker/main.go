@@ -39,6 +39,9 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 	if len(args) > 0 && args[0] == "health" {
 		return runHealth(args[1:], env, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "send" {
+		return runSend(args[1:], env, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, ErrHelp) {
 		return exitOK
@@ -138,8 +141,11 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 		redislimiter.WithTicketTTL(max(scale(redislimiter.DefaultTicketTTL), 60*time.Millisecond)),
 	}
 	wc.APIURL, wc.GatewayURL = cfg.APIURL, cfg.GatewayURL
+	gwDef := gateway.DefaultConfig()
 	wc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression),
-		gateway.WithReadyTimeout(cfg.ReadyTimeout)}
+		gateway.WithReadyTimeout(cfg.ReadyTimeout),
+		gateway.WithSendRateLimit(gwDef.CommandsPerWindow, cfg.SendWindow, gwDef.ReservedCommands)}
+	wc.Presence = cfg.Presence
 	if cfg.LeaseTTL < def.TTL {
 		wc.GatewayOptions = append(wc.GatewayOptions, gateway.WithReconnectBackoff(scale(time.Second), scale(time.Minute)))
 	}

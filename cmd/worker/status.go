@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/worker"
 )
 
@@ -18,21 +17,7 @@ import (
 func runStatus(args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("worker status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	get := func(k, def string) string {
-		if v, ok := env(k); ok && v != "" {
-			return v
-		}
-		return def
-	}
-	redisURL := fs.String("redis-url", get("REDIS_URL", ""), "Redis of the fleet (env REDIS_URL)")
-	clusterEnv, _ := strconv.ParseBool(get("REDIS_CLUSTER", "false")) // as the worker reads it
-	cluster := fs.Bool("redis-cluster", clusterEnv, "REDIS_URL is a Cluster seed (env REDIS_CLUSTER)")
-	var tl redisTLS
-	fs.StringVar(&tl.CAFile, "redis-tls-ca-file", get("REDIS_TLS_CA_FILE", ""), "rediss: PEM file of the CA(s) to trust (env REDIS_TLS_CA_FILE)")
-	fs.StringVar(&tl.CertFile, "redis-tls-cert-file", get("REDIS_TLS_CERT_FILE", ""), "rediss: PEM client certificate (env REDIS_TLS_CERT_FILE)")
-	fs.StringVar(&tl.KeyFile, "redis-tls-key-file", get("REDIS_TLS_KEY_FILE", ""), "rediss: PEM private key of the certificate (env REDIS_TLS_KEY_FILE)")
-	fs.StringVar(&tl.ServerName, "redis-tls-server-name", get("REDIS_TLS_SERVER_NAME", ""), "rediss: name to verify the server against (env REDIS_TLS_SERVER_NAME)")
-	prefix := fs.String("key-prefix", get("KEY_PREFIX", lease.DefaultPrefix), "key prefix of the fleet (env KEY_PREFIX)")
+	rf := addRedisFlags(fs, env)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: worker status [flags]\n\nPrints every worker of the fleet, its shards, their status and latency, and when its leases expire.\n\nFlags:")
@@ -44,21 +29,11 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 		}
 		return exitBadArgs
 	}
-	if *redisURL == "" {
-		fmt.Fprintln(stderr, "worker status: config: REDIS_URL (-redis-url): required")
-		return exitBadArgs
-	}
-	norm, err := normalizePrefix(*prefix)
-	if err != nil {
-		fmt.Fprintln(stderr, "worker status: config: KEY_PREFIX (-key-prefix):", err)
-		return exitBadArgs
-	}
-	target, err := newRedisTarget(RedisURL(*redisURL), *cluster, tl)
+	client, norm, err := rf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "worker status:", err)
 		return exitBadArgs
 	}
-	client := target.newClient()
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

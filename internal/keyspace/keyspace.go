@@ -156,3 +156,19 @@ func (k Keys) IdentifyMaxConcurrency() string { return k.prefix + "idf:maxconc" 
 
 // IdentifyChannel is the pub/sub channel that wakes the limiter's waiters.
 func (k Keys) IdentifyChannel() string { return k.prefix + "idf:ev" }
+
+// Gateway commands (pkg/fleet sends them, internal/worker delivers them; the
+// wire format is docs/commands.md).
+
+// Commands is the queue of commands for shard s, oldest first.
+func (k Keys) Commands(s ShardKey) string { return k.prefix + "cmdq:" + s.suffix() }
+
+// CommandOutcome is the outcome record of command id.
+func (k Keys) CommandOutcome(id string) string { return k.prefix + "cmdres:" + id }
+
+// CommandChannel is the pub/sub channel that wakes the workers when a shard's
+// queue has a new command.
+func (k Keys) CommandChannel() string { return k.prefix + "cmdev" }
+
+// Presence is the fleet-wide presence every IDENTIFY carries.
+func (k Keys) Presence() string { return k.prefix + "presence" }

@@ -73,6 +73,11 @@ type Config struct {
 	// finds it spent pauses too. Default 256 MiB.
 	BacklogWorkerBytes int64
 
+	// Presence, when set, is the presence shards IDENTIFY with. In fleet
+	// mode it seeds the fleet's presence in Redis when there is none, and the
+	// stored one wins (pkg/fleet's SetPresence changes it fleet-wide).
+	Presence *gateway.PresenceUpdate
+
 	// EventHandler, when set, also receives every dispatch in-process (local
 	// and fleet mode), as the gateway delivers it: in fleet mode that is
 	// once the shard's writer has queued it, before it is committed, so it

@@ -35,6 +35,15 @@
 // reads Discord's budget again (GET /gateway/bot), stores it, and reopens the
 // stopped shards, which IDENTIFY through the limiter again (budget.go).
 //
+// Gateway commands (commands.go, docs/commands.md): while it holds a shard's
+// lease, the worker sends the shard's queue of commands from Redis on its
+// gateway, in order, through the send limiter, claiming and recording each
+// with scripts fenced by the lease token. A handoff stops the queue first,
+// after the command in flight is recorded; a crash leaves that one queued
+// for the next owner (at least once). The owners of a split shard's
+// children move what was still queued for it (commands_split.go). Every
+// IDENTIFY carries the fleet's presence stored in Redis (presence.go).
+//
 // It is not for: deciding who owns what (internal/lease), the gateway
 // protocol (pkg/gateway), or process concerns such as flags, signals and HTTP
 // (cmd/worker).

@@ -62,6 +62,10 @@ type shardRun struct {
 	// could not (a new session; the lost events are gone).
 	healing   atomic.Bool
 	healStart atomic.Int64 // unix ns of the rollback's reopen
+
+	// cmd is the shard's gateway command loop (commands.go); set before the
+	// run is in Worker.shards.
+	cmd *commandRun
 }
 
 // add hands one dispatch to the shard's writer. READY starts a new session.
@@ -105,6 +109,7 @@ func (w *Worker) runFleet(ctx context.Context) error {
 		return fmt.Errorf("event sink: %w", err)
 	}
 	w.sink = sink
+	w.seedPresence(ctx)
 	session, err := w.join(ctx, keys)
 	if err != nil {
 		return err
@@ -155,6 +160,7 @@ func (w *Worker) serveSessions(ctx context.Context, session *lease.Session, keys
 	statusCtx, stopStatus := context.WithCancel(context.Background())
 	w.wg.Go(func() { w.statusLoop(statusCtx) })
 	w.wg.Go(func() { w.budgetLoop(statusCtx) })
+	w.wg.Go(func() { w.commandWakes(statusCtx) })
 	defer func() {
 		stopStatus()
 		w.wg.Wait()
@@ -288,6 +294,7 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1), heal: make(chan *eventsink.RollbackError, 1)}
 	run.openCtx, run.stopOpen = context.WithCancel(l.Context())
 	w.openWriter(run, eventsink.SessionRecord{SessionID: state.SessionID, Sequence: state.Sequence})
+	w.startCommands(run)
 	w.mu.Lock()
 	w.shards[key] = run
 	if w.fatalErr != nil {
@@ -556,6 +563,7 @@ func (w *Worker) Revoke(ctx context.Context, l *lease.Lease) (gateway.ShardState
 	// the shard after the handoff.
 	run.stopOpen()
 	start := time.Now()
+	w.stopCommands(ctx, run)
 	_, err := w.mgr.HandoffShard(ctx, key.ID)
 	if err != nil && !errors.Is(err, sharding.ErrShardNotFound) {
 		return gateway.ShardState{}, fmt.Errorf("hand off shard %d: %w", key.ID, err)

@@ -20,6 +20,7 @@ type metrics struct {
 	eventsReceived                  prometheus.Counter
 	rollbacks, rollbackLost         prometheus.Counter
 	frameFaults                     *prometheus.CounterVec // frames.go
+	commands                        *prometheus.CounterVec // commands.go
 	redisErrors                     atomic.Uint64          // status publishing etc.; the sink counts its own
 }
 
@@ -43,6 +44,7 @@ func newMetrics(w *Worker) *metrics {
 		Help: "Session starts left in the fleet's daily budget (-1: unknown)."})
 	m.budget.Set(-1)
 	m.frameFaults = newFrameFaults(m.registry)
+	m.commands = newCommandOutcomes(m.registry)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -91,6 +91,12 @@ func (w *Worker) shutdownContext() (context.Context, context.CancelFunc) {
 
 func (w *Worker) managerOptions(limiter sharding.RateLimiter, count int) []sharding.ConfigOpt {
 	gw := []gateway.ConfigOpt{gateway.WithFrameFaultHook(w.onFrameFault)}
+	if w.cfg.Presence != nil {
+		gw = append(gw, gateway.WithPresence(*w.cfg.Presence))
+	}
+	if w.cfg.Redis != nil {
+		gw = append(gw, gateway.WithPresenceSource(w.fleetPresence))
+	}
 	if w.cfg.GatewayURL != "" {
 		gw = append(gw, gateway.WithURL(w.cfg.GatewayURL))
 	}

@@ -30,6 +30,9 @@ type Config struct {
 	LargeThreshold int
 	// Presence sent in IDENTIFY, or nil.
 	Presence *PresenceUpdate
+	// PresenceSource, when set, is asked for IDENTIFY's presence before each
+	// IDENTIFY; see config_presence.go.
+	PresenceSource PresenceSource
 	// OS, Browser and Device are IDENTIFY's properties. Defaults runtime.GOOS, "shardfleet", "shardfleet".
 	OS, Browser, Device string
 
@@ -55,6 +58,9 @@ type Config struct {
 	// CommandsPerWindow, CommandWindow and ReservedCommands configure the send
 	// limiter: Send may use CommandsPerWindow-ReservedCommands per CommandWindow;
 	// heartbeat, identify and resume may use the rest. Defaults 120, 60 s, 3.
+	// The limiter widens the window by a margin for the time a write takes
+	// to arrive (send_limiter.go), so a saturated connection stays under
+	// Discord's count.
 	CommandsPerWindow int
 	CommandWindow     time.Duration
 	ReservedCommands  int

@@ -129,6 +129,11 @@ func (c *connection) identifyPayload() ([]byte, error) {
 		Shard:          [2]int{cfg.ShardID, cfg.ShardCount},
 		Presence:       cfg.Presence,
 	}
+	if cfg.PresenceSource != nil {
+		if p := cfg.PresenceSource(c.readCtx); p != nil {
+			d.Presence = p
+		}
+	}
 	if d.Presence != nil && d.Presence.Activities == nil {
 		p := *d.Presence
 		p.Activities = []Activity{}

@@ -24,9 +24,19 @@ type sendLimiter struct {
 	start int         // sent[start:] are live
 }
 
+// newSendLimiter keeps each command in the log for window plus a margin: the
+// log has the time a command left the limiter, Discord counts it when it
+// arrives, and the two differ by however long the write waited (for another
+// write, for the scheduler, on the network). Without the margin a saturated
+// limiter sends the 121st command exactly one window after the first left,
+// and a first command that arrived a few ms late puts 121 in Discord's
+// window: 4008. 5 % of the window plus 250 ms (3.25 s of Discord's 60 s) is
+// far more than a write waits on a healthy connection.
 func newSendLimiter(limit, reserved int, window time.Duration) *sendLimiter {
-	return &sendLimiter{limit: limit, reserved: reserved, window: window}
+	return &sendLimiter{limit: limit, reserved: reserved, window: window + sendMargin(window)}
 }
+
+func sendMargin(window time.Duration) time.Duration { return window/20 + 250*time.Millisecond }
 
 // wait blocks until a command may be sent and records it as sent. internal
 // commands (heartbeat, identify, resume) may use the reserved slots.

@@ -24,6 +24,7 @@ type roundRecord struct {
 	events, lostTail                   int
 	allowDuplicates                    bool // a zombie's frozen connection may overlap its successor's (invariant 1's window)
 	expectFatal                        int  // fatal closes the round caused (4011 on a grown shard's re-IDENTIFY)
+	commands                           cmdFigures
 }
 
 // chaosFault injects a fault, holds it, and heals it; it returns when the

@@ -140,7 +140,12 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	before := c.fake.stats(c.t)
 	rec := roundRecord{n: n, fault: f.name}
 	prev := c.lastStream
+	cmds := chaosCommands{ids: map[string]string{}, expired: map[string]string{}}
+	if f.name != "redis restart (data lost)" {
+		c.queueCommands(n, "before", &cmds)
+	}
 	f.run(c, rng, &rec)
+	c.queueCommands(n, "during", &cmds)
 	rec.heal = c.waitHealed(fmt.Sprintf("round %d (%s)", n, f.name))
 	c.noteFailedResumes()
 	c.waitCommitted()
@@ -150,6 +155,7 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	rec.failedResumes = after.FailedResumes - before.FailedResumes
 	rec.duplicates = after.DuplicateSessions - before.DuplicateSessions
 	where := fmt.Sprintf("round %d (%s, %s)", n, f.name, rec.note)
+	rec.commands = c.checkCommands(where, cmds, connectionDrops[f.name])
 	if rec.duplicates != 0 && !rec.allowDuplicates {
 		c.t.Errorf("invariant 1: %s: %d duplicate live sessions", where, rec.duplicates)
 	}
@@ -181,14 +187,14 @@ func (r roundRecord) row() string {
 	if r.allowDuplicates && r.duplicates > 0 {
 		dup += " (zombie window)"
 	}
-	return fmt.Sprintf("%5d | %-30s | %8s | %10d | %7d | %6d | %-16s | %10d | %11d | %s", r.n, r.fault,
-		r.heal.Round(10*time.Millisecond), r.identifies, r.resumes, r.failedResumes, dup, r.events, r.lostTail, r.note)
+	return fmt.Sprintf("%5d | %-30s | %8s | %10d | %7d | %6d | %-16s | %10d | %11d | %-16s | %s", r.n, r.fault,
+		r.heal.Round(10*time.Millisecond), r.identifies, r.resumes, r.failedResumes, dup, r.events, r.lostTail, r.commands, r.note)
 }
 
 func chaosTable(records []roundRecord) string {
 	var b strings.Builder
-	header := fmt.Sprintf("%5s | %-30s | %8s | %10s | %7s | %6s | %-16s | %10s | %11s | %s", "round", "fault", "heal",
-		"identifies", "resumes", "failed", "duplicates", "new events", "unreachable", "note")
+	header := fmt.Sprintf("%5s | %-30s | %8s | %10s | %7s | %6s | %-16s | %10s | %11s | %-16s | %s", "round", "fault", "heal",
+		"identifies", "resumes", "failed", "duplicates", "new events", "unreachable", "cmds s/r/rep/x/l", "note")
 	b.WriteString(header + "\n" + strings.Repeat("-", len(header)+20) + "\n")
 	var tot roundRecord
 	var maxHeal time.Duration
@@ -200,14 +206,21 @@ func chaosTable(records []roundRecord) string {
 		tot.duplicates += r.duplicates
 		tot.events += r.events
 		tot.lostTail += r.lostTail
+		tot.commands.sent += r.commands.sent
+		tot.commands.recorded += r.commands.recorded
+		tot.commands.repeated += r.commands.repeated
+		tot.commands.expired += r.commands.expired
+		tot.commands.lost += r.commands.lost
 		tot.heal += r.heal
 		maxHeal = max(maxHeal, r.heal)
 	}
 	if n := len(records); n > 0 {
 		fmt.Fprintf(&b, "total: %d rounds; heal mean %v, max %v (bound %v); identifies %d; resumes %d (failed %d); "+
-			"duplicates %d; events committed and checked %d (each once, none lost); unreachable tails of invalidated sessions %d\n",
+			"duplicates %d; events committed and checked %d (each once, none lost); unreachable tails of invalidated sessions %d; "+
+			"commands sent %d, recorded by the fake %d, repeated %d, expired %d, lost %d\n",
 			n, (tot.heal / time.Duration(n)).Round(10*time.Millisecond), maxHeal.Round(10*time.Millisecond), chaosHealBound,
-			tot.identifies, tot.resumes, tot.failedResumes, tot.duplicates, tot.events, tot.lostTail)
+			tot.identifies, tot.resumes, tot.failedResumes, tot.duplicates, tot.events, tot.lostTail,
+			tot.commands.sent, tot.commands.recorded, tot.commands.repeated, tot.commands.expired, tot.commands.lost)
 	}
 	return b.String()
 }

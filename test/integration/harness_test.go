@@ -278,8 +278,9 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// startWorker starts a worker process named id.
-func (f *fleet) startWorker(id string) *proc {
+// startWorker starts a worker process named id; extra settings (NAME=value)
+// override the defaults.
+func (f *fleet) startWorker(id string, extra ...string) *proc {
 	f.t.Helper()
 	env := []string{
 		"DISCORD_TOKEN=" + f.token, "REDIS_URL=" + f.redis.URL(), "KEY_PREFIX=" + prefix, "WORKER_ID=" + id,
@@ -289,6 +290,7 @@ func (f *fleet) startWorker(id string) *proc {
 		"IDENTIFY_WINDOW=" + identifyWindow.String(), "IDENTIFY_MARGIN=20ms",
 		"HTTP_ADDR=" + freeAddr(f.t), "SHUTDOWN_TIMEOUT=5s", "SUMMARY_INTERVAL=0", "LOG_LEVEL=info",
 	}
+	env = append(env, extra...)
 	p := startProc(f.t, "worker "+id, env, "worker")
 	f.workers[id] = p
 	return p

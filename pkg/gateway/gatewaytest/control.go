@@ -29,6 +29,7 @@ func (s *Server) recordRoutes(mux *http.ServeMux) {
 	get("stats", func(*http.Request) (any, int) { return s.Stats(), http.StatusOK })
 	get("identifies", func(*http.Request) (any, int) { return nonNil(s.Identifies()), http.StatusOK })
 	get("resumes", func(*http.Request) (any, int) { return nonNil(s.Resumes()), http.StatusOK })
+	get("commands", func(*http.Request) (any, int) { return nonNil(s.Commands()), http.StatusOK })
 	get("closes", func(*http.Request) (any, int) { return nonNil(s.Closes()), http.StatusOK })
 	get("duplicates", func(*http.Request) (any, int) { return nonNil(s.Duplicates()), http.StatusOK })
 	get("sessions", func(*http.Request) (any, int) { return nonNil(s.Sessions()), http.StatusOK })

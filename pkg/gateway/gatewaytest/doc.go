@@ -84,6 +84,7 @@
 //	/_fake/stats               Stats
 //	/_fake/identifies          []IdentifyRecord
 //	/_fake/resumes             []ResumeRecord
+//	/_fake/commands            []CommandRecord (every op 3, 4, 8... a session sent, in order)
 //	/_fake/closes              []CloseRecord
 //	/_fake/duplicates          []DuplicateRecord (two live sessions of one shard: when, which, how long)
 //	/_fake/sessions            []SessionInfo

@@ -53,7 +53,8 @@ func (s *Server) handleIdentify(c *conn, d json.RawMessage) *ProtocolError {
 	last, seen := s.lastIdentify[key]
 	violation := seen && now.Sub(last) < s.cfg.IdentifyWindow
 	s.lastIdentify[key] = now
-	rec := IdentifyRecord{Time: now, ShardID: shardID, ShardCount: count, Key: key, Violation: violation}
+	rec := IdentifyRecord{Time: now, ShardID: shardID, ShardCount: count, Key: key, Violation: violation,
+		Presence: presenceOrNil(id.Presence)}
 	s.stats.Identifies++
 	if violation {
 		s.stats.IdentifyViolations++
@@ -235,6 +236,7 @@ func (s *Server) handleCommand(c *conn, f clientFrame) *ProtocolError {
 	if !isObject(f.D) {
 		return protoErr(gateway.CloseUnknownOpcode, "invalid payload for opcode")
 	}
+	s.recordCommand(c, f)
 	if f.Op == gateway.OpRequestGuildMembers {
 		return s.handleRequestGuildMembers(c, f.D)
 	}

@@ -51,6 +51,7 @@ type Server struct {
 	lastIdentify map[int]time.Time // rate-limit key -> last IDENTIFY's arrival
 	identifies   []IdentifyRecord
 	resumes      []ResumeRecord
+	commands     []CommandRecord // ops 3, 4, 8... received on a session (commands_record.go)
 	closes       []CloseRecord
 	stats        Stats
 	remaining    int

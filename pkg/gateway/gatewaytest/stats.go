@@ -37,6 +37,8 @@ type IdentifyRecord struct {
 	Key        int       `json:"key"` // shard % max_concurrency
 	SessionID  string    `json:"session_id"`
 	Violation  bool      `json:"violation"` // came sooner than IdentifyWindow after the last one of its key: got op 9 false
+	// Presence is IDENTIFY's presence as sent, or absent.
+	Presence json.RawMessage `json:"presence,omitempty"`
 }
 
 // ResumeRecord is one RESUME the fake received.

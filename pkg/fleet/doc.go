@@ -1,0 +1,15 @@
+// Package fleet is the bot's side of a shardfleet fleet: it sends gateway
+// commands (op 3 presence, op 4 voice state, op 8 request guild members)
+// through the fleet's Redis to the worker that owns the shard at the time,
+// reads their outcomes, sets the fleet-wide presence, and requests guild
+// members with the GUILD_MEMBERS_CHUNKs read back from the event stream,
+// and consumes the event stream in a consumer group (Consume).
+//
+// The wire format (keys, fields, outcomes) is docs/commands.md: a bot in any
+// language can do what this package does with that page alone. This package
+// also holds the format's validation (Validate), which the workers apply
+// again to commands queued by other clients.
+//
+// A Client takes a go-redis UniversalClient, so one node, Sentinel and
+// Cluster all work (every key of a fleet shares one hash tag).
+package fleet
