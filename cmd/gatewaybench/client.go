@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -31,9 +33,16 @@ func floodClient(args []string) error {
 	u := fs.String("url", "", "the flood's gateway URL")
 	comp := fs.String("compression", "plain", "plain, zlib-stream or zstd-stream")
 	events := fs.Int("events", 200000, "MESSAGE_CREATE dispatches to wait for")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	traceFile := fs.String("trace", "", "write an execution trace of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	stop, err := startProfiles(*cpuProfile, *traceFile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	var res floodResult
 	done := make(chan struct{})
 	// The handler gets t, s and the raw d, checks the order and looks at d
@@ -96,3 +105,35 @@ func quietLogger() *slog.Logger {
 }
 
 const messageCreate gateway.EventType = "MESSAGE_CREATE"
+
+// startProfiles starts a CPU profile and an execution trace into the files
+// named (none when empty); stop ends and closes them.
+func startProfiles(cpuFile, traceFile string) (stop func(), err error) {
+	var files []*os.File
+	stop = func() {
+		pprof.StopCPUProfile()
+		trace.Stop()
+		for _, f := range files {
+			_ = f.Close()
+		}
+	}
+	for _, p := range []struct {
+		name  string
+		start func(io.Writer) error
+	}{{cpuFile, pprof.StartCPUProfile}, {traceFile, trace.Start}} {
+		if p.name == "" {
+			continue
+		}
+		f, err := os.Create(p.name)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		files = append(files, f)
+		if err := p.start(f); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
+}

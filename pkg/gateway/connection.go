@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,12 @@ type connection struct {
 	// then READY or RESUMED, arrived. The read loop sends through signal;
 	// the handshake goroutine clears both under mu when it ends, so a
 	// connection past its handshake keeps neither.
+	// sock is the TCP socket under ws when the dial could wrap it
+	// (socketClient); nil otherwise. stopCut unregisters the close of sock
+	// when readCtx ends.
+	sock    *socket
+	stopCut func() bool
+
 	hello    chan struct{}
 	readySig chan struct{}
 	ready    bool // READY/RESUMED seen; read loop only
@@ -57,8 +64,9 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 	g := r.g
 	dctx, cancelDial := context.WithTimeout(ctx, g.cfg.HelloTimeout)
 	defer cancelDial()
+	var sock atomic.Pointer[socket]
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
-		HTTPClient: g.cfg.HTTPClient,
+		HTTPClient: socketClient(g.cfg.HTTPClient, &sock),
 		HTTPHeader: http.Header{"User-Agent": {UserAgent}},
 	})
 	if err != nil {
@@ -69,6 +77,11 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 	}
 	ws.SetReadLimit(g.cfg.ReadLimit)
 	c := newConnection(ctx, cancel, r, ws, newTransport(g.cfg.Compression, g.cfg.ReadLimit))
+	c.sock = sock.Load()
+	if c.sock != nil {
+		c.sock.flush = r.disp.flush
+		c.stopCut = context.AfterFunc(ctx, func() { _ = c.sock.Close() })
+	}
 	g.setStatus(StatusWaitingForHello)
 	return c, nil
 }
@@ -87,6 +100,10 @@ func (c *connection) serve(resume bool) connResult {
 	c.wg.Add(1)
 	go c.handshake(resume)
 	readErr := c.readLoop()
+	c.run.disp.flush()
+	if c.stopCut != nil {
+		c.stopCut()
+	}
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
@@ -105,8 +122,15 @@ func (c *connection) serve(resume bool) connResult {
 // readLoop reads messages until the websocket fails. After c.fail it keeps
 // reading (and discarding) so the close handshake can complete.
 func (c *connection) readLoop() error {
+	// With the socket at hand, cancelling readCtx closes it (see dial), so
+	// reads need no cancellable context: coder/websocket would register and
+	// remove a context.AfterFunc on it twice per message.
+	readCtx := c.readCtx
+	if c.sock != nil {
+		readCtx = context.WithoutCancel(readCtx)
+	}
 	for {
-		typ, rd, err := c.ws.Reader(c.readCtx)
+		typ, rd, err := c.ws.Reader(readCtx)
 		if err != nil {
 			return err
 		}
@@ -261,4 +285,55 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 		return fmt.Errorf("%w: %w", errWriteFailed, err)
 	}
 	return nil
+}
+
+// socket is a connection's TCP socket, wrapped so that the read loop learns
+// when a read may block: before every read of the socket (the websocket's
+// buffer is empty) it wakes the dispatcher for the events queued since the
+// last read (dispatcher.pushDeferred). Reads of the socket come from the read
+// loop, or from coder/websocket's close handshake on the closing goroutine;
+// flush is safe from either.
+type socket struct {
+	net.Conn
+	flush func() // set once the connection exists, before the read loop runs
+}
+
+func (s *socket) Read(p []byte) (int, error) {
+	if s.flush != nil {
+		s.flush()
+	}
+	return s.Conn.Read(p)
+}
+
+// socketClient returns a copy of client whose transport dials through a
+// socket stored in sock, when client's transport is an *http.Transport that
+// dials TCP itself; otherwise client itself, and the connection reads with a
+// cancellable context and wakes the dispatcher per event, as it must without
+// the socket.
+func socketClient(client *http.Client, sock *atomic.Pointer[socket]) *http.Client {
+	rt := client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok || t.DialTLSContext != nil || t.DialTLS != nil || t.Dial != nil { //nolint:staticcheck // a Dial set by the user must keep working
+		return client
+	}
+	t = t.Clone()
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		s := &socket{Conn: conn}
+		sock.Store(s)
+		return s, nil
+	}
+	cc := *client
+	cc.Transport = t
+	return &cc
 }
