@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -293,16 +294,77 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 // last read (dispatcher.pushDeferred). Reads of the socket come from the read
 // loop, or from coder/websocket's close handshake on the closing goroutine;
 // flush is safe from either.
+//
+// It also reads ahead: coder/websocket reads through a 4 KiB buffer, a
+// system call (and so a dispatcher wake-up) per four or five 900-byte
+// dispatches. After a read that filled the caller's buffer, when more is
+// likely waiting, it takes what the kernel has at once, without blocking,
+// into a pooled buffer, and serves the next reads from it. The buffer goes
+// back to the pool once used up: an idle connection holds none.
 type socket struct {
 	net.Conn
 	flush func() // set once the connection exists, before the read loop runs
+
+	ahead    *[]byte // read ahead and not yet served (from aheadPool); nil when none
+	aheadOff int
+	aheadErr error // what the read ahead ended with, for the next Read
 }
 
+// aheadPool holds read-ahead buffers.
+var aheadPool = bufPool{size: 64 << 10, maxKeep: 64 << 10}
+
 func (s *socket) Read(p []byte) (int, error) {
-	if s.flush != nil {
-		s.flush()
+	if s.ahead != nil {
+		n := copy(p, (*s.ahead)[s.aheadOff:])
+		if s.aheadOff += n; s.aheadOff == len(*s.ahead) {
+			aheadPool.put(s.ahead)
+			s.ahead, s.aheadOff = nil, 0
+		}
+		return n, nil
 	}
-	return s.Conn.Read(p)
+	if err := s.aheadErr; err != nil {
+		s.aheadErr = nil
+		return 0, err
+	}
+	if s.flush != nil {
+		s.flush() // this read may block
+	}
+	n, err := s.Conn.Read(p)
+	if err == nil && n == len(p) {
+		s.readAhead()
+	}
+	return n, err
+}
+
+// readAhead takes what the kernel holds for the socket, without waiting.
+func (s *socket) readAhead() {
+	sc, ok := s.Conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := aheadPool.get()
+	b := (*buf)[:cap(*buf)]
+	var n int
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), b)
+		return true // one attempt: never wait here
+	})
+	switch {
+	case err == nil && rerr == nil && n > 0:
+		*buf = b[:n]
+		s.ahead = buf
+		return
+	case err == nil && rerr == nil:
+		s.aheadErr = io.EOF
+	case err == nil && rerr != syscall.EAGAIN:
+		s.aheadErr = rerr
+	}
+	aheadPool.put(buf)
 }
 
 // socketClient returns a copy of client whose transport dials through a
