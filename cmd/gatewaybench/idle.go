@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,8 +92,12 @@ func idleClient(args []string) error {
 	count := fs.Int("count", 1, "the shard count")
 	via := fs.String("via", "sharding", "sharding or gateway")
 	comp := fs.String("compression", "plain", "plain, zlib-stream or zstd-stream")
+	heapFile := fs.String("heapprofile", "", "write a heap profile of the idle state, every allocation sampled, to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *heapFile != "" {
+		runtime.MemProfileRate = 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -114,6 +119,11 @@ func idleClient(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *heapFile != "" {
+		if err := writeHeapProfile(*heapFile); err != nil {
+			return err
+		}
+	}
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
@@ -126,7 +136,7 @@ func openSharding(ctx context.Context, n, count int, gwOpts []gateway.ConfigOpt)
 	}
 	m := sharding.New(fakeToken, nil, sharding.WithShardCount(count), sharding.WithShardIDs(ids...),
 		sharding.WithLogger(quietLogger()), sharding.WithGatewayConfigOpts(gwOpts...),
-		sharding.WithRateLimiterConfigOpt(sharding.WithMaxConcurrency(count),
+		sharding.WithRateLimiterConfigOpt(sharding.WithMaxConcurrency(openConcurrency),
 			sharding.WithIdentifyWait(time.Millisecond), sharding.WithIdentifyMargin(0)))
 	m.Open(ctx)
 	for id, g := range m.Shards() {
@@ -140,13 +150,18 @@ func openSharding(ctx context.Context, n, count int, gwOpts []gateway.ConfigOpt)
 	return nil
 }
 
-// openGateways opens n gateways with gateway.New, 50 at a time (as
-// pkg/gateway's TestIdleShardMemory does).
+// openConcurrency is how many shards open at once, both ways, as in
+// pkg/gateway's TestIdleShardMemory: the peak of concurrent handshakes
+// leaves heap fragmentation behind, so the two ways are compared at one
+// concurrency (pkg/sharding: max_concurrency 50 with a 1 ms window).
+const openConcurrency = 50
+
+// openGateways opens n gateways with gateway.New, openConcurrency at a time.
 func openGateways(ctx context.Context, n, count int, gwOpts []gateway.ConfigOpt) error {
 	next := make(chan int)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	for range min(50, n) {
+	for range min(openConcurrency, n) {
 		wg.Go(func() {
 			for i := range next {
 				g := gateway.New(fakeToken, nil, append(gwOpts, gateway.WithShardID(i), gateway.WithShardCount(count))...)
@@ -192,4 +207,16 @@ func settledMemory() (idleResult, error) {
 		}
 	}
 	return r, nil
+}
+
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
