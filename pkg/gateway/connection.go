@@ -382,6 +382,10 @@ func socketClient(client *http.Client, sock *atomic.Pointer[socket]) *http.Clien
 		return client
 	}
 	t = t.Clone()
+	// The connection is hijacked, never reused; kept alive, the clone's pool
+	// held its HTTP buffers (8 KiB) and the clone itself for the shard's life
+	// (heap profile of internal/worker's BenchmarkIdleShardHeap).
+	t.DisableKeepAlives = true
 	dial := t.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
