@@ -29,22 +29,16 @@ func runFlood(args []string) error {
 		return err
 	}
 	defer srv.stop()
-	type variant struct{ comp, procs string }
-	var variants []variant
-	for _, c := range strings.Split(*comps, ",") {
-		for _, p := range strings.Split(*procs, ",") {
-			variants = append(variants, variant{c, p})
-		}
-	}
+	variants := crossProduct(*comps, *procs)
 	results := make(map[variant][]floodResult)
 	fmt.Printf("load average before: %s\n", loadAverage())
 	for rep := range *reps {
 		for _, v := range variants {
 			var r floodResult
-			err := runChild(&r, procsEnv(v.procs), "client", "-url", srv.floodURL+compressQuery(v.comp),
+			err := runChild(&r, procsEnv(v.other), "client", "-url", srv.floodURL+compressQuery(v.comp),
 				"-compression", v.comp, "-events", strconv.Itoa(*events))
 			if err != nil {
-				return fmt.Errorf("%s, GOMAXPROCS %s, repetition %d: %w", v.comp, v.procs, rep+1, err)
+				return fmt.Errorf("%s, GOMAXPROCS %s, repetition %d: %w", v.comp, v.other, rep+1, err)
 			}
 			if r.OutOfOrder != 0 || r.Pauses != 0 {
 				return fmt.Errorf("%s: %d events out of order or without d, %d backlog pauses", v.comp, r.OutOfOrder, r.Pauses)
@@ -68,7 +62,7 @@ func runFlood(args []string) error {
 			wall[i] = float64(r.Events) / float64(r.WallNS) * 1e9
 		}
 		med, lo, hi := stats(perCPU)
-		fmt.Printf("| %s | %s | %.0fk (%.0fk-%.0fk) | %.2f | %.0f %% | %.0fk |\n", v.comp, v.procs,
+		fmt.Printf("| %s | %s | %.0fk (%.0fk-%.0fk) | %.2f | %.0f %% | %.0fk |\n", v.comp, v.other,
 			med/1e3, lo/1e3, hi/1e3, 1e6/med, median(sysShare)*100, median(wall)/1e3)
 	}
 	return nil
@@ -176,4 +170,20 @@ func runChild(v any, env []string, args ...string) error {
 		return err
 	}
 	return json.Unmarshal(out, v)
+}
+
+// variant is one compression and one other setting (GOMAXPROCS for flood,
+// how shards are opened for idle).
+type variant struct{ comp, other string }
+
+// crossProduct returns every combination of the comma-separated
+// compressions and other settings, in order.
+func crossProduct(comps, others string) []variant {
+	var vs []variant
+	for _, c := range strings.Split(comps, ",") {
+		for _, o := range strings.Split(others, ",") {
+			vs = append(vs, variant{c, o})
+		}
+	}
+	return vs
 }

@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -42,13 +41,7 @@ func runIdle(args []string) error {
 		return err
 	}
 	defer srv.stop()
-	type variant struct{ comp, via string }
-	var variants []variant
-	for _, c := range strings.Split(*comps, ",") {
-		for _, v := range strings.Split(*vias, ",") {
-			variants = append(variants, variant{c, v})
-		}
-	}
+	variants := crossProduct(*comps, *vias)
 	rss := map[variant][]float64{}
 	anon := map[variant][]float64{}
 	fmt.Printf("load average before: %s\n", loadAverage())
@@ -61,9 +54,9 @@ func runIdle(args []string) error {
 					r = &many
 				}
 				err := runChild(r, nil, "idleclient", "-url", srv.fakeURL, "-shards", strconv.Itoa(n),
-					"-count", strconv.Itoa(*shards), "-via", v.via, "-compression", v.comp)
+					"-count", strconv.Itoa(*shards), "-via", v.other, "-compression", v.comp)
 				if err != nil {
-					return fmt.Errorf("%s via %s, %d shards, repetition %d: %w", v.comp, v.via, n, rep+1, err)
+					return fmt.Errorf("%s via %s, %d shards, repetition %d: %w", v.comp, v.other, n, rep+1, err)
 				}
 			}
 			per := func(a, b int64) float64 { return float64(a-b) / 1024 / float64(*shards-1) }
@@ -78,7 +71,7 @@ func runIdle(args []string) error {
 	for _, v := range variants {
 		m, lo, hi := stats(rss[v])
 		am, alo, ahi := stats(anon[v])
-		fmt.Printf("| %s | %s | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) |\n", v.comp, v.via, m, lo, hi, am, alo, ahi)
+		fmt.Printf("| %s | %s | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) |\n", v.comp, v.other, m, lo, hi, am, alo, ahi)
 	}
 	return nil
 }
