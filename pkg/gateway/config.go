@@ -17,6 +17,10 @@ type Config struct {
 	// APIURL is the REST base (…/api/v10), used only to discover URL. Default DefaultAPIURL.
 	APIURL string
 	// HTTPClient is used for the websocket handshake and REST calls. Default http.DefaultClient.
+	// When its transport is an *http.Transport that dials TCP itself (nil, or no Dial,
+	// DialTLS or DialTLSContext), the handshake goes through a copy of it that wraps the
+	// socket, which lets the read loop read ahead and wake the handler goroutine once per
+	// socket read; with any other transport it wakes it once per event (slower, same order).
 	HTTPClient *http.Client
 
 	ShardID    int // default 0

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,6 +38,12 @@ type connection struct {
 	// then READY or RESUMED, arrived. The read loop sends through signal;
 	// the handshake goroutine clears both under mu when it ends, so a
 	// connection past its handshake keeps neither.
+	// sock is the TCP socket under ws when the dial could wrap it
+	// (socketClient); nil otherwise. stopCut unregisters the close of sock
+	// when readCtx ends.
+	sock    *socket
+	stopCut func() bool
+
 	hello    chan struct{}
 	readySig chan struct{}
 	ready    bool // READY/RESUMED seen; read loop only
@@ -57,8 +65,9 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 	g := r.g
 	dctx, cancelDial := context.WithTimeout(ctx, g.cfg.HelloTimeout)
 	defer cancelDial()
+	var sock atomic.Pointer[socket]
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
-		HTTPClient: g.cfg.HTTPClient,
+		HTTPClient: socketClient(g.cfg.HTTPClient, &sock),
 		HTTPHeader: http.Header{"User-Agent": {UserAgent}},
 	})
 	if err != nil {
@@ -69,6 +78,11 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 	}
 	ws.SetReadLimit(g.cfg.ReadLimit)
 	c := newConnection(ctx, cancel, r, ws, newTransport(g.cfg.Compression, g.cfg.ReadLimit))
+	c.sock = sock.Load()
+	if c.sock != nil {
+		c.sock.flush = r.disp.flush
+		c.stopCut = context.AfterFunc(ctx, func() { _ = c.sock.Close() })
+	}
 	g.setStatus(StatusWaitingForHello)
 	return c, nil
 }
@@ -87,6 +101,10 @@ func (c *connection) serve(resume bool) connResult {
 	c.wg.Add(1)
 	go c.handshake(resume)
 	readErr := c.readLoop()
+	c.run.disp.flush()
+	if c.stopCut != nil {
+		c.stopCut()
+	}
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
@@ -105,8 +123,15 @@ func (c *connection) serve(resume bool) connResult {
 // readLoop reads messages until the websocket fails. After c.fail it keeps
 // reading (and discarding) so the close handshake can complete.
 func (c *connection) readLoop() error {
+	// With the socket at hand, cancelling readCtx closes it (see dial), so
+	// reads need no cancellable context: coder/websocket would register and
+	// remove a context.AfterFunc on it twice per message.
+	readCtx := c.readCtx
+	if c.sock != nil {
+		readCtx = context.WithoutCancel(readCtx)
+	}
 	for {
-		typ, rd, err := c.ws.Reader(c.readCtx)
+		typ, rd, err := c.ws.Reader(readCtx)
 		if err != nil {
 			return err
 		}
@@ -261,4 +286,120 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 		return fmt.Errorf("%w: %w", errWriteFailed, err)
 	}
 	return nil
+}
+
+// socket is a connection's TCP socket, wrapped so that the read loop learns
+// when a read may block: before every read of the socket (the websocket's
+// buffer is empty) it wakes the dispatcher for the events queued since the
+// last read (dispatcher.pushDeferred). Reads of the socket come from the read
+// loop, or from coder/websocket's close handshake on the closing goroutine;
+// flush is safe from either.
+//
+// It also reads ahead: coder/websocket reads through a 4 KiB buffer, a
+// system call (and so a dispatcher wake-up) per four or five 900-byte
+// dispatches. After a read that filled the caller's buffer, when more is
+// likely waiting, it takes what the kernel has at once, without blocking,
+// into a pooled buffer, and serves the next reads from it. The buffer goes
+// back to the pool once used up: an idle connection holds none.
+type socket struct {
+	net.Conn
+	flush func() // set once the connection exists, before the read loop runs
+
+	ahead    *[]byte // read ahead and not yet served (from aheadPool); nil when none
+	aheadOff int
+	aheadErr error // what the read ahead ended with, for the next Read
+}
+
+// aheadPool holds read-ahead buffers.
+var aheadPool = bufPool{size: 64 << 10, maxKeep: 64 << 10}
+
+func (s *socket) Read(p []byte) (int, error) {
+	if s.ahead != nil {
+		n := copy(p, (*s.ahead)[s.aheadOff:])
+		if s.aheadOff += n; s.aheadOff == len(*s.ahead) {
+			aheadPool.put(s.ahead)
+			s.ahead, s.aheadOff = nil, 0
+		}
+		return n, nil
+	}
+	if err := s.aheadErr; err != nil {
+		s.aheadErr = nil
+		return 0, err
+	}
+	if s.flush != nil {
+		s.flush() // this read may block
+	}
+	n, err := s.Conn.Read(p)
+	if err == nil && n == len(p) {
+		s.readAhead()
+	}
+	return n, err
+}
+
+// readAhead takes what the kernel holds for the socket, without waiting.
+func (s *socket) readAhead() {
+	sc, ok := s.Conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := aheadPool.get()
+	b := (*buf)[:cap(*buf)]
+	var n int
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), b)
+		return true // one attempt: never wait here
+	})
+	switch {
+	case err == nil && rerr == nil && n > 0:
+		*buf = b[:n]
+		s.ahead = buf
+		return
+	case err == nil && rerr == nil:
+		s.aheadErr = io.EOF
+	case err == nil && rerr != syscall.EAGAIN:
+		s.aheadErr = rerr
+	}
+	aheadPool.put(buf)
+}
+
+// socketClient returns a copy of client whose transport dials through a
+// socket stored in sock, when client's transport is an *http.Transport that
+// dials TCP itself; otherwise client itself, and the connection reads with a
+// cancellable context and wakes the dispatcher per event, as it must without
+// the socket.
+func socketClient(client *http.Client, sock *atomic.Pointer[socket]) *http.Client {
+	rt := client.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok || t.DialTLSContext != nil || t.DialTLS != nil || t.Dial != nil { //nolint:staticcheck // a Dial set by the user must keep working
+		return client
+	}
+	t = t.Clone()
+	// The connection is hijacked, never reused; kept alive, the clone's pool
+	// held its HTTP buffers (8 KiB) and the clone itself for the shard's life
+	// (heap profile of internal/worker's BenchmarkIdleShardHeap).
+	t.DisableKeepAlives = true
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		s := &socket{Conn: conn}
+		sock.Store(s)
+		return s, nil
+	}
+	cc := *client
+	cc.Transport = t
+	return &cc
 }

@@ -55,6 +55,7 @@ type dispatcher struct {
 	abandon     atomic.Bool   // drop what is queued; exit after the current callback
 	prev        *dispatcher   // the previous Open's dispatcher: wait for it first, so callbacks never overlap
 	wake        chan struct{} // cap 1; made for each goroutine, nil while none runs (under mu)
+	unwoken     atomic.Bool   // items were queued since the last wake-up (see flush)
 	done        chan struct{}
 	inCallback  atomic.Bool
 	deliveredTo atomic.Int64 // seq of the last event whose handler returned
@@ -82,9 +83,40 @@ func newDispatcher(g *gatewayImpl, prev *dispatcher, startSeq int) *dispatcher {
 	return d
 }
 
-// push queues an item. It never blocks; the event that fills the backlog is
-// queued and asks for a pause.
+// push queues an item and wakes the goroutine. It never blocks; the event
+// that fills the backlog is queued and asks for a pause.
 func (d *dispatcher) push(it dispatchItem) {
+	d.enqueue(it)
+	d.flush()
+}
+
+// pushDeferred queues an event like push but leaves the wake-up to the next
+// flush. The read loop flushes before every read of its socket that could
+// block (socket.Read), so the events of one socket read cost one wake-up of
+// the dispatcher goroutine instead of one each, and none waits on a blocked
+// read loop.
+func (d *dispatcher) pushDeferred(it dispatchItem) {
+	d.enqueue(it)
+}
+
+// flush wakes the goroutine if items were queued without a wake-up. Safe
+// from any goroutine.
+func (d *dispatcher) flush() {
+	if !d.unwoken.Swap(false) {
+		return
+	}
+	d.mu.Lock()
+	wake := d.wake
+	d.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues an item, starting the goroutine if none runs; a running
+// one is left for flush to wake.
+func (d *dispatcher) enqueue(it dispatchItem) {
 	d.mu.Lock()
 	if d.stopped {
 		d.mu.Unlock()
@@ -98,6 +130,8 @@ func (d *dispatcher) push(it dispatchItem) {
 	start := !d.running
 	if start {
 		d.running, d.wake = true, make(chan struct{}, 1)
+	} else {
+		d.unwoken.Store(true)
 	}
 	wake := d.wake
 	d.mu.Unlock()
@@ -106,11 +140,6 @@ func (d *dispatcher) push(it dispatchItem) {
 	}
 	if start {
 		go d.run(wake)
-		return
-	}
-	select {
-	case wake <- struct{}{}:
-	default:
 	}
 }
 

@@ -72,7 +72,12 @@ func handleDispatch(c *connection, env *envelope) error {
 			return nil
 		}
 	}
-	c.run.disp.push(dispatchItem{t: env.t, seq: env.seq, data: data})
+	it := dispatchItem{t: env.t, seq: env.seq, data: data}
+	if c.sock != nil {
+		c.run.disp.pushDeferred(it) // woken before the read loop can block: see socket
+	} else {
+		c.run.disp.push(it)
+	}
 	return nil
 }
 

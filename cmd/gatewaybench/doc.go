@@ -1,0 +1,23 @@
+// Command gatewaybench measures what a user of pkg/sharding pays per event
+// and per idle shard, end to end: a stand-in server in a process of its own,
+// each client in a process of its own, CPU time and RSS read from the kernel.
+// It is a benchmark, not a test: CI never runs it. docs/benchmarks.md holds
+// its figures with the commands that produced them.
+//
+//	gatewaybench flood [-events 200000] [-reps 3] [-compressions plain,zlib-stream,zstd-stream] [-procs default,1]
+//	gatewaybench idle  [-shards 1000] [-reps 3] [-compressions plain,zlib-stream]
+//
+// flood starts the server (gatewaybench serve), which pre-encodes HELLO,
+// READY and the flood of MESSAGE_CREATE dispatches once per compression and
+// writes them as pre-framed websocket bytes, so the server costs next to
+// nothing. Each client (gatewaybench client) opens one shard through
+// pkg/sharding, with a handler that checks t, s and the raw d, and reports
+// its own user+system CPU time (getrusage) from before Open until the last
+// event was handled. Repetitions run interleaved; the table shows medians
+// and ranges.
+//
+// idle starts the project's fake (gatewaytest, as cmd/fakediscord serves
+// it) in the server process and, per repetition, clients that open 1 and N
+// idle shards, through pkg/sharding and through gateway.New; the figure is
+// (RSS with N − RSS with 1) / (N − 1).
+package main
