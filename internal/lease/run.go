@@ -64,8 +64,18 @@ func (s *Session) Run(ctx context.Context, h Handler) error {
 		case <-s.viewCh:
 		}
 		r.tick(ctx)
-		timer.Reset(s.jittered())
+		timer.Reset(r.untilNextTick())
 	}
+}
+
+// untilNextTick is the usual jittered tick, or less when the data-loss grace
+// ends sooner: a new fleet claims as soon as its probe is over.
+func (r *reconciler) untilNextTick() time.Duration {
+	d := r.s.jittered()
+	if left := r.s.clock.Until(r.graceUntil); left > 0 && left < d {
+		return left
+	}
+	return d
 }
 
 func (s *Session) jittered() time.Duration {

@@ -127,7 +127,7 @@ func (s *Session) register(ctx context.Context) error {
 	k := s.keys
 	res, err := registerScript.Run(ctx, s.client,
 		[]string{s.memKey, k.Members(), k.MembersSince(), k.Epoch(), k.Grace()},
-		s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(), s.cfg.DataLossGrace.Milliseconds(),
+		s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(), s.cfg.DataLossProbe.Milliseconds(),
 	).Slice()
 	if err != nil {
 		return fmt.Errorf("register member: %w", err)
@@ -141,7 +141,8 @@ func (s *Session) register(ctx context.Context) error {
 		return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
 	}
 	if created, _ := res[2].(int64); created == 1 {
-		s.log.Info("lease: created fleet epoch; data-loss grace starts", slog.Duration("grace", s.cfg.DataLossGrace))
+		s.log.Info("lease: created fleet epoch; waiting for holders of a lost Redis to re-assert before claiming",
+			slog.String("reason", "data-loss probe"), slog.Duration("wait", s.cfg.DataLossProbe))
 	}
 	s.mu.Lock()
 	s.epoch = epoch
