@@ -134,8 +134,11 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 	if err != nil {
 		return 0, 0, err
 	}
+	// TrustNewEpoch: this worker IDENTIFYs only under a lease, and after a
+	// Redis data loss the leases' probe and grace keep new claims back until
+	// the old holders are back; so a new fleet needs no quiet period.
 	w.limiter = redislimiter.New(w.cfg.Redis, append([]redislimiter.ConfigOpt{redislimiter.WithKeyPrefix(keys.Prefix()),
-		redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
+		redislimiter.WithTrustNewEpoch(true), redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
 		redislimiter.WithMargin(w.cfg.IdentifyMargin), redislimiter.WithBudgetReserve(w.cfg.BudgetReserve),
 		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log)}, w.cfg.LimiterOptions...)...)
 	if err := w.limiter.Err(); err != nil {
