@@ -73,8 +73,8 @@ type Config struct {
 	// is new and starts at once. A holder that cannot reach Redis during the
 	// probe self-fences within RenewDeadline of its last renew. Must exceed
 	// RenewInterval (the margin covers the renew's round trip) and not exceed
-	// DataLossGrace. Default RenewInterval + max(RenewInterval/4, 100ms)
-	// (2.5 s), derived from the RenewInterval in force when zero.
+	// DataLossGrace. Default RenewInterval + max(RenewInterval/8, 100ms)
+	// (2.25 s), derived from the RenewInterval in force when zero.
 	DataLossProbe time.Duration
 	// RevokeTimeout bounds a Handler.Revoke call. Default 10 s.
 	RevokeTimeout time.Duration
@@ -130,7 +130,7 @@ func LocalConfig() Config {
 // withDefaults fills zero fields from DefaultConfig. Only Prefix, WorkerID,
 // Logger, MaxClockDrift and zero durations/counts are filled; DataLossGrace
 // defaults to TTL + RenewDeadline and DataLossProbe to RenewInterval +
-// max(RenewInterval/4, 100ms) of the resulting config.
+// max(RenewInterval/8, 100ms) of the resulting config.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Prefix == "" {
@@ -155,7 +155,7 @@ func (c Config) withDefaults() Config {
 		c.DataLossGrace = c.TTL + c.RenewDeadline
 	}
 	if c.DataLossProbe == 0 {
-		c.DataLossProbe = c.RenewInterval + max(c.RenewInterval/4, 100*time.Millisecond)
+		c.DataLossProbe = c.RenewInterval + max(c.RenewInterval/8, 100*time.Millisecond)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

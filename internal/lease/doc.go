@@ -54,7 +54,7 @@
 // that creates the epoch only blocks claims for DataLossProbe (RenewInterval
 // plus a margin for the round trip); the first re-assertion within it puts the
 // full DataLossGrace in force, and when none comes the fleet is new and starts
-// claiming at once (2.5 s after its first worker by default, not 25 s). What
+// claiming at once (2.25 s after its first worker by default, not 25 s). What
 // the probe gives up: a holder that cannot reach Redis for the whole probe
 // (but has not self-fenced yet) may see its shard claimed by another member
 // before it self-fences, within RenewDeadline of its last renew; its own
