@@ -109,6 +109,7 @@ type reconciler struct {
 	assignKey  string // layout version + eligible members of the cached assignment
 	assignment map[ShardKey]string
 	graceUntil time.Time // on s.clock: no claims before
+	graceFrom  time.Time // on s.clock: when the current grace wait began
 	noLayout   bool      // logged once
 }
 
@@ -137,17 +138,40 @@ func (r *reconciler) tick(ctx context.Context) {
 			_ = r.revoke(ctx, l, true)
 		}
 	}
-	if r.s.clock.Now().Before(r.graceUntil) {
-		return
-	}
 	var want []ShardKey
 	for _, k := range r.shards {
 		if assignment[k] == me && r.s.Lease(k) == nil {
 			want = append(want, k)
 		}
 	}
-	r.claim(ctx, want)
+	if !r.s.clock.Now().Before(r.graceUntil) {
+		r.claim(ctx, want)
+	}
+	r.noteWait(want)
 }
+
+// noteWait publishes how many of want are still not held after the tick, and
+// why; it logs when a data-loss grace wait ends.
+func (r *reconciler) noteWait(want []ShardKey) {
+	w := Wait{}
+	for _, k := range want {
+		if r.s.Lease(k) == nil {
+			w.Pending++
+		}
+	}
+	if now := r.s.clock.Now(); now.Before(r.graceUntil) {
+		w.Reason, w.Until = GraceReason, time.Now().Add(r.graceUntil.Sub(now))
+	} else if w.Pending > 0 {
+		w.Reason = "held by other workers until they hand over or their leases expire"
+	}
+	if prev := r.s.wait.Swap(&w); prev != nil && prev.Reason == GraceReason && w.Reason != GraceReason {
+		r.s.log.Info("lease: wait over; claiming", slog.String("reason", GraceReason),
+			slog.Duration("waited", r.s.clock.Since(r.graceFrom)))
+	}
+}
+
+// GraceReason is the Wait.Reason of the data-loss probe and grace.
+const GraceReason = "data-loss grace: waiting for holders of a lost Redis to re-assert"
 
 // refreshLayout reloads the layout when the renew saw a new version. It
 // reports whether a layout is known.
@@ -240,8 +264,13 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 			case c.err == nil && c.lease != nil:
 				r.h.Acquired(c.lease.Context(), c.lease, c.state)
 			case errors.As(c.err, &ge):
-				r.graceUntil = r.s.clock.Now().Add(ge.Remaining)
-				r.s.log.Info("lease: data-loss grace; not claiming", slog.Duration("remaining", ge.Remaining))
+				now := r.s.clock.Now()
+				if !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)) {
+					r.graceFrom = now // a new wait, not the same one continued
+				}
+				r.graceUntil = now.Add(ge.Remaining)
+				r.s.log.Info("lease: waiting; not claiming", slog.String("reason", GraceReason),
+					slog.Duration("wait", ge.Remaining))
 				return
 			}
 		}

@@ -50,6 +50,26 @@ type Session struct {
 
 	view   atomic.Pointer[view]
 	viewCh chan struct{} // capacity 1: "the view changed", for Run
+	wait   atomic.Pointer[Wait] // what Run's last tick left unclaimed, and why
+}
+
+// Wait is what the last reconcile tick of Run left undone: Pending shards
+// are assigned to this worker but not held, because of Reason, until Until
+// (zero when not known: another worker still holds them, until it hands them
+// over).
+type Wait struct {
+	Pending int
+	Reason  string
+	Until   time.Time
+}
+
+// Waiting is what the last tick of Run left unclaimed; the zero Wait when
+// it claimed everything assigned to this worker (or Run has not ticked).
+func (s *Session) Waiting() Wait {
+	if w := s.wait.Load(); w != nil {
+		return *w
+	}
+	return Wait{}
 }
 
 // view is what the last successful renew saw, published as an immutable

@@ -46,6 +46,9 @@ type Worker struct {
 	shardWG sync.WaitGroup // fleet shard goroutines (runShard)
 	events  atomic.Uint64
 	mgrSet  atomic.Bool
+
+	queue      *identifyQueue // shards waiting for an IDENTIFY permit (wait.go)
+	quietUntil atomic.Int64   // unix ns: end of the limiter's quiet period, as last sampled
 }
 
 // New validates cfg and returns a Worker.
@@ -56,6 +59,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, started: time.Now(), shards: map[lease.ShardKey]*shardRun{},
 		budgetWake: make(chan struct{}, 1), backlog: gateway.NewBacklogBudget(cfg.BacklogWorkerBytes)}
 	w.log = cfg.Logger.With("worker_id", cfg.WorkerID)
+	w.queue = &identifyQueue{log: w.log}
 	w.m = newMetrics(w)
 	return w, nil
 }
