@@ -153,7 +153,7 @@ func (r *reconciler) tick(ctx context.Context) {
 // noteWait publishes how many of want are still not held after the tick, and
 // why; it logs when a data-loss grace wait ends.
 func (r *reconciler) noteWait(want []ShardKey) {
-	w := Wait{}
+	w := Wait{Settled: true}
 	for _, k := range want {
 		if r.s.Lease(k) == nil {
 			w.Pending++
@@ -265,7 +265,10 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 				r.h.Acquired(c.lease.Context(), c.lease, c.state)
 			case errors.As(c.err, &ge):
 				now := r.s.clock.Now()
-				if !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)) {
+				switch {
+				case r.graceUntil.IsZero():
+					r.graceFrom = r.s.joined // the probe of a new epoch began at register
+				case !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)):
 					r.graceFrom = now // a new wait, not the same one continued
 				}
 				r.graceUntil = now.Add(ge.Remaining)

@@ -51,25 +51,30 @@ type Session struct {
 	view   atomic.Pointer[view]
 	viewCh chan struct{} // capacity 1: "the view changed", for Run
 	wait   atomic.Pointer[Wait] // what Run's last tick left unclaimed, and why
+	joined time.Time            // on clock: when register was sent
 }
 
 // Wait is what the last reconcile tick of Run left undone: Pending shards
 // are assigned to this worker but not held, because of Reason, until Until
 // (zero when not known: another worker still holds them, until it hands them
-// over).
+// over). Settled is false until a tick could compute the assignment (the
+// first renew and the layout are needed).
 type Wait struct {
+	Settled bool
 	Pending int
 	Reason  string
 	Until   time.Time
 }
 
-// Waiting is what the last tick of Run left unclaimed; the zero Wait when
-// it claimed everything assigned to this worker (or Run has not ticked).
+// JoiningReason is the Wait.Reason before the first assignment.
+const JoiningReason = "joining the fleet: waiting for the first renew and the fleet layout"
+
+// Waiting is what the last tick of Run left unclaimed.
 func (s *Session) Waiting() Wait {
 	if w := s.wait.Load(); w != nil {
 		return *w
 	}
-	return Wait{}
+	return Wait{Reason: JoiningReason}
 }
 
 // view is what the last successful renew saw, published as an immutable
@@ -136,6 +141,7 @@ func newSessionHooked(ctx context.Context, client redis.UniversalClient, cfg Con
 	}
 	s.memKey = s.keys.Member(cfg.WorkerID)
 	sent := s.clock.Now()
+	s.joined = sent
 	if err := s.register(ctx); err != nil {
 		return nil, err
 	}

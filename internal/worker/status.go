@@ -137,7 +137,7 @@ func (w *Worker) ready(shards []ShardStatus) bool {
 			return false
 		default:
 		}
-		if session.Waiting().Pending > 0 {
+		if lw := session.Waiting(); !lw.Settled || lw.Pending > 0 {
 			return false // shards assigned to this worker are not running
 		}
 	} else if len(shards) == 0 {

@@ -59,7 +59,7 @@ func (q *identifyQueue) waiting() (Wait, bool) {
 func (w *Worker) waits(shards []ShardStatus) []Wait {
 	var out []Wait
 	if s := w.session.Load(); s != nil {
-		if lw := s.Waiting(); lw.Pending > 0 {
+		if lw := s.Waiting(); !lw.Settled || lw.Pending > 0 {
 			wt := Wait{Reason: lw.Reason, Shards: lw.Pending}
 			if !lw.Until.IsZero() {
 				wt.LeftMS = max(time.Until(lw.Until).Milliseconds(), 0)
