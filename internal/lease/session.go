@@ -49,7 +49,7 @@ type Session struct {
 	layout     Layout   // last layout seen, re-written after data loss; guarded by mu
 
 	view   atomic.Pointer[view]
-	viewCh chan struct{} // capacity 1: "the view changed", for Run
+	viewCh chan struct{}        // capacity 1: "the view changed", for Run
 	wait   atomic.Pointer[Wait] // what Run's last tick left unclaimed, and why
 	joined time.Time            // on clock: when register was sent
 }

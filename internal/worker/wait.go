@@ -11,7 +11,7 @@ import (
 // /status and `worker status`.
 type Wait struct {
 	Reason string `json:"reason"`
-	Shards int    `json:"shards,omitempty"` // how many shards wait for it (0: not known)
+	Shards int    `json:"shards,omitempty"`  // how many shards wait for it (0: not known)
 	LeftMS int64  `json:"left_ms,omitempty"` // time left, when known
 }
 
