@@ -444,7 +444,8 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 			return bad(l.name, l.d.String(), "must be positive")
 		}
 	}
-	if c.LeaseRenewDeadline == 0 {
+	derived := c.LeaseRenewDeadline == 0
+	if derived {
 		c.LeaseRenewDeadline = c.LeaseTTL * 2 / 3
 	}
 	// Self-fencing needs TTL > renew deadline > 1.2 x renew interval, and the
@@ -456,10 +457,44 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 				1-drift, time.Duration(float64(c.LeaseTTL)*(1-drift)), 100*drift))
 	}
 	if float64(c.LeaseRenewDeadline) <= 1.2*float64(c.LeaseRenewInterval) {
-		return bad("LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval.String(),
-			"must be under LEASE_RENEW_DEADLINE/1.2 ("+c.LeaseRenewDeadline.String()+"/1.2)")
+		return c.renewIntervalError(derived)
 	}
 	return nil
+}
+
+// renewIntervalError reports LEASE_RENEW_DEADLINE <= 1.2 x
+// LEASE_RENEW_INTERVAL, blaming the settings the user set (LEASE_TTL=1s
+// derives a deadline below the default interval: LEASE_TTL is the one to
+// fix) and saying what would be valid for each.
+func (c *Config) renewIntervalError(deadlineDerived bool) error {
+	const (
+		ttl, interval, deadline = "LEASE_TTL (-lease-ttl)", "LEASE_RENEW_INTERVAL (-lease-renew-interval)", "LEASE_RENEW_DEADLINE (-lease-renew-deadline)"
+	)
+	deadlineFrom := "LEASE_RENEW_DEADLINE " + c.LeaseRenewDeadline.String()
+	if deadlineDerived {
+		deadlineFrom += " (2/3 of LEASE_TTL " + c.LeaseTTL.String() + ")"
+	}
+	intervalFrom := "LEASE_RENEW_INTERVAL " + c.LeaseRenewInterval.String()
+	if !c.explicit["LEASE_RENEW_INTERVAL"] {
+		intervalFrom += " (the default)"
+	}
+	minDeadline := time.Duration(1.2*float64(c.LeaseRenewInterval)) + time.Millisecond
+	fixes := []string{"LEASE_RENEW_INTERVAL below " + (time.Duration(float64(c.LeaseRenewDeadline) / 1.2)).String()}
+	setting, value := interval, c.LeaseRenewInterval.String()
+	if deadlineDerived {
+		fixes = append([]string{"LEASE_TTL to at least " + (minDeadline * 3 / 2).String()}, fixes...)
+		if c.explicit["LEASE_TTL"] || !c.explicit["LEASE_RENEW_INTERVAL"] {
+			setting, value = ttl, c.LeaseTTL.String()
+		}
+	} else {
+		fixes = append([]string{"LEASE_RENEW_DEADLINE to at least " + minDeadline.String()}, fixes...)
+		if !c.explicit["LEASE_RENEW_INTERVAL"] {
+			setting, value = deadline, c.LeaseRenewDeadline.String()
+		}
+	}
+	return &SettingError{Setting: setting, Value: value, Reason: fmt.Sprintf(
+		"the lease needs LEASE_RENEW_DEADLINE above 1.2 x LEASE_RENEW_INTERVAL, but %s and %s: set %s",
+		deadlineFrom, intervalFrom, strings.Join(fixes, ", or "))}
 }
 
 func checkURL(raw string, schemes ...string) error {
