@@ -470,7 +470,8 @@ func (c *Config) renewIntervalError(deadlineDerived bool) error {
 	const (
 		ttl, interval, deadline = "LEASE_TTL (-lease-ttl)", "LEASE_RENEW_INTERVAL (-lease-renew-interval)", "LEASE_RENEW_DEADLINE (-lease-renew-deadline)"
 	)
-	deadlineFrom := "LEASE_RENEW_DEADLINE " + c.LeaseRenewDeadline.String()
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	deadlineFrom := "LEASE_RENEW_DEADLINE " + ms(c.LeaseRenewDeadline)
 	if deadlineDerived {
 		deadlineFrom += " (2/3 of LEASE_TTL " + c.LeaseTTL.String() + ")"
 	}
@@ -479,15 +480,15 @@ func (c *Config) renewIntervalError(deadlineDerived bool) error {
 		intervalFrom += " (the default)"
 	}
 	minDeadline := time.Duration(1.2*float64(c.LeaseRenewInterval)) + time.Millisecond
-	fixes := []string{"LEASE_RENEW_INTERVAL below " + (time.Duration(float64(c.LeaseRenewDeadline) / 1.2)).String()}
+	fixes := []string{"LEASE_RENEW_INTERVAL below " + ms(time.Duration(float64(c.LeaseRenewDeadline)/1.2))}
 	setting, value := interval, c.LeaseRenewInterval.String()
 	if deadlineDerived {
-		fixes = append([]string{"LEASE_TTL to at least " + (minDeadline * 3 / 2).String()}, fixes...)
+		fixes = append([]string{"LEASE_TTL to at least " + ms(minDeadline*3/2)}, fixes...)
 		if c.explicit["LEASE_TTL"] || !c.explicit["LEASE_RENEW_INTERVAL"] {
 			setting, value = ttl, c.LeaseTTL.String()
 		}
 	} else {
-		fixes = append([]string{"LEASE_RENEW_DEADLINE to at least " + minDeadline.String()}, fixes...)
+		fixes = append([]string{"LEASE_RENEW_DEADLINE to at least " + ms(minDeadline)}, fixes...)
 		if !c.explicit["LEASE_RENEW_INTERVAL"] {
 			setting, value = deadline, c.LeaseRenewDeadline.String()
 		}

@@ -221,7 +221,7 @@ func TestLeaseTTLErrorNamesLeaseTTL(t *testing.T) {
 	if !errors.As(err, &se) || se.Setting != "LEASE_TTL (-lease-ttl)" || se.Value != "1s" {
 		t.Fatalf("error %v (%#v), want a SettingError on LEASE_TTL=1s", err, se)
 	}
-	for _, want := range []string{"2/3 of LEASE_TTL 1s", "LEASE_RENEW_INTERVAL 2s (the default)", "LEASE_TTL to at least 3.6", "LEASE_RENEW_INTERVAL below 555"} {
+	for _, want := range []string{"2/3 of LEASE_TTL 1s", "LEASE_RENEW_INTERVAL 2s (the default)", "LEASE_TTL to at least 3.602s", "LEASE_RENEW_INTERVAL below 556ms"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

@@ -88,7 +88,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	w, err := worker.New(workerConfig(cfg, base, client))
 	if err != nil {
-		return err
+		return asSettingError(err)
 	}
 	httpSrv, err := startHTTP(cfg, newHandler(w, client, cfg.KeyPrefix), logger)
 	if err != nil {
@@ -101,7 +101,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	defer func() { stopSummary(); <-summaryDone }()
 	err = w.Run(ctx)
 	logger.Info("stopped", "events_received", w.Status().EventsReceived)
-	return err
+	return asSettingError(err)
 }
 
 func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient) worker.Config {
