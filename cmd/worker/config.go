@@ -476,7 +476,7 @@ func (c *Config) renewIntervalError(deadlineDerived bool) error {
 		deadlineFrom += " (2/3 of LEASE_TTL " + c.LeaseTTL.String() + ")"
 	}
 	intervalFrom := "LEASE_RENEW_INTERVAL " + c.LeaseRenewInterval.String()
-	if !c.explicit["LEASE_RENEW_INTERVAL"] {
+	if !c.isSet("LEASE_RENEW_INTERVAL") {
 		intervalFrom += " (the default)"
 	}
 	minDeadline := time.Duration(1.2*float64(c.LeaseRenewInterval)) + time.Millisecond
@@ -484,12 +484,12 @@ func (c *Config) renewIntervalError(deadlineDerived bool) error {
 	setting, value := interval, c.LeaseRenewInterval.String()
 	if deadlineDerived {
 		fixes = append([]string{"LEASE_TTL to at least " + ms(minDeadline*3/2)}, fixes...)
-		if c.explicit["LEASE_TTL"] || !c.explicit["LEASE_RENEW_INTERVAL"] {
+		if c.isSet("LEASE_TTL") || !c.isSet("LEASE_RENEW_INTERVAL") {
 			setting, value = ttl, c.LeaseTTL.String()
 		}
 	} else {
 		fixes = append([]string{"LEASE_RENEW_DEADLINE to at least " + ms(minDeadline)}, fixes...)
-		if !c.explicit["LEASE_RENEW_INTERVAL"] {
+		if !c.isSet("LEASE_RENEW_INTERVAL") {
 			setting, value = deadline, c.LeaseRenewDeadline.String()
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,7 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 		return exitBadArgs
 	}
 	logger := newLogger(cfg, stderr)
+	redis.SetLogger(redisLog{logger}) // process-wide, as go-redis's logger is
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, logger); err != nil {
@@ -54,12 +56,30 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 	return exitOK
 }
 
+// newLogger builds the process's logger. JSON logs give durations in their
+// text form ("1.5s"), as text logs do, not in nanoseconds.
 func newLogger(cfg *Config, out io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
+		opts.ReplaceAttr = durationsAsText
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// redisLog routes go-redis's own log lines (dial failures, pool notices)
+// through the process's logger, so they follow LOG_FORMAT too.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
 }
 
 // serve wires the worker, its HTTP server and (with -sim) the fake Discord,
