@@ -103,7 +103,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		err := client.Ping(pingCtx).Err()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reach redis (%s): %w", cfg.redis.Kind(), explainRedisErr(err))
+			return fmt.Errorf("reach redis (%s, REDIS_URL %s): %w", cfg.redis.Kind(), redactURL(string(cfg.RedisURL)),
+				cfg.redis.explain(ctx, err))
 		}
 	}
 	w, err := worker.New(workerConfig(cfg, base, client))

@@ -65,7 +65,7 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 	defer cancel()
 	fleet, err := worker.ReadFleet(ctx, client, norm)
 	if err != nil {
-		fmt.Fprintln(stderr, "worker status:", explainRedisErr(err))
+		fmt.Fprintln(stderr, "worker status:", target.explain(ctx, err))
 		return exitFailed
 	}
 	if *asJSON {
