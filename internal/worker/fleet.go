@@ -269,7 +269,7 @@ func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, 
 	}
 	gb, err := sharding.FetchGatewayBot(ctx, w.cfg.HTTPClient, w.cfg.APIURL, w.cfg.Token)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("discover shard count: %w", err)
+		return 0, 0, nil, w.discoveryError(err)
 	}
 	if count == 0 {
 		count = gb.Shards
