@@ -66,6 +66,7 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
+	Events          string        // EVENTS: none|stdout
 
 	explicit map[string]bool // env names of the settings given by flag or environment
 	redis    redisTarget     // REDIS_URL and REDIS_TLS_*, built by validate
@@ -236,6 +237,7 @@ func settings(c *Config) []setting {
 			bind(func(v string) error { return c.LogLevel.UnmarshalText([]byte(v)) })},
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "bound on handing every shard off after SIGTERM", false, bind(dur(&c.ShutdownTimeout))},
 		{"summary-interval", "SUMMARY_INTERVAL", "10s", "how often a summary line is logged; 0: never", false, bind(dur(&c.SummaryInterval))},
+		{"events", "EVENTS", "none", "stdout: write every dispatch this worker receives to stdout as a JSON line (logs go to stderr); none: only count them (local mode) or store them in the Redis stream (fleet mode)", false, bind(str(&c.Events))},
 	}
 }
 
@@ -408,6 +410,9 @@ func (c *Config) validate() error {
 	}
 	if c.HTTPMaxConns < 1 {
 		return bad("HTTP_MAX_CONNS (-http-max-conns)", strconv.Itoa(c.HTTPMaxConns), "must be 1 or more")
+	}
+	if c.Events != "none" && c.Events != "stdout" {
+		return bad("EVENTS (-events)", c.Events, "want none or stdout")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT (-log-format)", c.LogFormat, "want text or json")

@@ -49,7 +49,7 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 	redis.SetLogger(redisLog{logger}) // process-wide, as go-redis's logger is
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, logger); err != nil {
+	if err := serve(ctx, cfg, logger, stdout); err != nil {
 		logger.Error("worker stopped", "err", err)
 		return exitFailed
 	}
@@ -84,7 +84,7 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 
 // serve wires the worker, its HTTP server and (with -sim) the fake Discord,
 // and runs until ctx ends (SIGTERM/SIGINT) or the worker fails.
-func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writer) error {
 	base := logger // the worker attaches worker_id itself
 	logger = logger.With("worker_id", cfg.WorkerID)
 	if cfg.Sim {
@@ -107,7 +107,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 				cfg.redis.explain(ctx, err))
 		}
 	}
-	w, err := worker.New(workerConfig(cfg, base, client))
+	wc := workerConfig(cfg, base, client)
+	if cfg.Events == "stdout" {
+		wc.EventHandler = jsonLines(stdout)
+	}
+	w, err := worker.New(wc)
 	if err != nil {
 		return asSettingError(err)
 	}

@@ -44,7 +44,7 @@ func TestSimRunsOffline(t *testing.T) {
 	var logs testutil.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), io.Discard) }()
 	poll(t, "a summary with every shard ready and events flowing", 20*time.Second, func() bool {
 		for _, line := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(line, "shards_ready=2/2") && !strings.Contains(line, "events_per_second=0.0") {
@@ -166,7 +166,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
