@@ -49,7 +49,7 @@ func chaosSettings() (rounds int, seed uint64) {
 	return rounds, seed
 }
 
-// TestChaos checks DESIGN's invariants after every round of faults:
+// TestChaos checks the design's invariants after every round of faults:
 //
 //  1. no duplicate live session for a (shard, count): the fake's
 //     duplicate_sessions counter must not move, except in a SIGSTOP round,
