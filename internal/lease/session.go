@@ -167,6 +167,7 @@ func (s *Session) register(ctx context.Context) error {
 		return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
 	}
 	if created, _ := res[2].(int64); created == 1 {
+		s.wait.Store(&Wait{Reason: GraceReason, Until: time.Now().Add(s.cfg.DataLossProbe)})
 		s.log.Info("lease: created fleet epoch; waiting for holders of a lost Redis to re-assert before claiming",
 			slog.String("reason", "data-loss probe"), slog.Duration("wait", s.cfg.DataLossProbe))
 	}
