@@ -47,7 +47,8 @@ type Handler interface {
 //     h.Acquired for each.
 //
 // Members count for assignment once they have been members for JoinGrace
-// (this worker counts itself at once). At steady state a tick makes no Redis
+// (this worker counts itself at once), or at once when they joined during a
+// data-loss wait (the probe of a new fleet) that just ended. At steady state a tick makes no Redis
 // call beyond reading the layout when its version changed. Run must not be
 // called twice at once on one session.
 func (s *Session) Run(ctx context.Context, h Handler) error {
@@ -110,6 +111,12 @@ type reconciler struct {
 	assignment map[ShardKey]string
 	graceUntil time.Time // on s.clock: no claims before
 	graceFrom  time.Time // on s.clock: when the current grace wait began
+	// joinedBy (server time): members that joined by then count for
+	// assignment at once. Set when a data-loss wait (a new fleet's probe)
+	// ends: nothing was claimed during it, so there is no churn to damp, and
+	// a fleet whose workers all started together splits its shards at once
+	// instead of each worker claiming them all and moving them later.
+	joinedBy time.Time
 	noLayout   bool      // logged once
 }
 
@@ -123,6 +130,9 @@ func (r *reconciler) tick(ctx context.Context) {
 		return
 	}
 	me := r.s.cfg.WorkerID
+	if !r.graceUntil.IsZero() && r.joinedBy.IsZero() && !r.s.clock.Now().Before(r.graceUntil) {
+		r.joinedBy = v.now
+	}
 	assignment := r.assign(v)
 	held := sortedLeases(r.s.Leases())
 	moves := 0
@@ -235,7 +245,7 @@ func (r *reconciler) assign(v *view) map[ShardKey]string {
 	me := r.s.cfg.WorkerID
 	members := []string{me}
 	for _, m := range v.members {
-		if m.ID != me && !m.Since.IsZero() && v.now.Sub(m.Since) >= r.s.cfg.JoinGrace {
+		if m.ID != me && !m.Since.IsZero() && (v.now.Sub(m.Since) >= r.s.cfg.JoinGrace || !m.Since.After(r.joinedBy)) {
 			members = append(members, m.ID)
 		}
 	}

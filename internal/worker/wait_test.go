@@ -1,33 +1,13 @@
 package worker
 
 import (
-	"bytes"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A new fleet's worker waits out the data-loss probe: meanwhile it is not
 // ready and its status names the wait, the shards it holds back and the time
@@ -39,7 +19,7 @@ func TestFleetReportsItsWait(t *testing.T) {
 	// A probe long enough to be seen: RenewInterval 1 s.
 	cfg.Lease.TTL, cfg.Lease.RenewInterval, cfg.Lease.RenewDeadline = 6*time.Second, time.Second, 3*time.Second
 	cfg.Lease.DataLossGrace = cfg.Lease.TTL + cfg.Lease.RenewDeadline
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	r := h.start(cfg)
 	var seen Wait
@@ -68,22 +48,8 @@ func TestFleetReportsItsWait(t *testing.T) {
 	}
 	for _, want := range [][]string{{`msg="lease: waiting; not claiming"`, `wait=`}, {`msg="lease: wait over; claiming"`, `waited=1.`},
 		{`msg=waiting`, `reason="identify pacing`}, {`msg="wait over"`, `reason="identify pacing`, `waited=`}} {
-		if !hasLine(logs.String(), want...) {
+		if !testutil.HasLine(logs.String(), want...) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}
 	}
-}
-
-// hasLine reports whether one line of logs holds every needle.
-func hasLine(logs string, needles ...string) bool {
-lines:
-	for _, l := range strings.Split(logs, "\n") {
-		for _, n := range needles {
-			if !strings.Contains(l, n) {
-				continue lines
-			}
-		}
-		return true
-	}
-	return false
 }

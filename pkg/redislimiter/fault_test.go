@@ -372,11 +372,18 @@ func TestRedisRestartNewProcessFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.UnlockBucket(0)
-	born, err := old.client.HGet(context.Background(), scriptKeys(old.cfg.KeyPrefix, 0)[keyEpoch], "born").Int64()
+	checkOneGrantAfterFullQuiet(t, old)
+}
+
+// checkOneGrantAfterFullQuiet checks that l's grant log holds one grant, no
+// sooner than the epoch's birth + the full quiet period after a data loss.
+func checkOneGrantAfterFullQuiet(t *testing.T, l *Limiter) {
+	t.Helper()
+	born, err := l.client.HGet(context.Background(), scriptKeys(l.cfg.KeyPrefix, 0)[keyEpoch], "born").Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
-	grants := checkLog(t, mustLog(t, old), rulesOf(old))
+	grants := checkLog(t, mustLog(t, l), rulesOf(l))
 	quiet := (testHold + testWindow + testMargin).Microseconds()
 	if len(grants) != 1 || grants[0].Micros < born*1000+quiet {
 		t.Fatalf("grant %+v, want one at >= epoch birth (%d ms) + %dµs", grants, born, quiet)
@@ -413,13 +420,5 @@ func TestTrustNewEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh.UnlockBucket(0)
-	born, err := fresh.client.HGet(context.Background(), scriptKeys(prefix, 0)[keyEpoch], "born").Int64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	grants := checkLog(t, mustLog(t, fresh), rulesOf(fresh))
-	quiet := (testHold + testWindow + testMargin).Microseconds()
-	if len(grants) != 1 || grants[0].Micros < born*1000+quiet {
-		t.Fatalf("grant %+v, want one at >= epoch birth (%d ms) + %dµs", grants, born, quiet)
-	}
+	checkOneGrantAfterFullQuiet(t, fresh)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardfleet/shardfleet/internal/testutil"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
@@ -58,7 +59,7 @@ func TestFirstStartIsPrompt(t *testing.T) {
 			sawReadyz = true
 		}
 		status, _ = runWorkerCmd(t, 10*time.Second, []string{"REDIS_URL=" + f.redis.URL(), "KEY_PREFIX=" + prefix}, "status")
-		if hasLineWith(status, "waits: data-loss grace", "left") {
+		if testutil.HasLine(status, "waits: data-loss grace", "left") {
 			sawStatus = true
 		}
 		return sawReadyz && sawStatus
@@ -113,7 +114,7 @@ func TestStatusMarksAKilledWorkerStale(t *testing.T) {
 	var out string
 	poll(t, "w2 shown stale", 10*time.Second, func() bool {
 		out, _ = runWorkerCmd(t, 10*time.Second, []string{"REDIS_URL=" + f.redis.URL(), "KEY_PREFIX=" + prefix}, "status")
-		return hasLineWith(out, "w2 ", "stale", "last seen")
+		return testutil.HasLine(out, "w2 ", "stale", "last seen")
 	})
 	if !strings.Contains(out, "(and 1 stale workers)") {
 		t.Errorf("summary does not count the stale worker:\n%s", out)
@@ -129,18 +130,4 @@ func getText(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// hasLineWith reports whether one line of text holds every needle.
-func hasLineWith(text string, needles ...string) bool {
-lines:
-	for _, l := range strings.Split(text, "\n") {
-		for _, n := range needles {
-			if !strings.Contains(l, n) {
-				continue lines
-			}
-		}
-		return true
-	}
-	return false
 }

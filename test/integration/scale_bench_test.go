@@ -66,8 +66,8 @@ func runScale(b *testing.B) {
 		margin = d
 	}
 	const (
-		ttl      = 15 * time.Second
-		renew    = 2 * time.Second
+		ttl   = 15 * time.Second
+		renew = 2 * time.Second
 	)
 	b.Logf("file limit %d", raiseFileLimit(b))
 	needBinaries(b)
