@@ -194,7 +194,7 @@ func maxTime(a, b time.Time) time.Time {
 // logViolations logs, for each IDENTIFY the fake flagged, how long after the
 // previous IDENTIFY of its key it arrived, so a pacing fault (a few ms) can
 // be told from read lag (close to the fake's window).
-func logViolations(b *testing.B, ids []gatewaytest.IdentifyRecord) {
+func logViolations(b testing.TB, ids []gatewaytest.IdentifyRecord) {
 	sorted := slices.Clone(ids)
 	slices.SortFunc(sorted, func(x, y gatewaytest.IdentifyRecord) int { return x.Time.Compare(y.Time) })
 	last := map[int]gatewaytest.IdentifyRecord{}
