@@ -19,8 +19,7 @@ type Wait struct {
 // when the worker starts and stops waiting (one line each, not one per
 // shard: a fleet start queues thousands).
 type identifyQueue struct {
-	log    *slog.Logger
-	reason string
+	log *slog.Logger
 
 	mu    sync.Mutex
 	n     int
