@@ -117,7 +117,7 @@ type reconciler struct {
 	// a fleet whose workers all started together splits its shards at once
 	// instead of each worker claiming them all and moving them later.
 	joinedBy time.Time
-	noLayout   bool      // logged once
+	noLayout bool // logged once
 }
 
 func (r *reconciler) tick(ctx context.Context) {
