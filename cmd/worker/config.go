@@ -69,6 +69,7 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
+	Events          string        // EVENTS: none|stdout
 
 	explicit map[string]bool // env names of the settings given by flag or environment
 	redis    redisTarget     // REDIS_URL and REDIS_TLS_*, built by validate
@@ -251,6 +252,7 @@ func settings(c *Config) []setting {
 			bind(func(v string) error { return c.LogLevel.UnmarshalText([]byte(v)) })},
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "bound on handing every shard off after SIGTERM", false, bind(dur(&c.ShutdownTimeout))},
 		{"summary-interval", "SUMMARY_INTERVAL", "10s", "how often a summary line is logged; 0: never", false, bind(dur(&c.SummaryInterval))},
+		{"events", "EVENTS", "none", "stdout: write every dispatch this worker receives to stdout as a JSON line (logs go to stderr); none: only count them (local mode) or store them in the Redis stream (fleet mode)", false, bind(str(&c.Events))},
 	}
 }
 
@@ -425,6 +427,9 @@ func (c *Config) validate() error {
 	if c.HTTPMaxConns < 1 {
 		return bad("HTTP_MAX_CONNS (-http-max-conns)", strconv.Itoa(c.HTTPMaxConns), "must be 1 or more")
 	}
+	if c.Events != "none" && c.Events != "stdout" {
+		return bad("EVENTS (-events)", c.Events, "want none or stdout")
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT (-log-format)", c.LogFormat, "want text or json")
 	}
@@ -461,7 +466,8 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 			return bad(l.name, l.d.String(), "must be positive")
 		}
 	}
-	if c.LeaseRenewDeadline == 0 {
+	derived := c.LeaseRenewDeadline == 0
+	if derived {
 		c.LeaseRenewDeadline = c.LeaseTTL * 2 / 3
 	}
 	// Self-fencing needs TTL > renew deadline > 1.2 x renew interval, and the
@@ -473,10 +479,45 @@ func (c *Config) validateTimes(bad func(setting, value, reason string) error) er
 				1-drift, time.Duration(float64(c.LeaseTTL)*(1-drift)), 100*drift))
 	}
 	if float64(c.LeaseRenewDeadline) <= 1.2*float64(c.LeaseRenewInterval) {
-		return bad("LEASE_RENEW_INTERVAL (-lease-renew-interval)", c.LeaseRenewInterval.String(),
-			"must be under LEASE_RENEW_DEADLINE/1.2 ("+c.LeaseRenewDeadline.String()+"/1.2)")
+		return c.renewIntervalError(derived)
 	}
 	return nil
+}
+
+// renewIntervalError reports LEASE_RENEW_DEADLINE <= 1.2 x
+// LEASE_RENEW_INTERVAL, blaming the settings the user set (LEASE_TTL=1s
+// derives a deadline below the default interval: LEASE_TTL is the one to
+// fix) and saying what would be valid for each.
+func (c *Config) renewIntervalError(deadlineDerived bool) error {
+	const (
+		ttl, interval, deadline = "LEASE_TTL (-lease-ttl)", "LEASE_RENEW_INTERVAL (-lease-renew-interval)", "LEASE_RENEW_DEADLINE (-lease-renew-deadline)"
+	)
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	deadlineFrom := "LEASE_RENEW_DEADLINE " + ms(c.LeaseRenewDeadline)
+	if deadlineDerived {
+		deadlineFrom += " (2/3 of LEASE_TTL " + c.LeaseTTL.String() + ")"
+	}
+	intervalFrom := "LEASE_RENEW_INTERVAL " + c.LeaseRenewInterval.String()
+	if !c.isSet("LEASE_RENEW_INTERVAL") {
+		intervalFrom += " (the default)"
+	}
+	minDeadline := time.Duration(1.2*float64(c.LeaseRenewInterval)) + time.Millisecond
+	fixes := []string{"LEASE_RENEW_INTERVAL below " + ms(time.Duration(float64(c.LeaseRenewDeadline)/1.2))}
+	setting, value := interval, c.LeaseRenewInterval.String()
+	if deadlineDerived {
+		fixes = append([]string{"LEASE_TTL to at least " + ms(minDeadline*3/2)}, fixes...)
+		if c.isSet("LEASE_TTL") || !c.isSet("LEASE_RENEW_INTERVAL") {
+			setting, value = ttl, c.LeaseTTL.String()
+		}
+	} else {
+		fixes = append([]string{"LEASE_RENEW_DEADLINE to at least " + ms(minDeadline)}, fixes...)
+		if !c.isSet("LEASE_RENEW_INTERVAL") {
+			setting, value = deadline, c.LeaseRenewDeadline.String()
+		}
+	}
+	return &SettingError{Setting: setting, Value: value, Reason: fmt.Sprintf(
+		"the lease needs LEASE_RENEW_DEADLINE above 1.2 x LEASE_RENEW_INTERVAL, but %s and %s: set %s",
+		deadlineFrom, intervalFrom, strings.Join(fixes, ", or "))}
 }
 
 func checkURL(raw string, schemes ...string) error {

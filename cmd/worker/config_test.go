@@ -215,3 +215,23 @@ func TestNormalizePrefix(t *testing.T) {
 		}
 	}
 }
+
+// LEASE_TTL=1s alone derives a renew deadline below the default renew
+// interval: the error is about LEASE_TTL, the setting the user set, and says
+// what would be valid.
+func TestLeaseTTLErrorNamesLeaseTTL(t *testing.T) {
+	_, err := parseConfig(nil, envOf("DISCORD_TOKEN", "x", "LEASE_TTL", "1s"), &bytes.Buffer{})
+	var se *SettingError
+	if !errors.As(err, &se) || se.Setting != "LEASE_TTL (-lease-ttl)" || se.Value != "1s" {
+		t.Fatalf("error %v (%#v), want a SettingError on LEASE_TTL=1s", err, se)
+	}
+	for _, want := range []string{"2/3 of LEASE_TTL 1s", "LEASE_RENEW_INTERVAL 2s (the default)", "LEASE_TTL to at least 3.602s", "LEASE_RENEW_INTERVAL below 556ms"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	_, err = parseConfig(nil, envOf("DISCORD_TOKEN", "x", "LEASE_RENEW_INTERVAL", "9s"), &bytes.Buffer{})
+	if !errors.As(err, &se) || se.Setting != "LEASE_RENEW_INTERVAL (-lease-renew-interval)" {
+		t.Fatalf("interval set alone: %v, want it blamed", err)
+	}
+}

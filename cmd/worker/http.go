@@ -29,7 +29,8 @@ type httpServer struct {
 //	/healthz  200 while the process serves (also after a fatal 4004, so an
 //	          orchestrator does not restart it into an identify loop)
 //	/readyz   200 when every owned shard is READY and, in fleet mode, the lease
-//	          session is alive; else 503 with the reason
+//	          session is alive and holds every shard assigned to this worker;
+//	          else 503 with the reason (what it waits for, and how long)
 //	/status   JSON: {"worker": this worker, "fleet": every worker read from Redis};
 //	          a shard's "status" is its gateway's ("ready", "resuming"...),
 //	          "opening", "budget_floor" (stopped at the identify budget's
@@ -52,8 +53,14 @@ func newHandler(w *worker.Worker, client redis.UniversalClient, prefix string) h
 		if !st.Ready {
 			rw.WriteHeader(http.StatusServiceUnavailable)
 			reason := "not every shard is ready"
-			if st.Error != "" {
+			switch {
+			case st.Error != "":
 				reason = st.Error
+			case len(st.Waiting) > 0:
+				reason = "waiting: " + st.Waiting[0].Reason
+				if st.Waiting[0].LeftMS > 0 {
+					reason += fmt.Sprintf(" (%v left)", time.Duration(st.Waiting[0].LeftMS)*time.Millisecond)
+				}
 			}
 			fmt.Fprintln(rw, "not ready:", reason)
 			return

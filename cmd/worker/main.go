@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,26 +52,45 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 		return exitBadArgs
 	}
 	logger := newLogger(cfg, stderr)
+	redis.SetLogger(redisLog{logger}) // process-wide, as go-redis's logger is
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, logger); err != nil {
+	if err := serve(ctx, cfg, logger, stdout); err != nil {
 		logger.Error("worker stopped", "err", err)
 		return exitFailed
 	}
 	return exitOK
 }
 
+// newLogger builds the process's logger. JSON logs give durations in their
+// text form ("1.5s"), as text logs do, not in nanoseconds.
 func newLogger(cfg *Config, out io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
+		opts.ReplaceAttr = durationsAsText
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// redisLog routes go-redis's own log lines (dial failures, pool notices)
+// through the process's logger, so they follow LOG_FORMAT too.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
+}
+
 // serve wires the worker, its HTTP server and (with -sim) the fake Discord,
 // and runs until ctx ends (SIGTERM/SIGINT) or the worker fails.
-func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writer) error {
 	base := logger // the worker attaches worker_id itself
 	logger = logger.With("worker_id", cfg.WorkerID)
 	if cfg.Sim {
@@ -89,12 +109,17 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		err := client.Ping(pingCtx).Err()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reach redis (%s): %w", cfg.redis.Kind(), explainRedisErr(err))
+			return fmt.Errorf("reach redis (%s, REDIS_URL %s): %w", cfg.redis.Kind(), redactURL(string(cfg.RedisURL)),
+				cfg.redis.explain(ctx, err))
 		}
 	}
-	w, err := worker.New(workerConfig(cfg, base, client))
+	wc := workerConfig(cfg, base, client)
+	if cfg.Events == "stdout" {
+		wc.EventHandler = jsonLines(stdout)
+	}
+	w, err := worker.New(wc)
 	if err != nil {
-		return err
+		return asSettingError(err)
 	}
 	httpSrv, err := startHTTP(cfg, newHandler(w, client, cfg.KeyPrefix), logger)
 	if err != nil {
@@ -107,7 +132,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	defer func() { stopSummary(); <-summaryDone }()
 	err = w.Run(ctx)
 	logger.Info("stopped", "events_received", w.Status().EventsReceived)
-	return err
+	return asSettingError(err)
 }
 
 func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient) worker.Config {

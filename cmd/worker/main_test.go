@@ -44,7 +44,7 @@ func TestSimRunsOffline(t *testing.T) {
 	var logs testutil.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), io.Discard) }()
 	poll(t, "a summary with every shard ready and events flowing", 20*time.Second, func() bool {
 		for _, line := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(line, "shards_ready=2/2") && !strings.Contains(line, "events_per_second=0.0") {
@@ -115,15 +115,39 @@ func TestHTTPHandler(t *testing.T) {
 
 func TestPrintFleet(t *testing.T) {
 	var out bytes.Buffer
+	now := time.Now()
 	printFleet(&out, []worker.Status{
 		{WorkerID: "a", Host: "h1", LeaseExpiresInMS: 1200, Shards: []worker.ShardStatus{
-			{ID: 0, Count: 2, Status: "ready", LatencyMS: 41.5}, {ID: 1, Count: 2, Status: "fatal", Error: "4004"}}},
+			{ID: 0, Count: 2, Status: "ready", LatencyMS: 41.5}, {ID: 1, Count: 2, Status: "fatal", Error: "4004"}},
+			Waiting: []worker.Wait{{Reason: "data-loss grace", Shards: 3, LeftMS: 1500}}},
 		{WorkerID: "b", LeaseExpiresInMS: -1, Error: "no status published"},
-	})
-	for _, want := range []string{"WORKER", "0/2", "ready", "41.5ms", "1.2s", "4004", "expired", "2 workers, 2 shards"} {
+	}, now)
+	for _, want := range []string{"WORKER", "0/2", "ready", "41.5ms", "1.2s", "4004", "expired", "2 workers, 2 shards",
+		"a waits: data-loss grace (3 shards), 1.5s left"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// A killed worker's last published shards show as stale, with how long ago
+// it was last seen, and do not count as running.
+func TestPrintFleetStale(t *testing.T) {
+	var out bytes.Buffer
+	now := time.Now()
+	printFleet(&out, []worker.Status{
+		{WorkerID: "live", LeaseExpiresInMS: 900, UpdatedAt: now, Shards: []worker.ShardStatus{{ID: 0, Count: 2, Status: "ready"}}},
+		{WorkerID: "dead", LeaseExpiresInMS: -1, Stale: true, UpdatedAt: now.Add(-12 * time.Second),
+			Shards:  []worker.ShardStatus{{ID: 1, Count: 2, Status: "ready"}},
+			Waiting: []worker.Wait{{Reason: "old news"}}},
+	}, now)
+	for _, want := range []string{"stale: ready", "expired, last seen 12s ago", "1 workers, 1 shards (and 1 stale workers)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "old news") {
+		t.Errorf("a stale worker's waits are shown:\n%s", out.String())
 	}
 }
 
@@ -142,7 +166,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -233,4 +236,55 @@ func explainRedisErr(err error) error {
 		return fmt.Errorf("TLS handshake failed: check REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE, REDIS_TLS_SERVER_NAME: %w", err)
 	}
 	return err
+}
+
+// explain is explainRedisErr, and for a refusal it does not recognise (a
+// server that answers every command with an error and hangs up, as protected
+// mode does with "-DENIED ...", surfaces in go-redis as "write: broken pipe")
+// it asks the server once, directly, and adds its reply.
+func (t redisTarget) explain(ctx context.Context, err error) error {
+	if explained := explainRedisErr(err); explained != err {
+		return explained
+	}
+	reply := t.serverReply(ctx)
+	if !strings.HasPrefix(reply, "-") {
+		return err
+	}
+	return fmt.Errorf("the server refused the worker, replying %q: check REDIS_URL (address, user, password) and the server's bind, protected-mode and ACL settings: %w",
+		strings.TrimPrefix(reply, "-"), err)
+}
+
+// serverReply sends PING on a fresh connection to the first address of the
+// target (over TLS when it uses TLS) and returns the first line of the reply,
+// or "" when there is none within a second.
+func (t redisTarget) serverReply(ctx context.Context) string {
+	var addr string
+	switch {
+	case t.cluster != nil && len(t.cluster.Addrs) > 0:
+		addr = t.cluster.Addrs[0]
+	case t.failover != nil && len(t.failover.SentinelAddrs) > 0:
+		addr = t.failover.SentinelAddrs[0]
+	case t.simple != nil:
+		addr = t.simple.Addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	if cfg := *t.tlsConfig(); cfg != nil {
+		tc := tls.Client(conn, cfg)
+		if tc.HandshakeContext(ctx) != nil {
+			return ""
+		}
+		conn = tc
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	_, _ = conn.Write([]byte("PING\r\n")) // the server may have answered and closed already
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line)
 }

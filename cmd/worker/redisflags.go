@@ -40,19 +40,20 @@ func addRedisFlags(fs *flag.FlagSet, env func(string) (string, bool)) *redisFlag
 	return r
 }
 
-// client checks the settings and returns a client and the normalised
-// prefix; the error names the setting to fix.
-func (r *redisFlags) client() (redis.UniversalClient, string, error) {
+// client checks the settings and returns the Redis target (to explain a
+// refusal with), a client of it and the normalised prefix; the error names
+// the setting to fix.
+func (r *redisFlags) client() (redisTarget, redis.UniversalClient, string, error) {
 	if *r.url == "" {
-		return nil, "", errors.New("config: REDIS_URL (-redis-url): required")
+		return redisTarget{}, nil, "", errors.New("config: REDIS_URL (-redis-url): required")
 	}
 	norm, err := normalizePrefix(*r.prefix)
 	if err != nil {
-		return nil, "", fmt.Errorf("config: KEY_PREFIX (-key-prefix): %w", err)
+		return redisTarget{}, nil, "", fmt.Errorf("config: KEY_PREFIX (-key-prefix): %w", err)
 	}
 	target, err := newRedisTarget(RedisURL(*r.url), *r.cluster, r.tls)
 	if err != nil {
-		return nil, "", err
+		return redisTarget{}, nil, "", err
 	}
-	return target.newClient(), norm, nil
+	return target, target.newClient(), norm, nil
 }

@@ -45,7 +45,7 @@ func runSend(args []string, env func(string) (string, bool), stdout, stderr io.W
 		fmt.Fprintln(stderr, "worker send: config:", err)
 		return exitBadArgs
 	}
-	client, norm, err := rf.client()
+	_, client, norm, err := rf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "worker send:", err)
 		return exitBadArgs

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,7 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 		}
 		return exitBadArgs
 	}
-	client, norm, err := rf.client()
+	target, client, norm, err := rf.client()
 	if err != nil {
 		fmt.Fprintln(stderr, "worker status:", err)
 		return exitBadArgs
@@ -39,7 +40,7 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 	defer cancel()
 	fleet, err := worker.ReadFleet(ctx, client, norm)
 	if err != nil {
-		fmt.Fprintln(stderr, "worker status:", explainRedisErr(err))
+		fmt.Fprintln(stderr, "worker status:", target.explain(ctx, err))
 		return exitFailed
 	}
 	if *asJSON {
@@ -48,22 +49,32 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 		_ = enc.Encode(fleet)
 		return exitOK
 	}
-	printFleet(stdout, fleet)
+	printFleet(stdout, fleet, time.Now())
 	return exitOK
 }
 
-// printFleet writes one row per shard (one per worker without shards).
-func printFleet(out io.Writer, fleet []worker.Status) {
+// printFleet writes one row per shard (one per worker without shards), then
+// what each worker waits for. A worker whose liveness lapsed is marked stale,
+// with how long ago it last published, and so are the shards it last showed.
+func printFleet(out io.Writer, fleet []worker.Status, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKER\tHOST\tSHARD\tSTATUS\tLATENCY\tLEASE EXPIRES IN\tERROR")
-	shards := 0
+	shards, stale := 0, 0
 	for _, w := range fleet {
 		expires := "expired"
 		if w.LeaseExpiresInMS >= 0 {
 			expires = (time.Duration(w.LeaseExpiresInMS) * time.Millisecond).String()
 		}
+		mark := ""
+		if w.Stale {
+			stale++
+			mark = "stale: "
+			if !w.UpdatedAt.IsZero() {
+				expires += ", last seen " + now.Sub(w.UpdatedAt).Round(time.Second).String() + " ago"
+			}
+		}
 		if len(w.Shards) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s\t%s\n", w.WorkerID, w.Host, expires, w.Error)
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\t%s\t%s\n", w.WorkerID, w.Host, strings.TrimSuffix(mark, ": "), expires, w.Error)
 		}
 		for _, s := range w.Shards {
 			errText := s.Error
@@ -71,11 +82,32 @@ func printFleet(out io.Writer, fleet []worker.Status) {
 				errText = w.Error
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w.WorkerID, w.Host,
-				strconv.Itoa(s.ID)+"/"+strconv.Itoa(s.Count), s.Status,
+				strconv.Itoa(s.ID)+"/"+strconv.Itoa(s.Count), mark+s.Status,
 				(time.Duration(s.LatencyMS*1000) * time.Microsecond).String(), expires, errText)
-			shards++
+			if !w.Stale {
+				shards++
+			}
 		}
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(out, "%d workers, %d shards\n", len(fleet), shards)
+	summary := fmt.Sprintf("%d workers, %d shards", len(fleet)-stale, shards)
+	if stale > 0 {
+		summary += fmt.Sprintf(" (and %d stale workers)", stale)
+	}
+	fmt.Fprintln(out, summary)
+	for _, w := range fleet {
+		if w.Stale {
+			continue
+		}
+		for _, wt := range w.Waiting {
+			line := w.WorkerID + " waits: " + wt.Reason
+			if wt.Shards > 0 {
+				line += fmt.Sprintf(" (%d shards)", wt.Shards)
+			}
+			if wt.LeftMS > 0 {
+				line += ", " + (time.Duration(wt.LeftMS) * time.Millisecond).String() + " left"
+			}
+			fmt.Fprintln(out, line)
+		}
+	}
 }

@@ -61,10 +61,21 @@ type Config struct {
 	// member for JoinGrace, so a flapping member does not churn the fleet.
 	// Default 5 s.
 	JoinGrace time.Duration
-	// DataLossGrace: after Redis lost its data (epoch changed), nobody claims
-	// a shard it did not hold for this long, so holders re-assert first.
-	// Must be >= TTL. Default TTL + RenewDeadline (25 s).
+	// DataLossGrace: after a holder proved that Redis lost its data (its
+	// renew found another epoch and it re-asserted), nobody claims a shard it
+	// did not hold for this long. Must be >= TTL. Default TTL + RenewDeadline
+	// (25 s).
 	DataLossGrace time.Duration
+	// DataLossProbe: a session that finds no epoch (a new Redis, or one that
+	// lost its data) creates it and claims nothing for this long. Every live
+	// holder of a lost Redis renews within RenewInterval, finds the new epoch
+	// and re-asserts, which starts DataLossGrace; when nobody does, the fleet
+	// is new and starts at once. A holder that cannot reach Redis during the
+	// probe self-fences within RenewDeadline of its last renew. Must exceed
+	// RenewInterval (the margin covers the renew's round trip) and not exceed
+	// DataLossGrace. Default RenewInterval + max(RenewInterval/8, 100ms)
+	// (2.25 s), derived from the RenewInterval in force when zero.
+	DataLossProbe time.Duration
 	// RevokeTimeout bounds a Handler.Revoke call. Default 10 s.
 	RevokeTimeout time.Duration
 
@@ -118,7 +129,8 @@ func LocalConfig() Config {
 
 // withDefaults fills zero fields from DefaultConfig. Only Prefix, WorkerID,
 // Logger, MaxClockDrift and zero durations/counts are filled; DataLossGrace
-// defaults to TTL + RenewDeadline of the resulting config.
+// defaults to TTL + RenewDeadline and DataLossProbe to RenewInterval +
+// max(RenewInterval/8, 100ms) of the resulting config.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Prefix == "" {
@@ -141,6 +153,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DataLossGrace == 0 {
 		c.DataLossGrace = c.TTL + c.RenewDeadline
+	}
+	if c.DataLossProbe == 0 {
+		c.DataLossProbe = c.RenewInterval + max(c.RenewInterval/8, 100*time.Millisecond)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -186,6 +201,9 @@ func (c Config) validate() error {
 		return bad("JoinGrace", "%v is negative", c.JoinGrace)
 	case c.DataLossGrace < c.TTL:
 		return bad("DataLossGrace", "%v is below TTL %v", c.DataLossGrace, c.TTL)
+	case c.DataLossProbe <= c.RenewInterval || c.DataLossProbe > c.DataLossGrace:
+		return bad("DataLossProbe", "%v must exceed RenewInterval %v and not exceed DataLossGrace %v",
+			c.DataLossProbe, c.RenewInterval, c.DataLossGrace)
 	case c.RevokeTimeout < 0:
 		return bad("RevokeTimeout", "%v is negative", c.RevokeTimeout)
 	}

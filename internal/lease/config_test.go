@@ -30,6 +30,8 @@ func TestConfigValidation(t *testing.T) {
 		{"join grace negative", func(c *Config) { c.JoinGrace = -1 }, "JoinGrace"},
 		{"data-loss grace below ttl", func(c *Config) { c.DataLossGrace = c.TTL - time.Millisecond }, "DataLossGrace"},
 		{"data-loss grace equal ttl", func(c *Config) { c.DataLossGrace = c.TTL }, ""},
+		{"data-loss probe equal renew interval", func(c *Config) { c.DataLossProbe = c.RenewInterval }, "DataLossProbe"},
+		{"data-loss probe above grace", func(c *Config) { c.DataLossProbe = c.DataLossGrace + time.Millisecond }, "DataLossProbe"},
 		{"revoke timeout negative", func(c *Config) { c.RevokeTimeout = -1 }, "RevokeTimeout"},
 		// P7: TTL > RenewDeadline/(1-MaxClockDrift); 10s/(1-0.1) = 11.111s.
 		{"drift negative", func(c *Config) { c.MaxClockDrift = -0.01 }, "MaxClockDrift"},
@@ -83,6 +85,7 @@ func TestMaxClockDriftZeroMeansDefault(t *testing.T) {
 	c := DefaultConfig()
 	c.MaxClockDrift = 0
 	c.TTL = c.RenewDeadline + time.Millisecond
+	c.DataLossProbe = c.RenewInterval + time.Second // validate sees no defaults
 	if err := c.validate(); err != nil {
 		t.Fatalf("drift 0 with TTL just above RenewDeadline: %v", err)
 	}

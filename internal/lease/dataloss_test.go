@@ -129,3 +129,62 @@ func TestDataLossReassertConflict(t *testing.T) {
 		t.Fatalf("lease 1 after re-assert: Valid %v, %v; Err %v", ok, err, l1.Err())
 	}
 }
+
+// A new fleet (no epoch, nobody to re-assert) waits only the probe: the
+// grace the first session sets is DataLossProbe, not DataLossGrace, and a
+// claim succeeds once it is over.
+func TestNewFleetWaitsOnlyTheProbe(t *testing.T) {
+	srv, direct := startRedis(t)
+	cfg := testConfig("")
+	cfg.DataLossGrace = 5 * time.Second // far above the probe, so the two cannot be confused
+	a := newSession(t, newClient(t, srv.Addr()), cfg)
+	ctx := testCtx(t)
+	probe := a.Config().DataLossProbe
+	if pttl, err := direct.PTTL(ctx, a.Keys().Grace()).Result(); err != nil || pttl <= 0 || pttl > probe {
+		t.Fatalf("grace of a new fleet: %v, %v; want (0, %v]", pttl, err, probe)
+	}
+	key := ShardKey{ID: 0, Count: 1}
+	var ge *GraceError
+	if _, err := a.Claim(ctx, key); !errors.As(err, &ge) || ge.Remaining > probe {
+		t.Fatalf("claim during the probe: %v; want a GraceError of at most %v", err, probe)
+	}
+	eventually(t, 3*time.Second, "a claims after the probe", func() bool {
+		_, err := a.Claim(ctx, key)
+		if err != nil && !errors.Is(err, ErrDataLossGrace) {
+			t.Fatalf("claim: %v", err)
+		}
+		return err == nil
+	})
+}
+
+// When a session that never knew an epoch reaches a lost Redis first (it
+// creates the epoch with only the probe), the holder's re-assertion within
+// the probe still puts the full grace in force: the newcomer cannot claim
+// the holder's shards, nor free ones, before DataLossGrace.
+func TestDataLossNewcomerFirst(t *testing.T) {
+	srv, direct := startRedis(t)
+	cfg := testConfig("")
+	cfg.DataLossGrace = 5 * time.Second
+	a := newSession(t, newClient(t, srv.Addr()), cfg)
+	endGrace(t, direct, "")
+	ctx := testCtx(t)
+	held := ShardKey{ID: 0, Count: 2}
+	l := claimOK(t, a, held)
+	if err := direct.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := newSession(t, newClient(t, srv.Addr()), cfg)
+	eventually(t, 3*time.Second, "the holder re-asserts and extends the grace", func() bool {
+		pttl, err := direct.PTTL(ctx, a.Keys().Grace()).Result()
+		return err == nil && pttl > b.Config().DataLossProbe
+	})
+	if isClosed(l.Done()) {
+		t.Fatalf("holder lost its lease: %v", l.Err())
+	}
+	if _, err := b.Claim(ctx, held); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("newcomer's claim of the re-asserted shard: %v", err)
+	}
+	if _, err := b.Claim(ctx, ShardKey{ID: 1, Count: 2}); !errors.Is(err, ErrDataLossGrace) {
+		t.Fatalf("newcomer's claim of a free shard during the grace: %v", err)
+	}
+}

@@ -46,10 +46,21 @@
 // leases with their old tokens, and nobody claims a shard it did not hold for
 // DataLossGrace (>= TTL). Not detected: an asynchronous-replication failover
 // whose new primary kept the epoch and member keys but lost recent lease
-// writes (use min-replicas-to-write on HA deployments). An empty Redis looks exactly like one that lost its
-// data, so the very first session of a new fleet starts the grace too: a new
-// fleet claims nothing for DataLossGrace (25 s by default, about 1 s with
-// LocalConfig). That is the price of never trusting an empty Redis.
+// writes (use min-replicas-to-write on HA deployments).
+//
+// An empty Redis looks exactly like one that lost its data to a session that
+// never knew an epoch, but not to the holders: each live holder renews within
+// RenewInterval, finds the epoch gone or changed, and re-asserts. So a session
+// that creates the epoch only blocks claims for DataLossProbe (RenewInterval
+// plus a margin for the round trip); the first re-assertion within it puts the
+// full DataLossGrace in force, and when none comes the fleet is new and starts
+// claiming at once (2.25 s after its first worker by default, not 25 s). What
+// the probe gives up: a holder that cannot reach Redis for the whole probe
+// (but has not self-fenced yet) may see its shard claimed by another member
+// before it self-fences, within RenewDeadline of its last renew; its own
+// writes are fenced meanwhile (its member key is gone until it re-asserts, and
+// that re-assertion then loses the shard). A whole fleet restarted together
+// with its Redis is indistinguishable from a new one.
 //
 // A worker that restarts with the same WorkerID gets ErrMemberExists until
 // its previous member key expires (TTL); Run then deletes the leases its

@@ -172,7 +172,7 @@ func (s *Session) reassert(ctx context.Context) error {
 		data = encodeLayout(layout)
 	}
 	args := []any{s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(),
-		s.cfg.DataLossGrace.Milliseconds(), layout.Version, data}
+		s.cfg.DataLossGrace.Milliseconds(), layout.Version, data, s.cfg.DataLossProbe.Milliseconds()}
 	for _, l := range held {
 		keys = append(keys, k.Lease(l.key))
 		args = append(args, strconv.FormatUint(l.token, 10))

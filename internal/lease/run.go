@@ -47,7 +47,8 @@ type Handler interface {
 //     h.Acquired for each.
 //
 // Members count for assignment once they have been members for JoinGrace
-// (this worker counts itself at once). At steady state a tick makes no Redis
+// (this worker counts itself at once), or at once when they joined during a
+// data-loss wait (the probe of a new fleet) that just ended. At steady state a tick makes no Redis
 // call beyond reading the layout when its version changed. Run must not be
 // called twice at once on one session.
 func (s *Session) Run(ctx context.Context, h Handler) error {
@@ -64,8 +65,18 @@ func (s *Session) Run(ctx context.Context, h Handler) error {
 		case <-s.viewCh:
 		}
 		r.tick(ctx)
-		timer.Reset(s.jittered())
+		timer.Reset(r.untilNextTick())
 	}
+}
+
+// untilNextTick is the usual jittered tick, or less when the data-loss grace
+// ends sooner: a new fleet claims as soon as its probe is over.
+func (r *reconciler) untilNextTick() time.Duration {
+	d := r.s.jittered()
+	if left := r.s.clock.Until(r.graceUntil); left > 0 && left < d {
+		return left
+	}
+	return d
 }
 
 func (s *Session) jittered() time.Duration {
@@ -99,7 +110,14 @@ type reconciler struct {
 	assignKey  string // layout version + eligible members of the cached assignment
 	assignment map[ShardKey]string
 	graceUntil time.Time // on s.clock: no claims before
-	noLayout   bool      // logged once
+	graceFrom  time.Time // on s.clock: when the current grace wait began
+	// joinedBy (server time): members that joined by then count for
+	// assignment at once. Set when a data-loss wait (a new fleet's probe)
+	// ends: nothing was claimed during it, so there is no churn to damp, and
+	// a fleet whose workers all started together splits its shards at once
+	// instead of each worker claiming them all and moving them later.
+	joinedBy time.Time
+	noLayout bool // logged once
 }
 
 func (r *reconciler) tick(ctx context.Context) {
@@ -112,6 +130,9 @@ func (r *reconciler) tick(ctx context.Context) {
 		return
 	}
 	me := r.s.cfg.WorkerID
+	if !r.graceUntil.IsZero() && r.joinedBy.IsZero() && !r.s.clock.Now().Before(r.graceUntil) {
+		r.joinedBy = v.now
+	}
 	assignment := r.assign(v)
 	held := sortedLeases(r.s.Leases())
 	moves := 0
@@ -127,17 +148,40 @@ func (r *reconciler) tick(ctx context.Context) {
 			_ = r.revoke(ctx, l, true)
 		}
 	}
-	if r.s.clock.Now().Before(r.graceUntil) {
-		return
-	}
 	var want []ShardKey
 	for _, k := range r.shards {
 		if assignment[k] == me && r.s.Lease(k) == nil {
 			want = append(want, k)
 		}
 	}
-	r.claim(ctx, want)
+	if !r.s.clock.Now().Before(r.graceUntil) {
+		r.claim(ctx, want)
+	}
+	r.noteWait(want)
 }
+
+// noteWait publishes how many of want are still not held after the tick, and
+// why; it logs when a data-loss grace wait ends.
+func (r *reconciler) noteWait(want []ShardKey) {
+	w := Wait{Settled: true}
+	for _, k := range want {
+		if r.s.Lease(k) == nil {
+			w.Pending++
+		}
+	}
+	if now := r.s.clock.Now(); now.Before(r.graceUntil) {
+		w.Reason, w.Until = GraceReason, time.Now().Add(r.graceUntil.Sub(now))
+	} else if w.Pending > 0 {
+		w.Reason = "held by other workers until they hand over or their leases expire"
+	}
+	if prev := r.s.wait.Swap(&w); prev != nil && prev.Reason == GraceReason && w.Reason != GraceReason {
+		r.s.log.Info("lease: wait over; claiming", slog.String("reason", GraceReason),
+			slog.Duration("waited", r.s.clock.Since(r.graceFrom)))
+	}
+}
+
+// GraceReason is the Wait.Reason of the data-loss probe and grace.
+const GraceReason = "data-loss grace: waiting for holders of a lost Redis to re-assert"
 
 // refreshLayout reloads the layout when the renew saw a new version. It
 // reports whether a layout is known.
@@ -201,7 +245,7 @@ func (r *reconciler) assign(v *view) map[ShardKey]string {
 	me := r.s.cfg.WorkerID
 	members := []string{me}
 	for _, m := range v.members {
-		if m.ID != me && !m.Since.IsZero() && v.now.Sub(m.Since) >= r.s.cfg.JoinGrace {
+		if m.ID != me && !m.Since.IsZero() && (v.now.Sub(m.Since) >= r.s.cfg.JoinGrace || !m.Since.After(r.joinedBy)) {
 			members = append(members, m.ID)
 		}
 	}
@@ -230,8 +274,16 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 			case c.err == nil && c.lease != nil:
 				r.h.Acquired(c.lease.Context(), c.lease, c.state)
 			case errors.As(c.err, &ge):
-				r.graceUntil = r.s.clock.Now().Add(ge.Remaining)
-				r.s.log.Info("lease: data-loss grace; not claiming", slog.Duration("remaining", ge.Remaining))
+				now := r.s.clock.Now()
+				switch {
+				case r.graceUntil.IsZero():
+					r.graceFrom = r.s.joined // the probe of a new epoch began at register
+				case !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)):
+					r.graceFrom = now // a new wait, not the same one continued
+				}
+				r.graceUntil = now.Add(ge.Remaining)
+				r.s.log.Info("lease: waiting; not claiming", slog.String("reason", GraceReason),
+					slog.Duration("wait", ge.Remaining))
 				return
 			}
 		}

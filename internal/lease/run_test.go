@@ -324,3 +324,29 @@ func TestRunSweepsLeasesOfEarlierIncarnation(t *testing.T) {
 	})
 	w.check(t)
 }
+
+// Workers that start a new fleet together split its shards at the end of the
+// probe, without a move: the JoinGrace that damps a flapping member does not
+// make each of them claim every shard first.
+func TestRunNewFleetSplitsWithoutMoves(t *testing.T) {
+	srv, _ := startRedis(t)
+	cfg := testConfig("")
+	cfg.JoinGrace = time.Minute // far beyond the test: only the probe rule can count the others
+	cfg.DataLossProbe = 4 * cfg.RenewInterval
+	w := newWorld()
+	var runners []*runner
+	for range 3 {
+		runners = append(runners, startRunner(t, newClient(t, srv.Addr()), cfg, w))
+	}
+	if _, err := runners[0].s.SetLayoutIfAbsent(testCtx(t), 12); err != nil {
+		t.Fatal(err)
+	}
+	waitBalanced(t, w, 10*time.Second, "every shard run, by all three workers", func(o map[ShardKey]string) bool {
+		return len(o) == 12 && len(countBy(o)) == 3
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.revokes); n != 0 || len(w.violations) != 0 {
+		t.Fatalf("revokes %v, violations %v: the new fleet moved shards", w.revokes, w.violations)
+	}
+}

@@ -22,9 +22,11 @@ local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
 // register: KEYS member, members, since, epoch, grace;
-// ARGV id, info, ttl_ms, new_epoch, grace_ms.
+// ARGV id, info, ttl_ms, new_epoch, probe_ms.
 // Returns {status, epoch, created}; status "exists" when another live
-// session uses the id.
+// session uses the id. A missing epoch is created with only the short probe
+// grace: the register cannot tell a new Redis from a lost one, but every live
+// holder of a lost one re-asserts within the probe and extends the grace.
 var registerScript = redis.NewScript(luaNow + `
 local ttl = tonumber(ARGV[3])
 local ep = redis.call('GET', KEYS[4])
@@ -175,14 +177,19 @@ return 1
 
 // reassert: KEYS member, members, since, epoch, grace, fence, layout, then n
 // lease keys; ARGV me, info, ttl_ms, new_epoch, grace_ms, layout_version,
-// layout_data, then n tokens. Re-creates the member key and every lease that
-// is absent with its old token; returns {epoch, per lease 1 (ours) or 0 (lost)}.
+// layout_data, probe_ms, then n tokens. Re-creates the member key and every
+// lease that is absent with its old token; returns {epoch, per lease 1 (ours)
+// or 0 (lost)}. A re-assertion proves the data loss, so it puts the full
+// grace in force (unless more than a probe's worth of it is left already: the
+// holders of one loss extend it once, not once each).
 var reassertScript = redis.NewScript(luaNow + `
 local me, ttl = ARGV[1], tonumber(ARGV[3])
 local ep = redis.call('GET', KEYS[4])
 if not ep then
   ep = ARGV[4]
   redis.call('SET', KEYS[4], ep)
+end
+if redis.call('PTTL', KEYS[5]) <= tonumber(ARGV[8]) then
   redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
@@ -195,7 +202,7 @@ local fence0 = tonumber(redis.call('GET', KEYS[6]) or '0') or 0
 local fence = fence0
 local out = {ep}
 for i = 8, #KEYS do
-  local tok = ARGV[i]
+  local tok = ARGV[i + 1]
   local cur = redis.call('HMGET', KEYS[i], 'owner', 'token')
   if not cur[1] then
     redis.call('HSET', KEYS[i], 'owner', me, 'token', tok, 'req', 'reassert')

@@ -90,7 +90,7 @@ func TestScriptsIdempotent(t *testing.T) {
 	for range 2 {
 		res, err := reassertScript.Run(ctx, client,
 			[]string{a.memKey, k.Members(), k.MembersSince(), k.Epoch(), k.Grace(), k.Fence(), k.Layout(), k.Lease(key)},
-			a.ID(), a.info, 1000, "e", 1000, 0, "", r1.token).Slice()
+			a.ID(), a.info, 1000, "e", 1000, 0, "", 500, r1.token).Slice()
 		if err != nil || len(res) != 2 || res[1] != int64(1) {
 			t.Fatalf("reassert: %v, %v", res, err)
 		}

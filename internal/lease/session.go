@@ -49,7 +49,32 @@ type Session struct {
 	layout     Layout   // last layout seen, re-written after data loss; guarded by mu
 
 	view   atomic.Pointer[view]
-	viewCh chan struct{} // capacity 1: "the view changed", for Run
+	viewCh chan struct{}        // capacity 1: "the view changed", for Run
+	wait   atomic.Pointer[Wait] // what Run's last tick left unclaimed, and why
+	joined time.Time            // on clock: when register was sent
+}
+
+// Wait is what the last reconcile tick of Run left undone: Pending shards
+// are assigned to this worker but not held, because of Reason, until Until
+// (zero when not known: another worker still holds them, until it hands them
+// over). Settled is false until a tick could compute the assignment (the
+// first renew and the layout are needed).
+type Wait struct {
+	Settled bool
+	Pending int
+	Reason  string
+	Until   time.Time
+}
+
+// JoiningReason is the Wait.Reason before the first assignment.
+const JoiningReason = "joining the fleet: waiting for the first renew and the fleet layout"
+
+// Waiting is what the last tick of Run left unclaimed.
+func (s *Session) Waiting() Wait {
+	if w := s.wait.Load(); w != nil {
+		return *w
+	}
+	return Wait{Reason: JoiningReason}
 }
 
 // view is what the last successful renew saw, published as an immutable
@@ -116,6 +141,7 @@ func newSessionHooked(ctx context.Context, client redis.UniversalClient, cfg Con
 	}
 	s.memKey = s.keys.Member(cfg.WorkerID)
 	sent := s.clock.Now()
+	s.joined = sent
 	if err := s.register(ctx); err != nil {
 		return nil, err
 	}
@@ -127,7 +153,7 @@ func (s *Session) register(ctx context.Context) error {
 	k := s.keys
 	res, err := registerScript.Run(ctx, s.client,
 		[]string{s.memKey, k.Members(), k.MembersSince(), k.Epoch(), k.Grace()},
-		s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(), s.cfg.DataLossGrace.Milliseconds(),
+		s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(), s.cfg.DataLossProbe.Milliseconds(),
 	).Slice()
 	if err != nil {
 		return fmt.Errorf("register member: %w", err)
@@ -141,7 +167,9 @@ func (s *Session) register(ctx context.Context) error {
 		return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
 	}
 	if created, _ := res[2].(int64); created == 1 {
-		s.log.Info("lease: created fleet epoch; data-loss grace starts", slog.Duration("grace", s.cfg.DataLossGrace))
+		s.wait.Store(&Wait{Reason: GraceReason, Until: time.Now().Add(s.cfg.DataLossProbe)})
+		s.log.Info("lease: created fleet epoch; waiting for holders of a lost Redis to re-assert before claiming",
+			slog.String("reason", "data-loss probe"), slog.Duration("wait", s.cfg.DataLossProbe))
 	}
 	s.mu.Lock()
 	s.epoch = epoch

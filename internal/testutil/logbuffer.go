@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -26,4 +27,18 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// HasLine reports whether one line of text holds every needle.
+func HasLine(text string, needles ...string) bool {
+lines:
+	for _, l := range strings.Split(text, "\n") {
+		for _, n := range needles {
+			if !strings.Contains(l, n) {
+				continue lines
+			}
+		}
+		return true
+	}
+	return false
 }

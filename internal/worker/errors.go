@@ -9,9 +9,12 @@ import (
 var (
 	// ErrInvalidConfig is wrapped by every *ConfigError.
 	ErrInvalidConfig = gateway.ErrInvalidConfig
-	// ErrTokenRejected: Discord closed a shard with 4004 (authentication
-	// failed). The worker stops every shard and opens none until restarted.
-	ErrTokenRejected = errors.New("worker: bot token rejected by Discord (4004)")
+	// ErrTokenRejected: Discord rejected the bot token, by closing a shard
+	// with 4004 or by answering GET /gateway/bot with 401. Either way the
+	// worker stops every shard and opens none until restarted (it keeps
+	// serving /healthz, so an orchestrator does not restart it into a loop of
+	// rejected IDENTIFYs).
+	ErrTokenRejected = errors.New("worker: bot token rejected by Discord: check DISCORD_TOKEN")
 	// ErrBudgetFloor: a shard's identify permit was refused because the
 	// fleet's daily identify budget is at its reserve floor. The shard stops
 	// instead of retrying (it keeps its lease, status "budget_floor") and is

@@ -139,8 +139,11 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 	if err != nil {
 		return 0, 0, err
 	}
+	// TrustNewEpoch: this worker IDENTIFYs only under a lease, and after a
+	// Redis data loss the leases' probe and grace keep new claims back until
+	// the old holders are back; so a new fleet needs no quiet period.
 	w.limiter = redislimiter.New(w.cfg.Redis, append([]redislimiter.ConfigOpt{redislimiter.WithKeyPrefix(keys.Prefix()),
-		redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
+		redislimiter.WithTrustNewEpoch(true), redislimiter.WithMaxConcurrency(mc), redislimiter.WithWindow(w.cfg.IdentifyWindow),
 		redislimiter.WithMargin(w.cfg.IdentifyMargin), redislimiter.WithBudgetReserve(w.cfg.BudgetReserve),
 		redislimiter.WithHolderID(w.cfg.WorkerID), redislimiter.WithLogger(w.log)}, w.cfg.LimiterOptions...)...)
 	if err := w.limiter.Err(); err != nil {
@@ -272,7 +275,7 @@ func (w *Worker) discover(ctx context.Context, keys lease.Keys) (count, mc int, 
 	}
 	gb, err := sharding.FetchGatewayBot(ctx, w.cfg.HTTPClient, w.cfg.APIURL, w.cfg.Token)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("discover shard count: %w", err)
+		return 0, 0, nil, w.discoveryError(err)
 	}
 	if count == 0 {
 		count = gb.Shards

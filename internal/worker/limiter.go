@@ -20,6 +20,7 @@ type meteredLimiter struct {
 	// goroutine: it must not block) that a permit was refused because the
 	// daily identify budget is at its floor.
 	onBudgetFloor func(shardID int, err error)
+	queue         *identifyQueue
 }
 
 var (
@@ -30,7 +31,7 @@ var (
 // meter wraps l (which keys by mc buckets) with the worker's metrics and
 // its budget-floor stop.
 func (w *Worker) meter(l sharding.RateLimiter, mc int) *meteredLimiter {
-	return &meteredLimiter{RateLimiter: l, m: w.m, mc: mc, onBudgetFloor: w.budgetFloor}
+	return &meteredLimiter{RateLimiter: l, m: w.m, mc: mc, onBudgetFloor: w.budgetFloor, queue: w.queue}
 }
 
 // MaxConcurrency implements sharding.MaxConcurrencyReporter.
@@ -38,7 +39,9 @@ func (l *meteredLimiter) MaxConcurrency() int { return l.mc }
 
 func (l *meteredLimiter) WaitBucket(ctx context.Context, shardID int) error {
 	start := time.Now()
+	l.queue.enter()
 	err := l.RateLimiter.WaitBucket(ctx, shardID)
+	l.queue.leave()
 	l.m.identifyWait.Observe(time.Since(start).Seconds())
 	if err == nil {
 		l.m.identifies.Inc()

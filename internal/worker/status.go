@@ -41,9 +41,18 @@ type Status struct {
 	Error          string        `json:"error,omitempty"`
 	EventsReceived uint64        `json:"events_received"`
 	Shards         []ShardStatus `json:"shards"`
+	// Waiting lists why the worker runs fewer shards than it should (data-loss
+	// grace, limiter quiet period, IDENTIFY pacing, budget floor), with the
+	// shards concerned and the time left when known. Empty when it waits for
+	// nothing.
+	Waiting []Wait `json:"waiting,omitempty"`
 	// LeaseExpiresInMS is filled in by ReadFleet: the member key's PTTL, which
 	// is when every lease of the worker expires unless renewed (-1: gone).
 	LeaseExpiresInMS int64 `json:"lease_expires_in_ms,omitempty"`
+	// Stale is set by ReadFleet when the worker's liveness lapsed (its member
+	// key expired: killed, frozen or cut off from Redis): its Shards are what
+	// it last published at UpdatedAt, not what runs now.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // shardStatuses lists the shards this worker runs, sorted.
@@ -101,6 +110,7 @@ func (w *Worker) Status() Status {
 		st.Mode = "fleet"
 	}
 	st.Ready = w.ready(st.Shards)
+	st.Waiting = w.waits(st.Shards)
 	w.mu.RLock()
 	if err := errors.Join(w.fatalErr, w.runErr); err != nil {
 		st.Error = err.Error()
@@ -110,7 +120,7 @@ func (w *Worker) Status() Status {
 }
 
 // Ready reports whether every shard this worker runs is READY and, in fleet
-// mode, its lease session is alive.
+// mode, its lease session is alive and holds every shard assigned to it.
 func (w *Worker) Ready() bool { return w.ready(w.shardStatuses()) }
 
 func (w *Worker) ready(shards []ShardStatus) bool {
@@ -126,6 +136,9 @@ func (w *Worker) ready(shards []ShardStatus) bool {
 		case <-session.Done():
 			return false
 		default:
+		}
+		if lw := session.Waiting(); !lw.Settled || lw.Pending > 0 {
+			return false // shards assigned to this worker are not running
 		}
 	} else if len(shards) == 0 {
 		return false
@@ -158,6 +171,7 @@ func (w *Worker) statusLoop(ctx context.Context) {
 		if b, ok, err := w.limiter.Budget(callCtx); err == nil && ok {
 			w.m.budget.Set(float64(b.Remaining))
 		}
+		w.sampleQuiet(callCtx)
 		cancel()
 		select {
 		case <-ctx.Done():
@@ -201,9 +215,9 @@ func ReadFleet(ctx context.Context, client redis.UniversalClient, prefix string)
 		if err != nil {
 			return nil, fmt.Errorf("read membership of %s: %w", id, err)
 		}
-		st.LeaseExpiresInMS = -1
+		st.LeaseExpiresInMS, st.Stale = -1, true
 		if pttl > 0 {
-			st.LeaseExpiresInMS = pttl.Milliseconds()
+			st.LeaseExpiresInMS, st.Stale = pttl.Milliseconds(), false
 		}
 		out = append(out, st)
 	}

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -46,6 +47,9 @@ type Worker struct {
 	shardWG sync.WaitGroup // fleet shard goroutines (runShard)
 	events  atomic.Uint64
 	mgrSet  atomic.Bool
+
+	queue      *identifyQueue // shards waiting for an IDENTIFY permit (wait.go)
+	quietUntil atomic.Int64   // unix ns: end of the limiter's quiet period, as last sampled
 }
 
 // New validates cfg and returns a Worker.
@@ -57,6 +61,7 @@ func New(cfg Config) (*Worker, error) {
 		budgetWake: make(chan struct{}, 1), backlog: gateway.NewBacklogBudget(cfg.BacklogWorkerBytes)}
 	w.log = cfg.Logger.With("worker_id", cfg.WorkerID)
 	reloadSlotsOnFailure(cfg.Redis)
+	w.queue = &identifyQueue{log: w.log}
 	w.m = newMetrics(w)
 	return w, nil
 }
@@ -74,6 +79,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		err = w.runLocal(ctx)
 	} else {
 		err = w.runFleet(ctx)
+	}
+	if errors.Is(err, ErrTokenRejected) {
+		// Found by GET /gateway/bot: behave as after a 4004, stay up with
+		// no shards until stopped.
+		<-ctx.Done()
+		return nil
 	}
 	if err != nil {
 		w.mu.Lock()
@@ -120,7 +131,7 @@ func (w *Worker) runLocal(ctx context.Context) error {
 	if mc == 0 || count == 0 {
 		gb, err := sharding.FetchGatewayBot(ctx, w.cfg.HTTPClient, w.cfg.APIURL, w.cfg.Token)
 		if err != nil {
-			return fmt.Errorf("discover shard count: %w", err)
+			return w.discoveryError(err)
 		}
 		if mc == 0 {
 			mc = gb.SessionStartLimit.MaxConcurrency
@@ -220,7 +231,25 @@ func (w *Worker) split(key lease.ShardKey) {
 	w.log.Warn("shard split after 4011", "shard_id", key.ID, "shard_count", key.Count, "layout_version", layout.Version)
 }
 
-// FatalError is the token-wide fatal error (4004), or nil.
+// discoveryError is the error of a failed GET /gateway/bot. A 401 rejects
+// the token as a 4004 does: it becomes the worker's fatal error (logged here,
+// once) and Run stays up without shards.
+func (w *Worker) discoveryError(err error) error {
+	if !errors.Is(err, sharding.ErrUnauthorized) {
+		return fmt.Errorf("discover shard count: %w", err)
+	}
+	w.mu.Lock()
+	if w.fatalErr == nil {
+		w.fatalErr = fmt.Errorf("%w: %w", ErrTokenRejected, err)
+	}
+	fatal := w.fatalErr
+	w.mu.Unlock()
+	w.log.Error("opening no shard until restarted", "err", fatal)
+	return fatal
+}
+
+// FatalError is the token-wide fatal error (4004, or 401 from GET
+// /gateway/bot), or nil.
 func (w *Worker) FatalError() error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()

@@ -66,3 +66,17 @@ func (l *Limiter) Budget(ctx context.Context) (state BudgetState, ok bool, err e
 	}
 	return BudgetState{Remaining: n, ResetAfter: max(ttl.Val(), 0)}, true, nil
 }
+
+// QuietLeft is how long the quiet period after a Redis data loss (see the
+// package doc) still keeps every bucket from being granted; 0 when none is
+// in force.
+func (l *Limiter) QuietLeft(ctx context.Context) (time.Duration, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	d, err := l.client.PTTL(ctx, scriptKeys(l.cfg.KeyPrefix, 0)[keyQuiet]).Result()
+	if err != nil {
+		return 0, err
+	}
+	return max(d, 0), nil
+}

@@ -63,6 +63,15 @@ type Config struct {
 	// at about a million entries.
 	// For tests and audits. Default false.
 	GrantLog bool
+	// TrustNewEpoch drops the quiet period (Window + Margin) of a Redis
+	// without the fleet's state that this limiter never knew. Set it only when
+	// something else keeps a lost Redis from IDENTIFYing before its old users
+	// are back: the workers do (internal/lease lets nobody claim a shard until
+	// the holders of a lost Redis had their RenewInterval to re-assert, and
+	// then for DataLossGrace), so a new fleet starts at once. A limiter that
+	// saw the state before the loss still imposes the full quiet period.
+	// Default false.
+	TrustNewEpoch bool
 	// HolderID names this limiter in the grant log. Default: random.
 	HolderID string
 	// Logger receives the limiter's logs. Default: slog.Default().
@@ -116,6 +125,9 @@ func WithUnlockTimeout(d time.Duration) ConfigOpt { return func(c *Config) { c.U
 
 // WithGrantLog sets Config.GrantLog.
 func WithGrantLog(on bool) ConfigOpt { return func(c *Config) { c.GrantLog = on } }
+
+// WithTrustNewEpoch sets Config.TrustNewEpoch.
+func WithTrustNewEpoch(on bool) ConfigOpt { return func(c *Config) { c.TrustNewEpoch = on } }
 
 // WithHolderID sets Config.HolderID.
 func WithHolderID(id string) ConfigOpt { return func(c *Config) { c.HolderID = id } }

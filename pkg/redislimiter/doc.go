@@ -20,7 +20,9 @@
 // noticed by a limiter that saw the old state, on its next script call. A Redis
 // without the fleet's state that nobody knew (a new Redis, or a lost one whose
 // whole fleet restarted too) grants nothing for one window + margin, because
-// Discord may still count IDENTIFYs sent just before. What remains open: a
+// Discord may still count IDENTIFYs sent just before (unless Config.TrustNewEpoch:
+// the workers' leases keep a lost Redis from IDENTIFYing new shards until its
+// holders are back, so a new fleet starts at once). What remains open: a
 // brand-new process that reaches a lost Redis before any older one calls gets
 // only that shorter quiet period. go-redis retries a script whose reply was lost
 // although Redis ran it; every script is idempotent under that replay: a replayed

@@ -372,13 +372,53 @@ func TestRedisRestartNewProcessFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.UnlockBucket(0)
-	born, err := old.client.HGet(context.Background(), scriptKeys(old.cfg.KeyPrefix, 0)[keyEpoch], "born").Int64()
+	checkOneGrantAfterFullQuiet(t, old)
+}
+
+// checkOneGrantAfterFullQuiet checks that l's grant log holds one grant, no
+// sooner than the epoch's birth + the full quiet period after a data loss.
+func checkOneGrantAfterFullQuiet(t *testing.T, l *Limiter) {
+	t.Helper()
+	born, err := l.client.HGet(context.Background(), scriptKeys(l.cfg.KeyPrefix, 0)[keyEpoch], "born").Int64()
 	if err != nil {
 		t.Fatal(err)
 	}
-	grants := checkLog(t, mustLog(t, old), rulesOf(old))
+	grants := checkLog(t, mustLog(t, l), rulesOf(l))
 	quiet := (testHold + testWindow + testMargin).Microseconds()
 	if len(grants) != 1 || grants[0].Micros < born*1000+quiet {
 		t.Fatalf("grant %+v, want one at >= epoch birth (%d ms) + %dµs", grants, born, quiet)
 	}
+}
+
+// TestTrustNewEpoch: a trusting limiter that finds no epoch grants without the
+// quiet period, but a limiter that knew the lost state still enforces the full
+// one from the epoch's birth, whoever created it.
+func TestTrustNewEpoch(t *testing.T) {
+	s := redistest.Start(t)
+	prefix := uniquePrefix(t)
+	quietKey := scriptKeys(prefix, 0)[keyQuiet]
+	fresh := New(newClient(t, s.Addr()), append(testOpts(prefix, 1), WithTrustNewEpoch(true))...)
+	defer fresh.Close(context.Background())
+	if err := fresh.runLeave(context.Background(), 0, "fresh"); err != nil { // creates the epoch
+		t.Fatal(err)
+	}
+	if n, err := fresh.client.Exists(context.Background(), quietKey).Result(); err != nil || n != 0 {
+		t.Fatalf("quiet key after a trusting limiter created the epoch: %d, %v", n, err)
+	}
+	if err := fresh.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	fresh.UnlockBucket(0)
+
+	s.Restart(t) // fresh knew the old epoch now
+	other := New(newClient(t, s.Addr()), append(testOpts(prefix, 1), WithTrustNewEpoch(true))...)
+	defer other.Close(context.Background())
+	if err := other.runLeave(context.Background(), 0, "other"); err != nil { // recreates it, no quiet
+		t.Fatal(err)
+	}
+	if err := fresh.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	fresh.UnlockBucket(0)
+	checkOneGrantAfterFullQuiet(t, fresh)
 }

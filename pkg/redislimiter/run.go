@@ -30,9 +30,13 @@ func (l *Limiter) commonArgs(b int, ticket string) []any {
 		grantLog = "1"
 	}
 	quiet := l.cfg.HoldTTL + l.cfg.Window + l.cfg.Margin
+	newQuiet := (l.cfg.Window + l.cfg.Margin).Milliseconds() + 1
+	if l.cfg.TrustNewEpoch {
+		newQuiet = 0
+	}
 	return []any{
 		ticket, strconv.Itoa(b), channelName(l.cfg.KeyPrefix), grantLog, l.cfg.HolderID,
-		known, l.id, quiet.Milliseconds() + 1, (l.cfg.Window + l.cfg.Margin).Milliseconds() + 1,
+		known, l.id, quiet.Milliseconds() + 1, newQuiet,
 	}
 }
 

@@ -47,7 +47,8 @@ func holdKey(prefix string, b int) string { return keyspace.NewKeys(prefix).Iden
 // prelude is shared by every script. ARGV: 1 ticket, 2 bucket, 3 channel,
 // 4 grant log "1"/"0", 5 holder id, 6 epoch known to the caller ("" if none),
 // 7 epoch id to create if missing, 8 quiet period ms after a proven data loss,
-// 9 quiet period ms when the epoch is simply missing (window + margin).
+// 9 quiet period ms when the epoch is simply missing (window + margin, or 0
+// with Config.TrustNewEpoch).
 //
 // Time comes from TIME (server clock, µs). Numbers are kept as strings formatted
 // with %.0f: µs since 1970 fit a double exactly, tostring would print 1.7e+15.
@@ -81,7 +82,7 @@ if not epoch then
   if known ~= '' then
     redis.call('SET', quietk, '1', 'PX', quietms)
     logev('dataloss')
-  else
+  elseif newms > 0 then
     redis.call('SET', quietk, '1', 'PX', newms)
   end
 elseif known ~= '' and known ~= epoch then

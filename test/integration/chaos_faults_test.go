@@ -1,14 +1,17 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/disgoorg/snowflake/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -95,6 +98,9 @@ var chaosFaults = []chaosFault{
 		c.redis.Restart(c.t)
 		c.setLoad(c.load)
 		r.note = "no persistence; grace " + chaosDataLossGrace.String()
+	}},
+	{"redis flushall after IDENTIFYs", func(c *chaosWorld, _ *rand.Rand, r *roundRecord) {
+		r.note = c.flushAfterIdentifies()
 	}},
 	{"redis latency", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
 		d := time.Duration(20+rng.IntN(130)) * time.Millisecond
@@ -256,6 +262,40 @@ func (c *chaosWorld) blackhole(d time.Duration) string {
 		poll(c.t, "worker "+id+" to report its self-fence", 10*time.Second, func() bool { return c.selfFences(id) > fences[id] })
 	}
 	return fmt.Sprintf("all %d workers self-fenced", len(c.live))
+}
+
+// flushAfterIdentifies invalidates every session (op 9 false), so every
+// shard IDENTIFYs again, and wipes Redis just after the first of those
+// IDENTIFYs: the fleet must then neither IDENTIFY a bucket faster than the
+// window (the fake counts violations) nor lose or duplicate a committed event.
+// The stream is read and wiped in one MULTI, so the archive holds exactly what
+// was committed.
+func (c *chaosWorld) flushAfterIdentifies() string {
+	c.t.Helper()
+	c.waitCommitted()
+	for _, s := range c.liveSessions(-1) {
+		c.mayLoseTail[s] = "op 9 false, then FLUSHALL"
+	}
+	before := len(c.fake.identifies(c.t))
+	hit := c.controlHit("/_fake/invalidate?resumable=false&shard=-1")
+	poll(c.t, "the first re-IDENTIFY", 10*time.Second, func() bool { return len(c.fake.identifies(c.t)) > before })
+	ctx := context.Background()
+	var xr *redis.XMessageSliceCmd
+	if _, err := c.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		xr = p.XRange(ctx, prefix+"events", "-", "+")
+		p.FlushAll(ctx)
+		return nil
+	}); err != nil {
+		c.t.Fatalf("read and wipe redis: %v", err)
+	}
+	for _, m := range xr.Val() {
+		seq, _ := strconv.Atoi(fmt.Sprint(m.Values["seq"]))
+		sess := fmt.Sprint(m.Values["session"])
+		c.archive[sess] = append(c.archive[sess], seq)
+	}
+	c.setLoad(c.load)
+	return fmt.Sprintf("%d sessions invalidated; FLUSHALL after %d of their IDENTIFYs",
+		hit, len(c.fake.identifies(c.t))-before)
 }
 
 // randomShard is one shard ID of the layout, or -1 (all) one time in four.

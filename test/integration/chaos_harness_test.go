@@ -45,7 +45,6 @@ type chaosWorld struct {
 const (
 	chaosRenewDeadline = leaseTTL * 2 / 3                    // cmd/worker's default
 	chaosDataLossGrace = leaseTTL + chaosRenewDeadline       // cmd/worker sets it so
-	chaosFakeWindow    = 60 * time.Millisecond               // < the workers' 100 ms + 20 ms: absorbs read lag
 	chaosHealBound     = 20*time.Second + chaosDataLossGrace // invariant 4's stated bound
 	chaosSettle        = 3 * renewInterval                   // how long "healed" must hold
 	// chaosResumeTimeout: a dropped session the fleet has not resumed by then
@@ -63,7 +62,7 @@ func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
-	fk := startFake(t, shards, load, "-identify-window", chaosFakeWindow.String(),
+	fk := startFake(t, shards, load,
 		"-resume-timeout", chaosResumeTimeout.String(), "-max-guilds-per-shard", strconv.Itoa(chaosMaxGuildsPerShard))
 	return &chaosWorld{
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",

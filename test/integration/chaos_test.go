@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func chaosSettings() (rounds int, seed uint64) {
 	return rounds, seed
 }
 
-// TestChaos checks DESIGN's invariants after every round of faults:
+// TestChaos checks the design's invariants after every round of faults:
 //
 //  1. no duplicate live session for a (shard, count): the fake's
 //     duplicate_sessions counter must not move, except in a SIGSTOP round,
@@ -223,4 +224,30 @@ func chaosTable(records []roundRecord) string {
 			tot.commands.sent, tot.commands.recorded, tot.commands.repeated, tot.commands.expired, tot.commands.lost)
 	}
 	return b.String()
+}
+
+// TestChaosDataLoss runs the rounds that wipe Redis, in a fixed order, on one
+// fleet: a restart without persistence, a FLUSHALL just after a burst of
+// IDENTIFYs, and a black hole past the TTL. TestChaos draws its rounds at
+// random; these are the ones the data-loss probe (internal/lease) must pass
+// every time.
+func TestChaosDataLoss(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := newChaosWorld(t, chaosShards, chaosLoad)
+	for range chaosWorkers {
+		c.startChaosWorker()
+	}
+	c.waitHealed("cold start")
+	var records []roundRecord
+	for _, name := range []string{"redis restart (data lost)", "redis flushall after IDENTIFYs", "redis black hole > TTL"} {
+		i := slices.IndexFunc(chaosFaults, func(f chaosFault) bool { return f.name == name })
+		if i < 0 {
+			t.Fatalf("no chaos fault %q", name)
+		}
+		records = append(records, c.round(len(records)+1, chaosFaults[i], rng))
+		if t.Failed() {
+			break
+		}
+	}
+	t.Log("\n" + chaosTable(records))
 }

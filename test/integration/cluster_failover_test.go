@@ -46,7 +46,7 @@ func newClusterWorld(t *testing.T) *clusterWorld {
 	t.Helper()
 	needBinaries(t)
 	cl := redistest.StartClusterWithReplicas(t, 3, 1)
-	fk := startFake(t, clusterShards, clusterLoad, "-identify-window", chaosFakeWindow.String(),
+	fk := startFake(t, clusterShards, clusterLoad,
 		"-resume-timeout", chaosResumeTimeout.String())
 	c := &clusterWorld{cluster: cl, healWait: chaosHealBound, chaosWorld: &chaosWorld{
 		fleet:    &fleet{t: t, fake: fk, shards: clusterShards, token: "itest-token", workers: map[string]*proc{}},

@@ -36,7 +36,7 @@ func newSentinelWorld(t testing.TB, replicas int, resumeTimeout time.Duration) (
 	t.Helper()
 	needBinaries(t)
 	d := redistest.StartSentinel(t, replicas)
-	fk := startFake(t, sentinelShards, sentinelLoad, "-identify-window", chaosFakeWindow.String(),
+	fk := startFake(t, sentinelShards, sentinelLoad,
 		"-resume-timeout", resumeTimeout.String())
 	c := &chaosWorld{
 		// fleet.redis is the first master, for workerEnv; the workers get the

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// A library's config error comes out naming the worker setting that feeds
+// the field, with the library's reason.
+func TestLibraryConfigErrorNamesTheSetting(t *testing.T) {
+	lib := fmt.Errorf("fleet session: %w", gateway.NewConfigError("lease", "TTL", "900ms must exceed RenewDeadline 1s"))
+	var se *SettingError
+	if err := asSettingError(lib); !errors.As(err, &se) || se.Setting != "LEASE_TTL (-lease-ttl)" ||
+		!strings.Contains(err.Error(), "900ms must exceed RenewDeadline") {
+		t.Fatalf("mapped %v to %v", lib, err)
+	}
+	other := gateway.NewConfigError("gateway", "Intents", "x")
+	if err := asSettingError(other); err != error(other) {
+		t.Fatalf("an unmapped field became %v", err)
+	}
+}
