@@ -161,7 +161,9 @@ func (w *Worker) onEvent(g gateway.Gateway, t gateway.EventType, seq int, data j
 		w.mu.RLock()
 		run := w.shards[lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}]
 		w.mu.RUnlock()
-		if run != nil {
+		if run == nil {
+			w.dropped(lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}, t, seq, errNoLease)
+		} else {
 			w.add(run, t, seq, data)
 		}
 	}
