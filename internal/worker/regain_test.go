@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/testutil"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
@@ -28,6 +30,36 @@ func TestFleetWinsBackShardWithoutLoss(t *testing.T) {
 		w2.stop(t) // hands its shards back to w1 at once
 		eventually(t, "w1 won every shard back", 20*time.Second, func() bool { return readyShards(w1) == shards })
 	}
+	h.checkStream(t)
+}
+
+// TestFleetStreamCheckWaitsForAShardBetweenOwners: checked while its shards
+// are between owners (handed off, the next owner not RESUMEd yet), the
+// stream lacks nothing once the next owner has RESUMEd. The fake holds what
+// it generated meanwhile for the RESUME; a check that skipped disconnected
+// sessions counted that tail as lost (the "loss after winning a shard back"
+// of the Sentinel benchmark: the check ran during the rebalance).
+func TestFleetStreamCheckWaitsForAShardBetweenOwners(t *testing.T) {
+	const shards = 2
+	h := newHarness(t, shards, gatewaytest.WithEventsPerSecond(300))
+	w1 := h.start(h.config("w1", shards))
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == shards })
+	w1.stop(t) // hands both shards off; nobody RESUMEs them yet
+	sink, err := eventsink.New(h.redis.Client(t), eventsink.WithPrefix(testPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the fake holding events for the next owner", 10*time.Second, func() bool {
+		held := 0
+		for _, s := range h.fake.Sessions() {
+			rec, err := sink.Session(context.Background(), eventsink.Shard{ID: s.ShardID, Count: s.ShardCount})
+			if err == nil && !s.Connected && rec.SessionID == s.ID && s.Seq > rec.Sequence {
+				held++
+			}
+		}
+		return held == shards
+	})
+	h.start(h.config("w2", shards))
 	h.checkStream(t)
 }
 
