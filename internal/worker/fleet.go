@@ -66,6 +66,8 @@ type shardRun struct {
 	// cmd is the shard's gateway command loop (commands.go); set before the
 	// run is in Worker.shards.
 	cmd *commandRun
+
+	dropLogged atomic.Bool // a dispatch its writer refused was logged (add)
 }
 
 // add hands one dispatch to the shard's writer. READY starts a new session.
@@ -91,8 +93,27 @@ func (w *Worker) add(r *shardRun, t gateway.EventType, seq int, data json.RawMes
 	}
 	// Errors mean the lease ended or the sink refused: the events are left
 	// for the next owner, who RESUMEs from the last committed seq.
-	_ = r.writer.Load().Add(r.lease.Context(), eventsink.Event{Type: string(t), Seq: seq,
-		SessionID: r.sessionID, ResumeURL: r.resumeURL, Data: data})
+	if err := r.writer.Load().Add(r.lease.Context(), eventsink.Event{Type: string(t), Seq: seq,
+		SessionID: r.sessionID, ResumeURL: r.resumeURL, Data: data}); err != nil {
+		// A writer's errors are final: log the first drop of the run, count
+		// them all (a stopped shard's queue may hold thousands).
+		w.m.eventsDropped.Inc()
+		if r.dropLogged.CompareAndSwap(false, true) {
+			w.logDropped(r.key, t, seq, err)
+		}
+	}
+}
+
+// errNoLease: a dispatch of a shard this worker holds no lease for.
+var errNoLease = errors.New("no lease held for the shard")
+
+// logDropped reports a dispatch no writer took. The session record still
+// names the last committed seq, so the RESUME of whoever runs the shard next
+// replays it; a drop while the shard's lease lives here would be a loss,
+// which the log makes visible.
+func (w *Worker) logDropped(key lease.ShardKey, t gateway.EventType, seq int, err error) {
+	w.log.Warn("dispatch not committed: left for the next RESUME", "shard_id", key.ID, "shard_count", key.Count,
+		"event", t, "seq", seq, "err", err)
 }
 
 // runFleet joins the fleet and runs the leased shards until ctx ends.

@@ -17,7 +17,7 @@ type metrics struct {
 	identifies, resumes, fatal      prometheus.Counter
 	identifyWait                    prometheus.Histogram
 	budget                          prometheus.Gauge
-	eventsReceived                  prometheus.Counter
+	eventsReceived, eventsDropped   prometheus.Counter
 	rollbacks, rollbackLost         prometheus.Counter
 	frameFaults                     *prometheus.CounterVec // frames.go
 	commands                        *prometheus.CounterVec // commands.go
@@ -36,6 +36,7 @@ func newMetrics(w *Worker) *metrics {
 	m.resumes = counter("resumes_total", "Shards opened from a saved session (RESUME instead of IDENTIFY).")
 	m.fatal = counter("fatal_closes_total", "Shards stopped by a fatal close code (4004, 4010-4014).")
 	m.eventsReceived = counter("events_received_total", "Dispatches handed to the worker's handler (frames_read_total counts those read).")
+	m.eventsDropped = counter("events_dropped_total", "Dispatches the worker could not hand to a shard's writer (lease not held, writer stopped): left for the next RESUME to replay.")
 	m.rollbacks = counter("redis_rollbacks_total", "Shards whose committed events Redis lost (failover to a lagging replica), reopened to RESUME from the durable seq.")
 	m.rollbackLost = counter("redis_rollback_sessions_lost_total", "Rolled-back shards Discord could not replay to: a new session started, the lost events are gone.")
 	m.identifyWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shardfleet", Name: "identify_wait_seconds",
@@ -46,7 +47,7 @@ func newMetrics(w *Worker) *metrics {
 	m.frameFaults = newFrameFaults(m.registry)
 	m.commands = newCommandOutcomes(m.registry)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
-		m.eventsReceived, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
+		m.eventsReceived, m.eventsDropped, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&shardCollector{w: w}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
 	return m

@@ -178,7 +178,12 @@ func (w *Worker) onEvent(g gateway.Gateway, t gateway.EventType, seq int, data j
 		w.mu.RLock()
 		run := w.shards[lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}]
 		w.mu.RUnlock()
-		if run != nil {
+		if run == nil {
+			// Rare: the old gateway of a shard whose lease ended, still
+			// delivering after runShard let it go.
+			w.m.eventsDropped.Inc()
+			w.logDropped(lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}, t, seq, errNoLease)
+		} else {
 			w.add(run, t, seq, data)
 		}
 	}
