@@ -135,6 +135,9 @@ func (c *chaosWorld) checkDuplicateWindows(where string, from int) {
 	}
 }
 
+// wipesRedis names the rounds in which Redis loses its data.
+var wipesRedis = map[string]bool{"redis restart (data lost)": true, "redis flushall after IDENTIFYs": true}
+
 // round runs one fault and checks the invariants after it healed.
 func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	c.t.Helper()
@@ -142,7 +145,7 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	rec := roundRecord{n: n, fault: f.name}
 	prev := c.lastStream
 	cmds := chaosCommands{ids: map[string]string{}, expired: map[string]string{}}
-	if f.name != "redis restart (data lost)" {
+	if !wipesRedis[f.name] { // queued commands and their outcomes go with the data
 		c.queueCommands(n, "before", &cmds)
 	}
 	f.run(c, rng, &rec)
