@@ -42,6 +42,10 @@ func TestFleetResumesAfterRedisRollback(t *testing.T) {
 	}
 	eventually(t, "both rollbacks seen", 10*time.Second, func() bool { return rollbacks() >= shards })
 	eventually(t, "every shard READY again", 20*time.Second, func() bool { return readyShards(w1) == shards })
+	// The stream is checked once each shard's RESUME is over: the fake
+	// numbers RESUMED after the replay, and a check between the two would
+	// find the record at the fake's seq with RESUMED still to come.
+	eventually(t, "every shard RESUMEd", 10*time.Second, func() bool { return h.fake.Stats().Resumes >= shards })
 	h.checkStream(t)
 	st := h.fake.Stats()
 	if st.Identifies != shards || st.FailedResumes != 0 || st.DuplicateSessions != 0 || st.Resumes < shards {
