@@ -249,7 +249,8 @@ func parseQueued(e any, serverNow int64, localNow time.Time) queuedCommand {
 			c.bad = fmt.Errorf("id %q: want 1-64 of A-Z a-z 0-9 - _", c.id)
 		}
 		c.id = c.entry // the outcome is then under the entry ID
-		if c.bad == nil && !commandIDPattern.MatchString(c.id) { // never from Redis: its IDs are ms-seq
+		// Redis's entry IDs (ms-seq) always fit; any other cannot name a key.
+		if c.bad == nil && !commandIDPattern.MatchString(c.id) {
 			c.bad = fmt.Errorf("queue entry ID %q is malformed", c.entry)
 		}
 	}
