@@ -101,11 +101,16 @@ func (k Keys) Members() string { return k.prefix + "members" }
 // MembersSince is the join-time index (ZSET worker_id -> join time, server ms).
 func (k Keys) MembersSince() string { return k.prefix + "members:since" }
 
+// shardScoped is the prefix of every key that belongs to shard s (its lease,
+// session record, command queue, cache): the one place that decides which
+// Redis Cluster slot a shard's keys live in. Every per-shard key is built on it.
+func (k Keys) shardScoped(ShardKey) string { return k.prefix }
+
 // Lease is the ownership hash of a shard.
-func (k Keys) Lease(s ShardKey) string { return k.prefix + "lease:" + s.suffix() }
+func (k Keys) Lease(s ShardKey) string { return k.shardScoped(s) + "lease:" + s.suffix() }
 
 // Session is the session record of a shard (see SessionFields).
-func (k Keys) Session(s ShardKey) string { return k.prefix + "session:" + s.suffix() }
+func (k Keys) Session(s ShardKey) string { return k.shardScoped(s) + "session:" + s.suffix() }
 
 // Epoch is the data-loss detector.
 func (k Keys) Epoch() string { return k.prefix + "epoch" }
@@ -161,7 +166,7 @@ func (k Keys) IdentifyChannel() string { return k.prefix + "idf:ev" }
 // wire format is docs/commands.md).
 
 // Commands is the queue of commands for shard s, oldest first.
-func (k Keys) Commands(s ShardKey) string { return k.prefix + "cmdq:" + s.suffix() }
+func (k Keys) Commands(s ShardKey) string { return k.shardScoped(s) + "cmdq:" + s.suffix() }
 
 // CommandOutcome is the outcome record of command id.
 func (k Keys) CommandOutcome(id string) string { return k.prefix + "cmdres:" + id }
