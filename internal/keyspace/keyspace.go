@@ -177,3 +177,39 @@ func (k Keys) CommandChannel() string { return k.prefix + "cmdev" }
 
 // Presence is the fleet-wide presence every IDENTIFY carries.
 func (k Keys) Presence() string { return k.prefix + "presence" }
+
+// The shared state cache (issue 11). Every key of guild G lives under the
+// shard that owns G, so the fenced commit script of that shard's events can
+// change them in the same script as the stream entry.
+
+// CacheGuildPrefix is the prefix of every cache key of the guilds of shard s:
+// a guild's keys are CacheGuildPrefix(s) + guild ID, then the kind's suffix
+// below. Scripts that build the keys themselves are given this prefix.
+func (k Keys) CacheGuildPrefix(s ShardKey) string { return k.shardScoped(s) + "cache:g:" }
+
+// Cache kinds' suffixes (after CacheGuildPrefix(s) + guild ID).
+const (
+	CacheSuffixGuild     = ""
+	CacheSuffixChannels  = ":channels"
+	CacheSuffixRoles     = ":roles"
+	CacheSuffixEmojis    = ":emojis"
+	CacheSuffixStickers  = ":stickers"
+	CacheSuffixMembers   = ":members"
+	CacheSuffixVoice     = ":voice"
+	CacheSuffixPresences = ":presences"
+	CacheSuffixMessages  = ":msgs:" // followed by the channel ID
+)
+
+// CacheGuild is guild g's key of the given kind suffix (a CacheSuffix*
+// constant; for CacheSuffixMessages append the channel ID).
+func (k Keys) CacheGuild(s ShardKey, guild, suffix string) string {
+	return k.CacheGuildPrefix(s) + guild + suffix
+}
+
+// CacheShardGuilds is the set of guild IDs cached for shard s.
+func (k Keys) CacheShardGuilds(s ShardKey) string {
+	return k.shardScoped(s) + "cache:shard:" + s.suffix()
+}
+
+// CacheKinds is the fleet-wide list of the kinds the cache keeps.
+func (k Keys) CacheKinds() string { return k.prefix + "cache:kinds" }

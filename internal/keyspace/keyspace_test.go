@@ -55,7 +55,7 @@ func TestEveryKeyIsInTheSchema(t *testing.T) {
 			}
 		}
 		key := m.Call(args)[0].String()
-		if name == "Prefix" {
+		if strings.HasSuffix(name, "Prefix") { // a prefix, not a key
 			continue
 		}
 		found := false
