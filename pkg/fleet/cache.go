@@ -59,7 +59,9 @@ func (r cacheRef) key(suffix string) string { return r.keys.CacheGuild(r.shard, 
 // runs queue's commands in one pipeline with the read of the fleet's cached
 // kinds, and fails with ErrKindNotCached unless every kind of need is cached.
 // The replies of queue's commands are the caller's to read: a missing one
-// is redis.Nil.
+// is redis.Nil. A pipeline, not MULTI: the kinds are under the fleet's tag and
+// a guild's keys under its shard's, which need not share a Cluster slot, so
+// two objects read together may be from two consecutive commits.
 func (c *Client) cacheRead(ctx context.Context, guild snowflake.ID, need []string, queue func(redis.Pipeliner, cacheRef)) error {
 	layout, err := lease.LoadLayout(ctx, c.redis, c.keys)
 	if errors.Is(err, lease.ErrNoLayout) {
