@@ -328,12 +328,12 @@ func (c *Client) Permissions(ctx context.Context, guildID, channelID, userID sno
 	if err != nil {
 		return 0, err
 	}
-	everyone, rs, err := guildRoles(roles, guildID)
+	rs, err := memberRoles(roles, guildID, m)
 	if err != nil {
 		return 0, err
 	}
 	if channelID == 0 {
-		return ComputePermissions(g.OwnerID, everyone, rs, m, nil, time.Now()), nil
+		return ComputePermissions(g.OwnerID, rs[0], rs, m, nil, time.Now()), nil
 	}
 	ch, err := decodeOne[Channel](channel, fmt.Sprintf("channel %d of guild %d", channelID, guildID))
 	if err != nil {
@@ -346,22 +346,27 @@ func (c *Client) Permissions(ctx context.Context, guildID, channelID, userID sno
 		}
 		ch.PermissionOverwrites = parent.PermissionOverwrites
 	}
-	return ComputePermissions(g.OwnerID, everyone, rs, m, &ch, time.Now()), nil
+	return ComputePermissions(g.OwnerID, rs[0], rs, m, &ch, time.Now()), nil
 }
 
-// guildRoles decodes a guild's roles and finds @everyone among them.
-func guildRoles(cmd *redis.MapStringStringCmd, guildID snowflake.ID) (everyone Role, roles []Role, err error) {
+// memberRoles decodes the roles that count for member in the guild's
+// roles: @everyone (first) and the member's own. Only those: a guild may have
+// 250 roles, and decoding them all was most of Permissions' cost.
+func memberRoles(cmd *redis.MapStringStringCmd, guildID snowflake.ID, member GuildMember) ([]Role, error) {
 	what := fmt.Sprintf("roles of guild %d", guildID)
-	m, err := cmd.Result()
+	all, err := cmd.Result()
 	if err != nil {
-		return Role{}, nil, fmt.Errorf("fleet: %s: %w", what, err)
+		return nil, fmt.Errorf("fleet: %s: %w", what, err)
 	}
-	if roles, err = decodeHash[Role](m, what); err != nil {
-		return Role{}, nil, err
+	everyone, ok := all[guildID.String()]
+	if !ok {
+		return nil, fmt.Errorf("%w: the @everyone role of guild %d", ErrNotCached, guildID)
 	}
-	i := slices.IndexFunc(roles, func(r Role) bool { return r.ID == guildID })
-	if i < 0 {
-		return Role{}, nil, fmt.Errorf("%w: the @everyone role of guild %d", ErrNotCached, guildID)
+	vals := []string{everyone}
+	for _, id := range member.Roles {
+		if v, ok := all[id.String()]; ok && id != guildID {
+			vals = append(vals, v)
+		}
 	}
-	return roles[i], roles, nil
+	return decodeAll[Role](vals, what)
 }
