@@ -156,3 +156,24 @@ func TestPermissionsJSON(t *testing.T) {
 		t.Errorf("marshal = %s, %v; want \"1032\"", b, err)
 	}
 }
+
+// TestPermissionBits: the iota list matches Discord's documented values.
+func TestPermissionBits(t *testing.T) {
+	for got, want := range map[Permissions]uint64{
+		PermAdministrator:          0x8,
+		PermViewChannel:            0x400,
+		PermSendMessages:           0x800,
+		PermSendTTSMessages:        0x1000,
+		PermEmbedLinks:             0x4000,
+		PermAttachFiles:            0x8000,
+		PermReadMessageHistory:     0x10000,
+		PermMentionEveryone:        0x20000,
+		PermManageGuildExpressions: 0x40000000,
+		PermSendMessagesInThreads:  0x4000000000,
+		PermModerateMembers:        0x10000000000,
+	} {
+		if uint64(got) != want {
+			t.Errorf("permission %#x, want %#x", got, want)
+		}
+	}
+}
