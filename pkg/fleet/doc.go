@@ -10,6 +10,16 @@
 // also holds the format's validation (Validate), which the workers apply
 // again to commands queued by other clients.
 //
+// The Client also reads the fleet's state cache (issue 11), typed: Guild,
+// Channel, GuildChannels, Roles, Role, Member, VoiceState, Presence, Emojis,
+// Stickers and Messages route the guild to its shard through the fleet's
+// layout, as Send does, and return the stored object decoded, with the whole
+// JSON in Raw. A missing object is ErrNotCached; a kind the workers' CACHE
+// setting does not keep is ErrKindNotCached. Permissions computes a member's
+// permissions in a channel from the cache as Discord does
+// (ComputePermissions on objects already at hand). The layout, for readers in
+// other languages, is docs/cache.md.
+//
 // A Client takes a go-redis UniversalClient, so one node, Sentinel and
 // Cluster all work (every key of a fleet shares one hash tag).
 package fleet
