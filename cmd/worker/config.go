@@ -23,7 +23,8 @@ import (
 )
 
 // Config is the worker process's configuration, from flags and environment.
-// Defaults live in defaultSettings (one place); validate checks it once.
+// Defaults live in the settings table (one place); validate checks it once.
+// Every error of parseConfig is a *gateway.ConfigError naming the setting.
 type Config struct {
 	Token Secret // DISCORD_TOKEN
 
@@ -256,20 +257,6 @@ func settings(c *Config) []setting {
 	}
 }
 
-// SettingError names the setting whose value is wrong.
-type SettingError struct {
-	Setting string // e.g. "LEASE_TTL (-lease-ttl)"
-	Value   string // the offending value; empty for secrets
-	Reason  string
-}
-
-func (e *SettingError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("config: %s: %s", e.Setting, e.Reason)
-	}
-	return fmt.Sprintf("config: %s=%q: %s", e.Setting, e.Value, e.Reason)
-}
-
 // ErrHelp is returned by parseConfig when -h was asked for.
 var ErrHelp = flag.ErrHelp
 
@@ -299,7 +286,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status, send)", fs.Arg(0))
+		return nil, gateway.NewSettingError("argument", fs.Arg(0), "unexpected: want flags only, or a subcommand first (status, send)")
 	}
 	for _, s := range table {
 		v, source := s.def, ""
@@ -323,7 +310,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 			if s.env == "DISCORD_TOKEN" {
 				shown = ""
 			}
-			return nil, &SettingError{Setting: source, Value: shown, Reason: err.Error()}
+			return nil, gateway.NewSettingError(source, shown, err.Error())
 		}
 	}
 	if err := c.validate(); err != nil {
@@ -361,7 +348,7 @@ var workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // fills the derived defaults.
 func (c *Config) validate() error {
 	bad := func(setting, value, reason string) error {
-		return &SettingError{Setting: setting, Value: value, Reason: reason}
+		return gateway.NewSettingError(setting, value, reason)
 	}
 	if c.Token.IsZero() && !c.Sim {
 		return bad("DISCORD_TOKEN (-token)", "", "required (or run with -sim for an offline fake)")
@@ -515,9 +502,9 @@ func (c *Config) renewIntervalError(deadlineDerived bool) error {
 			setting, value = deadline, c.LeaseRenewDeadline.String()
 		}
 	}
-	return &SettingError{Setting: setting, Value: value, Reason: fmt.Sprintf(
+	return gateway.NewSettingError(setting, value, fmt.Sprintf(
 		"the lease needs LEASE_RENEW_DEADLINE above 1.2 x LEASE_RENEW_INTERVAL, but %s and %s: set %s",
-		deadlineFrom, intervalFrom, strings.Join(fixes, ", or "))}
+		deadlineFrom, intervalFrom, strings.Join(fixes, ", or ")))
 }
 
 func checkURL(raw string, schemes ...string) error {
