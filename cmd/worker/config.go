@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -520,9 +521,9 @@ func checkURL(raw string, schemes ...string) error {
 	return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
 }
 
-// normalizePrefix rejects malformed hash tags, then normalises the prefix as
-// internal/lease does ("bot" becomes "{bot}:"), so every key of a fleet lands
-// in one Redis Cluster slot.
+// normalizePrefix rejects malformed hash tags, then applies the fleet's one
+// prefix rule, keyspace.NormalizePrefix ("bot" and "bot:" become "{bot}:"),
+// the rule pkg/redislimiter applies to WithKeyPrefix too.
 func normalizePrefix(p string) (string, error) {
 	open, closing := strings.Index(p, "{"), strings.Index(p, "}")
 	switch {
@@ -533,7 +534,7 @@ func normalizePrefix(p string) (string, error) {
 	case strings.Count(p, "{") > 1:
 		return "", errors.New("more than one {hash tag}")
 	}
-	return lease.NormalizePrefix(p), nil
+	return keyspace.NormalizePrefix(p), nil
 }
 
 // redactURL hides a URL's password (Redis ACL or sentinel) for logs and errors.
