@@ -1,8 +1,6 @@
 package redislimiter
 
-import (
-	"github.com/shardfleet/shardfleet/internal/keyspace"
-)
+import "github.com/shardfleet/shardfleet/internal/keyspace"
 
 // Redis layout: every key under the one {hash tag} of the prefix P, named by
 // internal/keyspace (docs/keyspace.md says what each holds). A hold is
