@@ -17,8 +17,8 @@ func ShardIDByGuild(guildID snowflake.ID, shardCount int) int {
 }
 
 // ShardKey names one shard of one layout: Discord's [shard_id, num_shards].
-// It is the fleet's one shard key, the one its leases and Redis keys use
-// (JSON {"id":..,"count":..}); its methods:
+// It is the fleet's one shard key, the one its leases and Redis keys use:
+// fields ID and Count (JSON {"id":..,"count":..}), and methods
 //
 //   - Owns(guildID snowflake.ID) bool: guildID is routed to this shard.
 //   - Valid() bool: 0 <= ID < Count.
