@@ -18,12 +18,14 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // Config is the worker process's configuration, from flags and environment.
-// Defaults live in defaultSettings (one place); validate checks it once.
+// Defaults live in the settings table (one place); validate checks it once.
+// Every error of parseConfig is a *gateway.ConfigError naming the setting.
 type Config struct {
 	Token Secret // DISCORD_TOKEN
 
@@ -256,20 +258,6 @@ func settings(c *Config) []setting {
 	}
 }
 
-// SettingError names the setting whose value is wrong.
-type SettingError struct {
-	Setting string // e.g. "LEASE_TTL (-lease-ttl)"
-	Value   string // the offending value; empty for secrets
-	Reason  string
-}
-
-func (e *SettingError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("config: %s: %s", e.Setting, e.Reason)
-	}
-	return fmt.Sprintf("config: %s=%q: %s", e.Setting, e.Value, e.Reason)
-}
-
 // ErrHelp is returned by parseConfig when -h was asked for.
 var ErrHelp = flag.ErrHelp
 
@@ -299,7 +287,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status, send)", fs.Arg(0))
+		return nil, gateway.NewSettingError("argument", fs.Arg(0), "unexpected: want flags only, or a subcommand first (status, send)")
 	}
 	for _, s := range table {
 		v, source := s.def, ""
@@ -323,7 +311,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 			if s.env == "DISCORD_TOKEN" {
 				shown = ""
 			}
-			return nil, &SettingError{Setting: source, Value: shown, Reason: err.Error()}
+			return nil, gateway.NewSettingError(source, shown, err.Error())
 		}
 	}
 	if err := c.validate(); err != nil {
@@ -361,7 +349,7 @@ var workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // fills the derived defaults.
 func (c *Config) validate() error {
 	bad := func(setting, value, reason string) error {
-		return &SettingError{Setting: setting, Value: value, Reason: reason}
+		return gateway.NewSettingError(setting, value, reason)
 	}
 	if c.Token.IsZero() && !c.Sim {
 		return bad("DISCORD_TOKEN (-token)", "", "required (or run with -sim for an offline fake)")
@@ -515,9 +503,9 @@ func (c *Config) renewIntervalError(deadlineDerived bool) error {
 			setting, value = deadline, c.LeaseRenewDeadline.String()
 		}
 	}
-	return &SettingError{Setting: setting, Value: value, Reason: fmt.Sprintf(
+	return gateway.NewSettingError(setting, value, fmt.Sprintf(
 		"the lease needs LEASE_RENEW_DEADLINE above 1.2 x LEASE_RENEW_INTERVAL, but %s and %s: set %s",
-		deadlineFrom, intervalFrom, strings.Join(fixes, ", or "))}
+		deadlineFrom, intervalFrom, strings.Join(fixes, ", or ")))
 }
 
 func checkURL(raw string, schemes ...string) error {
@@ -533,9 +521,9 @@ func checkURL(raw string, schemes ...string) error {
 	return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
 }
 
-// normalizePrefix rejects malformed hash tags, then normalises the prefix as
-// internal/lease does ("bot" becomes "{bot}:"), so every key of a fleet lands
-// in one Redis Cluster slot.
+// normalizePrefix rejects malformed hash tags, then applies the fleet's one
+// prefix rule, keyspace.NormalizePrefix ("bot" and "bot:" become "{bot}:"),
+// the rule pkg/redislimiter applies to WithKeyPrefix too.
 func normalizePrefix(p string) (string, error) {
 	open, closing := strings.Index(p, "{"), strings.Index(p, "}")
 	switch {
@@ -546,7 +534,7 @@ func normalizePrefix(p string) (string, error) {
 	case strings.Count(p, "{") > 1:
 		return "", errors.New("more than one {hash tag}")
 	}
-	return lease.NormalizePrefix(p), nil
+	return keyspace.NormalizePrefix(p), nil
 }
 
 // redactURL hides a URL's password (Redis ACL or sentinel) for logs and errors.

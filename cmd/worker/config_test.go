@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 func envOf(kv ...string) func(string) (string, bool) {
@@ -58,7 +60,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"presence without status", []string{"-presence", `{"afk":false}`}, tok, "-presence"},
 		{"presence unknown field", nil, append(tok, "PRESENCE", `{"status":"online","colour":1}`), "PRESENCE"},
 		{"send window", nil, append(tok, "GATEWAY_SEND_WINDOW", "0s"), "GATEWAY_SEND_WINDOW"},
-		{"extra arg", []string{"run"}, tok, "unexpected argument"},
+		{"extra arg", []string{"run"}, tok, `argument="run": unexpected`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +70,10 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.setting) {
 				t.Fatalf("error %q does not name %s", err, tt.setting)
+			}
+			var ce *gateway.ConfigError
+			if !errors.As(err, &ce) || ce.Setting == "" || !errors.Is(err, gateway.ErrInvalidConfig) {
+				t.Fatalf("error %q (%#v) is not a *gateway.ConfigError naming its setting", err, ce)
 			}
 		})
 	}
@@ -221,9 +227,9 @@ func TestNormalizePrefix(t *testing.T) {
 // what would be valid.
 func TestLeaseTTLErrorNamesLeaseTTL(t *testing.T) {
 	_, err := parseConfig(nil, envOf("DISCORD_TOKEN", "x", "LEASE_TTL", "1s"), &bytes.Buffer{})
-	var se *SettingError
+	var se *gateway.ConfigError
 	if !errors.As(err, &se) || se.Setting != "LEASE_TTL (-lease-ttl)" || se.Value != "1s" {
-		t.Fatalf("error %v (%#v), want a SettingError on LEASE_TTL=1s", err, se)
+		t.Fatalf("error %v (%#v), want a ConfigError on LEASE_TTL=1s", err, se)
 	}
 	for _, want := range []string{"2/3 of LEASE_TTL 1s", "LEASE_RENEW_INTERVAL 2s (the default)", "LEASE_TTL to at least 3.602s", "LEASE_RENEW_INTERVAL below 556ms"} {
 		if !strings.Contains(err.Error(), want) {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // FuzzParseRedisURL: any REDIS_URL gives a target or an error, never a panic,
@@ -26,7 +29,7 @@ func FuzzParseRedisURL(f *testing.F) {
 }
 
 // FuzzParseConfig: any value of any setting gives a Config or an error naming
-// a setting, never a panic.
+// a setting (a *gateway.ConfigError), never a panic.
 func FuzzParseConfig(f *testing.F) {
 	f.Add("LEASE_TTL", "1s")
 	f.Add("INTENTS", "-1")
@@ -36,6 +39,9 @@ func FuzzParseConfig(f *testing.F) {
 		_, err := parseConfig(nil, envOf("DISCORD_TOKEN", "t", key, value), io.Discard)
 		if err != nil && !strings.HasPrefix(err.Error(), "config: ") {
 			t.Fatalf("error without the setting's name: %v", err)
+		}
+		if err != nil && !errors.Is(err, gateway.ErrInvalidConfig) {
+			t.Fatalf("error is not a *gateway.ConfigError: %v", err)
 		}
 	})
 }

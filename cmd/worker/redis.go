@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // redisTarget is a parsed REDIS_URL: exactly one of its option sets is non-nil.
@@ -79,17 +81,17 @@ const (
 
 // newRedisTarget parses REDIS_URL and applies the REDIS_TLS_* settings to
 // whichever client kind it names. The worker and `worker status` both build
-// their client through it. Errors are *SettingError naming the setting.
+// their client through it. Errors are *gateway.ConfigError naming the setting.
 func newRedisTarget(raw RedisURL, cluster bool, tl redisTLS) (redisTarget, error) {
 	t, err := parseRedisURL(string(raw), cluster)
 	if err != nil {
-		return redisTarget{}, &SettingError{Setting: settingRedisURL, Value: raw.String(), Reason: err.Error()}
+		return redisTarget{}, gateway.NewSettingError(settingRedisURL, raw.String(), err.Error())
 	}
 	cfg := t.tlsConfig()
 	if *cfg == nil {
 		if name, value := tl.firstSet(); name != "" {
-			return redisTarget{}, &SettingError{Setting: name, Value: value,
-				Reason: "applies only to TLS: REDIS_URL must start with rediss://, rediss+sentinel:// or rediss+cluster://"}
+			return redisTarget{}, gateway.NewSettingError(name, value,
+				"applies only to TLS: REDIS_URL must start with rediss://, rediss+sentinel:// or rediss+cluster://")
 		}
 		return t, nil
 	}
@@ -118,11 +120,11 @@ func (tl redisTLS) apply(c *tls.Config) error {
 	if tl.CAFile != "" {
 		pem, err := os.ReadFile(tl.CAFile)
 		if err != nil {
-			return &SettingError{Setting: settingTLSCA, Value: tl.CAFile, Reason: "want a readable PEM file: " + err.Error()}
+			return gateway.NewSettingError(settingTLSCA, tl.CAFile, "want a readable PEM file: "+err.Error())
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return &SettingError{Setting: settingTLSCA, Value: tl.CAFile, Reason: "holds no PEM certificate"}
+			return gateway.NewSettingError(settingTLSCA, tl.CAFile, "holds no PEM certificate")
 		}
 		c.RootCAs = pool
 	}
@@ -130,14 +132,14 @@ func (tl redisTLS) apply(c *tls.Config) error {
 	case tl.CertFile == "" && tl.KeyFile == "":
 		return nil
 	case tl.KeyFile == "":
-		return &SettingError{Setting: settingTLSKey, Reason: "required with REDIS_TLS_CERT_FILE: set both or neither"}
+		return gateway.NewSettingError(settingTLSKey, "", "required with REDIS_TLS_CERT_FILE: set both or neither")
 	case tl.CertFile == "":
-		return &SettingError{Setting: settingTLSCert, Reason: "required with REDIS_TLS_KEY_FILE: set both or neither"}
+		return gateway.NewSettingError(settingTLSCert, "", "required with REDIS_TLS_KEY_FILE: set both or neither")
 	}
 	pair, err := tls.LoadX509KeyPair(tl.CertFile, tl.KeyFile)
 	if err != nil {
-		return &SettingError{Setting: settingTLSCert + " / " + settingTLSKey, Value: tl.CertFile,
-			Reason: "want a readable PEM certificate and its private key: " + err.Error()}
+		return gateway.NewSettingError(settingTLSCert+" / "+settingTLSKey, tl.CertFile,
+			"want a readable PEM certificate and its private key: "+err.Error())
 	}
 	c.Certificates = []tls.Certificate{pair}
 	return nil

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shardfleet/shardfleet/internal/redistest"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // The REDIS_TLS_* settings reach the TLS configuration of every client kind.
@@ -54,6 +56,9 @@ func TestRedisSettingErrorsNameTheSetting(t *testing.T) {
 			_, err := parseConfig(nil, envOf(tt.env...), &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.setting) {
 				t.Fatalf("error %v, want one naming %s", err, tt.setting)
+			}
+			if !errors.Is(err, gateway.ErrInvalidConfig) {
+				t.Fatalf("error %v does not match gateway.ErrInvalidConfig", err)
 			}
 		})
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -13,12 +12,13 @@ import (
 // the field, with the library's reason.
 func TestLibraryConfigErrorNamesTheSetting(t *testing.T) {
 	lib := fmt.Errorf("fleet session: %w", gateway.NewConfigError("lease", "TTL", "900ms must exceed RenewDeadline 1s"))
-	var se *SettingError
+	var se *gateway.ConfigError
 	if err := asSettingError(lib); !errors.As(err, &se) || se.Setting != "LEASE_TTL (-lease-ttl)" ||
-		!strings.Contains(err.Error(), "900ms must exceed RenewDeadline") {
+		!errors.Is(err, gateway.ErrInvalidConfig) ||
+		err.Error() != "config: LEASE_TTL (-lease-ttl): TTL 900ms must exceed RenewDeadline 1s" {
 		t.Fatalf("mapped %v to %v", lib, err)
 	}
-	other := gateway.NewConfigError("gateway", "Intents", "x")
+	other := gateway.NewConfigError("gateway", "LargeThreshold", "x")
 	if err := asSettingError(other); err != error(other) {
 		t.Fatalf("an unmapped field became %v", err)
 	}

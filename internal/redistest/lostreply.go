@@ -16,6 +16,13 @@ type ReplyDropper interface {
 	Dropped() int64
 }
 
+// LoadableScript is a script LostReply can load and recognise by its SHA1: a
+// *redis.Script or a *keyspace.Script.
+type LoadableScript interface {
+	Load(ctx context.Context, c redis.Scripter) *redis.StringCmd
+	Hash() string
+}
+
 // LostReply runs op, whose client reaches s through proxy, with the reply to
 // the next run of script lost, and fails t unless go-redis retried it: the
 // proxy cut exactly one reply, op succeeded (so a second run answered), and
@@ -26,7 +33,7 @@ type ReplyDropper interface {
 //
 // The script is loaded first, so that the request is an EVALSHA that names
 // it: an EVALSHA of an unknown script would be the one cut (its NOSCRIPT).
-func (s *Server) LostReply(t testing.TB, proxy ReplyDropper, script *redis.Script, op func() error) map[string]int64 {
+func (s *Server) LostReply(t testing.TB, proxy ReplyDropper, script LoadableScript, op func() error) map[string]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/disgoorg/snowflake/v2"
+
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -122,9 +124,7 @@ func Validate(op gateway.Opcode, d json.RawMessage) (guild uint64, err error) {
 
 // OnShard reports whether Discord serves guild on shard k: (guild >> 22) %
 // k.Count == k.ID. Op 4 and op 8 for a guild of another shard are rejected.
-func OnShard(guild uint64, k ShardKey) bool {
-	return k.Count > 0 && int((guild>>22)%uint64(k.Count)) == k.ID
-}
+func OnShard(guild uint64, k ShardKey) bool { return k.Owns(snowflake.ID(guild)) }
 
 // parseSnowflake reads a snowflake sent as a string or a number; 0 is none.
 func parseSnowflake(raw json.RawMessage) (uint64, bool) {

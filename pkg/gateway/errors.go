@@ -37,19 +37,50 @@ var (
 // ConfigError is the project's one configuration error: the package that
 // rejected a configuration, the field, and why. Every package's ConfigError
 // is this type, and it matches ErrInvalidConfig with errors.Is.
+//
+// A program that reads its configuration from settings (cmd/worker: an
+// environment variable and its flag) fills Setting, and Value when it may be
+// shown; the message then names the setting to fix instead of the field.
 type ConfigError struct {
 	Package string // e.g. "gateway", "sharding", "redislimiter"
 	Field   string
 	Reason  string
+	Setting string // e.g. "LEASE_TTL (-lease-ttl)"; empty in a library's own error
+	Value   string // the setting's offending value; empty when unknown or secret
 }
 
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s: invalid config: %s: %s", e.Package, e.Field, e.Reason)
+	if e.Setting == "" {
+		return fmt.Sprintf("%s: invalid config: %s: %s", e.Package, e.Field, e.Reason)
+	}
+	setting, reason := e.Setting, e.Reason
+	if e.Value != "" {
+		setting += fmt.Sprintf("=%q", e.Value)
+	}
+	if e.Field != "" {
+		reason = e.Field + " " + reason
+	}
+	return fmt.Sprintf("config: %s: %s", setting, reason)
 }
 
 // NewConfigError returns the *ConfigError of pkg's field.
 func NewConfigError(pkg, field, reason string) *ConfigError {
 	return &ConfigError{Package: pkg, Field: field, Reason: reason}
+}
+
+// NewSettingError returns the *ConfigError of a program's setting, given as
+// its environment variable and flag, e.g. "LEASE_TTL (-lease-ttl)". value is
+// shown in the message unless empty (leave it empty for secrets).
+func NewSettingError(setting, value, reason string) *ConfigError {
+	return &ConfigError{Setting: setting, Value: value, Reason: reason}
+}
+
+// ForSetting returns a copy of e that names setting, the program setting that
+// feeds e's field, keeping e's reason.
+func (e *ConfigError) ForSetting(setting string) *ConfigError {
+	c := *e
+	c.Setting = setting
+	return &c
 }
 
 // Is makes errors.Is(err, ErrInvalidConfig) true.

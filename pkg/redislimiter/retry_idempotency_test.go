@@ -53,7 +53,7 @@ func newRetryRig(t *testing.T) *retryRig {
 	return r
 }
 
-func (r *retryRig) lostReply(t *testing.T, script *redis.Script, op func() error) map[string]int64 {
+func (r *retryRig) lostReply(t *testing.T, script redistest.LoadableScript, op func() error) map[string]int64 {
 	t.Helper()
 	return r.srv.LostReply(t, r.proxy, script, op)
 }
@@ -119,7 +119,7 @@ func TestGrantRetriedAfterLostReply(t *testing.T) {
 // queue (one seq), it is not granted while another ticket holds the bucket.
 func TestQueuedAcquireRetriedAfterLostReply(t *testing.T) {
 	r := newRetryRig(t)
-	if res := runScript(t, r.l, "acquire", "holder"); res[0] != int64(1) {
+	if res := runScript(t, r.l, "acquire", "holder"); !res.ok() {
 		t.Fatalf("holder: %v, want granted", res)
 	}
 	var res acquireResult
@@ -186,7 +186,7 @@ func TestUnlockRetriedAfterLostReply(t *testing.T) {
 func TestLeaveRetriedAfterLostReply(t *testing.T) {
 	r := newRetryRig(t)
 	ctx := context.Background()
-	if res := runScript(t, r.l, "acquire", "lost"); res[0] != int64(1) {
+	if res := runScript(t, r.l, "acquire", "lost"); !res.ok() {
 		t.Fatalf("acquire: %v", res)
 	}
 	if rem := r.budget(t); rem != 99 {
@@ -203,13 +203,13 @@ func TestLeaveRetriedAfterLostReply(t *testing.T) {
 	if h := r.hold(t); len(h) != 0 {
 		t.Fatalf("hold %v after the revoke, want the bucket free", h)
 	}
-	if res := runScript(t, r.l, "acquire", "next"); res[0] != int64(1) {
+	if res := runScript(t, r.l, "acquire", "next"); !res.ok() {
 		t.Fatalf("acquire after the revoke: %v, want granted at once", res)
 	}
 	checkLog(t, mustLog(t, r.l), rulesOf(r.l))
 
 	// leave of a queued waiter: removed once, the holder untouched.
-	if res := runScript(t, r.l, "acquire", "waiter"); res[0] != int64(0) {
+	if res := runScript(t, r.l, "acquire", "waiter"); res.refusal.Code != refuseWait {
 		t.Fatalf("waiter: %v, want to wait", res)
 	}
 	ran = r.lostReply(t, leaveScript, func() error { return r.l.runLeave(ctx, 0, "waiter") })

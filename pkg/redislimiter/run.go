@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
-// Script statuses of acquireScript.
+// Outcomes of acquireScript.
 const (
 	statusExhausted = -1
 	statusWait      = 0
@@ -20,7 +23,7 @@ type acquireResult struct {
 	seq    int64 // the ticket's arrival number in its bucket's queue; exhausted: the budget's PTTL ms
 }
 
-// commonArgs are ARGV 1-9 of every script (see prelude).
+// commonArgs are the arguments of every script, in commonArgNames order.
 func (l *Limiter) commonArgs(b int, ticket string) []any {
 	l.mu.Lock()
 	known := l.epoch
@@ -60,26 +63,56 @@ func (l *Limiter) acquire(ctx context.Context, b int, ticket string) (acquireRes
 	args := append(l.commonArgs(b, ticket),
 		l.cfg.HoldTTL.Milliseconds(), l.cfg.TicketTTL.Milliseconds(), l.cfg.BudgetReserve)
 	reply, err := acquireScript.Run(ctx, l.client, scriptKeys(l.cfg.KeyPrefix, b), args...).Slice()
+	if r, refused := keyspace.ParseRefusal(err); refused {
+		res, err := l.acquireRefused(r)
+		if err != nil {
+			return acquireResult{}, fmt.Errorf("acquire: %w", err)
+		}
+		return res, nil
+	}
 	if err != nil {
 		return acquireResult{}, fmt.Errorf("acquire: %w", err)
 	}
-	if len(reply) != 4 {
+	if len(reply) != 3 {
 		return acquireResult{}, fmt.Errorf("acquire: %w: %d elements", errUnexpectedReply, len(reply))
 	}
-	l.noteEpoch(reply[3])
-	var res acquireResult
-	status, err := parseInt(reply[0])
+	l.noteEpoch(reply[2])
+	res := acquireResult{status: statusGranted}
+	res.value, err = parseInt(reply[0])
 	if err == nil {
-		res.value, err = parseInt(reply[1])
-	}
-	if err == nil {
-		res.seq, err = parseInt(reply[2])
+		res.seq, err = parseInt(reply[1])
 	}
 	if err != nil {
 		return acquireResult{}, fmt.Errorf("acquire: %w", err)
 	}
-	res.status = int(status)
 	return res, nil
+}
+
+// acquireRefused reads acquireScript's refusals: refuseWait (value wait µs)
+// and refuseBudget (value remaining, seq the budget's PTTL ms).
+func (l *Limiter) acquireRefused(r keyspace.Refusal) (acquireResult, error) {
+	var res acquireResult
+	var f []string
+	var err error
+	switch r.Code {
+	case refuseWait:
+		res.status = statusWait
+		f, err = refusalFields(r, "wait_us", "seq", "epoch")
+	case refuseBudget:
+		res.status = statusExhausted
+		f, err = refusalFields(r, "remaining", "reset_ms", "epoch")
+	default:
+		return acquireResult{}, fmt.Errorf("%w: %v", errUnexpectedReply, &r)
+	}
+	if err != nil {
+		return acquireResult{}, err
+	}
+	l.noteEpoch(f[2])
+	res.value, err = parseInt(f[0])
+	if err == nil {
+		res.seq, err = parseInt(f[1])
+	}
+	return res, err
 }
 
 // unlock reports whether ticket held the bucket (and now cools it down).
@@ -87,18 +120,25 @@ func (l *Limiter) unlock(ctx context.Context, b int, ticket string) (bool, error
 	cooldown := (l.cfg.Window + l.cfg.Margin).Microseconds()
 	args := append(l.commonArgs(b, ticket), cooldown)
 	reply, err := unlockScript.Run(ctx, l.client, scriptKeys(l.cfg.KeyPrefix, b), args...).Slice()
+	if r, refused := keyspace.ParseRefusal(err); refused {
+		if r.Code != refuseNotHeld {
+			return false, fmt.Errorf("unlock: %w: %v", errUnexpectedReply, &r)
+		}
+		f, err := refusalFields(r, "epoch")
+		if err != nil {
+			return false, fmt.Errorf("unlock: %w", err)
+		}
+		l.noteEpoch(f[0])
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("unlock: %w", err)
 	}
-	if len(reply) != 3 {
+	if len(reply) != 2 {
 		return false, fmt.Errorf("unlock: %w: %d elements", errUnexpectedReply, len(reply))
 	}
-	l.noteEpoch(reply[2])
-	held, err := parseInt(reply[0])
-	if err != nil {
-		return false, fmt.Errorf("unlock: %w", err)
-	}
-	return held == 1, nil
+	l.noteEpoch(reply[1])
+	return true, nil
 }
 
 func (l *Limiter) runLeave(ctx context.Context, b int, ticket string) error {
@@ -110,4 +150,24 @@ func (l *Limiter) runLeave(ctx context.Context, b int, ticket string) error {
 		l.noteEpoch(reply[2])
 	}
 	return nil
+}
+
+// refusalFields reads the values of a refusal's "name=value" detail, in the
+// order of names; every name must be there.
+func refusalFields(r keyspace.Refusal, names ...string) ([]string, error) {
+	got := map[string]string{}
+	for _, f := range strings.Fields(r.Detail) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			got[k] = v
+		}
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		v, ok := got[n]
+		if !ok {
+			return nil, fmt.Errorf("%w: %v lacks %s", errUnexpectedReply, &r, n)
+		}
+		out[i] = v
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
@@ -34,8 +35,17 @@ func snapshot(t *testing.T, l *Limiter, b int) map[string]any {
 	return out
 }
 
-// run executes script with ticket on bucket 0, as the limiter would.
-func runScript(t *testing.T, l *Limiter, which string, ticket string) []any {
+// scriptReply is a script's reply: refusal.Code is "" when it succeeded,
+// values is then its reply.
+type scriptReply struct {
+	refusal keyspace.Refusal
+	values  []any
+}
+
+func (r scriptReply) ok() bool { return r.refusal.Code == "" }
+
+// runScript executes script with ticket on bucket 0, as the limiter would.
+func runScript(t *testing.T, l *Limiter, which string, ticket string) scriptReply {
 	t.Helper()
 	ctx := context.Background()
 	keys := scriptKeys(l.cfg.KeyPrefix, 0)
@@ -52,15 +62,28 @@ func runScript(t *testing.T, l *Limiter, which string, ticket string) []any {
 	case "leave":
 		reply, err = leaveScript.Run(ctx, l.client, keys, args...).Slice()
 	}
+	if r, refused := keyspace.ParseRefusal(err); refused {
+		return scriptReply{refusal: r}
+	}
 	if err != nil {
 		t.Fatalf("%s: %v", which, err)
 	}
-	return reply
+	return scriptReply{values: reply}
+}
+
+// field is the named field of a refusal's detail.
+func (r scriptReply) field(t *testing.T, name string) string {
+	t.Helper()
+	f, err := refusalFields(r.refusal, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f[0]
 }
 
 // twice runs a script, then runs it again as a go-redis retry would, and
 // checks that the replay returns the same reply and changes nothing.
-func twice(t *testing.T, l *Limiter, which, ticket string, sameReply bool) []any {
+func twice(t *testing.T, l *Limiter, which, ticket string, sameReply bool) scriptReply {
 	t.Helper()
 	first := runScript(t, l, which, ticket)
 	before := snapshot(t, l, 0)
@@ -82,20 +105,20 @@ func TestScriptsIdempotent(t *testing.T) {
 	if err := l.SetBudget(context.Background(), 100, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if r := twice(t, l, "acquire", "holder", true); r[0] != int64(1) {
+	if r := twice(t, l, "acquire", "holder", true); !r.ok() {
 		t.Fatalf("acquire on a free bucket: %v, want granted", r)
 	}
 	// A waiter's replay keeps its place (same seq); only its deadline moves,
 	// which snapshot leaves out.
 	w1 := runScript(t, l, "acquire", "waiter")
 	w2 := runScript(t, l, "acquire", "waiter")
-	if w1[0] != int64(0) || w1[2] != w2[2] {
+	if w1.refusal.Code != refuseWait || w1.field(t, "seq") != w2.field(t, "seq") {
 		t.Fatalf("waiter replay: %v then %v, want waiting with the same seq", w1, w2)
 	}
-	if r := twice(t, l, "unlock", "holder", true); r[0] != int64(1) {
+	if r := twice(t, l, "unlock", "holder", true); !r.ok() {
 		t.Fatalf("unlock by the holder: %v", r)
 	}
-	if r := twice(t, l, "unlock", "stranger", true); r[0] != int64(0) {
+	if r := twice(t, l, "unlock", "stranger", true); r.refusal.Code != refuseNotHeld {
 		t.Fatalf("unlock by a stranger: %v, want a no-op", r)
 	}
 	twice(t, l, "leave", "waiter", false)
@@ -120,13 +143,13 @@ func TestLeaveRevokesUndeliveredGrant(t *testing.T) {
 	if err := l.SetBudget(context.Background(), 50, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if r := runScript(t, l, "acquire", "lost"); r[0] != int64(1) {
+	if r := runScript(t, l, "acquire", "lost"); !r.ok() {
 		t.Fatalf("acquire: %v", r)
 	}
-	if r := twice(t, l, "leave", "lost", false); r[1] != int64(1) {
+	if r := twice(t, l, "leave", "lost", false); r.values[1] != int64(1) {
 		t.Fatalf("leave of a granted ticket: %v, want revoked", r)
 	}
-	if r := runScript(t, l, "acquire", "next"); r[0] != int64(1) {
+	if r := runScript(t, l, "acquire", "next"); !r.ok() {
 		t.Fatalf("acquire after a revoke: %v, want granted at once", r)
 	}
 	st, _, _ := l.Budget(context.Background())

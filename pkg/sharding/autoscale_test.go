@@ -87,7 +87,7 @@ func TestAutoScalingAfterReady(t *testing.T) {
 	if n := fake.CloseConnections(0, gateway.CloseShardingRequired, "sharding required"); n != 1 {
 		t.Fatalf("closed %d connections", n)
 	}
-	want := []ShardKey{{0, 3}, {1, 3}, {2, 3}}
+	want := []ShardKey{{ID: 0, Count: 3}, {ID: 1, Count: 3}, {ID: 2, Count: 3}}
 	eventually(t, 10*time.Second, "the split shards to be ready", func() bool {
 		if !slices.Equal(m.ShardKeys(), want) {
 			return false

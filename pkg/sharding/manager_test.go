@@ -210,7 +210,7 @@ func TestFatalCloseOneShard(t *testing.T) {
 	if !errors.Is(m.LastOpenError(), err) && m.LastOpenError().Error() != err.Error() {
 		t.Fatalf("LastOpenError = %v", m.LastOpenError())
 	}
-	if keys := m.ShardKeys(); !slices.Equal(keys, []ShardKey{{0, 3}, {2, 3}}) {
+	if keys := m.ShardKeys(); !slices.Equal(keys, []ShardKey{{ID: 0, Count: 3}, {ID: 2, Count: 3}}) {
 		t.Fatalf("shards = %v, want 0 and 2 (1 removed)", keys)
 	}
 	// The others work: events of their guilds arrive.
@@ -337,7 +337,7 @@ func TestConcurrentReadersDuringChanges(t *testing.T) {
 						return
 					}
 				}
-				if gw := m.ShardByGuildID(guilds[i%len(guilds)]); gw != nil && !(ShardKey{gw.ShardID(), gw.ShardCount()}).Owns(guilds[i%len(guilds)]) {
+				if gw := m.ShardByGuildID(guilds[i%len(guilds)]); gw != nil && !(ShardKey{ID: gw.ShardID(), Count: gw.ShardCount()}).Owns(guilds[i%len(guilds)]) {
 					t.Errorf("ShardByGuildID returned a shard that does not own the guild")
 					return
 				}
@@ -369,7 +369,7 @@ func TestOpenShardIDsSubset(t *testing.T) {
 	if err := m.OpenAll(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if keys := m.ShardKeys(); !slices.Equal(keys, []ShardKey{{1, 4}, {3, 4}}) {
+	if keys := m.ShardKeys(); !slices.Equal(keys, []ShardKey{{ID: 1, Count: 4}, {ID: 3, Count: 4}}) {
 		t.Fatalf("shards = %v, want 1/4 and 3/4", keys)
 	}
 	for _, g := range fake.GuildIDs() {

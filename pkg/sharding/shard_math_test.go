@@ -1,11 +1,14 @@
 package sharding
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
 // discordEpochMs is 2015-01-01T00:00:00Z in Unix ms.
@@ -104,7 +107,7 @@ func TestShardKeySplitPartition(t *testing.T) {
 	if got := (ShardKey{ID: 2, Count: 2}).Split(2); got != nil {
 		t.Errorf("invalid key split = %v, want nil", got)
 	}
-	want := []ShardKey{{1, 6}, {4, 6}}
+	want := []ShardKey{{ID: 1, Count: 6}, {ID: 4, Count: 6}}
 	if got := (ShardKey{ID: 1, Count: 3}).Split(2); got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("{1,3}.Split(2) = %v, want %v", got, want)
 	}
@@ -118,5 +121,15 @@ func TestShardMaxConcurrencyKey(t *testing.T) {
 		if got := ShardMaxConcurrencyKey(tc.id, tc.mc); got != tc.want {
 			t.Errorf("ShardMaxConcurrencyKey(%d, %d) = %d, want %d", tc.id, tc.mc, got, tc.want)
 		}
+	}
+}
+
+// ShardKey is the fleet's one shard key: the same type, and the same JSON, as
+// the leases' and Redis keys' (keyspace.ShardKey).
+func TestShardKeyIsTheFleetsKey(t *testing.T) {
+	var _ keyspace.ShardKey = ShardKey{}
+	b, err := json.Marshal(ShardKey{ID: 3, Count: 16})
+	if err != nil || string(b) != `{"id":3,"count":16}` {
+		t.Fatalf("json = %s, %v; want the wire form {\"id\":3,\"count\":16}", b, err)
 	}
 }
