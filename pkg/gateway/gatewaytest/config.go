@@ -52,6 +52,36 @@ type Config struct {
 	// limit 0) for a guild sooner than this after the previous one gets a
 	// RATE_LIMITED dispatch instead of members. Default 30s.
 	RequestMembersWindow time.Duration
+	// World sizes every guild's state (channels, roles, members...). The zero
+	// World keeps guilds as small as they always were, at no cost.
+	World World
+	// MutationsPerSecond is a steady background of random world changes
+	// (Mutate), each sent as the dispatches Discord would. Default 0.
+	MutationsPerSecond float64
+}
+
+// World sizes the state of every guild, generated deterministically from
+// Seed and the guild's number when a guild is first needed. Every guild has
+// the @everyone role (id = guild id) and the text channel "general"; the
+// counts add to that.
+type World struct {
+	Seed        uint64
+	Channels    int // channels besides "general": categories, text and voice channels in turn
+	Threads     int // active public threads in text channels
+	Roles       int // roles besides @everyone
+	Emojis      int
+	Stickers    int
+	Members     int
+	VoiceStates int // members in voice channels: at most Members, and needs a voice channel (Channels >= 3)
+	Presences   int // members with a presence: at most Members
+	// Messages is how many messages per channel the state keeps (the last
+	// ones), as a cache with that limit would; 0 keeps none.
+	Messages int
+}
+
+// generates reports whether guilds hold more than the default world.
+func (w World) generates() bool {
+	return w.Channels+w.Threads+w.Roles+w.Emojis+w.Stickers+w.Members > 0
 }
 
 // Option changes a Config.
@@ -147,6 +177,14 @@ func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l }
 // WithShardCountMultiple acts out large-bot sharding (4010 unless count % n == 0).
 func WithShardCountMultiple(n int) Option { return func(c *Config) { c.ShardCountMultiple = n } }
 
+// WithWorld sizes every guild's state (see World).
+func WithWorld(w World) Option { return func(c *Config) { c.World = w } }
+
+// WithMutationsPerSecond starts a steady background of random world changes.
+func WithMutationsPerSecond(rate float64) Option {
+	return func(c *Config) { c.MutationsPerSecond = rate }
+}
+
 // validate checks c once and resolves derived defaults. The error names the field.
 func (c *Config) validate() error {
 	checks := []struct {
@@ -176,6 +214,14 @@ func (c *Config) validate() error {
 		{c.QueueHighWater < 1, "QueueHighWater", "must be at least 1"},
 		{c.PayloadCompressThreshold < 0, "PayloadCompressThreshold", "must not be negative"},
 		{c.RequestMembersWindow < 0, "RequestMembersWindow", "must not be negative"},
+		{c.MutationsPerSecond < 0 || c.MutationsPerSecond != c.MutationsPerSecond, "MutationsPerSecond", "must be a non-negative number"},
+		{min(c.World.Channels, c.World.Threads, c.World.Roles, c.World.Emojis, c.World.Stickers, c.World.Members,
+			c.World.VoiceStates, c.World.Presences, c.World.Messages) < 0, "World", "counts must not be negative"},
+		{max(c.World.Channels, c.World.Threads, c.World.Roles, c.World.Emojis, c.World.Stickers, c.World.Members,
+			c.World.Messages) > maxWorldCount, "World", "counts must be at most 100000"},
+		{c.World.VoiceStates > c.World.Members, "World.VoiceStates", "must be at most World.Members"},
+		{c.World.VoiceStates > 0 && c.World.Channels < 3, "World.VoiceStates", "needs World.Channels >= 3 (a voice channel)"},
+		{c.World.Presences > c.World.Members, "World.Presences", "must be at most World.Members"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -16,6 +16,7 @@ const maxControlBody = 1 << 20
 func (s *Server) controlRoutes(mux *http.ServeMux) {
 	s.recordRoutes(mux)
 	s.chaosRoutes(mux)
+	s.worldRoutes(mux)
 }
 
 // recordRoutes serves the records (GET).

@@ -16,6 +16,7 @@ var (
 	typReady       = jsonString("READY")
 	typResumed     = jsonString("RESUMED")
 	typGuildCreate = jsonString("GUILD_CREATE")
+	typGuildDelete = jsonString("GUILD_DELETE")
 )
 
 func makeGuilds(n int) []snowflake.ID {
@@ -48,12 +49,12 @@ func (s *Server) guildAt(i int) snowflake.ID {
 func (s *Server) guildsOf(shardID, count int) []int {
 	var out []int
 	for i, g := range s.guilds {
-		if shardOf(g, count) == shardID {
+		if shardOf(g, count) == shardID && !s.left[g] {
 			out = append(out, i)
 		}
 	}
 	for i, g := range s.added {
-		if shardOf(g, count) == shardID {
+		if shardOf(g, count) == shardID && !s.left[g] {
 			out = append(out, len(s.guilds)+i)
 		}
 	}
@@ -67,6 +68,11 @@ func (s *Server) guildsOnShard(shardID, count int) int {
 	for _, g := range s.added {
 		if shardOf(g, count) == shardID {
 			on++
+		}
+	}
+	for g := range s.left {
+		if shardOf(g, count) == shardID {
+			on--
 		}
 	}
 	n := len(s.guilds)
@@ -106,8 +112,18 @@ func (s *Server) sendReady(ss *session, shardSent bool) {
 	}
 	s.dispatchToSession(ss, typReady, readyData(ss, ids, s.resumeURL, shardSent))
 	for i, gi := range idx {
-		s.dispatchToSession(ss, typGuildCreate, guildCreateData(gi, ids[i]))
+		if gs := s.world.Guilds[ids[i].String()]; gs != nil && gs.Unavailable {
+			// An outage: Discord sends GUILD_DELETE instead (reference §6).
+			s.dispatchToSession(ss, typGuildDelete, unavailableData(ids[i]))
+			continue
+		}
+		s.dispatchToSession(ss, typGuildCreate, s.guildCreateFor(gi, ids[i]))
 	}
+}
+
+// unavailableData is GUILD_DELETE's d for a guild in an outage.
+func unavailableData(g snowflake.ID) []byte {
+	return append(appendID([]byte(`{"id":`), g), `,"unavailable":true}`...)
 }
 
 // markLive counts ss as live, and a duplicate if another session of its

@@ -1,0 +1,588 @@
+package gatewaytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+
+	"github.com/disgoorg/snowflake/v2"
+)
+
+// Object is one Discord object as encoding/json decodes it (ids are strings,
+// numbers float64).
+type Object = map[string]any
+
+// State is the cache contract's JSON shape (issue 11): what GET /_fake/state
+// prints (the fake's ground truth) and what `worker cache dump` prints. Every
+// stored object has "guild_id" removed; voice states also drop "member".
+type State struct {
+	Guilds map[string]*GuildState `json:"guilds"`
+	// MessageLimit is how many messages per channel ApplyDispatch keeps (the
+	// last ones); 0 keeps none. It is not part of the JSON.
+	MessageLimit int `json:"-"`
+}
+
+// GuildState is one guild of a State. Channels holds channels and threads;
+// members, voice states and presences are keyed by user id.
+type GuildState struct {
+	Guild       Object              `json:"guild"`
+	Unavailable bool                `json:"unavailable"`
+	Channels    map[string]Object   `json:"channels"`
+	Roles       map[string]Object   `json:"roles"`
+	Emojis      map[string]Object   `json:"emojis"`
+	Stickers    map[string]Object   `json:"stickers"`
+	Members     map[string]Object   `json:"members"`
+	VoiceStates map[string]Object   `json:"voice_states"`
+	Presences   map[string]Object   `json:"presences"`
+	Messages    map[string][]Object `json:"messages"`
+}
+
+// NewState returns an empty state that keeps messageLimit messages per channel.
+func NewState(messageLimit int) *State {
+	return &State{Guilds: make(map[string]*GuildState), MessageLimit: messageLimit}
+}
+
+func newGuildState() *GuildState {
+	return &GuildState{Guild: Object{}, Channels: map[string]Object{}, Roles: map[string]Object{},
+		Emojis: map[string]Object{}, Stickers: map[string]Object{}, Members: map[string]Object{},
+		VoiceStates: map[string]Object{}, Presences: map[string]Object{}, Messages: map[string][]Object{}}
+}
+
+// guildArrays are GUILD_CREATE's arrays: never part of the "guild" object.
+var guildArrays = []string{"channels", "threads", "roles", "emojis", "stickers", "members", "voice_states",
+	"presences", "stage_instances", "guild_scheduled_events", "soundboard_sounds"}
+
+// appliers are the contract's rules, one per dispatch type.
+var appliers = map[string]func(*State, Object) error{
+	"READY":                 applyReady,
+	"GUILD_CREATE":          applyGuildCreate,
+	"GUILD_UPDATE":          applyGuildUpdate,
+	"GUILD_DELETE":          applyGuildDelete,
+	"CHANNEL_CREATE":        applyChannelSet,
+	"CHANNEL_UPDATE":        applyChannelSet,
+	"THREAD_CREATE":         applyChannelSet,
+	"THREAD_UPDATE":         applyChannelSet,
+	"CHANNEL_DELETE":        applyChannelDelete,
+	"THREAD_DELETE":         applyChannelDelete,
+	"GUILD_ROLE_CREATE":     applyRoleSet,
+	"GUILD_ROLE_UPDATE":     applyRoleSet,
+	"GUILD_ROLE_DELETE":     applyRoleDelete,
+	"GUILD_EMOJIS_UPDATE":   func(st *State, d Object) error { return applyReplace(st, d, "emojis") },
+	"GUILD_STICKERS_UPDATE": func(st *State, d Object) error { return applyReplace(st, d, "stickers") },
+	"GUILD_MEMBER_ADD":      applyMemberAdd,
+	"GUILD_MEMBER_UPDATE":   applyMemberUpdate,
+	"GUILD_MEMBER_REMOVE":   applyMemberRemove,
+	"GUILD_MEMBERS_CHUNK":   applyMembersChunk,
+	"VOICE_STATE_UPDATE":    applyVoiceState,
+	"PRESENCE_UPDATE":       applyPresence,
+	"MESSAGE_CREATE":        applyMessageCreate,
+	"MESSAGE_UPDATE":        applyMessageUpdate,
+	"MESSAGE_DELETE":        applyMessageDelete,
+	"MESSAGE_DELETE_BULK":   applyMessageDeleteBulk,
+}
+
+// ApplyDispatch applies one received dispatch to st by the cache contract's
+// rules (READY reconciles the shard's guilds; GUILD_CREATE replaces a guild
+// and keeps the messages of its channels that still exist; the others
+// change one kind). It is the oracle a cache is checked against: applying
+// every dispatch a client received, in order, to NewState(N) reproduces the
+// fake's State. A type the contract does not name is ignored; a d that is
+// not an object with the ids its type needs is an error and changes nothing.
+func ApplyDispatch(st *State, t string, d json.RawMessage) error {
+	apply := appliers[t]
+	if apply == nil {
+		return nil
+	}
+	var obj Object
+	if err := json.Unmarshal(d, &obj); err != nil || obj == nil {
+		return fmt.Errorf("gatewaytest: ApplyDispatch %s: d is not a JSON object", t)
+	}
+	if err := apply(st, obj); err != nil {
+		return fmt.Errorf("gatewaytest: ApplyDispatch %s: %w", t, err)
+	}
+	return nil
+}
+
+// idOf returns obj[key] as a snowflake string, or "".
+func idOf(obj Object, key string) string {
+	s, _ := obj[key].(string)
+	if _, err := snowflake.Parse(s); err != nil {
+		return ""
+	}
+	return s
+}
+
+// userIDOf returns obj.user.id.
+func userIDOf(obj Object) string {
+	u, _ := obj["user"].(map[string]any)
+	return idOf(u, "id")
+}
+
+func errMissing(field string) error { return fmt.Errorf("%s: want a snowflake string", field) }
+
+// guildOf returns the guild of d.guild_id, adding an empty one if absent.
+func (st *State) guildOf(d Object) (*GuildState, error) {
+	gid := idOf(d, "guild_id")
+	if gid == "" {
+		return nil, errMissing("guild_id")
+	}
+	return st.guild(gid), nil
+}
+
+func (st *State) guild(gid string) *GuildState {
+	if st.Guilds == nil {
+		st.Guilds = make(map[string]*GuildState)
+	}
+	gs := st.Guilds[gid]
+	if gs == nil {
+		gs = newGuildState()
+		gs.Guild["id"] = gid
+		st.Guilds[gid] = gs
+	}
+	return gs
+}
+
+// stored is d as a cache keeps it: without guild_id.
+func stored(d Object) Object {
+	delete(d, "guild_id")
+	return d
+}
+
+func applyReady(st *State, d Object) error {
+	listed := map[string]bool{}
+	guilds, _ := d["guilds"].([]any)
+	for _, g := range guilds {
+		o, _ := g.(map[string]any)
+		listed[idOf(o, "id")] = true
+	}
+	shardID, count := 0, 1
+	if sh, ok := d["shard"].([]any); ok && len(sh) == 2 {
+		a, _ := sh[0].(float64)
+		b, _ := sh[1].(float64)
+		if b < 1 || a < 0 || a >= b {
+			return fmt.Errorf("shard %v: want [id, count]", sh)
+		}
+		shardID, count = int(a), int(b)
+	}
+	for gid := range st.Guilds {
+		id, err := snowflake.Parse(gid)
+		if err == nil && shardOf(id, count) == shardID && !listed[gid] {
+			delete(st.Guilds, gid)
+		}
+	}
+	return nil
+}
+
+func applyGuildCreate(st *State, d Object) error {
+	gid := idOf(d, "id")
+	if gid == "" {
+		return errMissing("id")
+	}
+	gs := newGuildState()
+	for _, kind := range []struct {
+		arrays []string
+		dst    map[string]Object
+		key    func(Object) string
+	}{
+		{[]string{"channels", "threads"}, gs.Channels, func(o Object) string { return idOf(o, "id") }},
+		{[]string{"roles"}, gs.Roles, func(o Object) string { return idOf(o, "id") }},
+		{[]string{"emojis"}, gs.Emojis, func(o Object) string { return idOf(o, "id") }},
+		{[]string{"stickers"}, gs.Stickers, func(o Object) string { return idOf(o, "id") }},
+		{[]string{"members"}, gs.Members, userIDOf},
+		{[]string{"voice_states"}, gs.VoiceStates, func(o Object) string { return idOf(o, "user_id") }},
+		{[]string{"presences"}, gs.Presences, userIDOf},
+	} {
+		for _, a := range kind.arrays {
+			list, _ := d[a].([]any)
+			for _, x := range list {
+				if o, ok := x.(map[string]any); ok && kind.key(o) != "" {
+					o = stored(o)
+					if a == "voice_states" {
+						delete(o, "member")
+					}
+					kind.dst[kind.key(o)] = o
+				}
+			}
+		}
+	}
+	for _, a := range guildArrays {
+		delete(d, a)
+	}
+	gs.Guild = stored(d)
+	if old := st.Guilds[gid]; old != nil {
+		for ch, msgs := range old.Messages {
+			if gs.Channels[ch] != nil {
+				gs.Messages[ch] = msgs
+			}
+		}
+	}
+	st.guild(gid)
+	st.Guilds[gid] = gs
+	return nil
+}
+
+func applyGuildUpdate(st *State, d Object) error {
+	gid := idOf(d, "id")
+	if gid == "" {
+		return errMissing("id")
+	}
+	for _, a := range guildArrays {
+		delete(d, a)
+	}
+	maps.Copy(st.guild(gid).Guild, stored(d))
+	return nil
+}
+
+func applyGuildDelete(st *State, d Object) error {
+	gid := idOf(d, "id")
+	if gid == "" {
+		return errMissing("id")
+	}
+	if u, _ := d["unavailable"].(bool); u {
+		st.guild(gid).Unavailable = true
+		return nil
+	}
+	delete(st.Guilds, gid)
+	return nil
+}
+
+func applyChannelSet(st *State, d Object) error {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	id := idOf(d, "id")
+	if id == "" {
+		return errMissing("id")
+	}
+	gs.Channels[id] = stored(d)
+	return nil
+}
+
+func applyChannelDelete(st *State, d Object) error {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	id := idOf(d, "id")
+	if id == "" {
+		return errMissing("id")
+	}
+	delete(gs.Channels, id)
+	delete(gs.Messages, id)
+	return nil
+}
+
+func applyRoleSet(st *State, d Object) error {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	role, _ := d["role"].(map[string]any)
+	id := idOf(role, "id")
+	if id == "" {
+		return errMissing("role.id")
+	}
+	gs.Roles[id] = role
+	return nil
+}
+
+func applyRoleDelete(st *State, d Object) error {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	id := idOf(d, "role_id")
+	if id == "" {
+		return errMissing("role_id")
+	}
+	delete(gs.Roles, id)
+	return nil
+}
+
+// applyReplace replaces all emojis or stickers with d[field].
+func applyReplace(st *State, d Object, field string) error {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	list, ok := d[field].([]any)
+	if !ok {
+		return fmt.Errorf("%s: want an array", field)
+	}
+	dst := map[string]Object{}
+	for _, x := range list {
+		if o, ok := x.(map[string]any); ok && idOf(o, "id") != "" {
+			dst[idOf(o, "id")] = stored(o)
+		}
+	}
+	if field == "emojis" {
+		gs.Emojis = dst
+	} else {
+		gs.Stickers = dst
+	}
+	return nil
+}
+
+// memberOf returns d's guild and user id.
+func (st *State) memberOf(d Object) (*GuildState, string, error) {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return nil, "", err
+	}
+	uid := userIDOf(d)
+	if uid == "" {
+		return nil, "", errMissing("user.id")
+	}
+	return gs, uid, nil
+}
+
+func applyMemberAdd(st *State, d Object) error {
+	gs, uid, err := st.memberOf(d)
+	if err != nil {
+		return err
+	}
+	gs.Members[uid] = stored(d)
+	return nil
+}
+
+func applyMemberUpdate(st *State, d Object) error {
+	gs, uid, err := st.memberOf(d)
+	if err != nil {
+		return err
+	}
+	m := gs.Members[uid]
+	if m == nil {
+		m = Object{}
+		gs.Members[uid] = m
+	}
+	maps.Copy(m, stored(d))
+	return nil
+}
+
+func applyMemberRemove(st *State, d Object) error {
+	gs, uid, err := st.memberOf(d)
+	if err != nil {
+		return err
+	}
+	delete(gs.Members, uid)
+	return nil
+}
+
+func applyMembersChunk(st *State, d Object) error {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	for field, dst := range map[string]map[string]Object{"members": gs.Members, "presences": gs.Presences} {
+		list, _ := d[field].([]any)
+		for _, x := range list {
+			if o, ok := x.(map[string]any); ok && userIDOf(o) != "" {
+				dst[userIDOf(o)] = stored(o)
+			}
+		}
+	}
+	return nil
+}
+
+func applyVoiceState(st *State, d Object) error {
+	if idOf(d, "guild_id") == "" {
+		return nil // a DM call's voice state: no guild to keep it in
+	}
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return err
+	}
+	uid := idOf(d, "user_id")
+	if uid == "" {
+		return errMissing("user_id")
+	}
+	if d["channel_id"] == nil {
+		delete(gs.VoiceStates, uid)
+		return nil
+	}
+	delete(d, "member")
+	gs.VoiceStates[uid] = stored(d)
+	return nil
+}
+
+func applyPresence(st *State, d Object) error {
+	gs, uid, err := st.memberOf(d)
+	if err != nil {
+		return err
+	}
+	gs.Presences[uid] = stored(d)
+	return nil
+}
+
+// messageOf returns d's guild and channel; nil for a DM (no guild_id).
+func (st *State) messageOf(d Object) (*GuildState, string, error) {
+	if idOf(d, "guild_id") == "" {
+		return nil, "", nil
+	}
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return nil, "", err
+	}
+	ch := idOf(d, "channel_id")
+	if ch == "" {
+		return nil, "", errMissing("channel_id")
+	}
+	return gs, ch, nil
+}
+
+func applyMessageCreate(st *State, d Object) error {
+	gs, ch, err := st.messageOf(d)
+	if gs == nil || err != nil || st.MessageLimit <= 0 {
+		return err
+	}
+	if idOf(d, "id") == "" {
+		return errMissing("id")
+	}
+	msgs := append(gs.Messages[ch], stored(d))
+	if len(msgs) > st.MessageLimit {
+		msgs = slices.Clone(msgs[len(msgs)-st.MessageLimit:])
+	}
+	gs.Messages[ch] = msgs
+	return nil
+}
+
+func applyMessageUpdate(st *State, d Object) error {
+	gs, ch, err := st.messageOf(d)
+	if gs == nil || err != nil {
+		return err
+	}
+	id := idOf(d, "id")
+	for _, m := range gs.Messages[ch] {
+		if m["id"] == id {
+			maps.Copy(m, stored(d))
+		}
+	}
+	return nil
+}
+
+func applyMessageDelete(st *State, d Object) error {
+	return removeMessages(st, d, []any{d["id"]})
+}
+
+func applyMessageDeleteBulk(st *State, d Object) error {
+	ids, _ := d["ids"].([]any)
+	return removeMessages(st, d, ids)
+}
+
+func removeMessages(st *State, d Object, ids []any) error {
+	gs, ch, err := st.messageOf(d)
+	if gs == nil || err != nil {
+		return err
+	}
+	msgs := slices.DeleteFunc(gs.Messages[ch], func(m Object) bool { return slices.Contains(ids, m["id"]) })
+	if len(msgs) == 0 {
+		delete(gs.Messages, ch)
+		return nil
+	}
+	gs.Messages[ch] = msgs
+	return nil
+}
+
+// Diff compares two states as the contract does (parsed JSON, field by
+// field; a missing map or list equals an empty one) and returns the
+// differences, at most max of them, each naming the guild, kind and id.
+func Diff(want, got *State, max int) []string {
+	var out []string
+	add := func(format string, args ...any) bool {
+		out = append(out, fmt.Sprintf(format, args...))
+		return len(out) < max
+	}
+	w, g := normalize(want), normalize(got)
+	for _, gid := range sortedKeys(union(w, g)) {
+		wg, _ := w[gid].(map[string]any)
+		gg, _ := g[gid].(map[string]any)
+		if wg == nil || gg == nil {
+			if !add("guild %s: want present %t, got present %t", gid, wg != nil, gg != nil) {
+				return out
+			}
+			continue
+		}
+		for _, kind := range sortedKeys(union(wg, gg)) {
+			wk, gk := wg[kind], gg[kind]
+			wm, wok := wk.(map[string]any)
+			gm, gok := gk.(map[string]any)
+			if !wok || !gok || kind == "guild" {
+				if !reflect.DeepEqual(wk, gk) && !add("guild %s %s: want %v, got %v", gid, kind, wk, gk) {
+					return out
+				}
+				continue
+			}
+			for _, id := range sortedKeys(union(wm, gm)) {
+				if !reflect.DeepEqual(wm[id], gm[id]) && !add("guild %s %s[%s]: want %v, got %v", gid, kind, id, wm[id], gm[id]) {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}
+
+// normalize returns st's guilds as parsed JSON with empty maps, lists and
+// false "unavailable" dropped, so that missing equals empty.
+func normalize(st *State) map[string]any {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err) // a State holds only JSON values
+	}
+	var v struct {
+		Guilds map[string]any `json:"guilds"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		panic(err)
+	}
+	for _, g := range v.Guilds {
+		gm, _ := g.(map[string]any)
+		for k, x := range gm {
+			if isEmpty(x) || x == false {
+				delete(gm, k)
+			}
+		}
+		if msgs, ok := gm["messages"].(map[string]any); ok {
+			for k, x := range msgs {
+				if isEmpty(x) {
+					delete(msgs, k)
+				}
+			}
+			if len(msgs) == 0 {
+				delete(gm, "messages")
+			}
+		}
+	}
+	return v.Guilds
+}
+
+func isEmpty(x any) bool {
+	switch v := x.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	}
+	return false
+}
+
+func union(a, b map[string]any) map[string]any {
+	u := maps.Clone(a)
+	if u == nil {
+		u = map[string]any{}
+	}
+	maps.Copy(u, b)
+	return u
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := slices.Collect(maps.Keys(m))
+	sort.Strings(keys)
+	return keys
+}
