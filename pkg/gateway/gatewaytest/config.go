@@ -79,6 +79,19 @@ type World struct {
 	Messages int
 }
 
+// worldCount is one count of a World, by its field name.
+type worldCount struct {
+	p    *int
+	name string
+}
+
+// counts names every count of w (for validation).
+func (w *World) counts() []worldCount {
+	return []worldCount{{&w.Channels, "Channels"}, {&w.Threads, "Threads"}, {&w.Roles, "Roles"}, {&w.Emojis, "Emojis"},
+		{&w.Stickers, "Stickers"}, {&w.Members, "Members"}, {&w.VoiceStates, "VoiceStates"},
+		{&w.Presences, "Presences"}, {&w.Messages, "Messages"}}
+}
+
 // generates reports whether guilds hold more than the default world.
 func (w World) generates() bool {
 	return w.Channels+w.Threads+w.Roles+w.Emojis+w.Stickers+w.Members > 0
@@ -185,13 +198,16 @@ func WithMutationsPerSecond(rate float64) Option {
 	return func(c *Config) { c.MutationsPerSecond = rate }
 }
 
+// configCheck is one rule of validate: when bad, field is wrong for why.
+type configCheck struct {
+	bad   bool
+	field string
+	why   string
+}
+
 // validate checks c once and resolves derived defaults. The error names the field.
 func (c *Config) validate() error {
-	checks := []struct {
-		bad   bool
-		field string
-		why   string
-	}{
+	checks := []configCheck{
 		{c.Token == "", "Token", "must not be empty"},
 		{c.Shards < 1, "Shards", "must be at least 1"},
 		{c.MaxConcurrency < 1, "MaxConcurrency", "must be at least 1"},
@@ -215,13 +231,12 @@ func (c *Config) validate() error {
 		{c.PayloadCompressThreshold < 0, "PayloadCompressThreshold", "must not be negative"},
 		{c.RequestMembersWindow < 0, "RequestMembersWindow", "must not be negative"},
 		{c.MutationsPerSecond < 0 || c.MutationsPerSecond != c.MutationsPerSecond, "MutationsPerSecond", "must be a non-negative number"},
-		{min(c.World.Channels, c.World.Threads, c.World.Roles, c.World.Emojis, c.World.Stickers, c.World.Members,
-			c.World.VoiceStates, c.World.Presences, c.World.Messages) < 0, "World", "counts must not be negative"},
-		{max(c.World.Channels, c.World.Threads, c.World.Roles, c.World.Emojis, c.World.Stickers, c.World.Members,
-			c.World.Messages) > maxWorldCount, "World", "counts must be at most 100000"},
 		{c.World.VoiceStates > c.World.Members, "World.VoiceStates", "must be at most World.Members"},
 		{c.World.VoiceStates > 0 && c.World.Channels < 3, "World.VoiceStates", "needs World.Channels >= 3 (a voice channel)"},
 		{c.World.Presences > c.World.Members, "World.Presences", "must be at most World.Members"},
+	}
+	for _, n := range c.World.counts() {
+		checks = append(checks, configCheck{*n.p < 0 || *n.p > maxWorldCount, "World." + n.name, "must be in 0..100000"})
 	}
 	for _, ch := range checks {
 		if ch.bad {
