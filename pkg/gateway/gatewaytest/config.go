@@ -231,13 +231,14 @@ func (c *Config) validate() error {
 		{c.PayloadCompressThreshold < 0, "PayloadCompressThreshold", "must not be negative"},
 		{c.RequestMembersWindow < 0, "RequestMembersWindow", "must not be negative"},
 		{c.MutationsPerSecond < 0 || c.MutationsPerSecond != c.MutationsPerSecond, "MutationsPerSecond", "must be a non-negative number"},
-		{c.World.VoiceStates > c.World.Members, "World.VoiceStates", "must be at most World.Members"},
-		{c.World.VoiceStates > 0 && c.World.Channels < 3, "World.VoiceStates", "needs World.Channels >= 3 (a voice channel)"},
-		{c.World.Presences > c.World.Members, "World.Presences", "must be at most World.Members"},
 	}
 	for _, n := range c.World.counts() {
 		checks = append(checks, configCheck{*n.p < 0 || *n.p > maxWorldCount, "World." + n.name, "must be in 0..100000"})
 	}
+	checks = append(checks,
+		configCheck{c.World.VoiceStates > c.World.Members, "World.VoiceStates", "must be at most World.Members"},
+		configCheck{c.World.VoiceStates > 0 && c.World.Channels < 3, "World.VoiceStates", "needs World.Channels >= 3 (a voice channel)"},
+		configCheck{c.World.Presences > c.World.Members, "World.Presences", "must be at most World.Members"})
 	for _, ch := range checks {
 		if ch.bad {
 			return &ConfigError{Package: "gatewaytest", Field: ch.field, Reason: ch.why}
