@@ -58,8 +58,8 @@ type Change struct {
 
 // changers are the kinds' implementations.
 var changers = map[ChangeKind]func(*worldTx, Change) (Object, error){
-	ChannelCreate: changeChannelCreate, ChannelUpdate: changeChannelUpdate, ChannelDelete: changeChannelDelete,
-	ThreadCreate: changeThreadCreate, ThreadUpdate: changeThreadUpdate, ThreadDelete: changeThreadDelete,
+	ChannelCreate: changeChannelCreate, ChannelUpdate: channelUpdater(isGuildChannel, "channel", "CHANNEL_UPDATE"), ChannelDelete: changeChannelDelete,
+	ThreadCreate: changeThreadCreate, ThreadUpdate: channelUpdater(isThread, "thread", "THREAD_UPDATE"), ThreadDelete: changeThreadDelete,
 	RoleCreate: changeRoleCreate, RoleUpdate: changeRoleUpdate, RoleDelete: changeRoleDelete,
 	EmojisUpdate: changeEmojis, StickersUpdate: changeStickers,
 	MemberAdd: changeMemberAdd, MemberUpdate: changeMemberUpdate, MemberRemove: changeMemberRemove,
@@ -170,13 +170,17 @@ func changeChannelCreate(tx *worldTx, ch Change) (Object, error) {
 	return c, tx.emit("CHANNEL_CREATE", tx.withGuild(c))
 }
 
-func changeChannelUpdate(tx *worldTx, ch Change) (Object, error) {
-	c, err := tx.channel(ch.ID, isGuildChannel, "channel")
-	if err != nil {
-		return nil, err
+// channelUpdater is channel-update and thread-update: the fields over the
+// channel, sent whole as t.
+func channelUpdater(ok func(Object) bool, what, t string) func(*worldTx, Change) (Object, error) {
+	return func(tx *worldTx, ch Change) (Object, error) {
+		c, err := tx.channel(ch.ID, ok, what)
+		if err != nil {
+			return nil, err
+		}
+		c = merge(c, ch.Fields)
+		return c, tx.emit(t, tx.withGuild(c))
 	}
-	c = merge(c, ch.Fields)
-	return c, tx.emit("CHANNEL_UPDATE", tx.withGuild(c))
 }
 
 func changeChannelDelete(tx *worldTx, ch Change) (Object, error) {
@@ -213,15 +217,6 @@ func changeThreadCreate(tx *worldTx, ch Change) (Object, error) {
 	}
 	t := merge(newThread(id, "thread-"+id[len(id)-4:], ch.Channel.String()), ch.Fields)
 	return t, tx.emit("THREAD_CREATE", tx.withGuild(t))
-}
-
-func changeThreadUpdate(tx *worldTx, ch Change) (Object, error) {
-	t, err := tx.channel(ch.ID, isThread, "thread")
-	if err != nil {
-		return nil, err
-	}
-	t = merge(t, ch.Fields)
-	return t, tx.emit("THREAD_UPDATE", tx.withGuild(t))
 }
 
 func changeThreadDelete(tx *worldTx, ch Change) (Object, error) {

@@ -45,14 +45,7 @@ func (s *Server) worldRoutes(mux *http.ServeMux) {
 		}
 		return map[string]int{"applied": s.Mutate(rand.New(rand.NewPCG(seed, seed)), n)}, http.StatusOK
 	})
-	post("world/mutations-per-second", func(r *http.Request, _ int) (any, int) {
-		rate, err := strconv.ParseFloat(r.URL.Query().Get("rate"), 64)
-		if err != nil || !(rate >= 0) {
-			return errBody("rate: want a number >= 0"), http.StatusBadRequest
-		}
-		s.SetMutationsPerSecond(rate)
-		return map[string]float64{"rate": s.MutationsPerSecond()}, http.StatusOK
-	})
+	post("world/mutations-per-second", rateControl(s.SetMutationsPerSecond, s.MutationsPerSecond))
 }
 
 // decodeChange decodes a change control's body (untrusted): one JSON

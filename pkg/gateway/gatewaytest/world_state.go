@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/disgoorg/snowflake/v2"
 )
@@ -145,6 +146,25 @@ func (st *State) guild(gid string) *GuildState {
 	return gs
 }
 
+// target returns d's guild and the id at idPath ("id", or "role.id": a
+// field of an object in d).
+func (st *State) target(d Object, idPath string) (*GuildState, string, error) {
+	gs, err := st.guildOf(d)
+	if err != nil {
+		return nil, "", err
+	}
+	src, field := d, idPath
+	if obj, f, nested := strings.Cut(idPath, "."); nested {
+		src, _ = d[obj].(map[string]any)
+		field = f
+	}
+	id := idOf(src, field)
+	if id == "" {
+		return nil, "", errMissing(idPath)
+	}
+	return gs, id, nil
+}
+
 // stored is d as a cache keeps it: without guild_id.
 func stored(d Object) Object {
 	delete(d, "guild_id")
@@ -250,26 +270,18 @@ func applyGuildDelete(st *State, d Object) error {
 }
 
 func applyChannelSet(st *State, d Object) error {
-	gs, err := st.guildOf(d)
+	gs, id, err := st.target(d, "id")
 	if err != nil {
 		return err
-	}
-	id := idOf(d, "id")
-	if id == "" {
-		return errMissing("id")
 	}
 	gs.Channels[id] = stored(d)
 	return nil
 }
 
 func applyChannelDelete(st *State, d Object) error {
-	gs, err := st.guildOf(d)
+	gs, id, err := st.target(d, "id")
 	if err != nil {
 		return err
-	}
-	id := idOf(d, "id")
-	if id == "" {
-		return errMissing("id")
 	}
 	delete(gs.Channels, id)
 	delete(gs.Messages, id)
@@ -277,27 +289,18 @@ func applyChannelDelete(st *State, d Object) error {
 }
 
 func applyRoleSet(st *State, d Object) error {
-	gs, err := st.guildOf(d)
+	gs, id, err := st.target(d, "role.id")
 	if err != nil {
 		return err
 	}
-	role, _ := d["role"].(map[string]any)
-	id := idOf(role, "id")
-	if id == "" {
-		return errMissing("role.id")
-	}
-	gs.Roles[id] = role
+	gs.Roles[id] = d["role"].(map[string]any)
 	return nil
 }
 
 func applyRoleDelete(st *State, d Object) error {
-	gs, err := st.guildOf(d)
+	gs, id, err := st.target(d, "role_id")
 	if err != nil {
 		return err
-	}
-	id := idOf(d, "role_id")
-	if id == "" {
-		return errMissing("role_id")
 	}
 	delete(gs.Roles, id)
 	return nil
@@ -327,21 +330,8 @@ func applyReplace(st *State, d Object, field string) error {
 	return nil
 }
 
-// memberOf returns d's guild and user id.
-func (st *State) memberOf(d Object) (*GuildState, string, error) {
-	gs, err := st.guildOf(d)
-	if err != nil {
-		return nil, "", err
-	}
-	uid := userIDOf(d)
-	if uid == "" {
-		return nil, "", errMissing("user.id")
-	}
-	return gs, uid, nil
-}
-
 func applyMemberAdd(st *State, d Object) error {
-	gs, uid, err := st.memberOf(d)
+	gs, uid, err := st.target(d, "user.id")
 	if err != nil {
 		return err
 	}
@@ -350,7 +340,7 @@ func applyMemberAdd(st *State, d Object) error {
 }
 
 func applyMemberUpdate(st *State, d Object) error {
-	gs, uid, err := st.memberOf(d)
+	gs, uid, err := st.target(d, "user.id")
 	if err != nil {
 		return err
 	}
@@ -364,7 +354,7 @@ func applyMemberUpdate(st *State, d Object) error {
 }
 
 func applyMemberRemove(st *State, d Object) error {
-	gs, uid, err := st.memberOf(d)
+	gs, uid, err := st.target(d, "user.id")
 	if err != nil {
 		return err
 	}
@@ -392,13 +382,9 @@ func applyVoiceState(st *State, d Object) error {
 	if idOf(d, "guild_id") == "" {
 		return nil // a DM call's voice state: no guild to keep it in
 	}
-	gs, err := st.guildOf(d)
+	gs, uid, err := st.target(d, "user_id")
 	if err != nil {
 		return err
-	}
-	uid := idOf(d, "user_id")
-	if uid == "" {
-		return errMissing("user_id")
 	}
 	if d["channel_id"] == nil {
 		delete(gs.VoiceStates, uid)
@@ -410,7 +396,7 @@ func applyVoiceState(st *State, d Object) error {
 }
 
 func applyPresence(st *State, d Object) error {
-	gs, uid, err := st.memberOf(d)
+	gs, uid, err := st.target(d, "user.id")
 	if err != nil {
 		return err
 	}
