@@ -84,7 +84,7 @@
 // roles, voice states and presences. WithWorld sizes it (World's counts,
 // the same for the same Seed); without it a guild keeps its one @everyone
 // role and one "general" channel, and its fixed GUILD_CREATE bytes until a
-// change touches it. GUILD_CREATE carries the whole guild as Discord does
+// change touches it (or State builds it). GUILD_CREATE carries the whole guild as Discord does
 // (channels, threads, roles, emojis, stickers, members, voice_states,
 // presences, large, member_count, joined_at); op 8 answers from the
 // members (and presences, if asked).

@@ -255,7 +255,8 @@ func (s *Server) sendOnConn(ss *session, ev *SentEvent, typJSON []byte) int {
 // or []byte is taken as JSON as it is, and kept: do not modify it afterwards;
 // reusing one slice for many dispatches is cheapest on zlib-stream). It returns how many sessions got it,
 // counting sessions that are disconnected but resumable: they buffer it for
-// replay. When a target connection's queue is over QueueHighWater, Dispatch
+// replay; a guild the bot left (the guild-leave change) gets none. When a
+// target connection's queue is over QueueHighWater, Dispatch
 // waits for it to drain (backpressure). Data that does not marshal: 0.
 func (s *Server) Dispatch(eventType string, guildID snowflake.ID, data any) int {
 	raw, ok := marshalData(data)
@@ -286,10 +287,13 @@ func (s *Server) dispatch(typJSON []byte, guildID snowflake.ID, raw json.RawMess
 }
 
 // route gives the dispatch to every session of the guild's shard, for every
-// count in use, and ends the sessions past their resume timeout. It returns
+// count in use (none for a guild the bot left), and ends the sessions past their resume timeout. It returns
 // how many sessions got it and appends to slow the connections whose queue
 // is over QueueHighWater (wait for them with waitSlow, without s.mu). Needs s.mu.
 func (s *Server) route(now time.Time, typJSON []byte, guildID snowflake.ID, raw json.RawMessage, slow []*conn) (int, []*conn) {
+	if len(s.left) > 0 && s.left[guildID] {
+		return 0, slow // the bot left: Discord sends nothing of the guild
+	}
 	n := 0
 	var expired []*session
 	for count, byShard := range s.index {

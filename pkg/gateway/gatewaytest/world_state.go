@@ -124,11 +124,17 @@ func userIDOf(obj Object) string {
 
 func errMissing(field string) error { return fmt.Errorf("%s: want a snowflake string", field) }
 
-// guildOf returns the guild of d.guild_id, adding an empty one if absent.
-func (st *State) guildOf(d Object) (*GuildState, error) {
+// guildOf returns the guild of d.guild_id, adding an empty one if absent,
+// once check (nil: none) accepts d: a refused dispatch adds nothing.
+func (st *State) guildOf(d Object, check func() error) (*GuildState, error) {
 	gid := idOf(d, "guild_id")
 	if gid == "" {
 		return nil, errMissing("guild_id")
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
 	}
 	return st.guild(gid), nil
 }
@@ -149,20 +155,19 @@ func (st *State) guild(gid string) *GuildState {
 // target returns d's guild and the id at idPath ("id", or "role.id": a
 // field of an object in d).
 func (st *State) target(d Object, idPath string) (*GuildState, string, error) {
-	gs, err := st.guildOf(d)
-	if err != nil {
-		return nil, "", err
-	}
 	src, field := d, idPath
 	if obj, f, nested := strings.Cut(idPath, "."); nested {
 		src, _ = d[obj].(map[string]any)
 		field = f
 	}
 	id := idOf(src, field)
-	if id == "" {
-		return nil, "", errMissing(idPath)
-	}
-	return gs, id, nil
+	gs, err := st.guildOf(d, func() error {
+		if id == "" {
+			return errMissing(idPath)
+		}
+		return nil
+	})
+	return gs, id, err
 }
 
 // stored is d as a cache keeps it: without guild_id.
@@ -308,13 +313,15 @@ func applyRoleDelete(st *State, d Object) error {
 
 // applyReplace replaces all emojis or stickers with d[field].
 func applyReplace(st *State, d Object, field string) error {
-	gs, err := st.guildOf(d)
+	list, ok := d[field].([]any)
+	gs, err := st.guildOf(d, func() error {
+		if !ok {
+			return fmt.Errorf("%s: want an array", field)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	list, ok := d[field].([]any)
-	if !ok {
-		return fmt.Errorf("%s: want an array", field)
 	}
 	dst := map[string]Object{}
 	for _, x := range list {
@@ -363,7 +370,7 @@ func applyMemberRemove(st *State, d Object) error {
 }
 
 func applyMembersChunk(st *State, d Object) error {
-	gs, err := st.guildOf(d)
+	gs, err := st.guildOf(d, nil)
 	if err != nil {
 		return err
 	}
@@ -409,24 +416,26 @@ func (st *State) messageOf(d Object) (*GuildState, string, error) {
 	if idOf(d, "guild_id") == "" {
 		return nil, "", nil
 	}
-	gs, err := st.guildOf(d)
-	if err != nil {
-		return nil, "", err
-	}
 	ch := idOf(d, "channel_id")
-	if ch == "" {
-		return nil, "", errMissing("channel_id")
-	}
-	return gs, ch, nil
+	gs, err := st.guildOf(d, func() error {
+		if ch == "" {
+			return errMissing("channel_id")
+		}
+		return nil
+	})
+	return gs, ch, err
 }
 
 func applyMessageCreate(st *State, d Object) error {
-	gs, ch, err := st.messageOf(d)
-	if gs == nil || err != nil || st.MessageLimit <= 0 {
-		return err
-	}
 	if idOf(d, "id") == "" {
 		return errMissing("id")
+	}
+	if st.MessageLimit <= 0 {
+		return nil
+	}
+	gs, ch, err := st.messageOf(d)
+	if gs == nil || err != nil {
+		return err
 	}
 	msgs := append(gs.Messages[ch], stored(d))
 	if len(msgs) > st.MessageLimit {
@@ -473,39 +482,56 @@ func removeMessages(st *State, d Object, ids []any) error {
 	return nil
 }
 
+// cacheKinds maps the names of the fleet's CACHE setting to the State
+// fields each covers.
+var cacheKinds = map[string][]string{
+	"guilds": {"guild", "unavailable"}, "channels": {"channels"}, "roles": {"roles"},
+	"emojis": {"emojis", "stickers"}, "voice_states": {"voice_states"}, "members": {"members"},
+	"presences": {"presences"}, "messages": {"messages"},
+}
+
 // Diff compares two states as the contract does (parsed JSON, field by
-// field; a missing map or list equals an empty one) and returns the
-// differences, at most max of them, each naming the guild, kind and id.
-func Diff(want, got *State, max int) []string {
-	var out []string
-	add := func(format string, args ...any) bool {
-		out = append(out, fmt.Sprintf(format, args...))
-		return len(out) < max
+// field; a missing guild, map or list equals an empty one) and returns the
+// differences, at most max of them (max <= 0: all), each naming the
+// guild, field and id.
+// kinds limits the comparison to those kinds of the CACHE setting (guilds,
+// channels, roles, emojis, voice_states, members, presences, messages);
+// none compares every field.
+func Diff(want, got *State, max int, kinds ...string) []string {
+	var fields []string
+	for _, k := range kinds {
+		f, ok := cacheKinds[k]
+		if !ok {
+			return []string{fmt.Sprintf("unknown kind %q: want one of %v", k, sortedKeys(cacheKinds))}
+		}
+		fields = append(fields, f...)
 	}
+	if len(kinds) == 0 {
+		fields = []string{"guild", "unavailable", "channels", "roles", "emojis", "stickers", "members",
+			"voice_states", "presences", "messages"}
+	}
+	var out []string
 	w, g := normalize(want), normalize(got)
 	for _, gid := range sortedKeys(union(w, g)) {
 		wg, _ := w[gid].(map[string]any)
 		gg, _ := g[gid].(map[string]any)
-		if wg == nil || gg == nil {
-			if !add("guild %s: want present %t, got present %t", gid, wg != nil, gg != nil) {
-				return out
-			}
-			continue
-		}
-		for _, kind := range sortedKeys(union(wg, gg)) {
-			wk, gk := wg[kind], gg[kind]
-			wm, wok := wk.(map[string]any)
-			gm, gok := gk.(map[string]any)
-			if !wok || !gok || kind == "guild" {
-				if !reflect.DeepEqual(wk, gk) && !add("guild %s %s: want %v, got %v", gid, kind, wk, gk) {
-					return out
+		for _, field := range fields {
+			wf, gf := wg[field], gg[field]
+			wm, wok := wf.(map[string]any)
+			gm, gok := gf.(map[string]any)
+			if field == "guild" || field == "unavailable" || (!wok && !gok) {
+				if !reflect.DeepEqual(wf, gf) {
+					out = append(out, fmt.Sprintf("guild %s %s: want %v, got %v", gid, field, wf, gf))
 				}
-				continue
-			}
-			for _, id := range sortedKeys(union(wm, gm)) {
-				if !reflect.DeepEqual(wm[id], gm[id]) && !add("guild %s %s[%s]: want %v, got %v", gid, kind, id, wm[id], gm[id]) {
-					return out
+			} else {
+				for _, id := range sortedKeys(union(wm, gm)) {
+					if !reflect.DeepEqual(wm[id], gm[id]) {
+						out = append(out, fmt.Sprintf("guild %s %s[%s]: want %v, got %v", gid, field, id, wm[id], gm[id]))
+					}
 				}
+			}
+			if max > 0 && len(out) >= max {
+				return out[:max]
 			}
 		}
 	}

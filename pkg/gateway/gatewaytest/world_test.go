@@ -284,6 +284,9 @@ func TestWorldEveryChange(t *testing.T) {
 	if _, ok := w.st.Guilds[other]; ok || len(s.GuildIDs()) != 1 {
 		t.Fatalf("the guild the bot left is still there (guilds %v)", s.GuildIDs())
 	}
+	if n := s.Dispatch("MESSAGE_CREATE", ids[1], MessageCreateData(ids[1], 1)); n != 0 {
+		t.Fatalf("a dispatch of the guild the bot left reached %d sessions", n)
+	}
 	if w.st.Guilds[g].Channels[voice.(string)]["parent_id"] != nil {
 		t.Fatal("the deleted category's voice channel kept its parent")
 	}
@@ -536,6 +539,16 @@ func TestWorldControlErrors(t *testing.T) {
 			t.Errorf("%s %v: %d %q, want 400 with %q", tc.kind, tc.body, code, msg, tc.want)
 		}
 	}
+	for _, q := range []string{"n=x&seed=1", "n=-1&seed=1", "n=1", "n=1&seed=-1"} {
+		resp, err := noKeepAlive.Post(s.URL()+"/_fake/world/mutate?"+q, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("mutate?%s: %d, want 400", q, resp.StatusCode)
+		}
+	}
 	after := s.State()
 	after.Guilds[ids[1].String()].Unavailable = false
 	if diff := Diff(before, after, 5); len(diff) > 0 {
@@ -690,4 +703,60 @@ func TestApplyDispatchRules(t *testing.T) {
 	if err := ApplyDispatch(st, "CHANNEL_CREATE", json.RawMessage(`{"id":"5"}`)); err == nil {
 		t.Fatal("CHANNEL_CREATE without guild_id accepted")
 	}
+}
+
+// TestDiff: missing equals empty, kinds limit the comparison, and each
+// difference names the guild, field and id.
+func TestDiff(t *testing.T) {
+	parse := func(s string) *State {
+		st := NewState(0)
+		if err := json.Unmarshal([]byte(s), st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	a := parse(`{"guilds":{"1":{"guild":{"id":"1"},"unavailable":false,"channels":{"2":{"id":"2"}},"roles":{},
+		"presences":{"3":{"status":"online"}},"messages":{"2":[]}}}}`)
+	b := parse(`{"guilds":{"1":{"guild":{"id":"1"},"channels":{"2":{"id":"2"}},"presences":{"3":{"status":"idle"}}}}}`)
+	if d := Diff(a, b, 0, "guilds", "channels", "roles", "messages"); len(d) != 0 {
+		t.Fatalf("missing and empty differ: %v", d)
+	}
+	if d := Diff(a, b, 0); len(d) != 1 || !strings.Contains(d[0], "guild 1 presences[3]") {
+		t.Fatalf("diff %v, want presences[3] of guild 1", d)
+	}
+	if d := Diff(a, parse(`{"guilds":{}}`), 0, "channels"); len(d) != 1 || !strings.Contains(d[0], "guild 1 channels[2]") {
+		t.Fatalf("diff with a missing guild: %v", d)
+	}
+	if d := Diff(a, b, 0, "emoji"); len(d) != 1 || !strings.Contains(d[0], "unknown kind") {
+		t.Fatalf("diff with an unknown kind: %v", d)
+	}
+	if d := Diff(a, parse(`{"guilds":{"1":{},"2":{"guild":{"id":"2"}}}}`), 2); len(d) != 2 {
+		t.Fatalf("max 2: %d differences", len(d))
+	}
+}
+
+// FuzzApplyDispatch feeds arbitrary dispatches to the contract's rules (a
+// cache test's oracle reads what a client received): they never panic, and
+// a dispatch they refuse leaves the state as it was.
+func FuzzApplyDispatch(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"GUILD_CREATE", `{"id":"4194304","channels":[{"id":"1"}],"members":[{"user":{"id":"2"}}]}`},
+		{"READY", `{"guilds":[{"id":"4194304"}],"shard":[0,1]}`}, {"READY", `{"shard":[1,0]}`},
+		{"GUILD_ROLE_CREATE", `{"guild_id":"4194304","role":{"id":"3"}}`}, {"GUILD_ROLE_CREATE", `{"guild_id":"1","role":5}`},
+		{"VOICE_STATE_UPDATE", `{"guild_id":"1","user_id":"2","channel_id":null}`},
+		{"MESSAGE_DELETE_BULK", `{"guild_id":"1","channel_id":"2","ids":"x"}`}, {"GUILD_EMOJIS_UPDATE", `{"guild_id":"1"}`},
+		{"GUILD_MEMBER_UPDATE", `{"guild_id":"1","user":[]}`}, {"MESSAGE_CREATE", `[]`},
+	} {
+		f.Add(seed[0], []byte(seed[1]))
+	}
+	f.Fuzz(func(t *testing.T, typ string, d []byte) {
+		st := NewState(2)
+		_ = ApplyDispatch(st, "GUILD_CREATE", json.RawMessage(`{"id":"4194304","channels":[{"id":"1"}]}`))
+		before, _ := json.Marshal(st)
+		if err := ApplyDispatch(st, typ, d); err != nil {
+			if after, _ := json.Marshal(st); !bytes.Equal(before, after) {
+				t.Fatalf("%s %q refused (%v) but changed the state", typ, d, err)
+			}
+		}
+	})
 }
