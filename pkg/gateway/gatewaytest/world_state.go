@@ -47,9 +47,26 @@ func NewState(messageLimit int) *State {
 }
 
 func newGuildState() *GuildState {
-	return &GuildState{Guild: Object{}, Channels: map[string]Object{}, Roles: map[string]Object{},
-		Emojis: map[string]Object{}, Stickers: map[string]Object{}, Members: map[string]Object{},
-		VoiceStates: map[string]Object{}, Presences: map[string]Object{}, Messages: map[string][]Object{}}
+	gs := &GuildState{}
+	gs.fill()
+	return gs
+}
+
+// fill makes gs's missing maps empty (a state decoded from JSON may omit
+// kinds), so that rules can write to them.
+func (gs *GuildState) fill() {
+	if gs.Guild == nil {
+		gs.Guild = Object{}
+	}
+	for _, m := range []*map[string]Object{&gs.Channels, &gs.Roles, &gs.Emojis, &gs.Stickers,
+		&gs.Members, &gs.VoiceStates, &gs.Presences} {
+		if *m == nil {
+			*m = map[string]Object{}
+		}
+	}
+	if gs.Messages == nil {
+		gs.Messages = map[string][]Object{}
+	}
 }
 
 // guildArrays are GUILD_CREATE's arrays: never part of the "guild" object.
@@ -149,6 +166,7 @@ func (st *State) guild(gid string) *GuildState {
 		gs.Guild["id"] = gid
 		st.Guilds[gid] = gs
 	}
+	gs.fill()
 	return gs
 }
 

@@ -727,6 +727,10 @@ func TestDiff(t *testing.T) {
 	if d := Diff(a, parse(`{"guilds":{}}`), 0, "channels"); len(d) != 1 || !strings.Contains(d[0], "guild 1 channels[2]") {
 		t.Fatalf("diff with a missing guild: %v", d)
 	}
+	if err := ApplyDispatch(b, "GUILD_ROLE_CREATE", json.RawMessage(`{"guild_id":"1","role":{"id":"5"}}`)); err != nil ||
+		b.Guilds["1"].Roles["5"] == nil {
+		t.Fatalf("a rule on a decoded state without roles: %v", err)
+	}
 	if d := Diff(a, b, 0, "emoji"); len(d) != 1 || !strings.Contains(d[0], "unknown kind") {
 		t.Fatalf("diff with an unknown kind: %v", d)
 	}
