@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -93,6 +94,14 @@ func (s *Server) Change(ch Change) (Object, error) {
 		if _, ok := ch.Fields[k]; ok && !(k == "type" && ch.Kind == ChannelCreate) {
 			return nil, fmt.Errorf("gatewaytest: change %s: fields may not set %q", ch.Kind, k)
 		}
+	}
+	if ch.Fields != nil { // as decoded JSON (3, not int(3)), like the rest of the world
+		b, err := json.Marshal(ch.Fields)
+		if err != nil {
+			return nil, fmt.Errorf("gatewaytest: change %s: fields: %w", ch.Kind, err)
+		}
+		ch.Fields = nil
+		_ = json.Unmarshal(b, &ch.Fields) // what Marshal made decodes
 	}
 	s.mu.Lock()
 	tx := &worldTx{s: s, g: ch.Guild, now: time.Now()}

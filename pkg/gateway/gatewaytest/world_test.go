@@ -338,7 +338,9 @@ func TestWorldWhileDisconnected(t *testing.T) {
 	w.c.nextOp(9, "")
 	mustChange(t, s, Change{Kind: GuildLeave, Guild: ids[1]})
 	mustChange(t, s, Change{Kind: GuildUnavailable, Guild: ids[2]})
-	mustChange(t, s, Change{Kind: ChannelCreate, Guild: ids[3], Fields: Object{"type": 2.0}})
+	if vc := mustChange(t, s, Change{Kind: ChannelCreate, Guild: ids[3], Fields: Object{"type": chanVoice}}); vc["bitrate"] == nil {
+		t.Fatalf("type 2 written as a Go int made %v, want a voice channel", vc) // as Go callers write it
+	}
 	w.c.send(identifyPayload(s.Token(), 0, 1, nil))
 	env := w.c.nextOp(0, "READY")
 	var again readyInfo
