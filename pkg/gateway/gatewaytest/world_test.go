@@ -439,7 +439,7 @@ func TestWorldMutationsPerSecond(t *testing.T) {
 
 // TestWorldMembersChunk: op 8 answers from the world's members.
 func TestWorldMembersChunk(t *testing.T) {
-	s := startFake(t, WithGuilds(1), WithWorld(World{Members: 2500, Presences: 10}))
+	s := startFake(t, WithGuilds(1), WithWorld(World{Members: 2*membersPerChunk + 1, Presences: 10}))
 	w, _ := watch(t, s, 0, 1)
 	g := s.GuildIDs()[0].String()
 	w.c.send(m{"op": 8, "d": m{"guild_id": g, "query": "", "limit": 0, "presences": true, "nonce": "all"}})
