@@ -69,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) ([]gatewaytest.Option, string, 
 	sendWindow := fs.Duration("send-window", def.SendWindow, "window of -send-limit")
 	replay := fs.Int("replay-buffer", def.ReplayBuffer, "dispatches kept per session for RESUME")
 	verbose := fs.Bool("v", false, "log at debug level to stderr")
+	world := worldFlags(fs, def)
 	if err := fs.Parse(args); err != nil {
 		return nil, "", err
 	}
@@ -93,7 +94,38 @@ func parseFlags(args []string, stderr io.Writer) ([]gatewaytest.Option, string, 
 		gatewaytest.WithEventsPerSecond(*eps), gatewaytest.WithResumeTimeout(*resume),
 		gatewaytest.WithMaxGuildsPerShard(*maxGuilds), gatewaytest.WithSessionStartLimit(*total, *resetAfter),
 		gatewaytest.WithSendLimit(*sendLimit, *sendWindow), gatewaytest.WithReplayBuffer(*replay),
-		gatewaytest.WithLogger(logger),
+		gatewaytest.WithLogger(logger), gatewaytest.WithWorld(*world.w),
+		gatewaytest.WithMutationsPerSecond(*world.mutations),
 	}
 	return opts, *addr, nil
+}
+
+// worldSettings are the flags that size every guild's state.
+type worldSettings struct {
+	w         *gatewaytest.World
+	mutations *float64
+}
+
+func worldFlags(fs *flag.FlagSet, def gatewaytest.Config) worldSettings {
+	w := def.World
+	fs.Uint64Var(&w.Seed, "world-seed", w.Seed, "seed of the generated guild states")
+	for _, f := range []struct {
+		p    *int
+		name string
+		what string
+	}{
+		{&w.Channels, "channels-per-guild", `channels per guild besides "general" (categories, text and voice in turn)`},
+		{&w.Threads, "threads-per-guild", "active threads per guild"},
+		{&w.Roles, "roles-per-guild", "roles per guild besides @everyone"},
+		{&w.Emojis, "emojis-per-guild", "emojis per guild"},
+		{&w.Stickers, "stickers-per-guild", "stickers per guild"},
+		{&w.Members, "members-per-guild", "members per guild"},
+		{&w.VoiceStates, "voice-per-guild", "members in voice per guild (at most -members-per-guild; needs -channels-per-guild >= 3)"},
+		{&w.Presences, "presences-per-guild", "members with a presence per guild (at most -members-per-guild)"},
+		{&w.Messages, "messages-per-channel", "messages the ground truth (/_fake/state) keeps per channel"},
+	} {
+		fs.IntVar(f.p, f.name, *f.p, f.what)
+	}
+	mutations := fs.Float64("mutations-per-second", def.MutationsPerSecond, "steady random world changes (channels, roles, members, voice...)")
+	return worldSettings{w: &w, mutations: mutations}
 }

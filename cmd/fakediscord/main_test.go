@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,8 @@ func TestProcess(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	const token = "secret-token-do-not-print"
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-token", token, "-guilds", "5", "-identify-window", "50ms")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-token", token, "-guilds", "5", "-identify-window", "50ms",
+		"-members-per-guild", "3", "-roles-per-guild", "2")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +81,16 @@ func TestProcess(t *testing.T) {
 	if len(guilds) != 5 {
 		t.Fatalf("guilds %v, want 5", guilds)
 	}
+	var state gatewaytest.State
+	resp, err = client.Get(base + "/_fake/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&state)
+	resp.Body.Close()
+	if g := state.Guilds[guilds[0]]; len(state.Guilds) != 5 || g == nil || len(g.Members) != 3 || len(g.Roles) != 3 {
+		t.Fatalf("/_fake/state: %d guilds, the first %+v; want 5, with 3 members and 3 roles", len(state.Guilds), g)
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -120,9 +132,35 @@ func TestRunRejectsBadFlags(t *testing.T) {
 			t.Errorf("run %v: no error", args)
 		}
 	}
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-shards", "0"}, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "Shards") {
-		t.Errorf("error %v does not name the field", err)
+	for _, tc := range [][2]string{{"-shards", "Shards"}, {"-voice-per-guild", "World.VoiceStates"}, {"-roles-per-guild", "World.Roles"}} {
+		value := "0"
+		if tc[0] != "-shards" {
+			value = "-1"
+		}
+		err := run(context.Background(), []string{"-addr", "127.0.0.1:0", tc[0], value}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), tc[1]) {
+			t.Errorf("%s %s: error %v does not name the field %s", tc[0], value, err, tc[1])
+		}
+	}
+}
+
+// TestWorldFlags: the world flags set every World field.
+func TestWorldFlags(t *testing.T) {
+	opts, _, err := parseFlags([]string{"-world-seed", "9", "-channels-per-guild", "4", "-threads-per-guild", "1",
+		"-roles-per-guild", "2", "-emojis-per-guild", "3", "-stickers-per-guild", "4", "-members-per-guild", "50",
+		"-voice-per-guild", "5", "-presences-per-guild", "6", "-messages-per-channel", "7", "-mutations-per-second", "2.5"},
+		io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gatewaytest.DefaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	want := gatewaytest.World{Seed: 9, Channels: 4, Threads: 1, Roles: 2, Emojis: 3, Stickers: 4, Members: 50,
+		VoiceStates: 5, Presences: 6, Messages: 7}
+	if cfg.World != want || cfg.MutationsPerSecond != 2.5 {
+		t.Fatalf("world %+v, %v mutations/s; want %+v, 2.5", cfg.World, cfg.MutationsPerSecond, want)
 	}
 }
 

@@ -82,3 +82,34 @@ func BenchmarkMessageCreateData(b *testing.B) {
 		sinkID += snowflake.ID(len(MessageCreateData(1<<40, uint64(i))))
 	}
 }
+
+// BenchmarkWorldGuildCreate25k measures the GUILD_CREATE of a guild with
+// 25,000 members (5,000 with a presence): building it from the world, and
+// applying it to a state by the cache contract's rules (the oracle's cost).
+func BenchmarkWorldGuildCreate25k(b *testing.B) {
+	s, err := Listen("127.0.0.1:0", WithGuilds(1), WithWorld(World{Seed: 1, Channels: 50, Threads: 10, Roles: 50,
+		Emojis: 50, Stickers: 5, Members: 25000, VoiceStates: 200, Presences: 5000}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	g := s.GuildIDs()[0]
+	s.mu.Lock()
+	d := s.guildCreateFor(0, g)
+	s.mu.Unlock()
+	b.Run("encode", func(b *testing.B) {
+		gs := s.State().Guilds[g.String()]
+		b.SetBytes(int64(len(d)))
+		for range b.N {
+			sinkID += snowflake.ID(len(encodeGuildCreate(gs)))
+		}
+	})
+	b.Run("apply", func(b *testing.B) {
+		b.SetBytes(int64(len(d)))
+		for range b.N {
+			if err := ApplyDispatch(NewState(0), "GUILD_CREATE", d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -52,6 +52,49 @@ type Config struct {
 	// limit 0) for a guild sooner than this after the previous one gets a
 	// RATE_LIMITED dispatch instead of members. Default 30s.
 	RequestMembersWindow time.Duration
+	// World sizes every guild's state (channels, roles, members...). The zero
+	// World keeps guilds as small as they always were, at no cost.
+	World World
+	// MutationsPerSecond is a steady background of random world changes
+	// (Mutate), each sent as the dispatches Discord would. Default 0.
+	MutationsPerSecond float64
+}
+
+// World sizes the state of every guild, generated deterministically from
+// Seed and the guild's number when a guild is first needed. Every guild has
+// the @everyone role (id = guild id) and the text channel "general"; the
+// counts add to that.
+type World struct {
+	Seed        uint64
+	Channels    int // channels besides "general": categories, text and voice channels in turn
+	Threads     int // active public threads in text channels
+	Roles       int // roles besides @everyone
+	Emojis      int
+	Stickers    int
+	Members     int
+	VoiceStates int // members in voice channels: at most Members, and needs a voice channel (Channels >= 3)
+	Presences   int // members with a presence: at most Members
+	// Messages is how many messages per channel the state keeps (the last
+	// ones), as a cache with that limit would; 0 keeps none.
+	Messages int
+}
+
+// worldCount is one count of a World, by its field name.
+type worldCount struct {
+	p    *int
+	name string
+}
+
+// counts names every count of w (for validation).
+func (w *World) counts() []worldCount {
+	return []worldCount{{&w.Channels, "Channels"}, {&w.Threads, "Threads"}, {&w.Roles, "Roles"}, {&w.Emojis, "Emojis"},
+		{&w.Stickers, "Stickers"}, {&w.Members, "Members"}, {&w.VoiceStates, "VoiceStates"},
+		{&w.Presences, "Presences"}, {&w.Messages, "Messages"}}
+}
+
+// generates reports whether guilds hold more than the default world.
+func (w World) generates() bool {
+	return w.Channels+w.Threads+w.Roles+w.Emojis+w.Stickers+w.Members > 0
 }
 
 // Option changes a Config.
@@ -147,13 +190,24 @@ func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l }
 // WithShardCountMultiple acts out large-bot sharding (4010 unless count % n == 0).
 func WithShardCountMultiple(n int) Option { return func(c *Config) { c.ShardCountMultiple = n } }
 
+// WithWorld sizes every guild's state (see World).
+func WithWorld(w World) Option { return func(c *Config) { c.World = w } }
+
+// WithMutationsPerSecond starts a steady background of random world changes.
+func WithMutationsPerSecond(rate float64) Option {
+	return func(c *Config) { c.MutationsPerSecond = rate }
+}
+
+// configCheck is one rule of validate: when bad, field is wrong for why.
+type configCheck struct {
+	bad   bool
+	field string
+	why   string
+}
+
 // validate checks c once and resolves derived defaults. The error names the field.
 func (c *Config) validate() error {
-	checks := []struct {
-		bad   bool
-		field string
-		why   string
-	}{
+	checks := []configCheck{
 		{c.Token == "", "Token", "must not be empty"},
 		{c.Shards < 1, "Shards", "must be at least 1"},
 		{c.MaxConcurrency < 1, "MaxConcurrency", "must be at least 1"},
@@ -176,7 +230,15 @@ func (c *Config) validate() error {
 		{c.QueueHighWater < 1, "QueueHighWater", "must be at least 1"},
 		{c.PayloadCompressThreshold < 0, "PayloadCompressThreshold", "must not be negative"},
 		{c.RequestMembersWindow < 0, "RequestMembersWindow", "must not be negative"},
+		{c.MutationsPerSecond < 0 || c.MutationsPerSecond != c.MutationsPerSecond, "MutationsPerSecond", "must be a non-negative number"},
 	}
+	for _, n := range c.World.counts() {
+		checks = append(checks, configCheck{*n.p < 0 || *n.p > maxWorldCount, "World." + n.name, "must be in 0..100000"})
+	}
+	checks = append(checks,
+		configCheck{c.World.VoiceStates > c.World.Members, "World.VoiceStates", "must be at most World.Members"},
+		configCheck{c.World.VoiceStates > 0 && c.World.Channels < 3, "World.VoiceStates", "needs World.Channels >= 3 (a voice channel)"},
+		configCheck{c.World.Presences > c.World.Members, "World.Presences", "must be at most World.Members"})
 	for _, ch := range checks {
 		if ch.bad {
 			return &ConfigError{Package: "gatewaytest", Field: ch.field, Reason: ch.why}

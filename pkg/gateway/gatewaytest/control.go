@@ -16,6 +16,7 @@ const maxControlBody = 1 << 20
 func (s *Server) controlRoutes(mux *http.ServeMux) {
 	s.recordRoutes(mux)
 	s.chaosRoutes(mux)
+	s.worldRoutes(mux)
 }
 
 // recordRoutes serves the records (GET).
@@ -106,18 +107,24 @@ func (s *Server) settingRoutes(post func(string, func(*http.Request, int) (any, 
 		s.SetSplitFrames(n)
 		return map[string]int{"n": n}, http.StatusOK
 	})
-	post("events-per-second", func(r *http.Request, _ int) (any, int) {
-		rate, err := strconv.ParseFloat(r.URL.Query().Get("rate"), 64)
-		if err != nil || !(rate >= 0) {
-			return errBody("rate: want a number >= 0"), http.StatusBadRequest
-		}
-		s.SetEventsPerSecond(rate)
-		return map[string]float64{"rate": s.EventsPerSecond()}, http.StatusOK
-	})
+	post("events-per-second", rateControl(s.SetEventsPerSecond, s.EventsPerSecond))
 	post("restore-token", func(*http.Request, int) (any, int) {
 		s.RestoreToken()
 		return map[string]bool{"ok": true}, http.StatusOK
 	})
+}
+
+// rateControl serves a steady load's ?rate=R: it sets the rate and answers
+// {"rate": the rate now}.
+func rateControl(set func(float64), get func() float64) func(*http.Request, int) (any, int) {
+	return func(r *http.Request, _ int) (any, int) {
+		rate, err := strconv.ParseFloat(r.URL.Query().Get("rate"), 64)
+		if err != nil || !(rate >= 0) {
+			return errBody("rate: want a number >= 0"), http.StatusBadRequest
+		}
+		set(rate)
+		return map[string]float64{"rate": get()}, http.StatusOK
+	}
 }
 
 // controlPost returns a registrar of POST /_fake/ handlers that parse the

@@ -76,6 +76,45 @@
 // Sessions keep their last ReplayBuffer dispatches even after they end, for
 // SentEvents.
 //
+// # World
+//
+// Each guild has a state worth caching: channels (text, voice, category)
+// and threads, roles (@everyone's id is the guild's, permissions are
+// decimal strings), emojis, stickers, members with their user objects and
+// roles, voice states and presences. WithWorld sizes it (World's counts,
+// the same for the same Seed); without it a guild keeps its one @everyone
+// role and one "general" channel, and its fixed GUILD_CREATE bytes until a
+// change touches it (or State builds it). GUILD_CREATE carries the whole guild as Discord does
+// (channels, threads, roles, emojis, stickers, members, voice_states,
+// presences, large, member_count, joined_at); op 8 answers from the
+// members (and presences, if asked).
+//
+// Change changes the world and sends the dispatches Discord would to every
+// session of the guild's shard: live ones at once, disconnected resumable
+// ones buffered for RESUME. A change made while the shard has no session
+// still changes the world, so the next READY and GUILD_CREATE show it: a
+// guild the bot left (guild-leave) is no longer in READY, and a guild in an
+// outage (guild-unavailable) is listed in READY and gets GUILD_DELETE
+// {unavailable:true} instead of GUILD_CREATE until guild-available sends
+// its GUILD_CREATE. The change kinds and what each sends are listed on
+// ChangeKind's constants.
+//
+// State (GET /_fake/state) is the ground truth in the cache contract's
+// shape (issue 11; the shape of `worker cache dump`). ApplyDispatch is the
+// contract's rules: applying every dispatch a client received, in order,
+// to NewState(World.Messages) gives the ground truth (Diff compares two
+// states). Mutate applies random valid changes; MutationsPerSecond keeps
+// them flowing. The steady MESSAGE_CREATE load (EventsPerSecond) is not
+// part of the world: its channels are made up and its messages are not
+// kept.
+//
+// A caveat for messages: they are not part of GUILD_CREATE, so message
+// changes sent to a session that ends before a client reads them (op 9
+// false after a drop) are in the ground truth but in no cache. Compare
+// messages only across RESUMEs, or keep none (World.Messages 0: Mutate then
+// draws no message changes). Likewise a cache that never saw a guild before
+// its outage holds only {"guild": {"id"}, "unavailable": true} for it.
+//
 // # Control API
 //
 // For multi-process tests (cmd/fakediscord), the same records and chaos are
@@ -91,6 +130,7 @@
 //	/_fake/guilds              the guild IDs (the initial ones, then the added ones)
 //	/_fake/events?session=ID   []SentEvent of a session (404 if unknown);
 //	                           &data=true adds each event's "d"
+//	/_fake/state               the ground truth (State): every guild with all its kinds
 //
 // Controls (POST; shard=N aims at connections of shard N, default -1: all;
 // answers {"hit": n} unless noted):
@@ -111,6 +151,38 @@
 //	/_fake/split-frames?n=N             split zlib-stream messages
 //	/_fake/events-per-second?rate=R     steady MESSAGE_CREATE load
 //	/_fake/restore-token                undo a token reset
+//
+// World changes (POST, answer {"object": the object created or changed} or
+// 400 {"error"}); the body is a Change: {"guild_id": "G", "id": "X",
+// "channel_id": "C", "user_id": "U", "ids": ["X", ...], "fields": {...}},
+// only guild_id always required:
+//
+//	/_fake/world/channel-create        fields.type 0|2|4|5|13|15, channel_id: its category
+//	/_fake/world/channel-update        id, fields
+//	/_fake/world/channel-delete        id (its threads, children's parent and voice go first)
+//	/_fake/world/thread-create         channel_id (a text channel), fields
+//	/_fake/world/thread-update         id, fields
+//	/_fake/world/thread-delete         id
+//	/_fake/world/role-create           fields (permissions: a decimal string)
+//	/_fake/world/role-update           id, fields
+//	/_fake/world/role-delete           id (its members get GUILD_MEMBER_UPDATE first)
+//	/_fake/world/emojis-update         id+fields: change; fields alone: add; ids: remove
+//	/_fake/world/stickers-update       the same
+//	/_fake/world/member-add            user_id (absent: a new user), fields
+//	/_fake/world/member-update         user_id, fields (roles: role ids)
+//	/_fake/world/member-remove         user_id (leaves voice first)
+//	/_fake/world/voice                 user_id, channel_id: join or move; no channel_id: leave
+//	/_fake/world/presence              user_id, fields (status, activities, client_status)
+//	/_fake/world/guild-update          fields
+//	/_fake/world/guild-leave           the bot leaves the guild (GUILD_DELETE without unavailable)
+//	/_fake/world/guild-unavailable     GUILD_DELETE {unavailable:true}
+//	/_fake/world/guild-available       GUILD_CREATE
+//	/_fake/world/message-create        channel_id, user_id (absent: the bot), fields
+//	/_fake/world/message-update        channel_id, id, fields
+//	/_fake/world/message-delete        channel_id, id
+//	/_fake/world/message-delete-bulk   channel_id, ids
+//	/_fake/world/mutate?n=N&seed=S     N random changes (Mutate) -> {"applied": n}
+//	/_fake/world/mutations-per-second?rate=R   steady random changes -> {"rate": R}
 //
 // The control API has no authentication: bind the fake to loopback only.
 package gatewaytest

@@ -47,7 +47,7 @@ func (s *Server) AddGuilds(shardID, shardCount, n int) (int, error) {
 		i := len(s.guilds) + len(s.added)
 		g := snowflake.ID(ms<<22 | uint64(i%4096))
 		s.added = append(s.added, g)
-		_, slow = s.route(now, typGuildCreate, g, guildCreateData(i, g), slow)
+		_, slow = s.route(now, typGuildCreate, g, s.guildCreateFor(i, g), slow)
 	}
 	on := s.guildsOnShard(shardID, shardCount)
 	s.mu.Unlock()

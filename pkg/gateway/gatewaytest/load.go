@@ -16,8 +16,9 @@ const loadTick = 10 * time.Millisecond
 
 var typMessageCreate = jsonString("MESSAGE_CREATE")
 
-// loadGen is the steady MESSAGE_CREATE load: one goroutine, owned by the
-// Server (started by Listen, stopped and waited for by Close).
+// loadGen is a steady load (MESSAGE_CREATE, or world changes): one
+// goroutine, owned by the Server (started by Listen, stopped and waited for
+// by Close).
 type loadGen struct {
 	rate     atomic.Uint64 // math.Float64bits(events per second)
 	changed  chan struct{}
@@ -51,21 +52,27 @@ func (l *loadGen) stop() {
 
 // SetEventsPerSecond changes the steady MESSAGE_CREATE load (0 stops it).
 // Negative or NaN rates count as 0.
-func (s *Server) SetEventsPerSecond(rate float64) {
+func (s *Server) SetEventsPerSecond(rate float64) { s.load.setRate(rate) }
+
+// setRate changes the generator's rate; negative, NaN or infinite rates count as 0.
+func (l *loadGen) setRate(rate float64) {
 	if !(rate > 0) || math.IsInf(rate, 1) {
 		rate = 0
 	}
-	s.load.rate.Store(math.Float64bits(rate))
+	l.rate.Store(math.Float64bits(rate))
 	select {
-	case s.load.changed <- struct{}{}:
+	case l.changed <- struct{}{}:
 	default:
 	}
 }
 
 // EventsPerSecond is the current steady load.
-func (s *Server) EventsPerSecond() float64 { return math.Float64frombits(s.load.rate.Load()) }
+func (s *Server) EventsPerSecond() float64 { return s.load.current() }
 
-func (l *loadGen) run(s *Server) {
+func (l *loadGen) current() float64 { return math.Float64frombits(l.rate.Load()) }
+
+// run calls emit rate times a second until stop.
+func (l *loadGen) run(s *Server, emit func()) {
 	defer s.bgWG.Done()
 	defer close(l.done)
 	tick := time.NewTicker(loadTick)
@@ -98,7 +105,7 @@ func (l *loadGen) run(s *Server) {
 				return
 			default:
 			}
-			l.emit(s)
+			emit()
 		}
 	}
 }

@@ -16,6 +16,7 @@ var (
 	typReady       = jsonString("READY")
 	typResumed     = jsonString("RESUMED")
 	typGuildCreate = jsonString("GUILD_CREATE")
+	typGuildDelete = jsonString("GUILD_DELETE")
 )
 
 func makeGuilds(n int) []snowflake.ID {
@@ -48,12 +49,12 @@ func (s *Server) guildAt(i int) snowflake.ID {
 func (s *Server) guildsOf(shardID, count int) []int {
 	var out []int
 	for i, g := range s.guilds {
-		if shardOf(g, count) == shardID {
+		if shardOf(g, count) == shardID && !s.left[g] {
 			out = append(out, i)
 		}
 	}
 	for i, g := range s.added {
-		if shardOf(g, count) == shardID {
+		if shardOf(g, count) == shardID && !s.left[g] {
 			out = append(out, len(s.guilds)+i)
 		}
 	}
@@ -67,6 +68,11 @@ func (s *Server) guildsOnShard(shardID, count int) int {
 	for _, g := range s.added {
 		if shardOf(g, count) == shardID {
 			on++
+		}
+	}
+	for g := range s.left {
+		if shardOf(g, count) == shardID {
+			on--
 		}
 	}
 	n := len(s.guilds)
@@ -106,8 +112,18 @@ func (s *Server) sendReady(ss *session, shardSent bool) {
 	}
 	s.dispatchToSession(ss, typReady, readyData(ss, ids, s.resumeURL, shardSent))
 	for i, gi := range idx {
-		s.dispatchToSession(ss, typGuildCreate, guildCreateData(gi, ids[i]))
+		if gs := s.world.Guilds[ids[i].String()]; gs != nil && gs.Unavailable {
+			// An outage: Discord sends GUILD_DELETE instead (reference §6).
+			s.dispatchToSession(ss, typGuildDelete, unavailableData(ids[i]))
+			continue
+		}
+		s.dispatchToSession(ss, typGuildCreate, s.guildCreateFor(gi, ids[i]))
 	}
+}
+
+// unavailableData is GUILD_DELETE's d for a guild in an outage.
+func unavailableData(g snowflake.ID) []byte {
+	return append(appendID([]byte(`{"id":`), g), `,"unavailable":true}`...)
 }
 
 // markLive counts ss as live, and a duplicate if another session of its
@@ -239,7 +255,8 @@ func (s *Server) sendOnConn(ss *session, ev *SentEvent, typJSON []byte) int {
 // or []byte is taken as JSON as it is, and kept: do not modify it afterwards;
 // reusing one slice for many dispatches is cheapest on zlib-stream). It returns how many sessions got it,
 // counting sessions that are disconnected but resumable: they buffer it for
-// replay. When a target connection's queue is over QueueHighWater, Dispatch
+// replay; a guild the bot left (the guild-leave change) gets none. When a
+// target connection's queue is over QueueHighWater, Dispatch
 // waits for it to drain (backpressure). Data that does not marshal: 0.
 func (s *Server) Dispatch(eventType string, guildID snowflake.ID, data any) int {
 	raw, ok := marshalData(data)
@@ -270,10 +287,13 @@ func (s *Server) dispatch(typJSON []byte, guildID snowflake.ID, raw json.RawMess
 }
 
 // route gives the dispatch to every session of the guild's shard, for every
-// count in use, and ends the sessions past their resume timeout. It returns
+// count in use (none for a guild the bot left), and ends the sessions past their resume timeout. It returns
 // how many sessions got it and appends to slow the connections whose queue
 // is over QueueHighWater (wait for them with waitSlow, without s.mu). Needs s.mu.
 func (s *Server) route(now time.Time, typJSON []byte, guildID snowflake.ID, raw json.RawMessage, slow []*conn) (int, []*conn) {
+	if len(s.left) > 0 && s.left[guildID] {
+		return 0, slow // the bot left: Discord sends nothing of the guild
+	}
 	n := 0
 	var expired []*session
 	for count, byShard := range s.index {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type Server struct {
 	splitFrames   atomic.Int32
 	nextConnID    atomic.Uint64
 	load          loadGen
+	mutations     loadGen // the steady world changes (MutationsPerSecond)
 
 	mu           sync.Mutex // guards everything below, and every session and conn.sess
 	closed       bool
@@ -61,6 +63,9 @@ type Server struct {
 	rgmLast      map[snowflake.ID]time.Time
 	added        []snowflake.ID // guilds the bot joined later (AddGuilds)
 	nextGuildMs  uint64         // the next added guild's timestamp is at least this
+	world        *State         // the ground truth of every guild built so far (world.go)
+	worldMeta    map[snowflake.ID]*worldGuild
+	left         map[snowflake.ID]bool // guilds the bot left (LeaveGuild): out of READY and GuildIDs
 
 	wsWG   sync.WaitGroup // websocket handlers
 	httpWG sync.WaitGroup // net/http connections (ConnState)
@@ -97,14 +102,15 @@ func Listen(addr string, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s := newServer(cfg, ln)
-	s.bgWG.Add(2)
+	s.bgWG.Add(3)
 	go func() {
 		defer s.bgWG.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	}()
-	go s.load.run(s)
+	go s.load.run(s, func() { s.load.emit(s) })
+	go s.mutations.run(s, s.mutateOne())
 	return s, nil
 }
 
@@ -117,9 +123,12 @@ func newServer(cfg Config, ln net.Listener) *Server {
 		index: make(map[int]map[int][]*session), liveByKey: make(map[[2]int]int), openDup: make(map[[2]int]int),
 		lastIdentify: make(map[int]time.Time), remaining: cfg.SessionStartTotal,
 		rgmLast: make(map[snowflake.ID]time.Time), deflated: newDeflateCache(deflateCacheEntries),
+		world: NewState(cfg.World.Messages), worldMeta: make(map[snowflake.ID]*worldGuild),
+		left: make(map[snowflake.ID]bool),
 	}
 	s.ackHeartbeats.Store(true)
 	s.load.init(cfg.EventsPerSecond)
+	s.mutations.init(cfg.MutationsPerSecond)
 	s.handler = s.routes()
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -158,11 +167,13 @@ func (s *Server) Token() string { return s.cfg.Token }
 // Config returns the validated configuration.
 func (s *Server) Config() Config { return s.cfg }
 
-// GuildIDs lists the fake's guilds: the initial ones, then those AddGuilds added.
+// GuildIDs lists the bot's guilds: the initial ones, then those AddGuilds
+// added, without those it left (the guild-leave change).
 func (s *Server) GuildIDs() []snowflake.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append(append([]snowflake.ID(nil), s.guilds...), s.added...)
+	ids := append(append([]snowflake.ID(nil), s.guilds...), s.added...)
+	return slices.DeleteFunc(ids, func(g snowflake.ID) bool { return s.left[g] })
 }
 
 // Close drops every connection without a close frame (like a server crash,
@@ -185,6 +196,7 @@ func (s *Server) Close() {
 		_ = c.ws.CloseNow()
 	}
 	s.load.stop() // after the drops: a Dispatch waiting on a full queue returns
+	s.mutations.stop()
 	_ = s.http.Close()
 	s.bgWG.Wait()
 	s.wsWG.Wait()

@@ -267,6 +267,12 @@ func TestConfigValidation(t *testing.T) {
 		{WithSendLimit(0, time.Second), "SendLimit"},
 		{WithEventsPerSecond(-1), "EventsPerSecond"},
 		{func(c *Config) { c.WriteTimeout = 0 }, "WriteTimeout"},
+		{WithMutationsPerSecond(-1), "MutationsPerSecond"},
+		{WithWorld(World{Members: -1}), "World.Members"},
+		{WithWorld(World{Messages: maxWorldCount + 1}), "World.Messages"},
+		{WithWorld(World{Channels: 3, Members: 1, VoiceStates: 2}), "World.VoiceStates"},
+		{WithWorld(World{Members: 5, VoiceStates: 2}), "World.VoiceStates"},
+		{WithWorld(World{Presences: 1}), "World.Presences"},
 	}
 	for _, tc := range cases {
 		_, err := Listen("127.0.0.1:0", tc.opt)
