@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardfleet/shardfleet/internal/faultproxy"
+	"github.com/shardfleet/shardfleet/pkg/fleet"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// TestCommandLostWithItsConnectionIsSentAgain: a command written on a
+// connection whose bytes never reach Discord (held by a black hole, then
+// the connection is reset) was recorded as sent at the write; the worker
+// sees that Discord never confirmed it and sends it again once the shard
+// has RESUMEd, so Discord gets it, once.
+func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
+	h := newHarness(t, 1)
+	u, err := url.Parse(h.fake.GatewayURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	cfg := h.config("w1", 1)
+	u.Host = p.Addr() // the first connection goes through the proxy; the RESUME to the resume URL does not
+	cfg.GatewayURL = u.String()
+	w1 := h.start(cfg)
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == 1 })
+
+	p.Blackhole()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := fleet.NewClient(h.redis.Client(t), testPrefix)
+	queued, err := client.Send(ctx, fleet.ToShard(0, 1), fleet.Command{Op: gateway.OpPresenceUpdate,
+		D: json.RawMessage(`{"status":"online","activities":[{"name":"lost-once","type":0}],"since":null,"afk":false}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := client.WaitOutcome(ctx, queued[0].ID); err != nil || out.State != fleet.StateSent {
+		t.Fatalf("outcome %+v, %v; want sent (written on the connection)", out, err)
+	}
+	p.Reset() // the held command goes with the connection
+	p.Heal()
+	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
+	eventually(t, "the shard READY again", 20*time.Second, func() bool { return readyShards(w1) == 1 })
+	if n := len(lostOnce(h)); n != 1 {
+		t.Fatalf("Discord got the command %d times, want 1", n)
+	}
+	if st := h.fake.Stats(); st.Resumes == 0 {
+		t.Fatalf("fake stats %+v: the shard never RESUMEd, the test proved nothing", st)
+	}
+}
+
+func lostOnce(h *fleetHarness) []string {
+	var got []string
+	for _, c := range h.fake.Commands() {
+		if strings.Contains(string(c.D), "lost-once") {
+			got = append(got, c.SessionID)
+		}
+	}
+	return got
+}
