@@ -355,7 +355,9 @@ func (w *Worker) send(ctx context.Context, run *shardRun, c queuedCommand) (gate
 	return g, r, err
 }
 
-func pastDeadline(c queuedCommand) bool { return !c.deadline.IsZero() && !time.Now().Before(c.deadline) }
+func pastDeadline(c queuedCommand) bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
+}
 
 // resendUnconfirmed forgets the commands Discord has shown it read, and
 // sends again, in order, those whose connection ended before it did: a
