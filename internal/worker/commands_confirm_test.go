@@ -3,12 +3,10 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/shardfleet/shardfleet/internal/faultproxy"
 	"github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -20,18 +18,9 @@ import (
 // has RESUMEd, so Discord gets it, once.
 func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
 	h := newHarness(t, 1)
-	u, err := url.Parse(h.fake.GatewayURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.New(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
+	p, gatewayURL := gatewayProxy(t, h)
 	cfg := h.config("w1", 1)
-	u.Host = p.Addr() // the first connection goes through the proxy; the RESUME to the resume URL does not
-	cfg.GatewayURL = u.String()
+	cfg.GatewayURL = gatewayURL
 	w1 := h.start(cfg)
 	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == 1 })
 
