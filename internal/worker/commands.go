@@ -27,7 +27,8 @@ import (
 // "Sent" is recorded once the write completed; the owner keeps the command
 // until Discord ACKs a heartbeat written after it (gateway.Receipt), and if
 // the connection ends first it sends it again on the next one, before
-// anything newer (resendUnconfirmed).
+// anything newer (resendUnconfirmed), or, if its loop stops first (handoff,
+// lost lease, split), queues it again for the next owner (requeueUnconfirmed).
 
 const (
 	// commandBatch is how many queued commands one claim reads.
@@ -104,6 +105,7 @@ type queuedCommand struct {
 	op       gateway.Opcode
 	d        json.RawMessage
 	deadline time.Time // local clock; zero: none
+	serverMS int64     // the deadline as queued: Unix ms on Redis's clock; 0: none
 	bad      error     // malformed entry: rejected as it is
 }
 
@@ -136,6 +138,7 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 	if err != nil && ctx.Err() == nil {
 		w.commandError(run, err)
 	}
+	defer w.requeueUnconfirmed(run, keys)
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	// check runs while commands are unconfirmed: one whose connection ended
@@ -270,6 +273,7 @@ func parseQueued(e any, serverNow int64, localNow time.Time) queuedCommand {
 	}
 	c.op = gateway.Opcode(n)
 	if ms, err := strconv.ParseInt(deadline, 10, 64); err == nil && ms > 0 {
+		c.serverMS = ms
 		c.deadline = localNow.Add(time.Duration(ms-serverNow) * time.Millisecond)
 	} else if deadline != "" && deadline != "0" {
 		c.bad = fmt.Errorf("deadline %q is not Unix ms", deadline)
@@ -395,6 +399,38 @@ func (w *Worker) resendUnconfirmed(ctx context.Context, run *shardRun) bool {
 		kept = append(kept, sentCommand{c: s.c, receipt: r})
 	}
 	return true
+}
+
+// requeueUnconfirmed queues again, when the loop stops (handoff, lost
+// lease, a split that ends the shard), the commands whose connection ended
+// before Discord confirmed them: this owner can no longer send them, the
+// shard's next owner (or, after a split, its children's) will. They go to
+// the end of the queue. Commands on a connection still open are not: it is
+// closed after them, and Discord reads them before the close.
+func (w *Worker) requeueUnconfirmed(run *shardRun, keys keyspace.Keys) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandFinishTimeout)
+	defer cancel()
+	pipe := w.cfg.Redis.Pipeline()
+	n := 0
+	for _, s := range run.cmd.unconfirmed {
+		if _, err := s.receipt.Read(); err == nil || pastDeadline(s.c) {
+			continue
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Commands(run.key), Values: []any{
+			"id", s.c.id, "op", int(s.c.op), "d", string(s.c.d), "deadline", s.c.serverMS}})
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	pipe.Publish(ctx, keys.CommandChannel(), strconv.Itoa(run.key.Count)+":"+strconv.Itoa(run.key.ID))
+	if _, err := pipe.Exec(ctx); err != nil {
+		w.log.Error("commands a dropped connection took unconfirmed could not be queued again: they may be lost",
+			"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", n, "err", err)
+		return
+	}
+	w.log.Info("queued again the commands a dropped connection took unconfirmed, for the shard's next owner",
+		"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", n)
 }
 
 // newCommandOutcomes registers shardfleet_commands_total{outcome}: the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -56,4 +57,47 @@ func lostOnce(h *fleetHarness) []string {
 		}
 	}
 	return got
+}
+
+// TestCommandLostWithItsConnectionIsQueuedAgainAtHandoff: as above, but the
+// shard cannot come back on this owner (the fake answers no RESUME) before
+// it hands the shard off: the unconfirmed command goes back to the queue,
+// and the next owner sends it.
+func TestCommandLostWithItsConnectionIsQueuedAgainAtHandoff(t *testing.T) {
+	h := newHarness(t, 1)
+	p, gatewayURL := gatewayProxy(t, h)
+	cfg := h.config("w1", 1)
+	cfg.GatewayURL = gatewayURL
+	w1 := h.start(cfg)
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == 1 })
+
+	p.Blackhole()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rc := h.redis.Client(t)
+	client := fleet.NewClient(rc, testPrefix)
+	queued, err := client.Send(ctx, fleet.ToShard(0, 1), fleet.Command{Op: gateway.OpPresenceUpdate,
+		D: json.RawMessage(`{"status":"online","activities":[{"name":"lost-once","type":0}],"since":null,"afk":false}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := client.WaitOutcome(ctx, queued[0].ID); err != nil || out.State != fleet.StateSent {
+		t.Fatalf("outcome %+v, %v; want sent (written on the connection)", out, err)
+	}
+	h.fake.SetWithholdReady(true)
+	p.Reset()
+	p.Heal()
+	eventually(t, "w1's shard to lose its connection", 10*time.Second, func() bool { return readyShards(w1) == 0 })
+	w1.stop(t)
+	queue := keyspace.NewKeys(testPrefix).Commands(keyspace.ShardKey{ID: 0, Count: 1})
+	if n, err := rc.XLen(ctx, queue).Result(); err != nil || n != 1 {
+		t.Fatalf("after w1's handoff the queue holds %d commands (%v), want the unconfirmed one", n, err)
+	}
+
+	h.fake.SetWithholdReady(false)
+	h.start(h.config("w2", 1))
+	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
+	if n := len(lostOnce(h)); n != 1 {
+		t.Fatalf("Discord got the command %d times, want 1", n)
+	}
 }
