@@ -15,7 +15,8 @@ var ErrUnconfirmed = errors.New("gateway: connection ended before Discord confir
 // Receipt tells whether Discord read a command SendTracked wrote. Discord
 // reads a connection in order and acknowledges each heartbeat (op 11) as it
 // reads it, so an ACK of a heartbeat written after the command proves the
-// command was read; nothing else does.
+// command was read; nothing else does. Only a Receipt from a successful
+// SendTracked may be read.
 type Receipt struct {
 	c *connection
 	n uint64 // the command's number among the connection's written commands
