@@ -5,7 +5,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/fleet"
 )
 
 // eventLine is one dispatch as EVENTS=stdout writes it: one JSON object per
@@ -20,12 +20,12 @@ type eventLine struct {
 
 // jsonLines returns an event handler writing each dispatch to out as a JSON
 // line. Shards call it from their own goroutines; the lock keeps lines whole.
-func jsonLines(out io.Writer) gateway.EventHandlerFunc {
+func jsonLines(out io.Writer) func(fleet.Event) {
 	var mu sync.Mutex
 	enc := json.NewEncoder(out)
-	return func(g gateway.Gateway, t gateway.EventType, seq int, data json.RawMessage) {
+	return func(e fleet.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		_ = enc.Encode(eventLine{ShardID: g.ShardID(), ShardCount: g.ShardCount(), Seq: seq, Type: string(t), Data: data})
+		_ = enc.Encode(eventLine{ShardID: e.Shard, ShardCount: e.Count, Seq: e.Seq, Type: e.Type, Data: e.Data})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -22,6 +23,14 @@ type httpServer struct {
 	srv  *http.Server
 	done chan struct{}
 	log  *slog.Logger
+}
+
+// served is what the HTTP API reads of a worker (a *worker.Worker, or the
+// *member.Member that runs one).
+type served interface {
+	Registry() *prometheus.Registry
+	FatalError() error
+	Status() worker.Status
 }
 
 // newHandler builds the HTTP API of a worker.
@@ -38,7 +47,7 @@ type httpServer struct {
 //	          (a fatal close: stopped until the worker restarts); see
 //	          worker.ShardStatus
 //	/metrics  Prometheus
-func newHandler(w *worker.Worker, client redis.UniversalClient, prefix string) http.Handler {
+func newHandler(w served, client redis.UniversalClient, prefix string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.Registry(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {

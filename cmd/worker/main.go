@@ -14,11 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shardfleet/shardfleet/internal/eventsink"
-	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/worker"
+	"github.com/shardfleet/shardfleet/pkg/fleet/member"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
-	"github.com/shardfleet/shardfleet/pkg/redislimiter"
 )
 
 // Exit codes.
@@ -113,11 +111,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 				cfg.redis.explain(ctx, err))
 		}
 	}
-	wc := workerConfig(cfg, base, client)
+	mc := memberConfig(cfg, base, client)
 	if cfg.Events == "stdout" {
-		wc.EventHandler = jsonLines(stdout)
+		mc.Handler = jsonLines(stdout)
 	}
-	w, err := worker.New(wc)
+	w, err := member.New(mc)
 	if err != nil {
 		return asSettingError(err)
 	}
@@ -135,53 +133,35 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 	return asSettingError(err)
 }
 
-func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient) worker.Config {
-	wc := worker.DefaultConfig()
-	wc.Token = cfg.Token.Reveal()
-	wc.WorkerID = cfg.WorkerID
-	wc.Logger = logger
-	wc.Redis = client
-	wc.KeyPrefix = cfg.KeyPrefix
-	wc.Lease.TTL, wc.Lease.RenewInterval, wc.Lease.RenewDeadline = cfg.LeaseTTL, cfg.LeaseRenewInterval, cfg.LeaseRenewDeadline
-	// The reconcile loop's pacing scales with LEASE_TTL, so compressed
-	// timings (tests, demos) rebalance and join at the same relative pace.
-	def := lease.DefaultConfig()
-	scale := func(d time.Duration) time.Duration {
-		return time.Duration(float64(d) * float64(cfg.LeaseTTL) / float64(def.TTL))
-	}
-	wc.Lease.TickInterval, wc.Lease.TickJitter = scale(def.TickInterval), scale(def.TickJitter)
-	wc.Lease.JoinGrace, wc.Lease.RevokeTimeout = scale(def.JoinGrace), max(scale(def.RevokeTimeout), time.Second)
-	wc.Lease.DataLossGrace = cfg.LeaseTTL + cfg.LeaseRenewDeadline
-	wc.SinkOptions = []eventsink.Option{eventsink.WithMaxLen(cfg.EventStreamMaxLen),
-		eventsink.WithBatch(cfg.EventBatchSize, cfg.EventFlushInterval)}
-	wc.ShardCount, wc.MaxConcurrency = cfg.ShardCount, cfg.MaxConcurrency
-	wc.BacklogShardBytes, wc.BacklogWorkerBytes = cfg.BacklogShardBytes, cfg.BacklogWorkerBytes
-	wc.IdentifyWindow, wc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
-	wc.BudgetReserve = cfg.BudgetReserve
-	// The limiter's crash-recovery times scale with the lease TTL too, and
-	// stay at least a few identify windows long.
-	wc.LimiterOptions = []redislimiter.ConfigOpt{
-		redislimiter.WithHoldTTL(max(scale(redislimiter.DefaultHoldTTL), 4*cfg.IdentifyWindow, time.Second)),
-		redislimiter.WithPollInterval(max(scale(redislimiter.DefaultPollInterval), 20*time.Millisecond)),
-		redislimiter.WithTicketTTL(max(scale(redislimiter.DefaultTicketTTL), 60*time.Millisecond)),
-	}
-	wc.APIURL, wc.GatewayURL = cfg.APIURL, cfg.GatewayURL
+// memberConfig is the fleet member cfg describes (with client nil, a
+// standalone process running every shard).
+func memberConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient) member.Config {
+	mc := member.DefaultConfig()
+	mc.Token = cfg.Token.Reveal()
+	mc.WorkerID = cfg.WorkerID
+	mc.Logger = logger
+	mc.Redis = client
+	mc.KeyPrefix = cfg.KeyPrefix
+	mc.LeaseTTL, mc.LeaseRenewInterval, mc.LeaseRenewDeadline = cfg.LeaseTTL, cfg.LeaseRenewInterval, cfg.LeaseRenewDeadline
+	mc.EventStreamMaxLen, mc.EventBatchSize, mc.EventFlushInterval = cfg.EventStreamMaxLen, cfg.EventBatchSize, cfg.EventFlushInterval
+	mc.ShardCount, mc.MaxConcurrency = cfg.ShardCount, cfg.MaxConcurrency
+	mc.BacklogShardBytes, mc.BacklogWorkerBytes = cfg.BacklogShardBytes, cfg.BacklogWorkerBytes
+	mc.IdentifyWindow, mc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
+	mc.BudgetReserve = cfg.BudgetReserve
+	mc.APIURL, mc.GatewayURL = cfg.APIURL, cfg.GatewayURL
 	gwDef := gateway.DefaultConfig()
-	wc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression),
+	mc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression),
 		gateway.WithReadyTimeout(cfg.ReadyTimeout),
 		gateway.WithSendRateLimit(gwDef.CommandsPerWindow, cfg.SendWindow, gwDef.ReservedCommands)}
-	wc.Presence = cfg.Presence
-	if cfg.LeaseTTL < def.TTL {
-		wc.GatewayOptions = append(wc.GatewayOptions, gateway.WithReconnectBackoff(scale(time.Second), scale(time.Minute)))
-	}
-	wc.ShutdownTimeout = cfg.ShutdownTimeout
-	host, _ := os.Hostname()
-	wc.Info = lease.MemberInfo{Host: host, HTTPAddr: cfg.HTTPAddr}
-	return wc
+	mc.Presence = cfg.Presence
+	mc.ShutdownTimeout = cfg.ShutdownTimeout
+	mc.Host, _ = os.Hostname()
+	mc.HTTPAddr = cfg.HTTPAddr
+	return mc
 }
 
 // summarize logs one line per interval: shards ready, events per second.
-func summarize(ctx context.Context, w *worker.Worker, every time.Duration, logger *slog.Logger) {
+func summarize(ctx context.Context, w interface{ Status() worker.Status }, every time.Duration, logger *slog.Logger) {
 	if every <= 0 {
 		return
 	}

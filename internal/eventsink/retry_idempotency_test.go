@@ -92,8 +92,9 @@ func TestWriterBatchRetriedAfterLostReply(t *testing.T) {
 			srv, direct, client, p := proxiedRedis(t, tc.maxRetries)
 			// One batch: the Writer lingers 500 ms after the first Add, far
 			// longer than adding 20 events takes.
+			var seen committedLog
 			s := newSink(t, client, WithBatch(64, 500*time.Millisecond), WithRetryBackoff(time.Millisecond, 10*time.Millisecond),
-				WithLogger(slog.New(slog.DiscardHandler)))
+				WithLogger(slog.New(slog.DiscardHandler)), WithCommitted(seen.add))
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 42}
@@ -113,6 +114,9 @@ func TestWriterBatchRetriedAfterLostReply(t *testing.T) {
 				t.Fatalf("XADD ran %d times for 20 events, want 20 (ran %v)", ran["xadd"], ran)
 			}
 			checkExactlyOnce(t, readStream(t, direct), shard.ID, "S9", 20)
+			// Whoever replayed it, the batch was committed once: its
+			// events are told once each.
+			seen.check(t, readStream(t, direct))
 			if w.LastSeq() != 20 {
 				t.Fatalf("LastSeq = %d, want 20", w.LastSeq())
 			}

@@ -13,11 +13,11 @@ import (
 )
 
 // leasedSink starts a Redis and a Sink (batches of 16, no linger) with shard
-// 0/1 leased to w1 under token 7; ctx ends with the test, within 20 s.
-func leasedSink(t *testing.T) (*redis.Client, *Sink, context.Context, Shard, Fence) {
+// 0/1 leased to w1 under token 7, then opts; ctx ends with the test, within 20 s.
+func leasedSink(t *testing.T, opts ...Option) (*redis.Client, *Sink, context.Context, Shard, Fence) {
 	t.Helper()
 	c := startRedis(t)
-	s := newSink(t, c, WithBatch(16, 0))
+	s := newSink(t, c, append([]Option{WithBatch(16, 0)}, opts...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}

@@ -43,6 +43,12 @@ type Config struct {
 	// Writers hold (the worker's gateway.BacklogBudget), so one budget
 	// covers what is queued for the handler and what waits for Redis.
 	PendingBytes ByteCounter
+	// Committed, when set, is given each batch of events a Writer committed,
+	// after the script call that committed them returned: exactly the
+	// events now in the stream under the Writer's fence, once each, in the
+	// shard's seq order. It runs on the Writer's goroutine (one call at a
+	// time per shard); the Writer commits nothing more until it returns.
+	Committed func(shard Shard, events []Event)
 	// RetryBackoffMin and RetryBackoffMax bound the wait between attempts after
 	// a Redis error (doubling). Defaults 10 ms and 1 s.
 	RetryBackoffMin, RetryBackoffMax time.Duration
@@ -90,6 +96,12 @@ type ByteCounter interface{ Add(delta int64) }
 // told of them (nil: none).
 func WithMaxPendingBytes(n int, counter ByteCounter) Option {
 	return func(c *Config) { c.MaxPendingBytes, c.PendingBytes = n, counter }
+}
+
+// WithCommitted sets the function told of every committed batch (see
+// Config.Committed).
+func WithCommitted(fn func(shard Shard, events []Event)) Option {
+	return func(c *Config) { c.Committed = fn }
 }
 
 // WithRetryBackoff sets the bounds of the retry backoff.

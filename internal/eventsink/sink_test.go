@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,8 +286,34 @@ func TestWriterBatchesInOrder(t *testing.T) {
 	}
 }
 
+// committedLog records what Config.Committed is told.
+type committedLog struct {
+	mu  sync.Mutex
+	got []entry
+}
+
+func (l *committedLog) add(shard Shard, evs []Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ev := range evs {
+		l.got = append(l.got, entry{shard: shard.ID, seq: ev.Seq, session: ev.SessionID, typ: ev.Type})
+	}
+}
+
+// check compares what was told with the stream: the same events, once
+// each, in the same order.
+func (l *committedLog) check(t testing.TB, stream []entry) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Equal(l.got, stream) {
+		t.Fatalf("Committed was told %v,\nthe stream holds %v", l.got, stream)
+	}
+}
+
 func TestWriterStopsWhenFenced(t *testing.T) {
-	c, s, ctx, shard, fence := leasedSink(t)
+	var seen committedLog
+	c, s, ctx, shard, fence := leasedSink(t, WithCommitted(seen.add))
 	rejected := make(chan error, 1)
 	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { rejected <- err }})
 	defer w.Abandon()
@@ -314,6 +342,8 @@ func TestWriterStopsWhenFenced(t *testing.T) {
 		t.Fatalf("Flush after rejection: %v", err)
 	}
 	checkExactlyOnce(t, readStream(t, c), 0, "S1", 10)
+	// The refused events were never told: only the 10 in the stream were.
+	seen.check(t, readStream(t, c))
 }
 
 func TestWriterRetriesThroughRedisOutage(t *testing.T) {

@@ -294,6 +294,11 @@ func (w *Writer) commit(chunk []Event) error {
 		if err == nil {
 			w.expSession, w.expSeq = session, res.LastSeq
 			w.lastSeq.Store(int64(res.LastSeq))
+			if fn := w.sink.cfg.Committed; fn != nil {
+				if evs := committedOf(chunk, expect, res.LastSeq); len(evs) > 0 {
+					fn(w.shard, evs)
+				}
+			}
 			return nil
 		}
 		if w.ctx.Err() != nil {
@@ -328,6 +333,24 @@ func (w *Writer) commit(chunk []Event) error {
 		}
 		backoff = min(2*backoff, w.sink.cfg.RetryBackoffMax)
 	}
+}
+
+// committedOf picks the events of chunk the script wrote: as it does, those
+// above the record's seq (from: what this Writer knew of it, 0 for a new
+// session), each above the one before, up to the record's seq after the
+// call. Under the Writer's fence only the Writer moves the record, so a
+// record found ahead of from was moved by an earlier attempt of this very
+// chunk whose reply was lost: its events count here, once, as the stream
+// holds them once.
+func committedOf(chunk []Event, from, last int) []Event {
+	out := make([]Event, 0, len(chunk))
+	for _, ev := range chunk {
+		if ev.Seq > from && ev.Seq <= last {
+			out = append(out, ev)
+			from = ev.Seq
+		}
+	}
+	return out
 }
 
 // dataBytes is the data of events, as counted in Writer.held.

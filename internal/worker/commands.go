@@ -24,6 +24,11 @@ import (
 // it was sent (or expired, or rejected): a crash between sending and
 // recording leaves it queued, so the next owner sends it again (at least
 // once); a worker whose lease ended can neither claim nor record one.
+// "Sent" is recorded once the write completed; the owner keeps the command
+// until Discord ACKs a heartbeat written after it (gateway.Receipt), and if
+// the connection ends first it sends it again on the next one, before
+// anything newer (resendUnconfirmed), or, if its loop stops first (handoff,
+// lost lease, split), queues it again for the next owner (requeueUnconfirmed).
 
 const (
 	// commandBatch is how many queued commands one claim reads.
@@ -81,6 +86,16 @@ type commandRun struct {
 	wake chan struct{} // buffer 1: the queue has a new command
 	stop context.CancelFunc
 	done chan struct{}
+	// unconfirmed are the commands sent (and recorded so) that Discord has
+	// not yet shown it read, oldest first; the loop's goroutine only.
+	unconfirmed []sentCommand
+}
+
+// sentCommand is a command written on a connection, with the receipt that
+// tells whether Discord read it.
+type sentCommand struct {
+	c       queuedCommand
+	receipt gateway.Receipt
 }
 
 // queuedCommand is one queue entry as claimed.
@@ -90,6 +105,7 @@ type queuedCommand struct {
 	op       gateway.Opcode
 	d        json.RawMessage
 	deadline time.Time // local clock; zero: none
+	serverMS int64     // the deadline as queued: Unix ms on Redis's clock; 0: none
 	bad      error     // malformed entry: rejected as it is
 }
 
@@ -122,12 +138,25 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 	if err != nil && ctx.Err() == nil {
 		w.commandError(run, err)
 	}
+	defer w.requeueUnconfirmed(run, keys)
 	poll := time.NewTimer(0)
 	defer poll.Stop()
+	// check runs while commands are unconfirmed: one whose connection ended
+	// is sent again once the shard is back, without waiting for the poll.
+	check := time.NewTimer(commandRetry)
+	defer check.Stop()
 	for {
+		var checkC <-chan time.Time
+		if len(run.cmd.unconfirmed) > 0 {
+			checkC = check.C
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-checkC:
+			w.resendUnconfirmed(ctx, run)
+			resetTimer(check, commandRetry)
+			continue
 		case <-run.cmd.wake:
 		case <-poll.C:
 		}
@@ -143,6 +172,7 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 			w.commandError(run, err)
 		}
 		resetTimer(poll, next)
+		resetTimer(check, commandRetry)
 	}
 }
 
@@ -166,6 +196,9 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // when to look again: at once after a full batch, soon when a command could
 // not be sent yet (nothing after it goes first), else at the next poll.
 func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Keys) (next time.Duration, err error) {
+	if !w.resendUnconfirmed(ctx, run) {
+		return commandRetry, nil
+	}
 	batch, err := w.claimCommands(ctx, run, keys)
 	if err != nil || len(batch) == 0 {
 		return commandPoll, err
@@ -240,6 +273,7 @@ func parseQueued(e any, serverNow int64, localNow time.Time) queuedCommand {
 	}
 	c.op = gateway.Opcode(n)
 	if ms, err := strconv.ParseInt(deadline, 10, 64); err == nil && ms > 0 {
+		c.serverMS = ms
 		c.deadline = localNow.Add(time.Duration(ms-serverNow) * time.Millisecond)
 	} else if deadline != "" && deadline != "0" {
 		c.bad = fmt.Errorf("deadline %q is not Unix ms", deadline)
@@ -281,24 +315,14 @@ func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (o
 		}
 		return out, true
 	}
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+	if pastDeadline(c) {
 		out.State = fleet.StateExpired
 		return out, true
 	}
-	g := w.mgr.Shard(run.key.ID)
-	if g == nil || g.ShardCount() != run.key.Count || ctx.Err() != nil {
-		// ctx: the send limiter does not look at it when a slot is free,
-		// and a lease that ended (or a handoff that began) sends nothing.
-		return out, false
-	}
-	sendCtx, cancel := ctx, context.CancelFunc(func() {})
-	if !c.deadline.IsZero() {
-		sendCtx, cancel = context.WithDeadline(ctx, c.deadline)
-	}
-	defer cancel()
-	err := g.Send(sendCtx, c.op, c.d)
+	g, receipt, err := w.send(ctx, run, c)
 	switch {
 	case err == nil:
+		run.cmd.unconfirmed = append(run.cmd.unconfirmed, sentCommand{c: c, receipt: receipt})
 		out.State = fleet.StateSent
 		if s := g.SessionID(); s != nil {
 			out.Session = *s
@@ -307,11 +331,106 @@ func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (o
 	case errors.Is(err, gateway.ErrPayloadTooLarge):
 		out.State, out.Reason = fleet.StateRejected, "payload over 4096 bytes"
 		return out, true
-	case ctx.Err() == nil && sendCtx.Err() != nil:
+	case ctx.Err() == nil && pastDeadline(c):
 		out.State = fleet.StateExpired // its deadline passed while the send limiter held it
 		return out, true
 	}
 	return out, false
+}
+
+// errNotSendable: the shard is not READY here (yet), or the loop is stopping.
+var errNotSendable = errors.New("shard not ready on this worker")
+
+// send writes c on the shard's gateway within c's deadline and returns the
+// gateway with the command's receipt.
+func (w *Worker) send(ctx context.Context, run *shardRun, c queuedCommand) (gateway.Gateway, gateway.Receipt, error) {
+	g := w.mgr.Shard(run.key.ID)
+	if g == nil || g.ShardCount() != run.key.Count || ctx.Err() != nil {
+		// ctx: the send limiter does not look at it when a slot is free,
+		// and a lease that ended (or a handoff that began) sends nothing.
+		return nil, gateway.Receipt{}, errNotSendable
+	}
+	sendCtx, cancel := ctx, context.CancelFunc(func() {})
+	if !c.deadline.IsZero() {
+		sendCtx, cancel = context.WithDeadline(ctx, c.deadline)
+	}
+	defer cancel()
+	r, err := g.SendTracked(sendCtx, c.op, c.d)
+	return g, r, err
+}
+
+func pastDeadline(c queuedCommand) bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
+}
+
+// resendUnconfirmed forgets the commands Discord has shown it read, and
+// sends again, in order, those whose connection ended before it did: a
+// write only hands a command to the kernel, and a connection that drops
+// may take it along (at least once: Discord may have read it). A command
+// past its deadline is not sent again. It returns false when one could not
+// be sent yet (the shard is reconnecting): nothing after it may go first.
+func (w *Worker) resendUnconfirmed(ctx context.Context, run *shardRun) bool {
+	cmds := run.cmd.unconfirmed
+	kept := cmds[:0]
+	resent := 0
+	defer func() {
+		clear(cmds[len(kept):])
+		run.cmd.unconfirmed = kept
+		if resent > 0 {
+			w.log.Info("sent again the commands a dropped connection took without Discord confirming them",
+				"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", resent)
+		}
+	}()
+	for i, s := range cmds {
+		read, err := s.receipt.Read()
+		switch {
+		case read, err != nil && pastDeadline(s.c):
+			continue
+		case err == nil:
+			kept = append(kept, s)
+			continue
+		}
+		_, r, err := w.send(ctx, run, s.c)
+		if err != nil {
+			kept = append(kept, cmds[i:]...)
+			return false
+		}
+		resent++
+		kept = append(kept, sentCommand{c: s.c, receipt: r})
+	}
+	return true
+}
+
+// requeueUnconfirmed queues again, when the loop stops (handoff, lost
+// lease, a split that ends the shard), the commands whose connection ended
+// before Discord confirmed them: this owner can no longer send them, the
+// shard's next owner (or, after a split, its children's) will. They go to
+// the end of the queue. Commands on a connection still open are not: it is
+// closed after them, and Discord reads them before the close.
+func (w *Worker) requeueUnconfirmed(run *shardRun, keys keyspace.Keys) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandFinishTimeout)
+	defer cancel()
+	pipe := w.cfg.Redis.Pipeline()
+	n := 0
+	for _, s := range run.cmd.unconfirmed {
+		if _, err := s.receipt.Read(); err == nil || pastDeadline(s.c) {
+			continue
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Commands(run.key), Values: []any{
+			"id", s.c.id, "op", int(s.c.op), "d", string(s.c.d), "deadline", s.c.serverMS}})
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	pipe.Publish(ctx, keys.CommandChannel(), strconv.Itoa(run.key.Count)+":"+strconv.Itoa(run.key.ID))
+	if _, err := pipe.Exec(ctx); err != nil {
+		w.log.Error("commands a dropped connection took unconfirmed could not be queued again: they may be lost",
+			"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", n, "err", err)
+		return
+	}
+	w.log.Info("queued again the commands a dropped connection took unconfirmed, for the shard's next owner",
+		"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", n)
 }
 
 // newCommandOutcomes registers shardfleet_commands_total{outcome}: the

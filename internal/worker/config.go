@@ -9,6 +9,7 @@ import (
 
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 	"github.com/shardfleet/shardfleet/pkg/redislimiter"
 )
@@ -78,11 +79,15 @@ type Config struct {
 	// stored one wins (pkg/fleet's SetPresence changes it fleet-wide).
 	Presence *gateway.PresenceUpdate
 
-	// EventHandler, when set, also receives every dispatch in-process (local
-	// and fleet mode), as the gateway delivers it: in fleet mode that is
-	// once the shard's writer has queued it, before it is committed, so it
-	// may see an event the sink then refuses (a fenced or rolled-back write).
-	EventHandler gateway.EventHandlerFunc
+	// EventHandler, when set, also receives dispatches in-process, one call
+	// at a time per shard, in the shard's seq order. In fleet mode it gets
+	// exactly the dispatches committed to the stream, once each, after their
+	// commit returned, on the shard's writer goroutine (the writer commits
+	// nothing more until it returns): never one the sink refused (a fenced
+	// or stale owner's), nor a replay already committed. In local mode it
+	// gets every dispatch as the gateway delivers it. Event.ID is empty:
+	// there is nothing to ack.
+	EventHandler func(fleet.Event)
 
 	// ShutdownTimeout bounds the graceful stop after Run's ctx ends (hand
 	// every shard off, save its session, release). Default 10 s.

@@ -40,9 +40,16 @@
 // gateway, in order, through the send limiter, claiming and recording each
 // with scripts fenced by the lease token. A handoff stops the queue first,
 // after the command in flight is recorded; a crash leaves that one queued
-// for the next owner (at least once). The owners of a split shard's
-// children move what was still queued for it (commands_split.go). Every
-// IDENTIFY carries the fleet's presence stored in Redis (presence.go).
+// for the next owner (at least once). A sent command is kept until Discord
+// ACKs a heartbeat written after it; one whose connection ended first is
+// sent again on the next, or queued again when the loop stops. The owners of
+// a split shard's children move what was still queued for it
+// (commands_split.go). Every IDENTIFY carries the fleet's presence stored in
+// Redis (presence.go).
+//
+// Config.EventHandler sees, in fleet mode, exactly what the shard's Writer
+// committed, after the commit (handler.go); pkg/fleet/member is the public
+// face of this package, and cmd/worker runs it.
 //
 // It is not for: deciding who owns what (internal/lease), the gateway
 // protocol (pkg/gateway), or process concerns such as flags, signals and HTTP

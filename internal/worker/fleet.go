@@ -125,7 +125,7 @@ func (w *Worker) runFleet(ctx context.Context) error {
 	}
 	defer w.closeLimiter()
 	sink, err := eventsink.New(client, append([]eventsink.Option{eventsink.WithPrefix(keys.Prefix()),
-		eventsink.WithLogger(w.log), w.backlogSinkOption()}, w.cfg.SinkOptions...)...)
+		eventsink.WithLogger(w.log), w.backlogSinkOption(), w.committedSinkOption()}, w.cfg.SinkOptions...)...)
 	if err != nil {
 		return fmt.Errorf("event sink: %w", err)
 	}

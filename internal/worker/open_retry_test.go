@@ -27,11 +27,10 @@ func TestMeteredLimiterReportsMaxConcurrency(t *testing.T) {
 	}
 }
 
-// startRetryingOpens starts worker w1 of one shard whose gateway it reaches
-// through a proxy that refuses connections, with the gateway's own
-// reconnects off: every open fails and the worker retries it. It returns once
-// a second attempt came.
-func startRetryingOpens(t *testing.T, h *fleetHarness) (*running, *faultproxy.Proxy) {
+// gatewayProxy puts a fault proxy in front of the fake's gateway and returns
+// it with the gateway URL through it. Only connections to that URL pass it:
+// a RESUME goes to the session's resume URL, straight to the fake.
+func gatewayProxy(t *testing.T, h *fleetHarness) (*faultproxy.Proxy, string) {
 	t.Helper()
 	u, err := url.Parse(h.fake.GatewayURL())
 	if err != nil {
@@ -42,10 +41,20 @@ func startRetryingOpens(t *testing.T, h *fleetHarness) (*running, *faultproxy.Pr
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
+	u.Host = proxy.Addr()
+	return proxy, u.String()
+}
+
+// startRetryingOpens starts worker w1 of one shard whose gateway it reaches
+// through a proxy that refuses connections, with the gateway's own
+// reconnects off: every open fails and the worker retries it. It returns once
+// a second attempt came.
+func startRetryingOpens(t *testing.T, h *fleetHarness) (*running, *faultproxy.Proxy) {
+	t.Helper()
+	proxy, gatewayURL := gatewayProxy(t, h)
 	proxy.Refuse()
 	cfg := h.config("w1", 1)
-	u.Host = proxy.Addr()
-	cfg.GatewayURL = u.String()
+	cfg.GatewayURL = gatewayURL
 	cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithAutoReconnect(false))
 	w1 := h.start(cfg)
 	eventually(t, "a second open attempt after the first failed", 20*time.Second, func() bool {

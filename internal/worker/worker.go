@@ -187,8 +187,8 @@ func (w *Worker) onEvent(g gateway.Gateway, t gateway.EventType, seq int, data j
 			w.add(run, t, seq, data)
 		}
 	}
-	if h := w.cfg.EventHandler; h != nil {
-		h(g, t, seq, data)
+	if w.sink == nil && w.cfg.EventHandler != nil {
+		w.handleDelivered(g, t, seq, data)
 	}
 }
 

@@ -22,4 +22,10 @@
 //
 // A Client takes a go-redis UniversalClient, so one node, Sentinel and
 // Cluster all work (every key of a fleet shares one hash tag).
+//
+// The fleet member itself (leases, identify limiter, handoff, the fenced
+// stream, sending these commands) runs in your own Go program with package
+// fleet/member; cmd/worker is built on it. Example_member runs one against
+// the fake Discord (gatewaytest) and a redis-server of its own, and sets
+// the presence through a Client.
 package fleet

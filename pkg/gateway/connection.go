@@ -27,6 +27,8 @@ type connection struct {
 	tr  transport
 	lim *sendLimiter
 	hb  heartbeater
+	// confirm counts what Discord has read of Send's commands (confirm.go).
+	confirm confirmations
 
 	// readCtx bounds every blocking call of the connection; cancelling it
 	// tears the websocket down at once. It is the attempt's context, which
@@ -265,6 +267,11 @@ func (c *connection) write(ctx context.Context, payload []byte, internal bool) e
 	if err := c.lim.wait(ctx, internal); err != nil {
 		return err
 	}
+	return c.writeFrame(payload)
+}
+
+// writeFrame writes one message, its send slot taken.
+func (c *connection) writeFrame(payload []byte) error {
 	// The write itself is bounded by the connection, not by the caller's ctx:
 	// coder/websocket tears the connection down when a write's ctx ends, and a
 	// caller giving up on one Send must not cost the shard its connection.

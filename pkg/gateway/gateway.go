@@ -108,6 +108,11 @@ type Gateway interface {
 	// slots kept for heartbeat, identify and resume). data is encoded as JSON;
 	// a payload over 4096 bytes is ErrPayloadTooLarge, and nothing is sent.
 	Send(ctx context.Context, op Opcode, data any) error
+	// SendTracked is Send that also returns the command's Receipt, which
+	// tells once Discord has read it, or that its connection ended first
+	// (a written command may be lost with the connection: a write only
+	// hands it to the kernel).
+	SendTracked(ctx context.Context, op Opcode, data any) (Receipt, error)
 	// Latency is the round trip of the last acknowledged heartbeat (0 before one).
 	Latency() time.Duration
 }

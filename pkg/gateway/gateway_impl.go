@@ -327,20 +327,26 @@ func (g *gatewayImpl) stopRun(ctx context.Context, r *run, code int, reason stri
 
 // Send writes one command; see Gateway.Send.
 func (g *gatewayImpl) Send(ctx context.Context, op Opcode, data any) error {
+	_, err := g.send(ctx, op, data)
+	return err
+}
+
+// send writes one command on the current connection and returns it.
+func (g *gatewayImpl) send(ctx context.Context, op Opcode, data any) (*connection, error) {
 	g.mu.Lock()
 	status, c := g.status, g.conn
 	g.mu.Unlock()
 	if status != StatusReady || c == nil {
-		return fmt.Errorf("send op %d: %w", op, ErrNotReady)
+		return nil, fmt.Errorf("send op %d: %w", op, ErrNotReady)
 	}
 	payload, err := json.Marshal(outgoing{Op: op, D: data})
 	if err != nil {
-		return fmt.Errorf("send op %d: encode: %w", op, err)
+		return nil, fmt.Errorf("send op %d: encode: %w", op, err)
 	}
 	if err := c.write(ctx, payload, false); err != nil {
-		return fmt.Errorf("send op %d: %w", op, err)
+		return nil, fmt.Errorf("send op %d: %w", op, err)
 	}
-	return nil
+	return c, nil
 }
 
 // outgoing is a message the client sends.

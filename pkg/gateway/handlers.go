@@ -146,8 +146,10 @@ func readyFields(d []byte) (sessionID, resumeURL string) {
 	return sessionID, resumeURL
 }
 
-// handleHeartbeatACK (op 11) records the ACK and the round trip.
+// handleHeartbeatACK (op 11) records the ACK, the round trip, and that
+// Discord read the commands written before the heartbeat.
 func handleHeartbeatACK(c *connection, _ *envelope) error {
+	c.confirm.acked()
 	if rtt, ok := c.hb.ack(); ok {
 		c.g.setLatency(rtt)
 	}

@@ -76,7 +76,7 @@ func (h *heartbeater) tick() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.c.readCtx, interval)
-	err := h.c.write(ctx, h.c.heartbeatPayload(), true)
+	err := h.c.writeHeartbeat(ctx)
 	cancel()
 	if err != nil {
 		if h.c.readCtx.Err() == nil {

@@ -15,15 +15,9 @@ import (
 // fault (not in a round that loses Redis's data: they go with it), some
 // while the fleet heals, plus some already past their deadline. After the
 // round every command must have an outcome; every one sent must be at the
-// fake (except in the rounds of connectionDrops); none expired may be.
-
-// connectionDrops are the faults in which Discord's side ends connections or
-// sessions. A command written in that moment is recorded as sent (the
-// socket took it) but Discord dropped it: "sent" means written on a READY
-// connection, not read by Discord (docs/commands.md, "What is guaranteed").
-// Those rounds count such losses without failing.
-var connectionDrops = map[string]bool{"op 7": true, "op 9 true": true, "op 9 false": true, "close code": true,
-	"tcp drop": true, "4011 reshard": true}
+// fake, also in the rounds where Discord's side ends connections or
+// sessions (a command written as the connection dropped is sent again on
+// the next one: docs/commands.md, "What is guaranteed"); none expired may be.
 
 // chaosCommands is one round's commands: name -> command ID.
 type chaosCommands struct {
@@ -72,7 +66,7 @@ func chaosPresence(name string, deadline time.Time) fleetclient.Command {
 
 // checkCommands waits for every command's outcome and compares them with
 // the fake's records.
-func (c *chaosWorld) checkCommands(where string, cmds chaosCommands, mayLose bool) cmdFigures {
+func (c *chaosWorld) checkCommands(where string, cmds chaosCommands) cmdFigures {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -112,9 +106,7 @@ func (c *chaosWorld) checkCommands(where string, cmds chaosCommands, mayLose boo
 		case o.State == fleetclient.StateSent:
 			fig.sent++
 			fig.lost++
-			if !mayLose {
-				c.t.Errorf("commands: %s: %s recorded as sent on %s but never reached the fake", where, name, o.Session)
-			}
+			c.t.Errorf("commands: %s: %s recorded as sent on %s but never reached the fake", where, name, o.Session)
 		default:
 			c.t.Errorf("commands: %s: %s: outcome %+v", where, name, o)
 		}

@@ -159,7 +159,7 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	rec.failedResumes = after.FailedResumes - before.FailedResumes
 	rec.duplicates = after.DuplicateSessions - before.DuplicateSessions
 	where := fmt.Sprintf("round %d (%s, %s)", n, f.name, rec.note)
-	rec.commands = c.checkCommands(where, cmds, connectionDrops[f.name])
+	rec.commands = c.checkCommands(where, cmds)
 	if rec.duplicates != 0 && !rec.allowDuplicates {
 		c.t.Errorf("invariant 1: %s: %d duplicate live sessions", where, rec.duplicates)
 	}

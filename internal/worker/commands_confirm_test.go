@@ -1,0 +1,94 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardfleet/shardfleet/internal/faultproxy"
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/pkg/fleet"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// sendIntoBlackHole starts w1 with one shard whose first connection goes
+// through a proxy, black-holes the proxy and queues a command: w1 writes it
+// (the socket takes it) and records it as sent, and the fake never reads it.
+func sendIntoBlackHole(t *testing.T) (*fleetHarness, *faultproxy.Proxy, *running) {
+	t.Helper()
+	h := newHarness(t, 1)
+	p, gatewayURL := gatewayProxy(t, h)
+	cfg := h.config("w1", 1)
+	cfg.GatewayURL = gatewayURL
+	w1 := h.start(cfg)
+	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == 1 })
+
+	p.Blackhole()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := fleet.NewClient(h.redis.Client(t), testPrefix)
+	queued, err := client.Send(ctx, fleet.ToShard(0, 1), fleet.Command{Op: gateway.OpPresenceUpdate,
+		D: json.RawMessage(`{"status":"online","activities":[{"name":"lost-once","type":0}],"since":null,"afk":false}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := client.WaitOutcome(ctx, queued[0].ID); err != nil || out.State != fleet.StateSent {
+		t.Fatalf("outcome %+v, %v; want sent (written on the connection)", out, err)
+	}
+	return h, p, w1
+}
+
+// lostOnce lists the sessions on which the fake got sendIntoBlackHole's command.
+func lostOnce(h *fleetHarness) []string {
+	var got []string
+	for _, c := range h.fake.Commands() {
+		if strings.Contains(string(c.D), "lost-once") {
+			got = append(got, c.SessionID)
+		}
+	}
+	return got
+}
+
+// TestCommandLostWithItsConnectionIsSentAgain: the connection that took the
+// command is reset with the command still held by the black hole. The
+// worker sees that Discord never confirmed it and sends it again once the
+// shard has RESUMEd, so Discord gets it, once.
+func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
+	h, p, w1 := sendIntoBlackHole(t)
+	p.Reset() // the held command goes with the connection
+	p.Heal()
+	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
+	eventually(t, "the shard READY again", 20*time.Second, func() bool { return readyShards(w1) == 1 })
+	if n := len(lostOnce(h)); n != 1 {
+		t.Fatalf("Discord got the command %d times, want 1", n)
+	}
+	if st := h.fake.Stats(); st.Resumes == 0 {
+		t.Fatalf("fake stats %+v: the shard never RESUMEd, the test proved nothing", st)
+	}
+}
+
+// TestCommandLostWithItsConnectionIsQueuedAgainAtHandoff: as above, but the
+// shard cannot come back on this owner (the fake answers no RESUME) before
+// it hands the shard off: the unconfirmed command goes back to the queue,
+// and the next owner sends it.
+func TestCommandLostWithItsConnectionIsQueuedAgainAtHandoff(t *testing.T) {
+	h, p, w1 := sendIntoBlackHole(t)
+	h.fake.SetWithholdReady(true)
+	p.Reset()
+	p.Heal()
+	eventually(t, "w1's shard to lose its connection", 10*time.Second, func() bool { return readyShards(w1) == 0 })
+	w1.stop(t)
+	queue := keyspace.NewKeys(testPrefix).Commands(keyspace.ShardKey{ID: 0, Count: 1})
+	if n, err := h.redis.Client(t).XLen(context.Background(), queue).Result(); err != nil || n != 1 {
+		t.Fatalf("after w1's handoff the queue holds %d commands (%v), want the unconfirmed one", n, err)
+	}
+
+	h.fake.SetWithholdReady(false)
+	h.start(h.config("w2", 1))
+	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
+	if n := len(lostOnce(h)); n != 1 {
+		t.Fatalf("Discord got the command %d times, want 1", n)
+	}
+}
