@@ -1,0 +1,30 @@
+package eventsink
+
+import (
+	"github.com/shardfleet/shardfleet/internal/cache"
+)
+
+// The state cache (internal/cache, issue 11): the commit script applies each
+// event's cache changes when, and only when, it commits the event, so the
+// cache is exactly as consistent as the stream: a replay or a retry changes
+// nothing twice, a fenced-off owner changes nothing, and a reader that has
+// seen an entry sees a cache at least as new.
+
+// WithCache makes the sink keep the state cache cfg describes (the zero
+// Config, the default, keeps nothing).
+func WithCache(cfg cache.Config) Option { return func(c *Config) { c.Cache = cfg } }
+
+// appendEvent appends ev's arguments of the commit script: seq, type, data,
+// then the count and the cells of its cache changes.
+func (s *Sink) appendEvent(args []any, ev Event) []any {
+	data := []byte(ev.Data)
+	if data == nil {
+		data = []byte("null")
+	}
+	cells := s.cfg.Cache.Changes(ev.Type, data)
+	args = append(args, ev.Seq, ev.Type, data, len(cells))
+	for _, c := range cells {
+		args = append(args, c)
+	}
+	return args
+}
