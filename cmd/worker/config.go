@@ -71,6 +71,8 @@ type Config struct {
 	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
 	Events          string        // EVENTS: none|stdout
 
+	Cache CacheSettings // CACHE, CACHE_MESSAGES, CACHE_OLD (cachesettings.go)
+
 	explicit map[string]bool // env names of the settings given by flag or environment
 	redis    redisTarget     // REDIS_URL and REDIS_TLS_*, built by validate
 }
@@ -165,7 +167,7 @@ func settings(c *Config) []setting {
 	str := func(field *string) func(string) error {
 		return func(v string) error { *field = v; return nil }
 	}
-	return []setting{
+	return append([]setting{
 		{"token", "DISCORD_TOKEN", "", "bot token (prefer the environment: flags show in ps)", false,
 			bind(func(v string) error { c.Token = NewSecret(v); return nil })},
 		{"sim", "SIM", "false", "run against an in-process fake Discord: no token, no network", true, bind(boolean(&c.Sim))},
@@ -253,7 +255,7 @@ func settings(c *Config) []setting {
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "bound on handing every shard off after SIGTERM", false, bind(dur(&c.ShutdownTimeout))},
 		{"summary-interval", "SUMMARY_INTERVAL", "10s", "how often a summary line is logged; 0: never", false, bind(dur(&c.SummaryInterval))},
 		{"events", "EVENTS", "none", "stdout: write every dispatch this worker receives to stdout as a JSON line (logs go to stderr); none: only count them (local mode) or store them in the Redis stream (fleet mode)", false, bind(str(&c.Events))},
-	}
+	}, cacheSettings()...)
 }
 
 // SettingError names the setting whose value is wrong.
@@ -432,6 +434,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT (-log-format)", c.LogFormat, "want text or json")
+	}
+	if err := c.validateCache(bad); err != nil {
+		return err
 	}
 	if c.RedisURL != "" {
 		if c.redis, err = newRedisTarget(c.RedisURL, c.RedisCluster, c.RedisTLS); err != nil {

@@ -154,6 +154,7 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 	wc.Lease.DataLossGrace = cfg.LeaseTTL + cfg.LeaseRenewDeadline
 	wc.SinkOptions = []eventsink.Option{eventsink.WithMaxLen(cfg.EventStreamMaxLen),
 		eventsink.WithBatch(cfg.EventBatchSize, cfg.EventFlushInterval)}
+	wc.Cache = cfg.Cache.config()
 	wc.ShardCount, wc.MaxConcurrency = cfg.ShardCount, cfg.MaxConcurrency
 	wc.BacklogShardBytes, wc.BacklogWorkerBytes = cfg.BacklogShardBytes, cfg.BacklogWorkerBytes
 	wc.IdentifyWindow, wc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
