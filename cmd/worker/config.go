@@ -301,7 +301,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status, send)", fs.Arg(0))
+		return nil, fmt.Errorf("config: unexpected argument %q (subcommands: status, send, cache)", fs.Arg(0))
 	}
 	for _, s := range table {
 		v, source := s.def, ""
@@ -340,6 +340,7 @@ func usage(fs *flag.FlagSet, out io.Writer) {
   worker -sim             run offline against an in-process fake Discord
   worker status [flags]   print the fleet (workers, shards, status, latency, lease expiry) from Redis
   worker send [flags]     queue a gateway command (op 3, 4, 8) for the fleet and print its outcome
+  worker cache dump|stats print the fleet's shared state cache as JSON, or its size per kind
 
 Every flag has an environment variable; a flag given on the command line wins.
 

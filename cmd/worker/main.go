@@ -43,6 +43,9 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 	if len(args) > 0 && args[0] == "send" {
 		return runSend(args[1:], env, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "cache" {
+		return runCache(args[1:], env, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, ErrHelp) {
 		return exitOK
