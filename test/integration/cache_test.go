@@ -241,7 +241,6 @@ func TestCacheFollowsDispatches(t *testing.T) {
 	f.checkStream()
 }
 
-
 // checkOldInStream: with CACHE_OLD the CHANNEL_UPDATE entry carries the
 // channel as GUILD_CREATE left it.
 func checkOldInStream(t *testing.T, f *fleet, channel string) {
@@ -262,4 +261,3 @@ func checkOldInStream(t *testing.T, f *fleet, channel string) {
 	}
 	t.Fatal("no CHANNEL_UPDATE in the stream")
 }
-
