@@ -39,16 +39,16 @@ var kindLists = []struct {
 	kind   Kinds
 	suffix string
 	arrays []string
-	keyOf  func(map[string]json.RawMessage) (string, bool)
+	keyOf  func(json.RawMessage) (string, bool)
 	drop   []string
 }{
 	{Channels, keyspace.CacheSuffixChannels, []string{"channels", "threads"}, byID, nil},
 	{Roles, keyspace.CacheSuffixRoles, []string{"roles"}, byID, nil},
 	{Emojis, keyspace.CacheSuffixEmojis, []string{"emojis"}, byID, nil},
 	{Emojis, keyspace.CacheSuffixStickers, []string{"stickers"}, byID, nil},
-	{Members, keyspace.CacheSuffixMembers, []string{"members"}, userID, nil},
+	{Members, keyspace.CacheSuffixMembers, []string{"members"}, byUser, nil},
 	{VoiceStates, keyspace.CacheSuffixVoice, []string{"voice_states"}, byUserID, []string{"member"}},
-	{Presences, keyspace.CacheSuffixPresences, []string{"presences"}, userID, nil},
+	{Presences, keyspace.CacheSuffixPresences, []string{"presences"}, byUser, nil},
 }
 
 func guildCreate(b *builder, d map[string]json.RawMessage) bool {
@@ -237,13 +237,13 @@ func memberRemove(b *builder, d map[string]json.RawMessage) bool {
 }
 
 func membersChunk(b *builder, d map[string]json.RawMessage) bool {
-	members, ok := list(d["members"], userID)
+	members, ok := list(d["members"], byUser)
 	if !ok {
 		return false
 	}
 	var presences []string
 	if b.cfg.Kinds.Has(Presences) {
-		if presences, ok = list(d["presences"], userID); !ok {
+		if presences, ok = list(d["presences"], byUser); !ok {
 			return false
 		}
 	}

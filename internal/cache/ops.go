@@ -197,7 +197,7 @@ func mergePairs(m map[string]json.RawMessage, drop ...string) []string {
 // list reads an array of objects and keys each by keyOf, stored without
 // drop; an element that is not an object with a key makes the whole list
 // invalid.
-func list(raw json.RawMessage, keyOf func(map[string]json.RawMessage) (string, bool), drop ...string) ([]string, bool) {
+func list(raw json.RawMessage, keyOf func(json.RawMessage) (string, bool), drop ...string) ([]string, bool) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, true
 	}
@@ -206,19 +206,61 @@ func list(raw json.RawMessage, keyOf func(map[string]json.RawMessage) (string, b
 		return nil, false
 	}
 	pairs := make([]string, 0, 2*len(elems))
+	var buf bytes.Buffer
 	for _, e := range elems {
-		m, ok := object(e)
+		id, ok := keyOf(e)
 		if !ok {
 			return nil, false
 		}
-		id, ok := keyOf(m)
-		if !ok {
-			return nil, false
-		}
-		pairs = append(pairs, id, stored(m, drop...))
+		pairs = append(pairs, id, storedElem(&buf, e, drop))
 	}
 	return pairs, true
 }
 
-func byID(m map[string]json.RawMessage) (string, bool)     { return snowflake(m, "id") }
-func byUserID(m map[string]json.RawMessage) (string, bool) { return snowflake(m, "user_id") }
+// storedElem is stored for an element keyOf has checked is an object: most
+// elements of GUILD_CREATE's arrays carry nothing to drop, and are stored
+// as they came (compacted), without the cost of a map.
+func storedElem(buf *bytes.Buffer, e json.RawMessage, drop []string) string {
+	clean := !bytes.Contains(e, []byte(`"guild_id"`))
+	for _, f := range drop {
+		clean = clean && !bytes.Contains(e, []byte(`"`+f+`"`))
+	}
+	if !clean {
+		m, _ := object(e) // keyOf decoded e as an object
+		return stored(m, drop...)
+	}
+	buf.Reset()
+	_ = json.Compact(buf, e) // valid: keyOf decoded it
+	return buf.String()
+}
+
+// The keys of GUILD_CREATE's arrays' elements (channels and the like by id,
+// members and presences by user.id, voice states by user_id); false unless
+// the element is an object with a snowflake there.
+func byID(e json.RawMessage) (string, bool) {
+	var v struct {
+		ID string `json:"id"`
+	}
+	return v.ID, isObject(e) && json.Unmarshal(e, &v) == nil && isSnowflake(v.ID)
+}
+
+func byUserID(e json.RawMessage) (string, bool) {
+	var v struct {
+		UserID string `json:"user_id"`
+	}
+	return v.UserID, isObject(e) && json.Unmarshal(e, &v) == nil && isSnowflake(v.UserID)
+}
+
+func byUser(e json.RawMessage) (string, bool) {
+	var v struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	return v.User.ID, isObject(e) && json.Unmarshal(e, &v) == nil && isSnowflake(v.User.ID)
+}
+
+func isObject(e json.RawMessage) bool {
+	e = bytes.TrimLeft(e, " \t\r\n")
+	return len(e) > 0 && e[0] == '{'
+}
