@@ -14,16 +14,24 @@ import (
 // Config, the default, keeps nothing).
 func WithCache(cfg cache.Config) Option { return func(c *Config) { c.Cache = cfg } }
 
+// prepare computes ev's cache changes once: Writer.Add does it on the
+// shard's event goroutine, so that parsing overlaps the Writer's commits.
+func (s *Sink) prepare(ev *Event) {
+	if !ev.prepared {
+		ev.cache, ev.prepared = s.cfg.Cache.Changes(ev.Type, ev.Data), true
+	}
+}
+
 // appendEvent appends ev's arguments of the commit script: seq, type, data,
 // then the count and the cells of its cache changes.
 func (s *Sink) appendEvent(args []any, ev Event) []any {
+	s.prepare(&ev)
 	data := []byte(ev.Data)
 	if data == nil {
 		data = []byte("null")
 	}
-	cells := s.cfg.Cache.Changes(ev.Type, data)
-	args = append(args, ev.Seq, ev.Type, data, len(cells))
-	for _, c := range cells {
+	args = append(args, ev.Seq, ev.Type, data, len(ev.cache))
+	for _, c := range ev.cache {
 		args = append(args, c)
 	}
 	return args

@@ -110,6 +110,9 @@ type Event struct {
 	SessionID string
 	ResumeURL string // the session's resume_gateway_url, if known
 	Data      json.RawMessage
+
+	cache    []string // the state cache's changes (cache.go), once prepared
+	prepared bool
 }
 
 // Stats are a Sink's counters since New.

@@ -83,6 +83,7 @@ func (s *Sink) Open(shard Shard, fence Fence, from SessionRecord, rejects Reject
 // read loop), bounded by ctx. It returns the Writer's terminal error once
 // rejected or closed.
 func (w *Writer) Add(ctx context.Context, ev Event) error {
+	w.sink.prepare(&ev) // on the caller's goroutine, while the Writer's talks to Redis
 	w.mu.Lock()
 	if err := w.waitLocked(ctx, func() bool {
 		return w.err != nil || (len(w.pending) < w.sink.cfg.MaxPending && w.held < w.sink.cfg.MaxPendingBytes)
