@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/shardfleet/shardfleet/internal/keyspace"
@@ -12,18 +11,18 @@ import (
 
 // ready reconciles the shard: a guild READY does not list was left while
 // the shard was away.
-func ready(b *builder, d map[string]json.RawMessage) bool {
-	var guilds []json.RawMessage
-	if json.Unmarshal(d["guilds"], &guilds) != nil {
+func ready(b *builder, d obj) bool {
+	guilds, ok := elements(d.get("guilds"))
+	if !ok {
 		return false
 	}
 	ids := make([]string, 0, len(guilds))
 	for _, g := range guilds {
-		m, ok := object(g)
+		m, ok := split(g)
 		if !ok {
 			return false
 		}
-		id, ok := snowflake(m, "id")
+		id, ok := m.snowflake("id")
 		if !ok {
 			return false
 		}
@@ -39,20 +38,20 @@ var kindLists = []struct {
 	kind   Kinds
 	suffix string
 	arrays []string
-	keyOf  func(json.RawMessage) (string, bool)
+	keyOf  func(obj) (string, bool)
 	drop   []string
 }{
 	{Channels, keyspace.CacheSuffixChannels, []string{"channels", "threads"}, byID, nil},
 	{Roles, keyspace.CacheSuffixRoles, []string{"roles"}, byID, nil},
 	{Emojis, keyspace.CacheSuffixEmojis, []string{"emojis"}, byID, nil},
 	{Emojis, keyspace.CacheSuffixStickers, []string{"stickers"}, byID, nil},
-	{Members, keyspace.CacheSuffixMembers, []string{"members"}, byUser, nil},
+	{Members, keyspace.CacheSuffixMembers, []string{"members"}, userID, nil},
 	{VoiceStates, keyspace.CacheSuffixVoice, []string{"voice_states"}, byUserID, []string{"member"}},
-	{Presences, keyspace.CacheSuffixPresences, []string{"presences"}, byUser, nil},
+	{Presences, keyspace.CacheSuffixPresences, []string{"presences"}, userID, nil},
 }
 
-func guildCreate(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "id")
+func guildCreate(b *builder, d obj) bool {
+	id, ok := d.snowflake("id")
 	if !ok {
 		return false
 	}
@@ -69,7 +68,7 @@ func guildCreate(b *builder, d map[string]json.RawMessage) bool {
 		}
 		args := []string{l.suffix}
 		for _, a := range l.arrays {
-			pairs, ok := list(d[a], l.keyOf, l.drop...)
+			pairs, ok := list(d.get(a), l.keyOf, l.drop...)
 			if !ok {
 				return false
 			}
@@ -77,37 +76,31 @@ func guildCreate(b *builder, d map[string]json.RawMessage) bool {
 		}
 		replaces = append(replaces, args)
 	}
-	for _, a := range guildArrays {
-		delete(d, a)
-	}
 	b.guild(id)
-	b.op(opGuild, stored(d))
+	b.op(opGuild, d.stored(guildArrays...))
 	for _, args := range replaces {
 		b.op(opReplace, args...)
 	}
 	return true
 }
 
-func unavailable(d map[string]json.RawMessage) bool {
-	var u bool
-	return json.Unmarshal(d["unavailable"], &u) == nil && u
-}
+func unavailable(d obj) bool { return string(d.get("unavailable")) == "true" }
 
-func guildUpdate(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "id")
+func guildUpdate(b *builder, d obj) bool {
+	id, ok := d.snowflake("id")
 	if !ok {
 		return false
 	}
 	b.guild(id)
 	b.op(opRequire)
 	b.old(keyspace.CacheSuffixGuild, FieldGuild)
-	b.op(opMerge, append([]string{keyspace.CacheSuffixGuild, FieldGuild}, mergePairs(d, guildArrays...)...)...)
+	b.op(opMerge, append([]string{keyspace.CacheSuffixGuild, FieldGuild}, d.mergePairs(guildArrays...)...)...)
 	return true
 }
 
 // guildDelete marks an outage, or removes a guild the bot left.
-func guildDelete(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "id")
+func guildDelete(b *builder, d obj) bool {
+	id, ok := d.snowflake("id")
 	if !ok {
 		return false
 	}
@@ -124,8 +117,8 @@ func guildDelete(b *builder, d map[string]json.RawMessage) bool {
 
 // guildOf starts a change of d's guild; false for a dispatch without one
 // (a DM's).
-func guildOf(b *builder, d map[string]json.RawMessage) bool {
-	g, ok := snowflake(d, "guild_id")
+func guildOf(b *builder, d obj) bool {
+	g, ok := d.snowflake("guild_id")
 	if !ok {
 		return false
 	}
@@ -143,19 +136,19 @@ func put(b *builder, suffix, id string, update bool, value string) {
 	b.op(opPut, suffix, id, value)
 }
 
-func channelSet(update bool) func(*builder, map[string]json.RawMessage) bool {
-	return func(b *builder, d map[string]json.RawMessage) bool {
-		id, ok := snowflake(d, "id")
+func channelSet(update bool) func(*builder, obj) bool {
+	return func(b *builder, d obj) bool {
+		id, ok := d.snowflake("id")
 		if !ok || !guildOf(b, d) {
 			return false
 		}
-		put(b, keyspace.CacheSuffixChannels, id, update, stored(d))
+		put(b, keyspace.CacheSuffixChannels, id, update, d.stored())
 		return true
 	}
 }
 
-func channelDelete(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "id")
+func channelDelete(b *builder, d obj) bool {
+	id, ok := d.snowflake("id")
 	if !ok || !guildOf(b, d) {
 		return false
 	}
@@ -167,23 +160,23 @@ func channelDelete(b *builder, d map[string]json.RawMessage) bool {
 	return true
 }
 
-func roleSet(update bool) func(*builder, map[string]json.RawMessage) bool {
-	return func(b *builder, d map[string]json.RawMessage) bool {
-		role, ok := object(d["role"])
+func roleSet(update bool) func(*builder, obj) bool {
+	return func(b *builder, d obj) bool {
+		role, ok := split(d.get("role"))
 		if !ok {
 			return false
 		}
-		id, ok := snowflake(role, "id")
+		id, ok := role.snowflake("id")
 		if !ok || !guildOf(b, d) {
 			return false
 		}
-		put(b, keyspace.CacheSuffixRoles, id, update, stored(role))
+		put(b, keyspace.CacheSuffixRoles, id, update, role.stored())
 		return true
 	}
 }
 
-func roleDelete(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "role_id")
+func roleDelete(b *builder, d obj) bool {
+	id, ok := d.snowflake("role_id")
 	if !ok || !guildOf(b, d) {
 		return false
 	}
@@ -193,9 +186,9 @@ func roleDelete(b *builder, d map[string]json.RawMessage) bool {
 }
 
 // replaceList replaces all of a guild's emojis (or stickers) from the array field.
-func replaceList(field, suffix string) func(*builder, map[string]json.RawMessage) bool {
-	return func(b *builder, d map[string]json.RawMessage) bool {
-		pairs, ok := list(d[field], byID)
+func replaceList(field, suffix string) func(*builder, obj) bool {
+	return func(b *builder, d obj) bool {
+		pairs, ok := list(d.get(field), byID)
 		if !ok || !guildOf(b, d) {
 			return false
 		}
@@ -204,29 +197,29 @@ func replaceList(field, suffix string) func(*builder, map[string]json.RawMessage
 	}
 }
 
-func memberAdd(b *builder, d map[string]json.RawMessage) bool {
+func memberAdd(b *builder, d obj) bool {
 	id, ok := userID(d)
 	if !ok || !guildOf(b, d) {
 		return false
 	}
-	b.op(opPut, keyspace.CacheSuffixMembers, id, stored(d))
+	b.op(opPut, keyspace.CacheSuffixMembers, id, d.stored())
 	return true
 }
 
 // memberUpdate merges: GUILD_MEMBER_UPDATE does not carry every field of a
 // member (e.g. joined_at may be null, deaf and mute are absent).
-func memberUpdate(b *builder, d map[string]json.RawMessage) bool {
+func memberUpdate(b *builder, d obj) bool {
 	id, ok := userID(d)
 	if !ok || !guildOf(b, d) {
 		return false
 	}
 	b.old(keyspace.CacheSuffixMembers, id)
-	b.op(opMerge, append([]string{keyspace.CacheSuffixMembers, id}, mergePairs(d)...)...)
+	b.op(opMerge, append([]string{keyspace.CacheSuffixMembers, id}, d.mergePairs()...)...)
 	return true
 }
 
 // memberRemove leaves the user's presence and voice state to their own events.
-func memberRemove(b *builder, d map[string]json.RawMessage) bool {
+func memberRemove(b *builder, d obj) bool {
 	id, ok := userID(d)
 	if !ok || !guildOf(b, d) {
 		return false
@@ -236,14 +229,14 @@ func memberRemove(b *builder, d map[string]json.RawMessage) bool {
 	return true
 }
 
-func membersChunk(b *builder, d map[string]json.RawMessage) bool {
-	members, ok := list(d["members"], byUser)
+func membersChunk(b *builder, d obj) bool {
+	members, ok := list(d.get("members"), userID)
 	if !ok {
 		return false
 	}
 	var presences []string
 	if b.cfg.Kinds.Has(Presences) {
-		if presences, ok = list(d["presences"], byUser); !ok {
+		if presences, ok = list(d.get("presences"), userID); !ok {
 			return false
 		}
 	}
@@ -261,47 +254,47 @@ func membersChunk(b *builder, d map[string]json.RawMessage) bool {
 
 // voiceState stores a user's voice state, or removes it when they left
 // (channel_id null). The member Discord attaches is the members kind's.
-func voiceState(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "user_id")
+func voiceState(b *builder, d obj) bool {
+	id, ok := d.snowflake("user_id")
 	if !ok || !guildOf(b, d) {
 		return false
 	}
 	b.old(keyspace.CacheSuffixVoice, id)
-	if _, in := snowflake(d, "channel_id"); !in {
+	if _, in := d.snowflake("channel_id"); !in {
 		b.op(opDel, keyspace.CacheSuffixVoice, id)
 		return true
 	}
-	b.op(opPut, keyspace.CacheSuffixVoice, id, stored(d, "member"))
+	b.op(opPut, keyspace.CacheSuffixVoice, id, d.stored("member"))
 	return true
 }
 
-func presence(b *builder, d map[string]json.RawMessage) bool {
+func presence(b *builder, d obj) bool {
 	id, ok := userID(d)
 	if !ok || !guildOf(b, d) {
 		return false
 	}
-	put(b, keyspace.CacheSuffixPresences, id, true, stored(d))
+	put(b, keyspace.CacheSuffixPresences, id, true, d.stored())
 	return true
 }
 
 // messageIDs reads a message event's channel and guild; false for a DM's.
-func messageChannel(b *builder, d map[string]json.RawMessage) (string, bool) {
-	ch, ok := snowflake(d, "channel_id")
+func messageChannel(b *builder, d obj) (string, bool) {
+	ch, ok := d.snowflake("channel_id")
 	if !ok || !guildOf(b, d) {
 		return "", false
 	}
 	return ch, true
 }
 
-func messageCreate(b *builder, d map[string]json.RawMessage) bool {
-	if _, ok := snowflake(d, "id"); !ok || b.cfg.Messages < 1 {
+func messageCreate(b *builder, d obj) bool {
+	if _, ok := d.snowflake("id"); !ok || b.cfg.Messages < 1 {
 		return false
 	}
 	ch, ok := messageChannel(b, d)
 	if !ok {
 		return false
 	}
-	b.op(opMsg, ch, stored(d), strconv.Itoa(b.cfg.Messages))
+	b.op(opMsg, ch, d.stored(), strconv.Itoa(b.cfg.Messages))
 	return true
 }
 
@@ -312,8 +305,8 @@ func (b *builder) oldMessage(ch, id string) {
 	}
 }
 
-func messageUpdate(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "id")
+func messageUpdate(b *builder, d obj) bool {
+	id, ok := d.snowflake("id")
 	if !ok {
 		return false
 	}
@@ -322,12 +315,12 @@ func messageUpdate(b *builder, d map[string]json.RawMessage) bool {
 		return false
 	}
 	b.oldMessage(ch, id)
-	b.op(opMsgMerge, append([]string{ch, id}, mergePairs(d)...)...)
+	b.op(opMsgMerge, append([]string{ch, id}, d.mergePairs()...)...)
 	return true
 }
 
-func messageDelete(b *builder, d map[string]json.RawMessage) bool {
-	id, ok := snowflake(d, "id")
+func messageDelete(b *builder, d obj) bool {
+	id, ok := d.snowflake("id")
 	if !ok {
 		return false
 	}
@@ -340,15 +333,17 @@ func messageDelete(b *builder, d map[string]json.RawMessage) bool {
 	return true
 }
 
-func messageDeleteBulk(b *builder, d map[string]json.RawMessage) bool {
-	var raw []string
-	if json.Unmarshal(d["ids"], &raw) != nil {
+func messageDeleteBulk(b *builder, d obj) bool {
+	elems, ok := elements(d.get("ids"))
+	if !ok {
 		return false
 	}
-	for _, id := range raw {
-		if !isSnowflake(id) {
+	raw := make([]string, len(elems))
+	for i, e := range elems {
+		if len(e) < 2 || e[0] != '"' || !isSnowflake(string(e[1:len(e)-1])) {
 			return false
 		}
+		raw[i] = string(e[1 : len(e)-1])
 	}
 	ch, ok := messageChannel(b, d)
 	if !ok {

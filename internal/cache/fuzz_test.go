@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 )
@@ -28,6 +29,33 @@ func FuzzChanges(f *testing.F) {
 			if n, _ := strconv.Atoi(op[1]); n != len(op)-2 {
 				t.Fatalf("%s: operation %q", typ, op)
 			}
+			for _, v := range storedValues(op) {
+				var m map[string]json.RawMessage
+				if json.Unmarshal([]byte(v), &m) != nil {
+					t.Fatalf("%s: %s stores %q, not a JSON object", typ, op[0], v)
+				}
+				if _, ok := m["guild_id"]; ok {
+					t.Fatalf("%s: %s stores guild_id: %q", typ, op[0], v)
+				}
+			}
 		}
 	})
+}
+
+// storedValues are the JSON objects an operation stores.
+func storedValues(op []string) []string {
+	args := op[2:]
+	switch op[0] {
+	case opGuild:
+		return args
+	case opMsg:
+		return args[1:2]
+	case opPut, opReplace:
+		var out []string
+		for i := 2; i < len(args); i += 2 {
+			out = append(out, args[i])
+		}
+		return out
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 
@@ -57,12 +56,12 @@ func (c Config) Changes(t string, d []byte) []string {
 	if !ok || c.Kinds&h.kind == 0 {
 		return nil
 	}
-	obj, ok := object(d)
+	o, ok := parse(d)
 	if !ok {
 		return nil
 	}
 	b := &builder{cfg: c}
-	if !h.apply(b, obj) {
+	if !h.apply(b, o) {
 		return nil
 	}
 	return b.cells
@@ -70,7 +69,7 @@ func (c Config) Changes(t string, d []byte) []string {
 
 type handler struct {
 	kind  Kinds // the kind the dispatch changes
-	apply func(b *builder, d map[string]json.RawMessage) bool
+	apply func(b *builder, d obj) bool
 }
 
 var handlers = map[string]handler{
@@ -125,25 +124,6 @@ func (b *builder) old(suffix, field string) {
 	}
 }
 
-// object parses a JSON object's top level; false for anything else.
-func object(raw []byte) (map[string]json.RawMessage, bool) {
-	var m map[string]json.RawMessage
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
-		return nil, false
-	}
-	return m, true
-}
-
-// snowflake reads a field holding an ID; false unless it is one (digits),
-// so that no dispatch builds a key of its choosing.
-func snowflake(m map[string]json.RawMessage, field string) (string, bool) {
-	var s string
-	if json.Unmarshal(m[field], &s) != nil || !isSnowflake(s) {
-		return "", false
-	}
-	return s, true
-}
-
 func isSnowflake(s string) bool {
 	if len(s) == 0 || len(s) > 20 {
 		return false
@@ -156,111 +136,39 @@ func isSnowflake(s string) bool {
 	return true
 }
 
-// userID reads the ID of m's "user" object.
-func userID(m map[string]json.RawMessage) (string, bool) {
-	user, ok := object(m["user"])
+// userID reads the ID of o's "user" object.
+func userID(o obj) (string, bool) {
+	user, ok := split(o.get("user"))
 	if !ok {
 		return "", false
 	}
-	return snowflake(user, "id")
-}
-
-// stored is m as the cache stores it: without the fields Discord adds in
-// dispatches only (drop, guild_id always), compact, keys sorted.
-func stored(m map[string]json.RawMessage, drop ...string) string {
-	delete(m, "guild_id")
-	for _, f := range drop {
-		delete(m, f)
-	}
-	out, _ := json.Marshal(m) // values are valid JSON: Unmarshal checked them
-	return string(out)
-}
-
-// mergePairs are m's top-level fields (but guild_id and drop) as the script
-// merges them: quoted key, compact value.
-func mergePairs(m map[string]json.RawMessage, drop ...string) []string {
-	delete(m, "guild_id")
-	for _, f := range drop {
-		delete(m, f)
-	}
-	pairs := make([]string, 0, 2*len(m))
-	var buf bytes.Buffer
-	for k, v := range m {
-		key, _ := json.Marshal(k)
-		buf.Reset()
-		_ = json.Compact(&buf, v) // valid: Unmarshal checked it
-		pairs = append(pairs, string(key), buf.String())
-	}
-	return pairs
+	return user.snowflake("id")
 }
 
 // list reads an array of objects and keys each by keyOf, stored without
 // drop; an element that is not an object with a key makes the whole list
 // invalid.
-func list(raw json.RawMessage, keyOf func(json.RawMessage) (string, bool), drop ...string) ([]string, bool) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, true
-	}
-	var elems []json.RawMessage
-	if json.Unmarshal(raw, &elems) != nil {
+func list(raw json.RawMessage, keyOf func(obj) (string, bool), drop ...string) ([]string, bool) {
+	elems, ok := elements(raw)
+	if !ok {
 		return nil, false
 	}
 	pairs := make([]string, 0, 2*len(elems))
-	var buf bytes.Buffer
 	for _, e := range elems {
-		id, ok := keyOf(e)
+		o, ok := split(e)
 		if !ok {
 			return nil, false
 		}
-		pairs = append(pairs, id, storedElem(&buf, e, drop))
+		id, ok := keyOf(o)
+		if !ok {
+			return nil, false
+		}
+		pairs = append(pairs, id, o.stored(drop...))
 	}
 	return pairs, true
 }
 
-// storedElem is stored for an element keyOf has checked is an object: most
-// elements of GUILD_CREATE's arrays carry nothing to drop, and are stored
-// as they came (compacted), without the cost of a map.
-func storedElem(buf *bytes.Buffer, e json.RawMessage, drop []string) string {
-	clean := !bytes.Contains(e, []byte(`"guild_id"`))
-	for _, f := range drop {
-		clean = clean && !bytes.Contains(e, []byte(`"`+f+`"`))
-	}
-	if !clean {
-		m, _ := object(e) // keyOf decoded e as an object
-		return stored(m, drop...)
-	}
-	buf.Reset()
-	_ = json.Compact(buf, e) // valid: keyOf decoded it
-	return buf.String()
-}
-
-// The keys of GUILD_CREATE's arrays' elements (channels and the like by id,
-// members and presences by user.id, voice states by user_id); false unless
-// the element is an object with a snowflake there.
-func byID(e json.RawMessage) (string, bool) {
-	var v struct {
-		ID string `json:"id"`
-	}
-	return v.ID, isObject(e) && json.Unmarshal(e, &v) == nil && isSnowflake(v.ID)
-}
-
-func byUserID(e json.RawMessage) (string, bool) {
-	var v struct {
-		UserID string `json:"user_id"`
-	}
-	return v.UserID, isObject(e) && json.Unmarshal(e, &v) == nil && isSnowflake(v.UserID)
-}
-
-func byUser(e json.RawMessage) (string, bool) {
-	var v struct {
-		User struct {
-			ID string `json:"id"`
-		} `json:"user"`
-	}
-	return v.User.ID, isObject(e) && json.Unmarshal(e, &v) == nil && isSnowflake(v.User.ID)
-}
-
-func isObject(e json.RawMessage) bool {
-	e = bytes.TrimLeft(e, " \t\r\n")
-	return len(e) > 0 && e[0] == '{'
-}
+// The keys of GUILD_CREATE's arrays' elements: channels and the like by id,
+// voice states by user_id, members and presences by user.id (userID).
+func byID(o obj) (string, bool)     { return o.snowflake("id") }
+func byUserID(o obj) (string, bool) { return o.snowflake("user_id") }

@@ -51,7 +51,7 @@ func TestChangesPerDispatch(t *testing.T) {
 			"members":[{"user":{"id":"5"},"roles":[]}],"voice_states":[{"user_id":"5","channel_id":"3","member":{}}],"stage_instances":[]}`, "1",
 			[]string{`GUILD 1 {"id":"1","name":"g"}`, `REPLACE 5 :channels 3 {"id":"3"} 4 {"id":"4"}`, "REPLACE 1 :roles",
 				"REPLACE 1 :emojis", "REPLACE 1 :stickers", `REPLACE 3 :members 5 {"user":{"id":"5"},"roles":[]}`,
-				`REPLACE 3 :voice 5 {"channel_id":"3","user_id":"5"}`, "REPLACE 1 :presences"}},
+				`REPLACE 3 :voice 5 {"user_id":"5","channel_id":"3"}`, "REPLACE 1 :presences"}},
 		{"GUILD_CREATE", `{"id":"1","unavailable":true}`, "1", []string{"REQ 0", "UNAVAIL 0"}},
 		{"GUILD_UPDATE", `{"id":"1","name":"n","roles":[]}`, "1", []string{"REQ 0", "OLD 2  guild", `MERGE 6  guild "id" "1" "name" "n"`}},
 		{"GUILD_DELETE", `{"id":"1","unavailable":true}`, "1", []string{"REQ 0", "OLD 2  guild", "UNAVAIL 0"}},
@@ -69,11 +69,11 @@ func TestChangesPerDispatch(t *testing.T) {
 		{"GUILD_MEMBERS_CHUNK", `{"guild_id":"1","members":[{"user":{"id":"5"}}],"presences":[{"user":{"id":"5"},"status":"idle"}]}`, "1",
 			[]string{"REQ 0", `PUT 3 :members 5 {"user":{"id":"5"}}`, `PUT 3 :presences 5 {"user":{"id":"5"},"status":"idle"}`}},
 		{"VOICE_STATE_UPDATE", `{"guild_id":"1","user_id":"5","channel_id":"3","member":{}}`, "1",
-			[]string{"REQ 0", "OLD 2 :voice 5", `PUT 3 :voice 5 {"channel_id":"3","user_id":"5"}`}},
+			[]string{"REQ 0", "OLD 2 :voice 5", `PUT 3 :voice 5 {"user_id":"5","channel_id":"3"}`}},
 		{"VOICE_STATE_UPDATE", `{"guild_id":"1","user_id":"5","channel_id":null}`, "1", []string{"REQ 0", "OLD 2 :voice 5", "DEL 2 :voice 5"}},
 		{"PRESENCE_UPDATE", `{"guild_id":"1","user":{"id":"5"},"status":"dnd"}`, "1",
-			[]string{"REQ 0", "OLD 2 :presences 5", `PUT 3 :presences 5 {"status":"dnd","user":{"id":"5"}}`}},
-		{"MESSAGE_CREATE", `{"id":"8","channel_id":"3","guild_id":"1"}`, "1", []string{"REQ 0", `MSG 3 3 {"channel_id":"3","id":"8"} 50`}},
+			[]string{"REQ 0", "OLD 2 :presences 5", `PUT 3 :presences 5 {"user":{"id":"5"},"status":"dnd"}`}},
+		{"MESSAGE_CREATE", `{"id":"8","channel_id":"3","guild_id":"1"}`, "1", []string{"REQ 0", `MSG 3 3 {"id":"8","channel_id":"3"} 50`}},
 		{"MESSAGE_UPDATE", `{"id":"8","channel_id":"3","guild_id":"1","content":"x"}`, "1",
 			[]string{"REQ 0", "OLDMSG 2 3 8", `MSGMERGE 8 3 8 "channel_id" "3" "content" "x" "id" "8"`}},
 		{"MESSAGE_DELETE", `{"id":"8","channel_id":"3","guild_id":"1"}`, "1", []string{"REQ 0", "OLDMSG 2 3 8", "MSGDEL 2 3 8"}},
@@ -114,6 +114,19 @@ func sortPairs(op []string, from int) []string {
 		out = append(out, p.k, p.v)
 	}
 	return out
+}
+
+// TestChangesStoreCompactJSON: what Discord sends with white space, or
+// escapes, is stored compact and keyed by its unescaped ID.
+func TestChangesStoreCompactJSON(t *testing.T) {
+	_, got := ops(t, all.Changes("CHANNEL_CREATE", []byte(` { "id" : "3", "guild_id":"1" , "name":"a\"b \u00e9", "x": [ 1, {"y": null} ] } `)))
+	want := `PUT 3 :channels 3 {"id":"3","name":"a\"b \u00e9","x":[1,{"y":null}]}`
+	if len(got) != 2 || strings.Join(got[1], " ") != want {
+		t.Fatalf("operations %q, want REQ then %s", got, want)
+	}
+	if got := all.Changes("CHANNEL_CREATE", []byte(`{"\u0069d":"3","guild_id":"1"}`)); got == nil {
+		t.Fatal("an escaped key was not read")
+	}
 }
 
 // TestChangesOnlyForKeptKinds: a dispatch of a kind not kept, of no
