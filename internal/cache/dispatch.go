@@ -87,12 +87,9 @@ func guildCreate(b *builder, d obj) bool {
 func unavailable(d obj) bool { return string(d.get("unavailable")) == "true" }
 
 func guildUpdate(b *builder, d obj) bool {
-	id, ok := d.snowflake("id")
-	if !ok {
+	if !requireGuild(b, d, "id") {
 		return false
 	}
-	b.guild(id)
-	b.op(opRequire)
 	b.old(keyspace.CacheSuffixGuild, FieldGuild)
 	b.op(opMerge, append([]string{keyspace.CacheSuffixGuild, FieldGuild}, d.mergePairs(guildArrays...)...)...)
 	return true
@@ -100,12 +97,9 @@ func guildUpdate(b *builder, d obj) bool {
 
 // guildDelete marks an outage, or removes a guild the bot left.
 func guildDelete(b *builder, d obj) bool {
-	id, ok := d.snowflake("id")
-	if !ok {
+	if !requireGuild(b, d, "id") {
 		return false
 	}
-	b.guild(id)
-	b.op(opRequire)
 	b.old(keyspace.CacheSuffixGuild, FieldGuild)
 	if unavailable(d) {
 		b.op(opUnavail)
@@ -117,8 +111,12 @@ func guildDelete(b *builder, d obj) bool {
 
 // guildOf starts a change of d's guild; false for a dispatch without one
 // (a DM's).
-func guildOf(b *builder, d obj) bool {
-	g, ok := d.snowflake("guild_id")
+func guildOf(b *builder, d obj) bool { return requireGuild(b, d, "guild_id") }
+
+// requireGuild starts a change of the guild field names, applied only if
+// the guild is cached.
+func requireGuild(b *builder, d obj, field string) bool {
+	g, ok := d.snowflake(field)
 	if !ok {
 		return false
 	}
@@ -147,14 +145,30 @@ func channelSet(update bool) func(*builder, obj) bool {
 	}
 }
 
+// remove deletes one object of a guild's kind, reading it first.
+func remove(b *builder, suffix, id string) {
+	b.old(suffix, id)
+	b.op(opDel, suffix, id)
+}
+
+// removeByField handles a delete naming its object by idField.
+func removeByField(suffix, idField string) func(*builder, obj) bool {
+	return func(b *builder, d obj) bool {
+		id, ok := d.snowflake(idField)
+		if !ok || !guildOf(b, d) {
+			return false
+		}
+		remove(b, suffix, id)
+		return true
+	}
+}
+
+// channelDelete also drops the channel's messages.
 func channelDelete(b *builder, d obj) bool {
-	id, ok := d.snowflake("id")
-	if !ok || !guildOf(b, d) {
+	if !removeByField(keyspace.CacheSuffixChannels, "id")(b, d) {
 		return false
 	}
-	b.old(keyspace.CacheSuffixChannels, id)
-	b.op(opDel, keyspace.CacheSuffixChannels, id)
-	if b.cfg.Kinds.Has(Messages) {
+	if id, _ := d.snowflake("id"); b.cfg.Kinds.Has(Messages) {
 		b.op(opClear, keyspace.CacheSuffixMessages+id)
 	}
 	return true
@@ -173,16 +187,6 @@ func roleSet(update bool) func(*builder, obj) bool {
 		put(b, keyspace.CacheSuffixRoles, id, update, role.stored())
 		return true
 	}
-}
-
-func roleDelete(b *builder, d obj) bool {
-	id, ok := d.snowflake("role_id")
-	if !ok || !guildOf(b, d) {
-		return false
-	}
-	b.old(keyspace.CacheSuffixRoles, id)
-	b.op(opDel, keyspace.CacheSuffixRoles, id)
-	return true
 }
 
 // replaceList replaces all of a guild's emojis (or stickers) from the array field.
@@ -224,8 +228,7 @@ func memberRemove(b *builder, d obj) bool {
 	if !ok || !guildOf(b, d) {
 		return false
 	}
-	b.old(keyspace.CacheSuffixMembers, id)
-	b.op(opDel, keyspace.CacheSuffixMembers, id)
+	remove(b, keyspace.CacheSuffixMembers, id)
 	return true
 }
 
@@ -277,7 +280,8 @@ func presence(b *builder, d obj) bool {
 	return true
 }
 
-// messageIDs reads a message event's channel and guild; false for a DM's.
+// messageChannel reads a message event's channel and starts the change of
+// its guild; false for a DM's.
 func messageChannel(b *builder, d obj) (string, bool) {
 	ch, ok := d.snowflake("channel_id")
 	if !ok || !guildOf(b, d) {
@@ -286,11 +290,20 @@ func messageChannel(b *builder, d obj) (string, bool) {
 	return ch, true
 }
 
+// message is messageChannel for an event about one message: its channel and ID.
+func message(b *builder, d obj) (ch, id string, ok bool) {
+	if id, ok = d.snowflake("id"); !ok {
+		return "", "", false
+	}
+	ch, ok = messageChannel(b, d)
+	return ch, id, ok
+}
+
 func messageCreate(b *builder, d obj) bool {
-	if _, ok := d.snowflake("id"); !ok || b.cfg.Messages < 1 {
+	if b.cfg.Messages < 1 {
 		return false
 	}
-	ch, ok := messageChannel(b, d)
+	ch, _, ok := message(b, d)
 	if !ok {
 		return false
 	}
@@ -306,11 +319,7 @@ func (b *builder) oldMessage(ch, id string) {
 }
 
 func messageUpdate(b *builder, d obj) bool {
-	id, ok := d.snowflake("id")
-	if !ok {
-		return false
-	}
-	ch, ok := messageChannel(b, d)
+	ch, id, ok := message(b, d)
 	if !ok {
 		return false
 	}
@@ -320,11 +329,7 @@ func messageUpdate(b *builder, d obj) bool {
 }
 
 func messageDelete(b *builder, d obj) bool {
-	id, ok := d.snowflake("id")
-	if !ok {
-		return false
-	}
-	ch, ok := messageChannel(b, d)
+	ch, id, ok := message(b, d)
 	if !ok {
 		return false
 	}

@@ -85,7 +85,7 @@ var handlers = map[string]handler{
 	"THREAD_DELETE":         {Channels, channelDelete},
 	"GUILD_ROLE_CREATE":     {Roles, roleSet(false)},
 	"GUILD_ROLE_UPDATE":     {Roles, roleSet(true)},
-	"GUILD_ROLE_DELETE":     {Roles, roleDelete},
+	"GUILD_ROLE_DELETE":     {Roles, removeByField(keyspace.CacheSuffixRoles, "role_id")},
 	"GUILD_EMOJIS_UPDATE":   {Emojis, replaceList("emojis", keyspace.CacheSuffixEmojis)},
 	"GUILD_STICKERS_UPDATE": {Emojis, replaceList("stickers", keyspace.CacheSuffixStickers)},
 	"GUILD_MEMBER_ADD":      {Members, memberAdd},

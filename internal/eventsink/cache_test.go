@@ -93,6 +93,20 @@ func newCacheSink(t *testing.T, c redis.UniversalClient, cfg cache.Config) *Sink
 	return newSink(t, c, WithCache(cfg))
 }
 
+// committedCache starts a redis-server and commits ds as session S1 of shard
+// 0/1 through a sink keeping every kind.
+func committedCache(t *testing.T, ds ...dispatch) (*redis.Client, *Sink, Shard, Fence) {
+	t.Helper()
+	c := startRedis(t)
+	s := newCacheSink(t, c, cacheAll)
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	if _, err := s.Commit(context.Background(), shard, fence, session("S1", 1, ds...)); err != nil {
+		t.Fatal(err)
+	}
+	return c, s, shard, fence
+}
+
 // checkCache compares the cache of shard with want (the contract's JSON shape).
 func checkCache(t *testing.T, c redis.UniversalClient, shard Shard, kinds cache.Kinds, want string) {
 	t.Helper()
@@ -137,15 +151,9 @@ func TestCacheEveryDispatchKind(t *testing.T) {
 // of committed events changes the cache no further, although pushing a
 // message or merging a member twice would; a fenced-off owner changes nothing.
 func TestCacheReplayAndStaleOwnerChangeNothing(t *testing.T) {
-	c := startRedis(t)
-	s := newCacheSink(t, c, cacheAll)
+	c, s, shard, fence := committedCache(t, cacheSession...)
 	ctx := context.Background()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
 	evs := session("S1", 1, cacheSession...)
-	if _, err := s.Commit(ctx, shard, fence, evs); err != nil {
-		t.Fatal(err)
-	}
 	if r, err := s.Commit(ctx, shard, fence, evs[12:22]); err != nil || r.Committed != 0 {
 		t.Fatalf("replay: %+v %v", r, err)
 	}
@@ -164,14 +172,8 @@ func TestCacheReplayAndStaleOwnerChangeNothing(t *testing.T) {
 // kinds, every guild of the shard it does not list (the bot left while the
 // shard was away); GUILD_DELETE without unavailable removes one at once.
 func TestCacheReadyReconciles(t *testing.T) {
-	c := startRedis(t)
-	s := newCacheSink(t, c, cacheAll)
+	c, s, shard, fence := committedCache(t, cacheSession...)
 	ctx := context.Background()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
-	if _, err := s.Commit(ctx, shard, fence, session("S1", 1, cacheSession...)); err != nil {
-		t.Fatal(err)
-	}
 	ready := session("S2", 1, dispatch{"READY", `{"session_id":"S2","guilds":[{"id":"200","unavailable":true}]}`})
 	if _, err := s.Commit(ctx, shard, fence, ready); err != nil {
 		t.Fatal(err)
@@ -194,14 +196,8 @@ func TestCacheReadyReconciles(t *testing.T) {
 // TestCacheOldOnEntries: with Old, update and delete entries carry the
 // cached object as it was; creates and unknown objects carry none.
 func TestCacheOldOnEntries(t *testing.T) {
-	c := startRedis(t)
-	s := newCacheSink(t, c, cacheAll)
+	c, _, _, _ := committedCache(t, cacheSession...)
 	ctx := context.Background()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
-	if _, err := s.Commit(ctx, shard, fence, session("S1", 1, cacheSession...)); err != nil {
-		t.Fatal(err)
-	}
 	msgs, err := c.XRange(ctx, lease.NewKeys(prefix).Events(), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -245,14 +241,8 @@ func sameJSON(a, b string) bool {
 // change (a key of the wrong type) costs that event's cache change, counted,
 // never the event.
 func TestCacheCorruptValueKeepsTheStream(t *testing.T) {
-	c := startRedis(t)
-	s := newCacheSink(t, c, cacheAll)
+	c, s, shard, fence := committedCache(t, cacheSession[:2]...)
 	ctx := context.Background()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
-	if _, err := s.Commit(ctx, shard, fence, session("S1", 1, cacheSession[:2]...)); err != nil {
-		t.Fatal(err)
-	}
 	k := lease.NewKeys(prefix)
 	if err := c.Set(ctx, k.CacheGuild(shard, "100", ":members"), "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
