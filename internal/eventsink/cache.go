@@ -22,6 +22,17 @@ func (s *Sink) prepare(ev *Event) {
 	}
 }
 
+// size is what ev holds in memory and sends to Redis: its data and its cache
+// changes (about as large again for a dispatch the cache keeps), so that the
+// backlog bounds and MaxBatchBytes count both.
+func (ev Event) size() int {
+	n := len(ev.Data)
+	for _, c := range ev.cache {
+		n += len(c)
+	}
+	return n
+}
+
 // appendEvent appends ev's arguments of the commit script: seq, type, data,
 // then the count and the cells of its cache changes.
 func (s *Sink) appendEvent(args []any, ev Event) []any {

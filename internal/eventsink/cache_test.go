@@ -7,11 +7,13 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/lease"
+	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
 var cacheAll = cache.Config{Kinds: cache.Guilds | cache.Channels | cache.Roles | cache.Emojis | cache.VoiceStates |
@@ -256,5 +258,40 @@ func TestCacheCorruptValueKeepsTheStream(t *testing.T) {
 	}
 	if ok, _ := c.HExists(ctx, k.CacheGuild(shard, "100", ":channels"), "1006").Result(); !ok {
 		t.Fatal("the next event's cache change was lost with the corrupt one")
+	}
+}
+
+// TestCacheChangesCountInHeldBytes: a Writer holds an event's cache changes
+// with its data (as large again for a kept dispatch), so the backlog bounds
+// count both; they are released once committed.
+func TestCacheChangesCountInHeldBytes(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	held := &heldCounter{}
+	s := newSink(t, c, WithCache(cacheAll), WithMaxPendingBytes(1<<20, held))
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
+	defer w.Abandon()
+	if _, err := srv.Do(ctx, "CLIENT", "PAUSE", "60000", "WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	ev := session("S1", 1, cacheSession[1])[0]
+	if err := w.Add(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := held.n.Load(); n < int64(2*len(ev.Data))-200 {
+		t.Fatalf("Writer holds %d bytes for a %d-byte GUILD_CREATE it caches, want about twice", n, len(ev.Data))
+	}
+	if _, err := srv.Do(ctx, "CLIENT", "UNPAUSE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := held.n.Load(); n != 0 {
+		t.Fatalf("counter holds %d bytes after Flush", n)
 	}
 }

@@ -28,16 +28,16 @@ type Config struct {
 	MaxLen int64
 	// BatchSize is the most events per script call. Default 512.
 	BatchSize int
-	// MaxBatchBytes bounds the data of one script call (a batch holds at least
-	// one event whatever its size). Default 1 MiB.
+	// MaxBatchBytes bounds the data (and cache changes) of one script call
+	// (a batch holds at least one event whatever its size). Default 1 MiB.
 	MaxBatchBytes int
 	// FlushInterval is how long a Writer lets a small batch fill before it
 	// commits it. 0: commit at once. Default 1 ms.
 	FlushInterval time.Duration
 	// MaxPending is how many events a Writer buffers before Add blocks. Default 16384.
 	MaxPending int
-	// MaxPendingBytes bounds the data of the events a Writer holds (added,
-	// not yet committed) before Add blocks: a count alone lets large events
+	// MaxPendingBytes bounds the data (and cache changes) of the events a
+	// Writer holds (added, not yet committed) before Add blocks: a count alone lets large events
 	// pile up while Redis is slow. Default 4 MiB.
 	MaxPendingBytes int
 	// PendingBytes, when set, is also told every change of the bytes the
