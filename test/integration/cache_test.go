@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,17 +130,20 @@ func parseObject(t testing.TB, s string) object {
 	return o
 }
 
-// TestCacheFollowsDispatches: a worker process keeps the cache of every
+// TestCacheFollowsDispatches: worker processes keep the cache of every
 // kind as the fake's dispatches change it (injected through the fake's
 // dispatch control), and `worker cache dump` equals the expected state field
-// by field. The expected state is built here from what the fake sent; once
+// by field; after a kill -9 of the owner of a guild's shard, its successor
+// goes on from the same cache. The expected state is built here from what the fake sent; once
 // the fake keeps its world (GET /_fake/state, the same shape), it is the
 // `want` of the same cache.Diff.
 func TestCacheFollowsDispatches(t *testing.T) {
 	const count = 2
 	f := newFleet(t, count, 0)
 	const kinds = "guilds,channels,roles,emojis,voice_states,members,presences,messages"
-	f.startWorker("w1", "CACHE="+kinds, "CACHE_MESSAGES=2", "CACHE_OLD=true")
+	settings := []string{"CACHE=" + kinds, "CACHE_MESSAGES=2", "CACHE_OLD=true"}
+	f.startWorker("w1", settings...)
+	f.startWorker("w2", settings...)
 	f.waitAllReady("every shard READY")
 
 	g0, g1 := guildOf(t, f.fake, 0, count), guildOf(t, f.fake, 1, count)
@@ -217,10 +221,36 @@ func TestCacheFollowsDispatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.waitCacheEquals(want, k)
+	checkOldInStream(t, f, general)
+
+	// The owner of guild g0's shard is killed; its successor RESUMEs and
+	// goes on changing the same cache.
+	owners, _ := f.owners()
+	victim := owners[0]
+	f.workers[victim].signal(syscall.SIGKILL)
+	survivor := map[string]string{"w1": "w2", "w2": "w1"}[victim]
+	f.waitAllReady("every shard READY on the survivor", survivor)
+	send("CHANNEL_DELETE", g0, with(`{"id":"900","type":2}`))
+	send("GUILD_MEMBER_REMOVE", g0, with(`{"user":{"id":"930","username":"a"}}`))
+	send("MESSAGE_CREATE", g0, with(`{"id":"955","channel_id":"`+general+`","content":"after"}`))
+	delete(s0["channels"].(object), "900")
+	delete(s0["members"].(object), "930")
+	s0["messages"] = object{general: []any{parseObject(t, `{"id":"954","channel_id":"`+general+`","content":"edited"}`),
+		parseObject(t, `{"id":"955","channel_id":"`+general+`","content":"after"}`)}}
+	f.waitCacheEquals(want, k)
+	f.checkStream()
+}
+
+// waitCacheEquals polls `worker cache dump` until it equals want (guild ID
+// -> the contract's guild object) for kinds, field by field.
+func (f *fleet) waitCacheEquals(want object, kinds cache.Kinds) {
+	t := f.t
+	t.Helper()
 	wantJSON, _ := json.Marshal(object{"guilds": want})
 	var diffs []string
 	var dump string
-	defer func() { // the last differences, when the poll below gives up
+	defer func() { // the last differences, when the poll gives up
 		if t.Failed() && len(diffs) > 0 {
 			t.Logf("cache differs:\n%s\ndump: %s", strings.Join(diffs, "\n"), dump)
 		}
@@ -230,15 +260,13 @@ func TestCacheFollowsDispatches(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("worker cache dump: exit %d: %s", code, out)
 		}
+		var err error
 		dump = out
-		diffs, err = cache.Diff(wantJSON, []byte(out), k)
-		if err != nil {
+		if diffs, err = cache.Diff(wantJSON, []byte(out), kinds); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
 		return len(diffs) == 0
 	})
-	checkOldInStream(t, f, general)
-	f.checkStream()
 }
 
 // checkOldInStream: with CACHE_OLD the CHANNEL_UPDATE entry carries the
