@@ -295,3 +295,21 @@ func TestCacheChangesCountInHeldBytes(t *testing.T) {
 		t.Fatalf("counter holds %d bytes after Flush", n)
 	}
 }
+
+// TestCacheOnCluster: the cache keys, built in the script from the shard's
+// prefix, share the slot of the script's declared keys, so Redis Cluster
+// runs every change (a cross-slot key would fail each one, counted).
+func TestCacheOnCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	c := cl.Client(t)
+	s := newCacheSink(t, c, cacheAll)
+	shard, fence := Shard{ID: 5, Count: 8}, Fence{"w1", 42}
+	grant(t, c, shard, fence)
+	if _, err := s.Commit(context.Background(), shard, fence, session("S1", 1, cacheSession...)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.CacheErrors != 0 {
+		t.Fatalf("%d cache changes failed on the cluster", st.CacheErrors)
+	}
+	checkCache(t, c, shard, cacheAll.Kinds, cacheWant)
+}
