@@ -50,6 +50,8 @@ var kindLists = []struct {
 	{Presences, keyspace.CacheSuffixPresences, []string{"presences"}, userID, nil},
 }
 
+// guildCreate replaces the guild and every kept kind; the messages of its
+// channels that still exist are kept (the cache has no other source of them).
 func guildCreate(b *builder, d obj) bool {
 	id, ok := d.snowflake("id")
 	if !ok {
@@ -79,9 +81,21 @@ func guildCreate(b *builder, d obj) bool {
 	b.guild(id)
 	b.op(opGuild, d.stored(guildArrays...))
 	for _, args := range replaces {
+		if args[0] == keyspace.CacheSuffixChannels && b.cfg.Kinds.Has(Messages) {
+			b.op(opMsgPrune, keysOf(args[1:])...) // before the old channels are replaced
+		}
 		b.op(opReplace, args...)
 	}
 	return true
+}
+
+// keysOf are the fields of pairs.
+func keysOf(pairs []string) []string {
+	keys := make([]string, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		keys = append(keys, pairs[i])
+	}
+	return keys
 }
 
 func unavailable(d obj) bool { return string(d.get("unavailable")) == "true" }

@@ -182,9 +182,17 @@ local function cache_run(at, n, prefix, set, shard)
       local _, m = cache_find_msg(gp .. $MSGS .. ARGV[a], ARGV[a + 1])
       old = old or m
     elseif op == 'MSG' then
-      local key = gp .. $MSGS .. ARGV[a]
-      redis.call('LPUSH', key, ARGV[a + 1])
-      redis.call('LTRIM', key, 0, tonumber(ARGV[a + 2]) - 1)
+      if redis.call('HEXISTS', gp .. $CHANNELS, ARGV[a]) == 1 then
+        local key = gp .. $MSGS .. ARGV[a]
+        redis.call('LPUSH', key, ARGV[a + 1])
+        redis.call('LTRIM', key, 0, tonumber(ARGV[a + 2]) - 1)
+      end
+    elseif op == 'MSGPRUNE' then
+      local keep = {}
+      for j = a, z do keep[ARGV[j]] = true end
+      for _, ch in ipairs(redis.call('HKEYS', gp .. $CHANNELS)) do
+        if not keep[ch] then redis.call('DEL', gp .. $MSGS .. ch) end
+      end
     elseif op == 'MSGMERGE' then
       local key = gp .. $MSGS .. ARGV[a]
       local at_, m = cache_find_msg(key, ARGV[a + 1])

@@ -35,7 +35,8 @@ const (
 	opClear    = "CLEAR"    // suffix: DEL
 	opMerge    = "MERGE"    // suffix, field, merge pairs...: merge top-level fields
 	opOldMsg   = "OLDMSG"   // channel, id: read the message before the change
-	opMsg      = "MSG"      // channel, json, keep: push, keep the newest
+	opMsg      = "MSG"      // channel, json, keep: push to a cached channel, keep the newest
+	opMsgPrune = "MSGPRUNE" // channel IDs...: drop the lists of the cached channels not named
 	opMsgMerge = "MSGMERGE" // channel, id, merge pairs...
 	opMsgDel   = "MSGDEL"   // channel, ids...
 )

@@ -13,7 +13,7 @@ var all = Config{Kinds: Guilds | Channels | Roles | Emojis | VoiceStates | Membe
 
 // opcodes is every operation the script knows.
 var opcodes = []string{opRequire, opGuild, opUnavail, opDrop, opRecon, opOld, opPut, opReplace, opDel, opClear,
-	opMerge, opOldMsg, opMsg, opMsgMerge, opMsgDel}
+	opMerge, opOldMsg, opMsg, opMsgPrune, opMsgMerge, opMsgDel}
 
 // ops splits a change's cells into its guild and operations, failing on
 // cells the script could not read.
@@ -49,7 +49,7 @@ func TestChangesPerDispatch(t *testing.T) {
 		{"READY", `{"guilds":[{"id":"1","unavailable":true},{"id":"2"}]}`, "", []string{"RECON 2 1 2"}},
 		{"GUILD_CREATE", `{"id":"1","name":"g","channels":[{"id":"3","guild_id":"1"}],"threads":[{"id":"4"}],"roles":[],
 			"members":[{"user":{"id":"5"},"roles":[]}],"voice_states":[{"user_id":"5","channel_id":"3","member":{}}],"stage_instances":[]}`, "1",
-			[]string{`GUILD 1 {"id":"1","name":"g"}`, `REPLACE 5 :channels 3 {"id":"3"} 4 {"id":"4"}`, "REPLACE 1 :roles",
+			[]string{`GUILD 1 {"id":"1","name":"g"}`, "MSGPRUNE 2 3 4", `REPLACE 5 :channels 3 {"id":"3"} 4 {"id":"4"}`, "REPLACE 1 :roles",
 				"REPLACE 1 :emojis", "REPLACE 1 :stickers", `REPLACE 3 :members 5 {"user":{"id":"5"},"roles":[]}`,
 				`REPLACE 3 :voice 5 {"user_id":"5","channel_id":"3"}`, "REPLACE 1 :presences"}},
 		{"GUILD_CREATE", `{"id":"1","unavailable":true}`, "1", []string{"REQ 0", "UNAVAIL 0"}},

@@ -313,3 +313,25 @@ func TestCacheOnCluster(t *testing.T) {
 	}
 	checkCache(t, c, shard, cacheAll.Kinds, cacheWant)
 }
+
+// TestCacheGuildCreateKeepsLiveChannelsMessages: a new GUILD_CREATE of a
+// cached guild keeps the messages of its channels that still exist and drops
+// the lists of the others; a message of a channel the cache does not hold
+// is not kept (no list the guild's removal could not find).
+func TestCacheGuildCreateKeepsLiveChannelsMessages(t *testing.T) {
+	c, s, shard, fence := committedCache(t, cacheSession...)
+	ctx := context.Background()
+	next := len(cacheSession) + 1
+	_, err := s.Commit(ctx, shard, fence, session("S1", next,
+		dispatch{"GUILD_CREATE", `{"id":"100","name":"back","channels":[{"id":"1001","type":0,"name":"chat","position":1}]}`},
+		dispatch{"MESSAGE_CREATE", `{"id":"5010","channel_id":"4242","guild_id":"100","content":"unknown channel"}`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := lease.NewKeys(prefix)
+	for ch, want := range map[string]int64{"1001": 1, "1006": 0, "4242": 0} {
+		if n, err := c.LLen(ctx, k.CacheGuild(shard, "100", ":msgs:"+ch)).Result(); err != nil || n != want {
+			t.Errorf("messages of channel %s: %d (%v), want %d", ch, n, err, want)
+		}
+	}
+}
