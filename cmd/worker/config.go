@@ -73,6 +73,8 @@ type Config struct {
 	SummaryInterval time.Duration // SUMMARY_INTERVAL; 0 = no summary lines
 	Events          string        // EVENTS: none|stdout
 
+	Cache CacheSettings // CACHE, CACHE_MESSAGES, CACHE_OLD (cachesettings.go)
+
 	explicit map[string]bool // env names of the settings given by flag or environment
 	redis    redisTarget     // REDIS_URL and REDIS_TLS_*, built by validate
 }
@@ -167,7 +169,7 @@ func settings(c *Config) []setting {
 	str := func(field *string) func(string) error {
 		return func(v string) error { *field = v; return nil }
 	}
-	return []setting{
+	return append([]setting{
 		{"token", "DISCORD_TOKEN", "", "bot token (prefer the environment: flags show in ps)", false,
 			bind(func(v string) error { c.Token = NewSecret(v); return nil })},
 		{"sim", "SIM", "false", "run against an in-process fake Discord: no token, no network", true, bind(boolean(&c.Sim))},
@@ -255,7 +257,7 @@ func settings(c *Config) []setting {
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "bound on handing every shard off after SIGTERM", false, bind(dur(&c.ShutdownTimeout))},
 		{"summary-interval", "SUMMARY_INTERVAL", "10s", "how often a summary line is logged; 0: never", false, bind(dur(&c.SummaryInterval))},
 		{"events", "EVENTS", "none", "stdout: write every dispatch this worker receives to stdout as a JSON line (logs go to stderr); none: only count them (local mode) or store them in the Redis stream (fleet mode)", false, bind(str(&c.Events))},
-	}
+	}, cacheSettings()...)
 }
 
 // ErrHelp is returned by parseConfig when -h was asked for.
@@ -287,7 +289,7 @@ func parseConfig(args []string, env func(string) (string, bool), out io.Writer) 
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, gateway.NewSettingError("argument", fs.Arg(0), "unexpected: want flags only, or a subcommand first (status, send)")
+		return nil, gateway.NewSettingError("argument", fs.Arg(0), "unexpected: want flags only, or a subcommand first (status, send, cache)")
 	}
 	for _, s := range table {
 		v, source := s.def, ""
@@ -326,6 +328,7 @@ func usage(fs *flag.FlagSet, out io.Writer) {
   worker -sim             run offline against an in-process fake Discord
   worker status [flags]   print the fleet (workers, shards, status, latency, lease expiry) from Redis
   worker send [flags]     queue a gateway command (op 3, 4, 8) for the fleet and print its outcome
+  worker cache dump|stats print the fleet's shared state cache as JSON, or its size per kind
 
 Every flag has an environment variable; a flag given on the command line wins.
 
@@ -420,6 +423,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("LOG_FORMAT (-log-format)", c.LogFormat, "want text or json")
+	}
+	if err := c.validateCache(bad); err != nil {
+		return err
 	}
 	if c.RedisURL != "" {
 		if c.redis, err = newRedisTarget(c.RedisURL, c.RedisCluster, c.RedisTLS); err != nil {

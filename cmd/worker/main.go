@@ -41,6 +41,9 @@ func run(args []string, env func(string) (string, bool), stdout, stderr io.Write
 	if len(args) > 0 && args[0] == "send" {
 		return runSend(args[1:], env, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "cache" {
+		return runCache(args[1:], env, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, env, stderr)
 	if errors.Is(err, ErrHelp) {
 		return exitOK
@@ -149,6 +152,7 @@ func memberConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 	mc.IdentifyWindow, mc.IdentifyMargin = cfg.IdentifyWindow, cfg.IdentifyMargin
 	mc.BudgetReserve = cfg.BudgetReserve
 	mc.APIURL, mc.GatewayURL = cfg.APIURL, cfg.GatewayURL
+	mc.Cache, mc.CacheMessages, mc.CacheOld = cfg.Cache.Kinds.String(), cfg.Cache.Messages, cfg.Cache.Old
 	gwDef := gateway.DefaultConfig()
 	mc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression),
 		gateway.WithReadyTimeout(cfg.ReadyTimeout),

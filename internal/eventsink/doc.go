@@ -20,7 +20,10 @@
 //     retry_idempotency_test.go loses real replies through internal/faultproxy
 //     so that go-redis, or the Writer, re-runs a batch that did commit);
 //  4. raises the record's seq to the last committed one, so the record is the
-//     resume point a new owner RESUMEs from after a handoff or a crash.
+//     resume point a new owner RESUMEs from after a handoff or a crash;
+//  5. with WithCache, applies each committed event's state-cache changes
+//     (internal/cache) in the same script, so that the cache is exactly as
+//     consistent as the stream (cache.go).
 //
 // # The stream
 //
@@ -35,6 +38,8 @@
 //	type     the dispatch type, e.g. MESSAGE_CREATE, READY, RESUMED
 //	data     the raw JSON of the dispatch's `d`
 //	fence    the writer's lease fencing token (never the bot token)
+//	old      only with the cache's Old (CACHE_OLD): for an update or delete
+//	         event, the object the state cache held before it, when it held one
 //
 // Consumers read it with XREADGROUP (one consumer group per application) and
 // filter on `type`. (shard, session, seq) identifies an event; within one

@@ -3,6 +3,7 @@ package eventsink
 import (
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
@@ -21,12 +22,14 @@ import (
 //
 // KEYS: 1 lease, 2 member, 3 session record, 4 stream.
 // ARGV: 1 worker ID, 2 fencing token, 3 shard, 4 count, 5 session ID,
-// 6 resume URL, 7 MAXLEN (0: uncapped), 8 n, 9 expected record seq, then n
-// triples (seq, type, data).
-// Returns {committed, last committed seq}; refusals are error replies
+// 6 resume URL, 7 MAXLEN (0: uncapped), 8 n, 9 expected record seq, 10 the
+// shard's cache guild prefix, 11 its cache guild set, then n events, each
+// seq, type, data, c, then its c cache cells (internal/cache: applied only
+// when the event is committed, see cache.go).
+// Returns {committed, last committed seq, cache errors}; refusals are error replies
 // starting FENCED, STALESESSION, ROLLBACK ("ROLLBACK shard N durable seq S")
 // or LOSTRECORD.
-var commitScript = redis.NewScript(keyspace.LuaLeaseValid + `
+var commitScript = redis.NewScript(keyspace.LuaLeaseValid + cache.Lua + `
 if not valid then
   return redis.error_reply('FENCED shard ' .. ARGV[3] .. ' lease not held with this token')
 end
@@ -41,32 +44,40 @@ if rec[1] == ARGV[5] then
   end
 elseif expect > 0 then
   return redis.error_reply('LOSTRECORD shard ' .. ARGV[3] .. ' record no longer holds the session')
-elseif n > 0 and (ARGV[11] == 'READY' or not rec[1] or rec[1] == '') then
+elseif n > 0 and (ARGV[13] == 'READY' or not rec[1] or rec[1] == '') then
   redis.call('DEL', KEYS[3])
   redis.call('HSET', KEYS[3], 'session_id', ARGV[5], 'resume_url', ARGV[6], 'seq', 0)
 else
   return redis.error_reply('STALESESSION shard ' .. ARGV[3] .. ' record holds another session')
 end
 local maxlen = tonumber(ARGV[7])
-local committed = 0
-for i = 0, n - 1 do
-  local at = 10 + i * 3
-  local seq = tonumber(ARGV[at])
+local committed, cache_errors = 0, 0
+local shard = ARGV[3] .. '/' .. ARGV[4]
+local at = 12
+for i = 1, n do
+  local seq, cells = tonumber(ARGV[at]), tonumber(ARGV[at + 3])
   if seq > last then
+    local old, cache_err = cache_apply(at + 4, cells, ARGV[10], ARGV[11], shard)
+    if cache_err then cache_errors = cache_errors + 1 end
+    local entry = {'shard', ARGV[3], 'count', ARGV[4], 'seq', ARGV[at], 'session', ARGV[5],
+      'type', ARGV[at + 1], 'data', ARGV[at + 2], 'fence', ARGV[2]}
+    if old then
+      entry[#entry + 1] = 'old'
+      entry[#entry + 1] = old
+    end
     if maxlen > 0 then
-      redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'shard', ARGV[3], 'count', ARGV[4],
-        'seq', ARGV[at], 'session', ARGV[5], 'type', ARGV[at + 1], 'data', ARGV[at + 2], 'fence', ARGV[2])
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', unpack(entry))
     else
-      redis.call('XADD', KEYS[4], '*', 'shard', ARGV[3], 'count', ARGV[4],
-        'seq', ARGV[at], 'session', ARGV[5], 'type', ARGV[at + 1], 'data', ARGV[at + 2], 'fence', ARGV[2])
+      redis.call('XADD', KEYS[4], '*', unpack(entry))
     end
     last = seq
     committed = committed + 1
   end
+  at = at + 4 + cells
 end
 redis.call('HSET', KEYS[3], 'seq', last, 'token', ARGV[2])
 if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[3], 'resume_url', ARGV[6])
 end
-return {committed, last}
+return {committed, last, cache_errors}
 `)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -27,16 +28,16 @@ type Config struct {
 	MaxLen int64
 	// BatchSize is the most events per script call. Default 512.
 	BatchSize int
-	// MaxBatchBytes bounds the data of one script call (a batch holds at least
-	// one event whatever its size). Default 1 MiB.
+	// MaxBatchBytes bounds the data (and cache changes) of one script call
+	// (a batch holds at least one event whatever its size). Default 1 MiB.
 	MaxBatchBytes int
 	// FlushInterval is how long a Writer lets a small batch fill before it
 	// commits it. 0: commit at once. Default 1 ms.
 	FlushInterval time.Duration
 	// MaxPending is how many events a Writer buffers before Add blocks. Default 16384.
 	MaxPending int
-	// MaxPendingBytes bounds the data of the events a Writer holds (added,
-	// not yet committed) before Add blocks: a count alone lets large events
+	// MaxPendingBytes bounds the data (and cache changes) of the events a
+	// Writer holds (added, not yet committed) before Add blocks: a count alone lets large events
 	// pile up while Redis is slow. Default 4 MiB.
 	MaxPendingBytes int
 	// PendingBytes, when set, is also told every change of the bytes the
@@ -54,6 +55,8 @@ type Config struct {
 	RetryBackoffMin, RetryBackoffMax time.Duration
 	// Logger gets retries and rejections. Default slog.Default().
 	Logger *slog.Logger
+	// Cache is what the state cache keeps (cache.go). Default: nothing.
+	Cache cache.Config
 }
 
 // DefaultConfig returns the defaults.
@@ -119,6 +122,9 @@ type Event struct {
 	SessionID string
 	ResumeURL string // the session's resume_gateway_url, if known
 	Data      json.RawMessage
+
+	cache    []string // the state cache's changes (cache.go), once prepared
+	prepared bool
 }
 
 // Stats are a Sink's counters since New.
@@ -129,6 +135,7 @@ type Stats struct {
 	RedisErrors uint64 // failed script calls (retried)
 	Rejected    uint64 // batches refused as fenced, stale or rolled back
 	LostRecords uint64 // session records Redis lost under a writer (data loss): started afresh
+	CacheErrors uint64 // committed events whose cache changes failed (a corrupt cached value)
 }
 
 // Sink commits events to the fleet's stream. It is safe for concurrent use;
@@ -139,7 +146,7 @@ type Sink struct {
 	keys   lease.Keys
 	maxLen string
 
-	committed, duplicates, batches, redisErrors, rejected, lostRecords atomic.Uint64
+	committed, duplicates, batches, redisErrors, rejected, lostRecords, cacheErrors atomic.Uint64
 }
 
 // New validates the configuration and returns a Sink.
@@ -179,7 +186,8 @@ func (s *Sink) Keys() lease.Keys { return s.keys }
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
 	return Stats{Committed: s.committed.Load(), Duplicates: s.duplicates.Load(), Batches: s.batches.Load(),
-		RedisErrors: s.redisErrors.Load(), Rejected: s.rejected.Load(), LostRecords: s.lostRecords.Load()}
+		RedisErrors: s.redisErrors.Load(), Rejected: s.rejected.Load(), LostRecords: s.lostRecords.Load(),
+		CacheErrors: s.cacheErrors.Load()}
 }
 
 // Result is what one Commit did.
@@ -202,7 +210,7 @@ func (s *Sink) commit(ctx context.Context, shard Shard, fence Fence, expect int,
 		return Result{}, nil
 	}
 	session, resumeURL := batch[0].SessionID, ""
-	args := make([]any, 0, 9+3*len(batch))
+	args := make([]any, 0, 11+4*len(batch))
 	for _, ev := range batch {
 		if ev.SessionID != session {
 			return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, ErrMixedSessions)
@@ -212,13 +220,9 @@ func (s *Sink) commit(ctx context.Context, shard Shard, fence Fence, expect int,
 		}
 	}
 	args = append(args, fence.WorkerID, strconv.FormatUint(fence.Token, 10), shard.ID, shard.Count,
-		session, resumeURL, s.maxLen, len(batch), expect)
+		session, resumeURL, s.maxLen, len(batch), expect, s.keys.CacheGuildPrefix(shard), s.keys.CacheShardGuilds(shard))
 	for _, ev := range batch {
-		data := []byte(ev.Data)
-		if data == nil {
-			data = []byte("null")
-		}
-		args = append(args, ev.Seq, ev.Type, data)
+		args = s.appendEvent(args, ev)
 	}
 	keys := []string{s.keys.Lease(shard), s.keys.Member(fence.WorkerID), s.keys.Session(shard), s.keys.Events()}
 	res, err := commitScript.Run(ctx, s.client, keys, args...).Int64Slice()
@@ -238,13 +242,14 @@ func (s *Sink) commit(ctx context.Context, shard Shard, fence Fence, expect int,
 		s.redisErrors.Add(1)
 		return Result{}, fmt.Errorf("commit shard %d: %w", shard.ID, err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		s.redisErrors.Add(1)
 		return Result{}, fmt.Errorf("commit shard %d: unexpected script reply %v", shard.ID, res)
 	}
 	s.batches.Add(1)
 	s.committed.Add(uint64(res[0]))
 	s.duplicates.Add(uint64(len(batch)) - uint64(res[0]))
+	s.cacheErrors.Add(uint64(res[2]))
 	return Result{Committed: int(res[0]), LastSeq: int(res[1])}, nil
 }
 

@@ -23,7 +23,7 @@ type Writer struct {
 	pending []Event
 	spare   []Event
 	added   uint64        // events accepted by Add
-	held    int           // bytes of Data accepted by Add and not yet done
+	held    int           // bytes of events (Event.size) accepted by Add and not yet done
 	done    uint64        // events committed, skipped or dropped
 	err     error         // terminal: rejection or ErrClosed
 	changed chan struct{} // closed and replaced whenever done, pending or err change
@@ -83,6 +83,7 @@ func (s *Sink) Open(shard Shard, fence Fence, from SessionRecord, rejects Reject
 // read loop), bounded by ctx. It returns the Writer's terminal error once
 // rejected or closed.
 func (w *Writer) Add(ctx context.Context, ev Event) error {
+	w.sink.prepare(&ev) // on the caller's goroutine, while the Writer's talks to Redis
 	w.mu.Lock()
 	if err := w.waitLocked(ctx, func() bool {
 		return w.err != nil || (len(w.pending) < w.sink.cfg.MaxPending && w.held < w.sink.cfg.MaxPendingBytes)
@@ -96,9 +97,9 @@ func (w *Writer) Add(ctx context.Context, ev Event) error {
 	}
 	w.pending = append(w.pending, ev)
 	w.added++
-	w.held += len(ev.Data)
+	w.held += ev.size()
 	w.mu.Unlock()
-	w.countHeld(len(ev.Data))
+	w.countHeld(ev.size())
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -266,15 +267,15 @@ func (w *Writer) drain() error {
 }
 
 // chunkEnd picks the end of the script call starting at start: BatchSize
-// events, MaxBatchBytes of data, one session.
+// events, MaxBatchBytes of data and cache changes, one session.
 func (w *Writer) chunkEnd(batch []Event, start int) int {
 	size, end := 0, start
 	for end < len(batch) && end-start < w.sink.cfg.BatchSize {
 		if end > start && (batch[end].SessionID != batch[start].SessionID ||
-			size+len(batch[end].Data) > w.sink.cfg.MaxBatchBytes) {
+			size+batch[end].size() > w.sink.cfg.MaxBatchBytes) {
 			break
 		}
-		size += len(batch[end].Data)
+		size += batch[end].size()
 		end++
 	}
 	return end
@@ -353,11 +354,11 @@ func committedOf(chunk []Event, from, last int) []Event {
 	return out
 }
 
-// dataBytes is the data of events, as counted in Writer.held.
+// dataBytes is the size of events, as counted in Writer.held.
 func dataBytes(evs []Event) int {
 	n := 0
 	for _, ev := range evs {
-		n += len(ev.Data)
+		n += ev.size()
 	}
 	return n
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/fleet"
@@ -33,6 +34,9 @@ type Config struct {
 	Lease lease.Config
 	// SinkOptions configure the event sink (stream cap, batching).
 	SinkOptions []eventsink.Option
+	// Cache is what the fleet's shared state cache keeps (internal/cache);
+	// the zero Config keeps nothing. Fleet mode only.
+	Cache cache.Config
 
 	// ShardCount is the bot's shard count; 0 asks Discord (GET /gateway/bot).
 	// In fleet mode the fleet's stored layout wins over it.
@@ -153,6 +157,8 @@ func (c *Config) validate() error {
 		return gateway.NewConfigError("worker", "BacklogShardBytes", "must be positive")
 	case c.BacklogWorkerBytes < c.BacklogShardBytes:
 		return gateway.NewConfigError("worker", "BacklogWorkerBytes", "is below BacklogShardBytes")
+	case c.Cache.Kinds.Has(cache.Messages) && c.Cache.Messages < 1:
+		return gateway.NewConfigError("worker", "Cache.Messages", "must be at least 1 when the cache keeps messages")
 	}
 	c.KeyPrefix = lease.NormalizePrefix(c.KeyPrefix)
 	if c.StatusInterval == 0 {

@@ -125,12 +125,13 @@ func (w *Worker) runFleet(ctx context.Context) error {
 	}
 	defer w.closeLimiter()
 	sink, err := eventsink.New(client, append([]eventsink.Option{eventsink.WithPrefix(keys.Prefix()),
-		eventsink.WithLogger(w.log), w.backlogSinkOption(), w.committedSinkOption()}, w.cfg.SinkOptions...)...)
+		eventsink.WithLogger(w.log), w.backlogSinkOption(), w.committedSinkOption(), w.cacheSinkOption()}, w.cfg.SinkOptions...)...)
 	if err != nil {
 		return fmt.Errorf("event sink: %w", err)
 	}
 	w.sink = sink
 	w.seedPresence(ctx)
+	w.publishCacheKinds(ctx)
 	session, err := w.join(ctx, keys)
 	if err != nil {
 		return err

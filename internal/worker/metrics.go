@@ -95,6 +95,8 @@ var (
 	descRedisErrors = prometheus.NewDesc("shardfleet_redis_errors_total", "Failed Redis calls of the worker (retried).", nil, nil)
 	descLostRecords = prometheus.NewDesc("shardfleet_redis_lost_session_records_total",
 		"Session records Redis lost under their writer (data loss): the stream lacks those sessions' earlier events.", nil, nil)
+	descCacheErrors = prometheus.NewDesc("shardfleet_cache_errors_total",
+		"Committed dispatches whose state-cache change failed (a corrupt or foreign value under a cache key).", nil, nil)
 )
 
 func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -102,15 +104,16 @@ func (c *sinkCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDuplicates
 	ch <- descRedisErrors
 	ch <- descLostRecords
+	ch <- descCacheErrors
 }
 
 func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
-	var committed, dups, errs, lost uint64
+	var committed, dups, errs, lost, cacheErrs uint64
 	// w.sink is set before mgrSet, so it is read only after mgrSet is seen set.
 	if c.w.mgrSet.Load() {
 		if sink := c.w.sink; sink != nil {
 			st := sink.Stats()
-			committed, dups, errs, lost = st.Committed, st.Duplicates, st.RedisErrors, st.LostRecords
+			committed, dups, errs, lost, cacheErrs = st.Committed, st.Duplicates, st.RedisErrors, st.LostRecords, st.CacheErrors
 		}
 	}
 	errs += c.m.redisErrors.Load()
@@ -118,4 +121,5 @@ func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(dups))
 	ch <- prometheus.MustNewConstMetric(descRedisErrors, prometheus.CounterValue, float64(errs))
 	ch <- prometheus.MustNewConstMetric(descLostRecords, prometheus.CounterValue, float64(lost))
+	ch <- prometheus.MustNewConstMetric(descCacheErrors, prometheus.CounterValue, float64(cacheErrs))
 }

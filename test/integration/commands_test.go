@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,16 +25,7 @@ func (f *fake) commands(t testing.TB) []gatewaytest.CommandRecord {
 // its output and exit code.
 func (f *fleet) sendCLI(args ...string) (string, int) {
 	f.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "worker"), append([]string{"send"}, args...)...)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+f.redis.URL(), "KEY_PREFIX="+prefix)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		f.t.Fatalf("worker send: %v", err)
-	}
-	return string(out), code
+	return f.workerCLI(append([]string{"send"}, args...)...)
 }
 
 // guildOf returns a guild of the fake served by shard id of count.

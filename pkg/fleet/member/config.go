@@ -3,10 +3,12 @@ package member
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/worker"
@@ -99,6 +101,15 @@ type Config struct {
 	// there is nothing to ack. With Redis nil it gets every dispatch as the
 	// gateway delivers it.
 	Handler func(fleet.Event)
+	// Cache is what the fleet's shared state cache in Redis keeps (README
+	// "State cache"): a comma list of guilds, channels, roles, emojis,
+	// voice_states, members, presences, messages; "" or "none" keeps
+	// nothing. CacheMessages is how many messages per channel it keeps
+	// (required with messages), and with CacheOld update and delete events
+	// in the stream carry the cached object as it was (field old).
+	Cache         string
+	CacheMessages int
+	CacheOld      bool
 }
 
 // DefaultConfig returns the defaults; set Token and Redis.
@@ -131,7 +142,18 @@ func (c Config) validate() error {
 	case c.EventFlushInterval < 0:
 		return gateway.NewConfigError("member", "EventFlushInterval", "is negative (0: commit at once)")
 	}
+	if _, err := c.cacheKinds(); err != nil {
+		return gateway.NewConfigError("member", "Cache", err.Error())
+	}
 	return nil
+}
+
+// cacheKinds reads Cache ("" is none).
+func (c Config) cacheKinds() (cache.Kinds, error) {
+	if strings.TrimSpace(c.Cache) == "" {
+		return 0, nil
+	}
+	return cache.ParseKinds(c.Cache)
 }
 
 // worker is the worker configuration c stands for.
@@ -172,5 +194,7 @@ func (c Config) worker() worker.Config {
 	wc.ShutdownTimeout = c.ShutdownTimeout
 	wc.Info = lease.MemberInfo{Host: c.Host, HTTPAddr: c.HTTPAddr}
 	wc.EventHandler = c.Handler
+	kinds, _ := c.cacheKinds() // validate checked it
+	wc.Cache = cache.Config{Kinds: kinds, Messages: c.CacheMessages, Old: c.CacheOld}
 	return wc
 }
