@@ -131,11 +131,14 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 		case <-run.cmd.wake:
 		case <-poll.C:
 		}
-		err := w.adoptSplitCommands(ctx, run, keys, ancs)
+		var err error
 		next := commandPoll
-		if err == nil {
-			next, err = w.sendQueued(ctx, run, keys)
-		}
+		onFreshStack(func() { // the loop parks between rounds: see onFreshStack
+			err = w.adoptSplitCommands(ctx, run, keys, ancs)
+			if err == nil {
+				next, err = w.sendQueued(ctx, run, keys)
+			}
+		})
 		if ctx.Err() != nil {
 			return
 		}
