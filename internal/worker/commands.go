@@ -131,14 +131,11 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 		case <-run.cmd.wake:
 		case <-poll.C:
 		}
-		var err error
+		err := w.adoptSplitCommands(ctx, run, keys, ancs)
 		next := commandPoll
-		onFreshStack(func() { // the loop parks between rounds: see onFreshStack
-			err = w.adoptSplitCommands(ctx, run, keys, ancs)
-			if err == nil {
-				next, err = w.sendQueued(ctx, run, keys)
-			}
-		})
+		if err == nil {
+			next, err = w.sendQueued(ctx, run, keys)
+		}
 		if ctx.Err() != nil {
 			return
 		}
