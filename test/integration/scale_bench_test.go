@@ -23,7 +23,9 @@ import (
 //	go test -run '^$' -bench BenchmarkScale2000 -benchtime 1x -timeout 20m ./test/integration/
 //
 // SCALE_SHARDS, SCALE_WORKERS, SCALE_MC (max_concurrency) and SCALE_STEADY
-// (steady-state window, e.g. 30s) change the shape. Reported:
+// (steady-state window, e.g. 30s) change the shape; SCALE_WORKER_ENV adds
+// space-separated NAME=value pairs to every worker's environment (e.g.
+// "COMPRESSION=none GOGC=50"). Reported:
 //
 //   - identify_span_s / ideal_s and startup_ratio: the span from the first
 //     IDENTIFY to the last, as the fake saw them, over the ideal pacing
@@ -89,9 +91,10 @@ func runScale(b *testing.B) {
 	ctx := context.Background()
 	start := time.Now()
 	for i := range workerN {
-		f.startWorkerWith("s"+strconv.Itoa(i),
-			"MAX_CONCURRENCY="+strconv.Itoa(mc), "IDENTIFY_WINDOW="+window.String(), "IDENTIFY_MARGIN="+margin.String(),
-			"LEASE_TTL="+ttl.String(), "LEASE_RENEW_INTERVAL="+renew.String(), "LOG_LEVEL=warn")
+		f.startWorkerWith("s"+strconv.Itoa(i), append([]string{
+			"MAX_CONCURRENCY=" + strconv.Itoa(mc), "IDENTIFY_WINDOW=" + window.String(), "IDENTIFY_MARGIN=" + margin.String(),
+			"LEASE_TTL=" + ttl.String(), "LEASE_RENEW_INTERVAL=" + renew.String(), "LOG_LEVEL=warn"},
+			strings.Fields(os.Getenv("SCALE_WORKER_ENV"))...)...)
 	}
 	pollEvery(b, "every session READY at the fake", 5*time.Minute, 250*time.Millisecond, func() bool {
 		return f.fake.stats(b).LiveSessions == shardN
