@@ -23,7 +23,9 @@ import (
 //	go test -run '^$' -bench BenchmarkScale2000 -benchtime 1x -timeout 20m ./test/integration/
 //
 // SCALE_SHARDS, SCALE_WORKERS, SCALE_MC (max_concurrency) and SCALE_STEADY
-// (steady-state window, e.g. 30s) change the shape. Reported:
+// (steady-state window, e.g. 30s) change the shape; SCALE_WORKER_ENV adds
+// space-separated NAME=value pairs to every worker's environment (e.g.
+// "COMPRESSION=none GOGC=50"). Reported:
 //
 //   - identify_span_s / ideal_s and startup_ratio: the span from the first
 //     IDENTIFY to the last, as the fake saw them, over the ideal pacing
@@ -36,6 +38,9 @@ import (
 //   - redis_cmds/s, redis_scripts/s, redis_cpu_%: INFO stats/commandstats/cpu
 //     deltas over the steady window, once every shard is READY.
 //   - worker_rss_KiB/shard: the workers' VmRSS summed, over the shard count;
+//     worker_stack_KiB/shard, worker_heap_inuse_KiB/shard,
+//     worker_next_gc_KiB/shard and worker_goroutines/shard break it down
+//     (the workers' Go runtime figures from /metrics, summed the same way);
 //     fake_rss_MiB and redis_rss_MiB for context.
 func BenchmarkScale2000(b *testing.B) {
 	for range b.N {
@@ -86,9 +91,10 @@ func runScale(b *testing.B) {
 	ctx := context.Background()
 	start := time.Now()
 	for i := range workerN {
-		f.startWorkerWith("s"+strconv.Itoa(i),
-			"MAX_CONCURRENCY="+strconv.Itoa(mc), "IDENTIFY_WINDOW="+window.String(), "IDENTIFY_MARGIN="+margin.String(),
-			"LEASE_TTL="+ttl.String(), "LEASE_RENEW_INTERVAL="+renew.String(), "LOG_LEVEL=warn")
+		f.startWorkerWith("s"+strconv.Itoa(i), append([]string{
+			"MAX_CONCURRENCY=" + strconv.Itoa(mc), "IDENTIFY_WINDOW=" + window.String(), "IDENTIFY_MARGIN=" + margin.String(),
+			"LEASE_TTL=" + ttl.String(), "LEASE_RENEW_INTERVAL=" + renew.String(), "LOG_LEVEL=warn"},
+			strings.Fields(os.Getenv("SCALE_WORKER_ENV"))...)...)
 	}
 	pollEvery(b, "every session READY at the fake", 5*time.Minute, 250*time.Millisecond, func() bool {
 		return f.fake.stats(b).LiveSessions == shardN
@@ -127,12 +133,17 @@ func runScale(b *testing.B) {
 		scripts += s1.calls[c] - s0.calls[c]
 	}
 	var rss int64
+	var runtimeMem [len(runtimeMemMetrics)]float64 // summed over the workers, from their /metrics
 	for id, p := range f.workers {
 		kib, err := vmRSSKiB(p.cmd.Process.Pid)
 		if err != nil {
 			b.Fatalf("worker %s: %v", id, err)
 		}
 		rss += kib
+		text := httpText(b, "http://"+envValue(p.cmd.Env, "HTTP_ADDR")+"/metrics")
+		for i, m := range runtimeMemMetrics {
+			runtimeMem[i] += metricValue(text, m.name)
+		}
 	}
 	fakeRSS, _ := vmRSSKiB(f.fake.cmd.Process.Pid)
 	mem, _ := redisInfo(ctx, f.client, "memory")
@@ -159,12 +170,29 @@ func runScale(b *testing.B) {
 	b.ReportMetric(float64(scripts)/wall, "redis_scripts/s")
 	b.ReportMetric(100*(s1.cpu-s0.cpu)/wall, "redis_cpu_%")
 	b.ReportMetric(float64(rss)/float64(shardN), "worker_rss_KiB/shard")
+	for i, m := range runtimeMemMetrics {
+		b.ReportMetric(runtimeMem[i]/m.div/float64(shardN), m.unit)
+	}
 	b.ReportMetric(float64(fakeRSS)/1024, "fake_rss_MiB")
 	b.ReportMetric(redisRSS/(1<<20), "redis_rss_MiB")
 	b.Logf("%d shards, %d workers, mc %d: identifies %d (violations %d), first->last %v, ideal %v; start-up %v (bound %v); "+
 		"steady %.0fs: %d commands, %d scripts, dispatches sent %d; per-command calls: %v",
 		shardN, workerN, mc, st.Identifies, st.IdentifyViolations, span, ideal, startup, bound,
 		wall, s1.commands-s0.commands, scripts, st.DispatchesSent, callDelta(s0, s1))
+}
+
+// runtimeMemMetrics break the workers' RSS down (from the Go collector on
+// their /metrics), per shard: goroutine stacks, heap spans in use, the heap
+// size the next GC starts at (the heap grows to it between collections, and
+// what it touched stays resident), and goroutines.
+var runtimeMemMetrics = [...]struct {
+	name, unit string
+	div        float64
+}{
+	{"go_memstats_stack_inuse_bytes", "worker_stack_KiB/shard", 1024},
+	{"go_memstats_heap_inuse_bytes", "worker_heap_inuse_KiB/shard", 1024},
+	{"go_memstats_next_gc_bytes", "worker_next_gc_KiB/shard", 1024},
+	{"go_goroutines", "worker_goroutines/shard", 1},
 }
 
 func callDelta(s0, s1 redisSample) map[string]int64 {
