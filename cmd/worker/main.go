@@ -143,6 +143,7 @@ func workerConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 	wc.Redis = client
 	wc.KeyPrefix = cfg.KeyPrefix
 	wc.Lease.TTL, wc.Lease.RenewInterval, wc.Lease.RenewDeadline = cfg.LeaseTTL, cfg.LeaseRenewInterval, cfg.LeaseRenewDeadline
+	wc.Lease.Partitions = cfg.Partitions
 	// The reconcile loop's pacing scales with LEASE_TTL, so compressed
 	// timings (tests, demos) rebalance and join at the same relative pace.
 	def := lease.DefaultConfig()

@@ -23,10 +23,11 @@ import (
 // Redis's own WRONGTYPE or MOVED, followed by a human-readable detail. The Lua
 // helper refuse(code, detail) builds one; ParseRefusal reads one back.
 type Script struct {
-	keys   []string
-	args   []string
-	script *redis.Script
-	source string
+	keys     []string
+	args     []string
+	keysTail bool // more keys than named may follow (WithKeysTail)
+	script   *redis.Script
+	source   string
 }
 
 // luaRefuse is the one way a script refuses (see Script).
@@ -54,6 +55,7 @@ func NewScript(keys, args []string, body string) *Script {
 	bind("KEYS", "K_", keys)
 	bind("ARGV", "A_", args)
 	fmt.Fprintf(&b, "local ARGS_TAIL = %d\n", len(args)+1)
+	fmt.Fprintf(&b, "local KEYS_TAIL = %d\n", len(keys)+1)
 	src := b.String() + luaRefuse + body
 	return &Script{keys: keys, args: args, script: redis.NewScript(src), source: src}
 }
@@ -68,6 +70,14 @@ func isLuaIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// WithKeysTail lets callers pass keys after the named ones (a batch of
+// leases), from the Lua local KEYS_TAIL on; all of them in the named keys'
+// slot.
+func (s *Script) WithKeysTail() *Script {
+	s.keysTail = true
+	return s
 }
 
 // Source is the script as Redis runs it (prelude included).
@@ -85,7 +95,7 @@ func (s *Script) Args() []string { return s.args }
 var ErrScriptArgs = errors.New("keyspace: script called with the wrong keys or arguments")
 
 func (s *Script) check(keys []string, args []any) error {
-	if len(keys) != len(s.keys) || len(args) < len(s.args) {
+	if len(keys) < len(s.keys) || len(keys) > len(s.keys) && !s.keysTail || len(args) < len(s.args) {
 		return fmt.Errorf("%w: want %d keys (%v) and at least %d args (%v), got %d and %d",
 			ErrScriptArgs, len(s.keys), s.keys, len(s.args), s.args, len(keys), len(args))
 	}
@@ -125,6 +135,33 @@ func (s *Script) Eval(ctx context.Context, c redis.Scripter, keys []string, args
 // Load loads the script into the server's script cache.
 func (s *Script) Load(ctx context.Context, c redis.Scripter) *redis.StringCmd {
 	return s.script.Load(ctx, c)
+}
+
+// Call is one script call of RunPipelined.
+type Call struct {
+	Script *Script
+	Keys   []string
+	Args   []any
+}
+
+// RunPipelined runs calls in one pipeline: one round trip to a single Redis,
+// and on Redis Cluster one per master, sent to all masters at once (go-redis
+// splits a pipeline by node). Each Cmd holds its own reply: one call failing
+// (its node down) leaves the others' replies intact. A call whose node lacked
+// the script (NOSCRIPT) runs again on its own, loading it.
+func RunPipelined(ctx context.Context, c redis.UniversalClient, calls []Call) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	pipe := c.Pipeline()
+	for i, call := range calls {
+		cmds[i] = call.Script.EvalSha(ctx, pipe, call.Keys, call.Args...)
+	}
+	_, _ = pipe.Exec(ctx) // each Cmd carries its own error
+	for i, call := range calls {
+		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+			cmds[i] = call.Script.Run(ctx, c, call.Keys, call.Args...)
+		}
+	}
+	return cmds
 }
 
 // Refusal is a script's refusal (see Script): Code is the first word of the

@@ -61,7 +61,7 @@ func TestDataLoss(t *testing.T) {
 			if ep, _ := direct.Get(ctx, a.Keys().Epoch()).Result(); ep == "" || ep == oldEpoch {
 				t.Fatalf("epoch after loss %q (before %q)", ep, oldEpoch)
 			}
-			if pttl, _ := direct.PTTL(ctx, a.Keys().Grace()).Result(); pttl < cfg.TTL {
+			if pttl, _ := direct.PTTL(ctx, a.Keys().Grace(0)).Result(); pttl < cfg.TTL {
 				t.Fatalf("grace %v left, want at least the TTL %v", pttl, cfg.TTL)
 			}
 			// The layout the holder knew is back too.
@@ -140,7 +140,7 @@ func TestNewFleetWaitsOnlyTheProbe(t *testing.T) {
 	a := newSession(t, newClient(t, srv.Addr()), cfg)
 	ctx := testCtx(t)
 	probe := a.Config().DataLossProbe
-	if pttl, err := direct.PTTL(ctx, a.Keys().Grace()).Result(); err != nil || pttl <= 0 || pttl > probe {
+	if pttl, err := direct.PTTL(ctx, a.Keys().Grace(0)).Result(); err != nil || pttl <= 0 || pttl > probe {
 		t.Fatalf("grace of a new fleet: %v, %v; want (0, %v]", pttl, err, probe)
 	}
 	key := ShardKey{ID: 0, Count: 1}
@@ -175,7 +175,7 @@ func TestDataLossNewcomerFirst(t *testing.T) {
 	}
 	b := newSession(t, newClient(t, srv.Addr()), cfg)
 	eventually(t, 3*time.Second, "the holder re-asserts and extends the grace", func() bool {
-		pttl, err := direct.PTTL(ctx, a.Keys().Grace()).Result()
+		pttl, err := direct.PTTL(ctx, a.Keys().Grace(0)).Result()
 		return err == nil && pttl > b.Config().DataLossProbe
 	})
 	if isClosed(l.Done()) {

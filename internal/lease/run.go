@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -219,8 +220,23 @@ func (r *reconciler) sweep(ctx context.Context) {
 	r.s.claimMu.Lock()
 	defer r.s.claimMu.Unlock()
 	const batch = 512
-	for i := 0; i < len(r.shards); i += batch {
-		part := r.shards[i:min(i+batch, len(r.shards))]
+	byPart := make(map[int][]ShardKey)
+	for _, k := range r.shards {
+		p := r.s.keys.PartitionOf(k)
+		byPart[p] = append(byPart[p], k)
+	}
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		if !r.sweepBatches(ctx, byPart[p], batch) {
+			return
+		}
+	}
+}
+
+// sweepBatches runs the sweep over shards (of one partition: one slot), batch
+// by batch; false after a Redis error (logged).
+func (r *reconciler) sweepBatches(ctx context.Context, shards []ShardKey, batch int) bool {
+	for i := 0; i < len(shards); i += batch {
+		part := shards[i:min(i+batch, len(shards))]
 		keys := make([]string, len(part))
 		for j, k := range part {
 			keys[j] = r.s.keys.Lease(k)
@@ -232,12 +248,13 @@ func (r *reconciler) sweep(ctx context.Context) {
 		n, err := sweepScript.Run(ctx, r.s.client, keys, args...).Int64()
 		if err != nil {
 			r.s.log.Warn("lease: sweep stale leases", slog.Any("error", err))
-			return
+			return false
 		}
 		if n > 0 {
 			r.s.log.Info("lease: deleted leases left by an earlier session with this worker id", slog.Int64("leases", n))
 		}
 	}
+	return true
 }
 
 // assign computes (or reuses) the assignment over the eligible members.

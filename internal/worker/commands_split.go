@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/fleet"
@@ -20,20 +18,19 @@ import (
 // once: the move is one fenced script that takes the entry off the old queue
 // only if it is still there.
 
-// moveCommandScript moves one entry from a queue to one or more queues, if
-// it is still in the first, fenced by the mover's lease.
-// KEYS: 1 lease, 2 member, 3 source queue, 4.. target queues. ARGV: 1 worker
-// ID, 2 token, 3 entry ID, then the entry's field/value pairs. Returns 1 if
-// moved, 0 if gone.
-var moveCommandScript = redis.NewScript(luaCommandFence + `
-if redis.call('XDEL', KEYS[3], ARGV[3]) == 0 then
+// moveCommandScript moves one entry from a queue to one or more queues (the
+// keys' tail), if it is still in the first, fenced by the mover's lease. The
+// args' tail is the entry's field/value pairs. Returns 1 if moved, 0 if gone.
+var moveCommandScript = keyspace.NewScript([]string{"lease", "member", "source"},
+	[]string{"worker", "token", "entry"}, luaCommandFence+`
+if redis.call('XDEL', K_source, A_entry) == 0 then
   return 0
 end
-for i = 4, #KEYS do
-  redis.call('XADD', KEYS[i], '*', unpack(ARGV, 4))
+for i = KEYS_TAIL, #KEYS do
+  redis.call('XADD', KEYS[i], '*', unpack(ARGV, ARGS_TAIL))
 end
 return 1
-`)
+`).WithKeysTail()
 
 // splitAncestors lists the split shards key descends from, from the
 // fleet's layout when the shard's command loop starts (a split after that
@@ -101,7 +98,7 @@ func (w *Worker) adoptQueue(ctx context.Context, run *shardRun, keys keyspace.Ke
 		}
 		for _, m := range msgs {
 			targets := splitTargets(l, anc, run.key, m.Values)
-			ks := []string{keys.Lease(run.key), keys.Member(run.lease.Owner()), src}
+			ks := []string{keys.Lease(run.key), keys.ShardMember(run.key, run.lease.Owner()), src}
 			args := []any{run.lease.Owner(), strconv.FormatUint(run.lease.Token(), 10), m.ID}
 			for _, t := range targets {
 				ks = append(ks, keys.Commands(t))

@@ -118,13 +118,19 @@ func (w *Worker) logDropped(key lease.ShardKey, t gateway.EventType, seq int, er
 
 // runFleet joins the fleet and runs the leased shards until ctx ends.
 func (w *Worker) runFleet(ctx context.Context) error {
-	client, keys := w.cfg.Redis, lease.NewKeys(w.cfg.KeyPrefix)
+	client := w.cfg.Redis
+	keys, err := lease.ResolvePartitions(ctx, client, lease.NewKeys(w.cfg.KeyPrefix), w.cfg.Lease.Partitions)
+	if err != nil {
+		return fmt.Errorf("fleet partitions: %w", err)
+	}
+	w.keys = keys
 	count, mc, err := w.startLimiter(ctx, keys)
 	if err != nil {
 		return err
 	}
 	defer w.closeLimiter()
 	sink, err := eventsink.New(client, append([]eventsink.Option{eventsink.WithPrefix(keys.Prefix()),
+		eventsink.WithPartitions(keys.Partitions()),
 		eventsink.WithLogger(w.log), w.backlogSinkOption()}, w.cfg.SinkOptions...)...)
 	if err != nil {
 		return fmt.Errorf("event sink: %w", err)
@@ -218,6 +224,7 @@ func (w *Worker) serveSessions(ctx context.Context, session *lease.Session, keys
 func (w *Worker) join(ctx context.Context, keys lease.Keys) (*lease.Session, error) {
 	lc := w.cfg.Lease
 	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.cfg.Logger, w.cfg.Info
+	lc.Partitions = keys.Partitions()
 	session, err := lease.NewSession(ctx, w.cfg.Redis, lc)
 	if err != nil {
 		return nil, fmt.Errorf("join fleet: %w", err)
