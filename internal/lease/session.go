@@ -49,10 +49,10 @@ type Session struct {
 
 	mu         sync.Mutex
 	leases     map[ShardKey]*Lease
-	unreleased []*Lease // released locally, not yet in Redis; guarded by mu
-	epoch      string   // epoch this session knows; guarded by mu
+	unreleased []*Lease    // released locally, not yet in Redis; guarded by mu
+	epoch      string      // epoch this session knows; guarded by mu
 	parts      []partState // per partition; guarded by mu
-	layout     Layout   // last layout seen, re-written after data loss; guarded by mu
+	layout     Layout      // last layout seen, re-written after data loss; guarded by mu
 
 	view   atomic.Pointer[view]
 	viewCh chan struct{}        // capacity 1: "the view changed", for Run

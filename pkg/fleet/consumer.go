@@ -18,12 +18,12 @@ import (
 type Event struct {
 	ID        string // the stream entry's ID, for Ack (with Partition)
 	Partition int    // the partition whose stream holds it
-	Shard   int
-	Count   int
-	Seq     int
-	Session string
-	Type    string // e.g. MESSAGE_CREATE
-	Data    json.RawMessage
+	Shard     int
+	Count     int
+	Seq       int
+	Session   string
+	Type      string // e.g. MESSAGE_CREATE
+	Data      json.RawMessage
 }
 
 // ConsumerConfig configures a Consumer. Group and Name are required.
