@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -145,23 +146,74 @@ type Call struct {
 }
 
 // RunPipelined runs calls in one pipeline: one round trip to a single Redis,
-// and on Redis Cluster one per master, sent to all masters at once (go-redis
-// splits a pipeline by node). Each Cmd holds its own reply: one call failing
-// (its node down) leaves the others' replies intact. A call whose node lacked
-// the script (NOSCRIPT) runs again on its own, loading it.
+// and on Redis Cluster one per master, sent to all masters at once. Each Cmd
+// holds its own reply: one call failing (its node down) leaves the others'
+// replies intact.
+//
+// One pipeline per node, not one for the cluster: when ctx ends while
+// go-redis's cluster pipeline backs off to retry a silent node's commands, it
+// sets ctx's error on every command, answered or not, and a dead master must
+// cost only its own calls.
 func RunPipelined(ctx context.Context, c redis.UniversalClient, calls []Call) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
+	var wg sync.WaitGroup
+	for _, group := range byNode(ctx, c, calls) {
+		wg.Go(func() { runOnNode(ctx, c, calls, group, cmds) })
+	}
+	wg.Wait()
+	return cmds
+}
+
+// runOnNode sends the calls of group (one node's) by EVALSHA in one
+// pipeline; those the node lacked the script of (NOSCRIPT) go again by EVAL,
+// which caches it there. It sets cmds[i] for each i of group.
+func runOnNode(ctx context.Context, c redis.UniversalClient, calls []Call, group []int, cmds []*redis.Cmd) {
 	pipe := c.Pipeline()
-	for i, call := range calls {
-		cmds[i] = call.Script.EvalSha(ctx, pipe, call.Keys, call.Args...)
+	for _, i := range group {
+		cmds[i] = calls[i].Script.EvalSha(ctx, pipe, calls[i].Keys, calls[i].Args...)
 	}
 	_, _ = pipe.Exec(ctx) // each Cmd carries its own error
-	for i, call := range calls {
+	pipe = c.Pipeline()
+	for _, i := range group {
 		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
-			cmds[i] = call.Script.Run(ctx, c, call.Keys, call.Args...)
+			cmds[i] = calls[i].Script.Eval(ctx, pipe, calls[i].Keys, calls[i].Args...)
 		}
 	}
-	return cmds
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+}
+
+// byNode groups calls' indexes by the master of their first key, as the
+// cluster client's slot map has it (one group on any other client, or when
+// the map cannot say).
+func byNode(ctx context.Context, c redis.UniversalClient, calls []Call) [][]int {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		all := make([]int, len(calls))
+		for i := range all {
+			all[i] = i
+		}
+		return [][]int{all}
+	}
+	index := map[string]int{}
+	var groups [][]int
+	for i, call := range calls {
+		node := ""
+		if len(call.Keys) > 0 {
+			if m, err := cc.MasterForKey(ctx, call.Keys[0]); err == nil {
+				node = m.Options().Addr
+			}
+		}
+		g, seen := index[node]
+		if !seen {
+			g = len(groups)
+			index[node] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
 }
 
 // Refusal is a script's refusal (see Script): Code is the first word of the

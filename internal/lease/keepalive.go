@@ -63,10 +63,8 @@ func (s *Session) keepAlive(lastOK time.Time) {
 		}
 		sent := s.clock.Now()
 		result := make(chan renewOutcome, 1)
-		// A timeout, not a deadline: a context deadline is on time.Now. It
-		// ends at the earliest deadline, when a silent node would fence its
-		// partitions: the replies of the other nodes are in by then.
-		callCtx, callCancel := context.WithTimeout(ctx, s.clock.Until(s.earliestDeadline(lastOK)))
+		// A timeout, not a deadline: a context deadline is on time.Now.
+		callCtx, callCancel := context.WithTimeout(ctx, s.renewTimeout(lastOK))
 		go func() { result <- s.renewOnce(callCtx, sent) }()
 		var out renewOutcome
 	wait:
@@ -104,6 +102,19 @@ func (s *Session) keepAlive(lastOK time.Time) {
 		fence.Reset(s.clock.Until(s.earliestDeadline(lastOK)))
 		next.Reset(s.cfg.RenewInterval - s.clock.Since(sent))
 	}
+}
+
+// renewTimeout bounds one renew: up to the earliest deadline with one
+// partition. With several, the pipeline waits for its slowest node, and a
+// silent node would hold the replies of the others until their own deadlines
+// passed: it ends halfway there, so the partitions (and the fleet-wide key)
+// whose nodes answered count as renewed before any of them falls due.
+func (s *Session) renewTimeout(lastOK time.Time) time.Duration {
+	left := s.clock.Until(s.earliestDeadline(lastOK))
+	if s.keys.Partitions() > 1 {
+		return left / 2
+	}
+	return left
 }
 
 // earliestDeadline is when the next fence falls due: the fleet-wide one

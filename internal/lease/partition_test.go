@@ -1,0 +1,162 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/internal/redistest"
+	"github.com/shardfleet/shardfleet/pkg/gateway"
+)
+
+// endGraceAll ends the data-loss probe of every partition of keys.
+func endGraceAll(t testing.TB, client redis.UniversalClient, keys Keys) {
+	t.Helper()
+	for p := range keys.Partitions() {
+		if err := client.Del(testCtx(t), keys.Grace(p)).Err(); err != nil {
+			t.Fatalf("end grace: %v", err)
+		}
+	}
+}
+
+// partitionedCluster is a 3-master Redis Cluster that keeps serving the
+// slots of its live masters when one dies (cluster-require-full-coverage
+// no), so that one master's loss costs only its partitions.
+func partitionedCluster(t *testing.T) (*redistest.Cluster, *redis.ClusterClient) {
+	t.Helper()
+	cl := redistest.StartCluster(t, 3)
+	for _, n := range cl.Nodes {
+		if _, err := n.Do(testCtx(t), "CONFIG", "SET", "cluster-require-full-coverage", "no"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl, cl.Client(t)
+}
+
+// TestPartitionedFleetOnCluster: with 16 partitions on 3 masters, every
+// master holds leases (the partitions spread), every fenced write works in
+// its partition's slot, a lease is exclusive and its token grows from one
+// owner to the next.
+func TestPartitionedFleetOnCluster(t *testing.T) {
+	cl, cc := partitionedCluster(t)
+	ctx := testCtx(t)
+	cfg := testConfig("fleet")
+	cfg.Partitions = keyspace.ClusterPartitions
+	a := newSession(t, cc, cfg)
+	b := newSession(t, cc, cfg)
+	k := a.Keys()
+	if k.Partitions() != keyspace.ClusterPartitions {
+		t.Fatalf("session keys have %d partitions, want %d", k.Partitions(), keyspace.ClusterPartitions)
+	}
+	endGraceAll(t, cc, k)
+	var leases []*Lease
+	for id := range 16 {
+		l := claimOK(t, a, ShardKey{ID: id, Count: 16})
+		if err := l.SaveState(ctx, gateway.ShardState{SessionID: "s", Sequence: id}); err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, l)
+	}
+	if _, err := b.Claim(ctx, ShardKey{ID: 5, Count: 16}); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("b claimed a's shard: %v", err)
+	}
+	perMaster := map[string]int{}
+	for id := range 16 {
+		m, err := cl.MasterOf(ctx, k.Lease(ShardKey{ID: id, Count: 16}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		perMaster[m.Addr()]++
+	}
+	if len(perMaster) != 3 {
+		t.Fatalf("leases per master %v: want every one of 3 masters to hold some", perMaster)
+	}
+	t.Logf("leases per master: %v", perMaster)
+	l := leases[5]
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb := claimOK(t, b, l.Key())
+	if lb.Token() <= l.Token() {
+		t.Fatalf("tokens %d then %d", l.Token(), lb.Token())
+	}
+	if st, err := b.LoadState(ctx, l.Key()); err != nil || st.Sequence != 5 {
+		t.Fatalf("state handed over = %+v, %v", st, err)
+	}
+	if ok, err := leases[6].Valid(ctx); err != nil || !ok {
+		t.Fatalf("a's lease of another partition: valid %v, %v", ok, err)
+	}
+}
+
+// TestPartitionSelfFences: a master (not the fleet-wide keys') dies; the
+// partitions it served self-fence at their renew deadline, the others and
+// the session live on.
+func TestPartitionSelfFences(t *testing.T) {
+	cl, cc := partitionedCluster(t)
+	ctx := testCtx(t)
+	cfg := testConfig("fleet")
+	cfg.Partitions = keyspace.ClusterPartitions
+	a := newSession(t, cc, cfg)
+	k := a.Keys()
+	endGraceAll(t, cc, k)
+	fleetMaster, err := cl.MasterOf(ctx, k.Members())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *redistest.Server
+	for _, n := range cl.Nodes {
+		if n != fleetMaster {
+			victim = n
+			break
+		}
+	}
+	onVictim := map[int]bool{}
+	var leases []*Lease
+	for id := range 16 {
+		key := ShardKey{ID: id, Count: 16}
+		leases = append(leases, claimOK(t, a, key))
+		m, err := cl.MasterOf(ctx, k.Lease(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		onVictim[k.PartitionOf(key)] = m == victim
+	}
+	victim.Kill()
+	eventually(t, 3*time.Second, "the dead master's partitions fenced", func() bool {
+		for _, l := range leases {
+			if onVictim[k.PartitionOf(l.Key())] && !isClosed(l.Done()) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, l := range leases {
+		if onVictim[k.PartitionOf(l.Key())] && !errors.Is(l.Err(), ErrSelfFenced) {
+			t.Fatalf("lease %v ended with %v, want ErrSelfFenced", l.Key(), l.Err())
+		}
+	}
+	// Well past the deadline, the other partitions still live and renew.
+	before := a.view.Load()
+	eventually(t, 3*time.Second, "renews after the kill", func() bool { return a.view.Load() != before })
+	time.Sleep(2 * cfg.RenewDeadline) // the fault runs on: a fence of the live partitions would show by now
+	for _, l := range leases {
+		if !onVictim[k.PartitionOf(l.Key())] {
+			if isClosed(l.Done()) {
+				t.Fatalf("lease %v of a live master's partition ended: %v", l.Key(), l.Err())
+			}
+			vctx, cancel := context.WithTimeout(ctx, time.Second)
+			ok, err := l.Valid(vctx)
+			cancel()
+			if err != nil || !ok {
+				t.Fatalf("lease %v: valid %v, %v", l.Key(), ok, err)
+			}
+		}
+	}
+	if isClosed(a.Done()) {
+		t.Fatalf("session ended: %v", a.Err())
+	}
+}
