@@ -160,3 +160,63 @@ func TestPartitionSelfFences(t *testing.T) {
 		t.Fatalf("session ended: %v", a.Err())
 	}
 }
+
+// TestPartitionDataLoss: one master restarts empty (FLUSHALL): the holder
+// finds the epoch of each partition it served changed, re-asserts its leases
+// there with their tokens, and the data-loss grace holds back claims in those
+// partitions only; the session and every lease live on.
+func TestPartitionDataLoss(t *testing.T) {
+	cl, cc := partitionedCluster(t)
+	ctx := testCtx(t)
+	cfg := testConfig("fleet")
+	cfg.Partitions = keyspace.ClusterPartitions
+	a := newSession(t, cc, cfg)
+	k := a.Keys()
+	endGraceAll(t, cc, k)
+	fleetMaster, err := cl.MasterOf(ctx, k.Members())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := cl.Nodes[0]
+	if victim == fleetMaster {
+		victim = cl.Nodes[1]
+	}
+	onVictim := map[int]bool{}
+	var leases []*Lease
+	for id := range 16 {
+		key := ShardKey{ID: id, Count: 16}
+		leases = append(leases, claimOK(t, a, key))
+		m, err := cl.MasterOf(ctx, k.Lease(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		onVictim[k.PartitionOf(key)] = m == victim
+	}
+	if _, err := victim.Do(ctx, "FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the lost leases re-asserted with their tokens", func() bool {
+		for _, l := range leases {
+			if tok, err := cc.HGet(ctx, k.Lease(l.Key()), "token").Uint64(); err != nil || tok != l.Token() {
+				return false
+			}
+		}
+		return true
+	})
+	for _, l := range leases {
+		if isClosed(l.Done()) {
+			t.Fatalf("lease %v ended: %v", l.Key(), l.Err())
+		}
+		p := k.PartitionOf(l.Key())
+		pttl, err := cc.PTTL(ctx, k.Grace(p)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inGrace := pttl > 0; inGrace != onVictim[p] {
+			t.Fatalf("partition %d (on the flushed master: %v): grace PTTL %v", p, onVictim[p], pttl)
+		}
+	}
+	if isClosed(a.Done()) {
+		t.Fatalf("session ended: %v", a.Err())
+	}
+}
