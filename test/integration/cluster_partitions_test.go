@@ -261,3 +261,63 @@ func TestClusterPartitionsBenchmark(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterPartitionManualFailover: CLUSTER FAILOVER of a master that
+// serves partitions (not the fleet-wide keys) under load: its partitions
+// commit on the promoted replica, and every dispatch is in the streams
+// exactly once.
+func TestClusterPartitionManualFailover(t *testing.T) {
+	needBinaries(t)
+	cl := redistest.StartClusterWithReplicas(t, 3, 1)
+	cc := cl.Client(t)
+	f := partitionedFleet(t, cl, 200)
+	keys, err := keyspace.NewKeys(prefix).WithPartitions(keyspace.ClusterPartitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var victim *redistest.Server
+	for _, m := range cl.Nodes[:3] {
+		if m != f.redis {
+			victim = m
+			break
+		}
+	}
+	var moved []int // partitions the victim serves
+	for p := range keys.Partitions() {
+		if m, err := cl.MasterOf(ctx, keys.Events(p)); err == nil && m == victim {
+			moved = append(moved, p)
+		}
+	}
+	replica, err := cl.ReplicaOf(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Failover(ctx, replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitPromoted(ctx, replica); err != nil {
+		t.Fatal(err)
+	}
+	lens := func() int64 {
+		var n int64
+		for _, p := range moved {
+			l, err := cc.XLen(context.Background(), keys.Events(p)).Result()
+			if err == nil {
+				n += l
+			}
+		}
+		return n
+	}
+	at := lens()
+	poll(t, "the failed-over partitions commit again", 15*time.Second, func() bool { return lens() >= at+200 })
+	f.waitAllReady("every shard READY after the failover")
+	for _, w := range f.workers { // stop committing before the stream check
+		w.signal(syscall.SIGTERM)
+	}
+	for _, w := range f.workers {
+		_ = w.wait(t, 15*time.Second)
+	}
+	checkPartitionStreams(t, cc, keys)
+}
