@@ -93,10 +93,21 @@ func TestPartitionedFleetOnCluster(t *testing.T) {
 	}
 }
 
-// TestPartitionSelfFences: a master (not the fleet-wide keys') dies; the
-// partitions it served self-fence at their renew deadline, the others and
-// the session live on.
-func TestPartitionSelfFences(t *testing.T) {
+// victimWorld is a session holding 16 shards, one per partition, on a
+// 3-master cluster, and a master that serves partitions but not the
+// fleet-wide keys: the victim of a fault.
+type victimWorld struct {
+	cc       *redis.ClusterClient
+	a        *Session
+	k        Keys
+	cfg      Config
+	victim   *redistest.Server
+	leases   []*Lease
+	onVictim map[int]bool // partition -> served by the victim
+}
+
+func newVictimWorld(t *testing.T) *victimWorld {
+	t.Helper()
 	cl, cc := partitionedCluster(t)
 	ctx := testCtx(t)
 	cfg := testConfig("fleet")
@@ -108,25 +119,30 @@ func TestPartitionSelfFences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var victim *redistest.Server
-	for _, n := range cl.Nodes {
-		if n != fleetMaster {
-			victim = n
-			break
-		}
+	w := &victimWorld{cc: cc, a: a, k: k, cfg: cfg, victim: cl.Nodes[0], onVictim: map[int]bool{}}
+	if w.victim == fleetMaster {
+		w.victim = cl.Nodes[1]
 	}
-	onVictim := map[int]bool{}
-	var leases []*Lease
 	for id := range 16 {
 		key := ShardKey{ID: id, Count: 16}
-		leases = append(leases, claimOK(t, a, key))
+		w.leases = append(w.leases, claimOK(t, a, key))
 		m, err := cl.MasterOf(ctx, k.Lease(key))
 		if err != nil {
 			t.Fatal(err)
 		}
-		onVictim[k.PartitionOf(key)] = m == victim
+		w.onVictim[k.PartitionOf(key)] = m == w.victim
 	}
-	victim.Kill()
+	return w
+}
+
+// TestPartitionSelfFences: a master (not the fleet-wide keys') dies; the
+// partitions it served self-fence at their renew deadline, the others and
+// the session live on.
+func TestPartitionSelfFences(t *testing.T) {
+	w := newVictimWorld(t)
+	ctx := testCtx(t)
+	a, k, cfg, leases, onVictim := w.a, w.k, w.cfg, w.leases, w.onVictim
+	w.victim.Kill()
 	eventually(t, 3*time.Second, "the dead master's partitions fenced", func() bool {
 		for _, l := range leases {
 			if onVictim[k.PartitionOf(l.Key())] && !isClosed(l.Done()) {
@@ -167,33 +183,10 @@ func TestPartitionSelfFences(t *testing.T) {
 // there with their tokens, and the data-loss grace holds back claims in those
 // partitions only; the session and every lease live on.
 func TestPartitionDataLoss(t *testing.T) {
-	cl, cc := partitionedCluster(t)
+	w := newVictimWorld(t)
 	ctx := testCtx(t)
-	cfg := testConfig("fleet")
-	cfg.Partitions = keyspace.ClusterPartitions
-	a := newSession(t, cc, cfg)
-	k := a.Keys()
-	endGraceAll(t, cc, k)
-	fleetMaster, err := cl.MasterOf(ctx, k.Members())
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim := cl.Nodes[0]
-	if victim == fleetMaster {
-		victim = cl.Nodes[1]
-	}
-	onVictim := map[int]bool{}
-	var leases []*Lease
-	for id := range 16 {
-		key := ShardKey{ID: id, Count: 16}
-		leases = append(leases, claimOK(t, a, key))
-		m, err := cl.MasterOf(ctx, k.Lease(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		onVictim[k.PartitionOf(key)] = m == victim
-	}
-	if _, err := victim.Do(ctx, "FLUSHALL"); err != nil {
+	a, k, cc, leases, onVictim := w.a, w.k, w.cc, w.leases, w.onVictim
+	if _, err := w.victim.Do(ctx, "FLUSHALL"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "the lost leases re-asserted with their tokens", func() bool {
