@@ -273,3 +273,39 @@ func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
+
+// TestResolvePartitions: the first resolver stores the count; a worker that
+// asks for another is a ConfigError on Partitions; a Redis holding the
+// single-tag layout of before partitions is a one-partition fleet, and asking
+// it for more is refused the same way.
+func TestResolvePartitions(t *testing.T) {
+	_, client := startRedis(t)
+	ctx := testCtx(t)
+	k, err := ResolvePartitions(ctx, client, NewKeys("new"), 16)
+	if err != nil || k.Partitions() != 16 {
+		t.Fatalf("first resolve: %d partitions, %v", k.Partitions(), err)
+	}
+	if k, err := ResolvePartitions(ctx, client, NewKeys("new"), 0); err != nil || k.Partitions() != 16 {
+		t.Fatalf("unset follows the stored count: %d, %v", k.Partitions(), err)
+	}
+	var ce *ConfigError
+	if _, err := ResolvePartitions(ctx, client, NewKeys("new"), 4); !errors.As(err, &ce) || ce.Field != "Partitions" {
+		t.Fatalf("a count that disagrees: %v, want a ConfigError on Partitions", err)
+	}
+	if k, err := ResolvePartitions(ctx, client, NewKeys("fresh"), 0); err != nil || k.Partitions() != keyspace.DefaultPartitions {
+		t.Fatalf("a new fleet without a setting: %d, %v", k.Partitions(), err)
+	}
+	legacy := NewKeys("old")
+	if err := client.Set(ctx, legacy.Fence(0), "123", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ResolvePartitions(ctx, client, legacy, 16); !errors.As(err, &ce) || ce.Field != "Partitions" {
+		t.Fatalf("partitions on a single-tag fleet: %v, want a ConfigError on Partitions", err)
+	}
+	if k, err := ResolvePartitions(ctx, client, legacy, 0); err != nil || k.Partitions() != 1 {
+		t.Fatalf("a single-tag fleet adopted: %d, %v; want 1", k.Partitions(), err)
+	}
+	if n, err := client.Get(ctx, legacy.PartitionCount()).Int(); err != nil || n != 1 {
+		t.Fatalf("stored count of the adopted fleet: %d, %v", n, err)
+	}
+}
