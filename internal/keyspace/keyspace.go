@@ -210,6 +210,12 @@ func (k Keys) PartitionCommandOutcome(p int, id string) string {
 	return k.PartitionPrefix(p) + "cmdres:" + id
 }
 
+// CommandMove marks queue entry entry of split shard s as being moved to
+// its heirs in other partitions (one mover at a time).
+func (k Keys) CommandMove(s ShardKey, entry string) string {
+	return k.shardScoped(s) + "cmdmv:" + s.suffix() + ":" + entry
+}
+
 // CommandChannel is the pub/sub channel that wakes the workers when a shard's
 // queue has a new command.
 func (k Keys) CommandChannel() string { return k.prefix + "cmdev" }
