@@ -132,12 +132,7 @@ func TestClusterPartitionsSpread(t *testing.T) {
 			t.Errorf("master %d committed %.0f%% of the events, want at least 15%%", i, 100*share)
 		}
 	}
-	for _, w := range f.workers { // stop committing before the stream check
-		w.signal(syscall.SIGTERM)
-	}
-	for _, w := range f.workers {
-		_ = w.wait(t, 15*time.Second)
-	}
+	stopWorkers(t, f) // stop committing before the stream check
 	checkPartitionStreams(t, cc, keys)
 }
 
@@ -313,11 +308,17 @@ func TestClusterPartitionManualFailover(t *testing.T) {
 	at := lens()
 	poll(t, "the failed-over partitions commit again", 15*time.Second, func() bool { return lens() >= at+200 })
 	f.waitAllReady("every shard READY after the failover")
-	for _, w := range f.workers { // stop committing before the stream check
+	stopWorkers(t, f) // stop committing before the stream check
+	checkPartitionStreams(t, cc, keys)
+}
+
+// stopWorkers sends every worker of f SIGTERM and waits for it to exit.
+func stopWorkers(t testing.TB, f *fleet) {
+	t.Helper()
+	for _, w := range f.workers {
 		w.signal(syscall.SIGTERM)
 	}
 	for _, w := range f.workers {
 		_ = w.wait(t, 15*time.Second)
 	}
-	checkPartitionStreams(t, cc, keys)
 }
