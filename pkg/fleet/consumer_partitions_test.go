@@ -14,12 +14,19 @@ import (
 	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
-// TestConsumerReadsEveryPartition: on a Redis Cluster (3 masters) a fleet of
-// 16 partitions has 16 streams in 16 slots; one consumer gets every event of
-// every shard, each shard's in commit order, and acks them all.
+// TestConsumerReadsEveryPartition: a fleet of 16 partitions has 16 streams
+// (on a Redis Cluster of 3 masters, in 16 slots, read one by one; on one
+// Redis, read in one XREADGROUP); one consumer gets every event of every
+// shard, each shard's in commit order, and acks them all.
 func TestConsumerReadsEveryPartition(t *testing.T) {
-	cl := redistest.StartCluster(t, 3)
-	cc := cl.Client(t)
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.StartCluster(t, 3)
+		readEveryPartition(t, cl.Client(t))
+	})
+	t.Run("single", func(t *testing.T) { readEveryPartition(t, redistest.Start(t).Client(t)) })
+}
+
+func readEveryPartition(t *testing.T, cc redis.UniversalClient) {
 	ctx := context.Background()
 	keys, err := lease.ResolvePartitions(ctx, cc, keyspace.NewKeys(""), keyspace.ClusterPartitions)
 	if err != nil {
