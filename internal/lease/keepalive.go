@@ -161,7 +161,7 @@ func (s *Session) fenceExpired(lastOK time.Time, fence clockTimer) bool {
 	s.unreleased = append(s.unreleased, ended...)
 	s.mu.Unlock()
 	for _, l := range ended {
-		l.end(fmt.Errorf("%w: partition %d: %w", ErrSessionDone, s.keys.PartitionOf(l.key), ErrSelfFenced))
+		l.end(fmt.Errorf("partition %d: %w", s.keys.PartitionOf(l.key), ErrSelfFenced))
 	}
 	fence.Reset(s.clock.Until(s.earliestDeadline(lastOK)))
 	return true

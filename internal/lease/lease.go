@@ -53,7 +53,8 @@ func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
 func (l *Lease) Context() context.Context { return l.ctx }
 
 // Err is nil while the lease lives, then says why it ended (ErrReleased,
-// ErrLeaseLost, or the session's end: ErrSessionDone wrapping ErrSelfFenced...).
+// ErrLeaseLost, ErrSelfFenced when its partition alone self-fenced, or the
+// session's end: ErrSessionDone wrapping ErrSelfFenced...).
 func (l *Lease) Err() error {
 	if l.ctx.Err() == nil {
 		return nil
