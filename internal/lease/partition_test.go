@@ -309,3 +309,33 @@ func TestResolvePartitions(t *testing.T) {
 		t.Fatalf("stored count of the adopted fleet: %d, %v", n, err)
 	}
 }
+
+// TestRunStartsWhatItWonBesideAGrace: a partition in its data-loss grace
+// holds back only its own shards; the shards won in the same claim batch, in
+// the other partitions, are started (Handler.Acquired), not left held and
+// idle.
+func TestRunStartsWhatItWonBesideAGrace(t *testing.T) {
+	srv, direct := startRedis(t)
+	cfg := testConfig("")
+	cfg.Partitions = 2
+	w := newWorld()
+	r := startRunner(t, newClient(t, srv.Addr()), cfg, w)
+	k := r.s.Keys()
+	ctx := testCtx(t)
+	endGraceAll(t, direct, k)
+	if err := direct.Set(ctx, k.Grace(1), "1", time.Hour).Err(); err != nil { // partition 1 lost its data
+		t.Fatal(err)
+	}
+	if _, err := r.s.SetLayoutIfAbsent(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "partition 0's shards started", func() bool { return len(w.owners()) == 2 })
+	for s := range w.owners() {
+		if k.PartitionOf(s) != 0 {
+			t.Fatalf("shard %v of the partition in grace started", s)
+		}
+	}
+	if got := r.s.Waiting(); got.Reason != GraceReason {
+		t.Fatalf("Waiting = %+v, want the grace", got)
+	}
+}

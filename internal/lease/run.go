@@ -285,26 +285,43 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 			r.s.log.Warn("lease: claim", slog.Any("error", err))
 			return
 		}
+		// Every lease won is started, whatever the other shards' outcomes
+		// (with partitions, one may wait out its grace while others claim).
+		var grace *GraceError
+		var failed error
 		for _, c := range res {
 			var ge *GraceError
 			switch {
 			case c.err == nil && c.lease != nil:
 				r.h.Acquired(c.lease.Context(), c.lease, c.state)
 			case errors.As(c.err, &ge):
-				now := r.s.clock.Now()
-				switch {
-				case r.graceUntil.IsZero():
-					r.graceFrom = r.s.joined // the probe of a new epoch began at register
-				case !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)):
-					r.graceFrom = now // a new wait, not the same one continued
-				}
-				r.graceUntil = now.Add(ge.Remaining)
-				r.s.log.Info("lease: waiting; not claiming", slog.String("reason", GraceReason),
-					slog.Duration("wait", ge.Remaining))
-				return
+				grace = ge
+			case !errors.Is(c.err, ErrLeaseHeld) && failed == nil:
+				failed = c.err
 			}
 		}
+		if failed != nil {
+			r.s.log.Warn("lease: claim", slog.Any("error", failed))
+		}
+		if grace != nil {
+			r.waitGrace(grace)
+			return
+		}
 	}
+}
+
+// waitGrace holds claims back until the data-loss grace ge reports is over.
+func (r *reconciler) waitGrace(ge *GraceError) {
+	now := r.s.clock.Now()
+	switch {
+	case r.graceUntil.IsZero():
+		r.graceFrom = r.s.joined // the probe of a new epoch began at register
+	case !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)):
+		r.graceFrom = now // a new wait, not the same one continued
+	}
+	r.graceUntil = now.Add(ge.Remaining)
+	r.s.log.Info("lease: waiting; not claiming", slog.String("reason", GraceReason),
+		slog.Duration("wait", ge.Remaining))
 }
 
 // revoke hands one lease back: the handler stops the shard, its state is
