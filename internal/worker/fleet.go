@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -124,6 +126,10 @@ func (w *Worker) runFleet(ctx context.Context) error {
 		return fmt.Errorf("fleet partitions: %w", err)
 	}
 	w.keys = keys
+	if _, cluster := client.(*redis.ClusterClient); cluster && keys.Partitions() == 1 {
+		w.log.Warn("the fleet has 1 partition on Redis Cluster: one master carries all of it; "+
+			"a fleet started with PARTITIONS=16 spreads over the masters", "key_prefix", keys.Prefix())
+	}
 	count, mc, err := w.startLimiter(ctx, keys)
 	if err != nil {
 		return err
