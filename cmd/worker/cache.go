@@ -51,10 +51,14 @@ func runCache(args []string, env func(string) (string, bool), stdout, stderr io.
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if sub == "dump" {
-		err = dumpCache(ctx, client, lease.NewKeys(norm), *guild, stdout)
-	} else {
-		err = cacheStats(ctx, client, lease.NewKeys(norm), *asJSON, stdout)
+	// The fleet's stored partition count places each guild's keys.
+	keys, err := lease.ResolvePartitions(ctx, client, lease.NewKeys(norm), 0)
+	switch {
+	case err != nil:
+	case sub == "dump":
+		err = dumpCache(ctx, client, keys, *guild, stdout)
+	default:
+		err = cacheStats(ctx, client, keys, *asJSON, stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "worker cache "+sub+":", target.explain(ctx, err))

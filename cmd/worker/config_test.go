@@ -33,6 +33,8 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"bad ttl env", nil, append(tok, "LEASE_TTL", "soon"), "LEASE_TTL"},
 		{"bad ttl flag", []string{"-lease-ttl", "x"}, tok, "-lease-ttl"},
 		{"negative shards", nil, append(tok, "SHARD_COUNT", "-1"), "SHARD_COUNT"},
+		{"partitions over the max", nil, append(tok, "PARTITIONS", "2000"), "PARTITIONS"},
+		{"negative partitions", []string{"-partitions", "-1"}, tok, "-partitions"},
 		{"shards not int", nil, append(tok, "SHARD_COUNT", "two"), "SHARD_COUNT"},
 		{"api url scheme", nil, append(tok, "DISCORD_API_URL", "ftp://x"), "DISCORD_API_URL"},
 		{"gateway url scheme", nil, append(tok, "GATEWAY_URL", "http://x"), "GATEWAY_URL"},

@@ -153,6 +153,7 @@ func memberConfig(cfg *Config, logger *slog.Logger, client redis.UniversalClient
 	mc.BudgetReserve = cfg.BudgetReserve
 	mc.APIURL, mc.GatewayURL = cfg.APIURL, cfg.GatewayURL
 	mc.Cache, mc.CacheMessages, mc.CacheOld = cfg.Cache.Kinds.String(), cfg.Cache.Messages, cfg.Cache.Old
+	mc.Partitions = cfg.Partitions
 	gwDef := gateway.DefaultConfig()
 	mc.GatewayOptions = []gateway.ConfigOpt{gateway.WithIntents(cfg.Intents), gateway.WithCompression(cfg.Compression),
 		gateway.WithReadyTimeout(cfg.ReadyTimeout),

@@ -21,6 +21,7 @@ var librarySettings = map[string]string{
 	"lease.RevokeTimeout":         "LEASE_TTL (-lease-ttl)",
 	"lease.WorkerID":              "WORKER_ID (-worker-id)",
 	"lease.Prefix":                "KEY_PREFIX (-key-prefix)",
+	"lease.Partitions":            "PARTITIONS (-partitions)",
 	"redislimiter.MaxConcurrency": "MAX_CONCURRENCY (-max-concurrency)",
 	"redislimiter.Window":         "IDENTIFY_WINDOW (-identify-window)",
 	"redislimiter.Margin":         "IDENTIFY_MARGIN (-identify-margin)",

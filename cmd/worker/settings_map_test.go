@@ -18,6 +18,10 @@ func TestLibraryConfigErrorNamesTheSetting(t *testing.T) {
 		err.Error() != "config: LEASE_TTL (-lease-ttl): TTL 900ms must exceed RenewDeadline 1s" {
 		t.Fatalf("mapped %v to %v", lib, err)
 	}
+	stored := gateway.NewConfigError("lease", "Partitions", "16, but the fleet stores 1 partitions")
+	if err := asSettingError(stored); !errors.As(err, &se) || se.Setting != "PARTITIONS (-partitions)" {
+		t.Fatalf("mapped %v to %v", stored, err)
+	}
 	other := gateway.NewConfigError("gateway", "LargeThreshold", "x")
 	if err := asSettingError(other); err != error(other) {
 		t.Fatalf("an unmapped field became %v", err)

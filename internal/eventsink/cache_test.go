@@ -200,7 +200,7 @@ func TestCacheReadyReconciles(t *testing.T) {
 func TestCacheOldOnEntries(t *testing.T) {
 	c, _, _, _ := committedCache(t, cacheSession...)
 	ctx := context.Background()
-	msgs, err := c.XRange(ctx, lease.NewKeys(prefix).Events(), "-", "+").Result()
+	msgs, err := c.XRange(ctx, lease.NewKeys(prefix).Events(0), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

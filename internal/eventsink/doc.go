@@ -27,9 +27,11 @@
 //
 // # The stream
 //
-// One stream per fleet, P+"events" (P is the fleet's key prefix, with its
-// {hash tag}, so the script's keys share one Redis Cluster slot), capped with
-// XADD MAXLEN ~ MaxLen. Each entry has the fields:
+// One stream per partition of the fleet (internal/keyspace), S+"events", S
+// the prefix of the partition of the event's shard (the fleet's prefix when
+// it has one partition), with its own {hash tag}, so the script's keys share
+// one Redis Cluster slot; each capped with XADD MAXLEN ~ MaxLen. Each entry
+// has the fields:
 //
 //	shard    shard ID (decimal)
 //	count    shard count (decimal)

@@ -60,7 +60,7 @@ func TestWriterDetectsRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := lease.NewKeys(prefix)
-	if y, err := testutil.RollBack(ctx, c, keys.Session(shard), keys.Events(), 4); err != nil || y != 6 {
+	if y, err := testutil.RollBack(ctx, c, keys.Session(shard), keys.ShardEvents(shard), 4); err != nil || y != 6 {
 		t.Fatalf("roll back: %d, %v", y, err)
 	}
 	_ = addAll(t, ctx, w, events("S1", 11, 12))
@@ -112,7 +112,7 @@ func TestWriterStartsALostRecordAfresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := lease.NewKeys(prefix)
-	if err := c.Del(ctx, keys.Session(shard), keys.Events()).Err(); err != nil {
+	if err := c.Del(ctx, keys.Session(shard), keys.ShardEvents(shard)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := addAll(t, ctx, w, events("S1", 11, 12)); err != nil {

@@ -3,7 +3,6 @@ package eventsink
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -24,7 +23,10 @@ type Config struct {
 	// Prefix is the fleet's key prefix, normalised like internal/lease's (a
 	// prefix without a {hash tag} is wrapped in one). Default "{shardfleet}:".
 	Prefix string
-	// MaxLen caps the stream approximately (XADD MAXLEN ~). 0: uncapped. Default 1,000,000.
+	// Partitions is the fleet's partition count (internal/keyspace): each
+	// shard's events go to its partition's stream. Default 1.
+	Partitions int
+	// MaxLen caps each stream approximately (XADD MAXLEN ~). 0: uncapped. Default 1,000,000.
 	MaxLen int64
 	// BatchSize is the most events per script call. Default 512.
 	BatchSize int
@@ -63,6 +65,7 @@ type Config struct {
 func DefaultConfig() *Config {
 	return &Config{
 		Prefix:          lease.DefaultPrefix,
+		Partitions:      1,
 		MaxLen:          1_000_000,
 		BatchSize:       512,
 		MaxBatchBytes:   1 << 20,
@@ -80,6 +83,9 @@ type Option func(*Config)
 
 // WithPrefix sets the key prefix.
 func WithPrefix(prefix string) Option { return func(c *Config) { c.Prefix = prefix } }
+
+// WithPartitions sets the fleet's partition count.
+func WithPartitions(n int) Option { return func(c *Config) { c.Partitions = n } }
 
 // WithMaxLen sets the approximate stream cap (0: uncapped).
 func WithMaxLen(n int64) Option { return func(c *Config) { c.MaxLen = n } }
@@ -176,8 +182,11 @@ func New(client redis.UniversalClient, opts ...Option) (*Sink, error) {
 		return nil, gateway.NewConfigError("eventsink", "Logger", "is nil")
 	}
 	cfg.Prefix = lease.NormalizePrefix(cfg.Prefix)
-	return &Sink{client: client, cfg: *cfg, keys: lease.NewKeys(cfg.Prefix),
-		maxLen: strconv.FormatInt(cfg.MaxLen, 10)}, nil
+	keys, err := lease.NewKeys(cfg.Prefix).WithPartitions(cfg.Partitions)
+	if err != nil {
+		return nil, gateway.NewConfigError("eventsink", "Partitions", err.Error())
+	}
+	return &Sink{client: client, cfg: *cfg, keys: keys, maxLen: strconv.FormatInt(cfg.MaxLen, 10)}, nil
 }
 
 // Keys returns the key layout the sink uses.
@@ -224,7 +233,8 @@ func (s *Sink) commit(ctx context.Context, shard Shard, fence Fence, expect int,
 	for _, ev := range batch {
 		args = s.appendEvent(args, ev)
 	}
-	keys := []string{s.keys.Lease(shard), s.keys.Member(fence.WorkerID), s.keys.Session(shard), s.keys.Events()}
+	keys := []string{s.keys.Lease(shard), s.keys.ShardMember(shard, fence.WorkerID), s.keys.Session(shard),
+		s.keys.ShardEvents(shard)}
 	res, err := commitScript.Run(ctx, s.client, keys, args...).Int64Slice()
 	if err != nil {
 		if durable, ok := rollback(err); ok {
@@ -255,17 +265,13 @@ func (s *Sink) commit(ctx context.Context, shard Shard, fence Fence, expect int,
 
 // classify maps the script's refusals to sentinels; nil for other errors.
 func classify(err error) error {
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
-		return nil
-	}
-	msg := rerr.Error()
-	switch {
-	case strings.HasPrefix(msg, "FENCED"):
+	r, _ := keyspace.ParseRefusal(err)
+	switch r.Code {
+	case "FENCED":
 		return ErrFenced
-	case strings.HasPrefix(msg, "STALESESSION"):
+	case "STALESESSION":
 		return ErrStaleSession
-	case strings.HasPrefix(msg, "LOSTRECORD"):
+	case "LOSTRECORD":
 		return errLostRecord
 	}
 	return nil
@@ -273,15 +279,11 @@ func classify(err error) error {
 
 // rollback reads the durable seq from the script's ROLLBACK refusal.
 func rollback(err error) (durable int, ok bool) {
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
+	r, ok := keyspace.ParseRefusal(err)
+	if !ok || r.Code != "ROLLBACK" {
 		return 0, false
 	}
-	rest, ok := strings.CutPrefix(rerr.Error(), "ROLLBACK ")
-	if !ok {
-		return 0, false
-	}
-	_, seq, ok := strings.Cut(rest, " durable seq ")
+	_, seq, ok := strings.Cut(r.Detail, " durable seq ")
 	if !ok {
 		return 0, false
 	}

@@ -58,7 +58,7 @@ type entry struct {
 
 func readStream(t testing.TB, c redis.UniversalClient) []entry {
 	t.Helper()
-	msgs, err := c.XRange(context.Background(), lease.NewKeys(prefix).Events(), "-", "+").Result()
+	msgs, err := c.XRange(context.Background(), lease.NewKeys(prefix).Events(0), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestCommitCapsStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := c.XLen(ctx, lease.NewKeys(prefix).Events()).Result()
+	n, err := c.XLen(ctx, lease.NewKeys(prefix).Events(0)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestWriterRetriesFencedWhileAsked(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	if n, _ := c.XLen(ctx, lease.NewKeys(prefix).Events()).Result(); n != 0 {
+	if n, _ := c.XLen(ctx, lease.NewKeys(prefix).Events(0)).Result(); n != 0 {
 		t.Fatalf("%d events written without a valid lease", n)
 	}
 	grant(t, c, shard, fence) // re-asserted

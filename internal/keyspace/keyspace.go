@@ -4,8 +4,10 @@
 // event sink and status, pkg/redislimiter) builds its keys here; the schema
 // document docs/keyspace.md is checked against Schema by this package's tests.
 //
-// All keys of a fleet share the prefix's {hash tag}, so they live in one Redis
-// Cluster slot and one Lua script may touch any of them.
+// Fleet-wide keys share the prefix's {hash tag}; the per-shard keys and the
+// event streams are split into partitions, each with its own tag (see
+// partition.go), so that a fleet spreads over Redis Cluster's masters. Every
+// script touches keys of one tag only: one Cluster slot.
 package keyspace
 
 import (
@@ -27,6 +29,8 @@ var (
 	ErrInvalidShard = errors.New("shardfleet: invalid shard")
 	// ErrCorrupt: a value read from Redis could not be decoded.
 	ErrCorrupt = errors.New("shardfleet: corrupt value in redis")
+	// ErrInvalidPartitions: a partition count is out of range.
+	ErrInvalidPartitions = errors.New("shardfleet: invalid partition count")
 )
 
 // ShardKey names one shard of a layout: shard ID of a bot sharded Count ways.
@@ -84,9 +88,11 @@ func hasHashTag(s string) bool {
 // NewKeys. Schema documents each key.
 type Keys struct {
 	prefix string
+	parts  []string // partition prefixes (WithPartitions); nil: one, the prefix
 }
 
-// NewKeys returns the keys for prefix, normalised by NormalizePrefix.
+// NewKeys returns the keys for prefix, normalised by NormalizePrefix, with one
+// partition (see WithPartitions).
 func NewKeys(prefix string) Keys { return Keys{prefix: NormalizePrefix(prefix)} }
 
 // Prefix is the normalised prefix, with its hash tag.
@@ -94,6 +100,23 @@ func (k Keys) Prefix() string { return k.prefix }
 
 // Member is the liveness key of a worker.
 func (k Keys) Member(workerID string) string { return k.prefix + "member:" + workerID }
+
+// PartitionMember is partition p's mirror of a worker's liveness (same value
+// and PX as Member, written by the same register and renew), so that the
+// fence of a shard's write reads the holder's liveness in the shard's slot.
+// With one partition it is Member itself.
+func (k Keys) PartitionMember(p int, workerID string) string {
+	return k.PartitionPrefix(p) + "member:" + workerID
+}
+
+// ShardMember is the liveness mirror, in shard s's partition, that fences
+// writes for s (keyspace.LuaLeaseValid's K_member).
+func (k Keys) ShardMember(s ShardKey, workerID string) string {
+	return k.PartitionMember(k.PartitionOf(s), workerID)
+}
+
+// PartitionCount stores the fleet's partition count P, once.
+func (k Keys) PartitionCount() string { return k.prefix + "partitions" }
 
 // Members is the membership index (ZSET worker_id -> expiry, server ms).
 func (k Keys) Members() string { return k.prefix + "members" }
@@ -104,7 +127,7 @@ func (k Keys) MembersSince() string { return k.prefix + "members:since" }
 // shardScoped is the prefix of every key that belongs to shard s (its lease,
 // session record, command queue, cache): the one place that decides which
 // Redis Cluster slot a shard's keys live in. Every per-shard key is built on it.
-func (k Keys) shardScoped(ShardKey) string { return k.prefix }
+func (k Keys) shardScoped(s ShardKey) string { return k.PartitionPrefix(k.PartitionOf(s)) }
 
 // Lease is the ownership hash of a shard.
 func (k Keys) Lease(s ShardKey) string { return k.shardScoped(s) + "lease:" + s.suffix() }
@@ -112,20 +135,27 @@ func (k Keys) Lease(s ShardKey) string { return k.shardScoped(s) + "lease:" + s.
 // Session is the session record of a shard (see SessionFields).
 func (k Keys) Session(s ShardKey) string { return k.shardScoped(s) + "session:" + s.suffix() }
 
-// Epoch is the data-loss detector.
+// Epoch is the data-loss detector of the fleet-wide keys.
 func (k Keys) Epoch() string { return k.prefix + "epoch" }
 
-// Grace is present while the data-loss grace runs.
-func (k Keys) Grace() string { return k.prefix + "grace" }
+// PartitionEpoch is partition p's data-loss detector: a partition's master
+// may restart empty alone. With one partition it is Epoch itself.
+func (k Keys) PartitionEpoch(p int) string { return k.PartitionPrefix(p) + "epoch" }
 
-// Fence holds the last fencing token issued.
-func (k Keys) Fence() string { return k.prefix + "fence" }
+// Grace is present while partition p's data-loss grace runs.
+func (k Keys) Grace(p int) string { return k.PartitionPrefix(p) + "grace" }
+
+// Fence holds the last fencing token issued in partition p.
+func (k Keys) Fence(p int) string { return k.PartitionPrefix(p) + "fence" }
 
 // Layout is the fleet layout.
 func (k Keys) Layout() string { return k.prefix + "layout" }
 
-// Events is the event stream.
-func (k Keys) Events() string { return k.prefix + "events" }
+// Events is partition p's event stream: the events of its shards.
+func (k Keys) Events(p int) string { return k.PartitionPrefix(p) + "events" }
+
+// ShardEvents is the stream shard s's events go to.
+func (k Keys) ShardEvents(s ShardKey) string { return k.Events(k.PartitionOf(s)) }
 
 // Status is where a worker publishes its status for `worker status`.
 func (k Keys) Status(workerID string) string { return k.prefix + "status:" + workerID }
@@ -168,8 +198,23 @@ func (k Keys) IdentifyChannel() string { return k.prefix + "idf:ev" }
 // Commands is the queue of commands for shard s, oldest first.
 func (k Keys) Commands(s ShardKey) string { return k.shardScoped(s) + "cmdq:" + s.suffix() }
 
-// CommandOutcome is the outcome record of command id.
-func (k Keys) CommandOutcome(id string) string { return k.prefix + "cmdres:" + id }
+// CommandOutcome is the outcome record of command id, queued for shard s: in
+// s's partition, so that the fenced script that takes the command off s's
+// queue writes it in the same slot. A reader that knows only the ID looks in
+// every partition.
+func (k Keys) CommandOutcome(s ShardKey, id string) string { return k.shardScoped(s) + "cmdres:" + id }
+
+// PartitionCommandOutcome is command id's outcome record if its shard is in
+// partition p.
+func (k Keys) PartitionCommandOutcome(p int, id string) string {
+	return k.PartitionPrefix(p) + "cmdres:" + id
+}
+
+// CommandMove marks queue entry entry of split shard s as being moved to
+// its heirs in other partitions (one mover at a time).
+func (k Keys) CommandMove(s ShardKey, entry string) string {
+	return k.shardScoped(s) + "cmdmv:" + s.suffix() + ":" + entry
+}
 
 // CommandChannel is the pub/sub channel that wakes the workers when a shard's
 // queue has a new command.

@@ -31,16 +31,26 @@ func TestNormalizePrefix(t *testing.T) {
 // it builds matches one pattern of Schema, so a key cannot be added without
 // its documentation.
 func TestEveryKeyIsInTheSchema(t *testing.T) {
-	k := NewKeys("{p}:")
+	k, err := NewKeys("{p}:").WithPartitions(8)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var patterns []*regexp.Regexp
 	for _, d := range Schema {
-		re := regexp.QuoteMeta(strings.TrimPrefix(d.Pattern, "P "))
-		re = regexp.MustCompile(`<[a-z_]+>`).ReplaceAllString(re, `[^:]+`)
-		patterns = append(patterns, regexp.MustCompile(`^\{p\}:`+re+`$`))
+		scope, rest, _ := strings.Cut(d.Pattern, " ")
+		prefix := map[string]string{"P": `\{p\}:`, "S": `\{p/[0-9]+-[0-9]+\}:`}[scope]
+		if prefix == "" {
+			t.Fatalf("schema row %q: the pattern starts with neither P nor S", d.Pattern)
+		}
+		re := regexp.MustCompile(`<[a-z_]+>`).ReplaceAllString(regexp.QuoteMeta(rest), `[^:]+`)
+		patterns = append(patterns, regexp.MustCompile(`^`+prefix+re+`$`))
 	}
 	v := reflect.ValueOf(k)
 	for i := range v.NumMethod() {
 		m, name := v.Method(i), v.Type().Method(i).Name
+		if m.Type().NumOut() != 1 || m.Type().Out(0) != reflect.TypeFor[string]() {
+			continue // not a key: Partitions, PartitionOf, WithPartitions
+		}
 		var args []reflect.Value
 		for j := range m.Type().NumIn() {
 			switch in := m.Type().In(j); in {

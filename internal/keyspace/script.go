@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -23,10 +24,11 @@ import (
 // Redis's own WRONGTYPE or MOVED, followed by a human-readable detail. The Lua
 // helper refuse(code, detail) builds one; ParseRefusal reads one back.
 type Script struct {
-	keys   []string
-	args   []string
-	script *redis.Script
-	source string
+	keys     []string
+	args     []string
+	keysTail bool // more keys than named may follow (WithKeysTail)
+	script   *redis.Script
+	source   string
 }
 
 // luaRefuse is the one way a script refuses (see Script).
@@ -54,6 +56,7 @@ func NewScript(keys, args []string, body string) *Script {
 	bind("KEYS", "K_", keys)
 	bind("ARGV", "A_", args)
 	fmt.Fprintf(&b, "local ARGS_TAIL = %d\n", len(args)+1)
+	fmt.Fprintf(&b, "local KEYS_TAIL = %d\n", len(keys)+1)
 	src := b.String() + luaRefuse + body
 	return &Script{keys: keys, args: args, script: redis.NewScript(src), source: src}
 }
@@ -68,6 +71,14 @@ func isLuaIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// WithKeysTail lets callers pass keys after the named ones (a batch of
+// leases), from the Lua local KEYS_TAIL on; all of them in the named keys'
+// slot.
+func (s *Script) WithKeysTail() *Script {
+	s.keysTail = true
+	return s
 }
 
 // Source is the script as Redis runs it (prelude included).
@@ -85,7 +96,7 @@ func (s *Script) Args() []string { return s.args }
 var ErrScriptArgs = errors.New("keyspace: script called with the wrong keys or arguments")
 
 func (s *Script) check(keys []string, args []any) error {
-	if len(keys) != len(s.keys) || len(args) < len(s.args) {
+	if len(keys) < len(s.keys) || len(keys) > len(s.keys) && !s.keysTail || len(args) < len(s.args) {
 		return fmt.Errorf("%w: want %d keys (%v) and at least %d args (%v), got %d and %d",
 			ErrScriptArgs, len(s.keys), s.keys, len(s.args), s.args, len(keys), len(args))
 	}
@@ -125,6 +136,84 @@ func (s *Script) Eval(ctx context.Context, c redis.Scripter, keys []string, args
 // Load loads the script into the server's script cache.
 func (s *Script) Load(ctx context.Context, c redis.Scripter) *redis.StringCmd {
 	return s.script.Load(ctx, c)
+}
+
+// Call is one script call of RunPipelined.
+type Call struct {
+	Script *Script
+	Keys   []string
+	Args   []any
+}
+
+// RunPipelined runs calls in one pipeline: one round trip to a single Redis,
+// and on Redis Cluster one per master, sent to all masters at once. Each Cmd
+// holds its own reply: one call failing (its node down) leaves the others'
+// replies intact.
+//
+// One pipeline per node, not one for the cluster: when ctx ends while
+// go-redis's cluster pipeline backs off to retry a silent node's commands, it
+// sets ctx's error on every command, answered or not, and a dead master must
+// cost only its own calls.
+func RunPipelined(ctx context.Context, c redis.UniversalClient, calls []Call) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	var wg sync.WaitGroup
+	for _, group := range byNode(ctx, c, calls) {
+		wg.Go(func() { runOnNode(ctx, c, calls, group, cmds) })
+	}
+	wg.Wait()
+	return cmds
+}
+
+// runOnNode sends the calls of group (one node's) by EVALSHA in one
+// pipeline; those the node lacked the script of (NOSCRIPT) go again by EVAL,
+// which caches it there. It sets cmds[i] for each i of group.
+func runOnNode(ctx context.Context, c redis.UniversalClient, calls []Call, group []int, cmds []*redis.Cmd) {
+	pipe := c.Pipeline()
+	for _, i := range group {
+		cmds[i] = calls[i].Script.EvalSha(ctx, pipe, calls[i].Keys, calls[i].Args...)
+	}
+	_, _ = pipe.Exec(ctx) // each Cmd carries its own error
+	pipe = c.Pipeline()
+	for _, i := range group {
+		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+			cmds[i] = calls[i].Script.Eval(ctx, pipe, calls[i].Keys, calls[i].Args...)
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+}
+
+// byNode groups calls' indexes by the master of their first key, as the
+// cluster client's slot map has it (one group on any other client, or when
+// the map cannot say).
+func byNode(ctx context.Context, c redis.UniversalClient, calls []Call) [][]int {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		all := make([]int, len(calls))
+		for i := range all {
+			all[i] = i
+		}
+		return [][]int{all}
+	}
+	index := map[string]int{}
+	var groups [][]int
+	for i, call := range calls {
+		node := ""
+		if len(call.Keys) > 0 {
+			if m, err := cc.MasterForKey(ctx, call.Keys[0]); err == nil {
+				node = m.Options().Addr
+			}
+		}
+		g, seen := index[node]
+		if !seen {
+			g = len(groups)
+			index[node] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
 }
 
 // Refusal is a script's refusal (see Script): Code is the first word of the

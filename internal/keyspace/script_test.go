@@ -93,3 +93,34 @@ func TestParseRefusalIgnoresRedisOwnErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRunPipelinedLoadsMissingScripts: a pipeline of calls whose script the
+// server lacks still answers each call (loaded, then run again), and a
+// refusal stays its own call's.
+func TestRunPipelinedLoadsMissingScripts(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := NewScript([]string{"k"}, []string{"v"}, `
+if A_v == 'no' then return refuse('NOPE', K_k) end
+redis.call('SET', K_k, A_v)
+return A_v
+`)
+	cmds := RunPipelined(ctx, c, []Call{
+		{Script: s, Keys: []string{"{t}:a"}, Args: []any{"1"}},
+		{Script: s, Keys: []string{"{t}:b"}, Args: []any{"no"}},
+		{Script: s, Keys: []string{"{t}:c"}, Args: []any{"3"}},
+	})
+	if v, err := cmds[0].Text(); err != nil || v != "1" {
+		t.Fatalf("call 0: %q, %v", v, err)
+	}
+	if !IsRefusal(cmds[1].Err(), "NOPE") {
+		t.Fatalf("call 1: %v, want the NOPE refusal", cmds[1].Err())
+	}
+	if v, err := cmds[2].Text(); err != nil || v != "3" {
+		t.Fatalf("call 2: %q, %v", v, err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
 // Config configures a Session. Start from DefaultConfig (Discord-safe
@@ -16,6 +18,11 @@ type Config struct {
 	// Prefix of every key of the fleet. Default DefaultPrefix
 	// ("{shardfleet}:"); a prefix without a {hash tag} is wrapped in one.
 	Prefix string
+	// Partitions is the fleet's partition count P (see internal/keyspace):
+	// 0 follows the count the fleet stored, or keyspace.DefaultPartitions for
+	// a new fleet (1 for a fleet from before partitions). A count that
+	// disagrees with the stored one is a *ConfigError: P never changes.
+	Partitions int
 	// WorkerID names this member. Default: a fresh random UUID per session,
 	// which is what you want: a restarted process is a new member, so it never
 	// inherits leases of its previous life by accident.
@@ -178,6 +185,8 @@ func (c Config) validate() error {
 	switch {
 	case strings.ContainsAny(c.WorkerID, " \t\r\n{}") || len(c.WorkerID) > 128:
 		return bad("WorkerID", "%q: no whitespace or braces, at most 128 bytes", c.WorkerID)
+	case c.Partitions < 0 || c.Partitions > keyspace.MaxPartitions:
+		return bad("Partitions", "%d not in [1, %d] (0: the fleet's stored count)", c.Partitions, keyspace.MaxPartitions)
 	case c.RenewInterval < time.Millisecond:
 		return bad("RenewInterval", "%v is below 1ms", c.RenewInterval)
 	case c.TTL%time.Millisecond != 0 || c.TTL <= 0:

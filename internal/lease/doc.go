@@ -3,9 +3,11 @@
 //
 // It is modelled on etcd's client/v3/concurrency: a [Session] is one worker's
 // membership in the fleet. It owns one keep-alive goroutine that renews the
-// member key every RenewInterval in one Redis round trip; every [Lease] the
-// session holds is tied to that member key, so the same round trip renews all of
-// them, whatever their number. A lease carries a fencing token that only grows
+// member key, and its mirror in each of the fleet's partitions (see
+// internal/keyspace), every RenewInterval in one pipeline (on Redis Cluster
+// one round trip per master, all at once); every [Lease] the session holds is
+// tied to the mirror in its shard's partition, so the same round trip renews
+// all of them, whatever their number. A lease carries a fencing token that only grows
 // (it is derived from Redis server time, so it keeps growing across a Redis
 // restart), and every write that depends on ownership (renew, release, the
 // session store, the worker's event sink) checks it in the same Lua script.
@@ -13,7 +15,9 @@
 // Self-fencing: when no renew has succeeded within RenewDeadline of the moment
 // the last successful renew was sent (measured on the local monotonic clock),
 // the session closes every lease's Done channel and its own, before the TTL can
-// let anyone else claim. [NewSession] enforces TTL > RenewDeadline > 1.2 x
+// let anyone else claim. A partition whose mirror alone could not be renewed
+// (its Cluster master down) self-fences alone: its leases end, the others and
+// the session live on, and it claims again once its renews succeed. [NewSession] enforces TTL > RenewDeadline > 1.2 x
 // RenewInterval and TTL > RenewDeadline / (1 - MaxClockDrift).
 //
 // Clock independence: the TTL runs on the Redis server, the deadline on the
@@ -42,9 +46,10 @@
 // ([Session.SetLayoutIfAbsent], [Session.SplitShard]); leases follow it.
 //
 // Redis data loss (restart without persistence, FLUSHALL, a failover that lost
-// the epoch key) is detected through the epoch key; holders then re-assert their
-// leases with their old tokens, and nobody claims a shard it did not hold for
-// DataLossGrace (>= TTL). Not detected: an asynchronous-replication failover
+// the epoch key) is detected through the epoch keys, one fleet-wide and one per
+// partition (a partition's master may lose its data alone); holders then
+// re-assert their leases with their old tokens, and nobody claims a shard it
+// did not hold in a partition that lost its data for DataLossGrace (>= TTL). Not detected: an asynchronous-replication failover
 // whose new primary kept the epoch and member keys but lost recent lease
 // writes (use min-replicas-to-write on HA deployments).
 //
@@ -66,8 +71,9 @@
 // its previous member key expires (TTL); Run then deletes the leases its
 // previous life left behind.
 //
-// Key schema (P is the prefix, always with one {hash tag}, so a fleet's keys
-// share one Redis Cluster slot): see [Keys].
+// Key schema (the fleet-wide keys under the prefix's {hash tag}, each
+// partition's under its own, so every script touches one Redis Cluster slot):
+// see [Keys] and docs/keyspace.md.
 //
 // What it is not for: it does not talk to Discord, start shards or publish
 // events (internal/worker and pkg/sharding do), and it does not pace IDENTIFYs

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -49,7 +53,8 @@ func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
 func (l *Lease) Context() context.Context { return l.ctx }
 
 // Err is nil while the lease lives, then says why it ended (ErrReleased,
-// ErrLeaseLost, or the session's end: ErrSessionDone wrapping ErrSelfFenced...).
+// ErrLeaseLost, ErrSelfFenced when its partition alone self-fenced, or the
+// session's end: ErrSessionDone wrapping ErrSelfFenced...).
 func (l *Lease) Err() error {
 	if l.ctx.Err() == nil {
 		return nil
@@ -84,8 +89,10 @@ type claimResult struct {
 	err   error
 }
 
-// claimBatch claims keys in one script run (two if some holder was unknown to
-// the caller). Keys the session holds already come back as they are.
+// claimBatch claims keys, one script run per partition (two if some holder
+// was unknown to the caller). Keys the session holds already come back as
+// they are; a partition that could not be claimed in (Redis error, data loss
+// not yet re-asserted, partition self-fenced) gives its keys that error.
 //
 // Claims of one session are serialized (claimMu): two concurrent claims of
 // one key would otherwise both win, the second with a new token, leaving the
@@ -96,7 +103,6 @@ func (s *Session) claimBatch(ctx context.Context, keys []ShardKey) ([]claimResul
 	out := make([]claimResult, len(keys))
 	var todo []int
 	s.mu.Lock()
-	epoch := s.epoch
 	for i, k := range keys {
 		out[i].key = k
 		if l := s.leases[k]; l != nil {
@@ -117,26 +123,51 @@ func (s *Session) claimBatch(ctx context.Context, keys []ShardKey) ([]claimResul
 	for _, m := range s.Members() {
 		known[m.ID] = true
 	}
+	// One script per partition: a script touches one slot.
+	byPart := make(map[int][]int)
+	for _, i := range todo {
+		p := s.keys.PartitionOf(keys[i])
+		byPart[p] = append(byPart[p], i)
+	}
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		idx := byPart[p]
+		res, err := s.claimPartition(ctx, p, keys, idx, req, known)
+		for j, i := range idx {
+			if err != nil {
+				out[i] = claimResult{key: keys[i], err: err}
+			} else {
+				out[i] = s.claimOutcome(keys[i], res[j])
+			}
+		}
+	}
+	return out, nil
+}
+
+// claimPartition claims keys[idx] (all of partition p) in one script run, two
+// if some holder was unknown to the caller.
+func (s *Session) claimPartition(ctx context.Context, p int, keys []ShardKey, idx []int, req string, known map[string]bool) ([]rawClaim, error) {
+	s.mu.Lock()
+	st := s.parts[p]
+	s.mu.Unlock()
+	if st.fenced {
+		return nil, fmt.Errorf("claim: partition %d not renewed: %w", p, ErrSelfFenced)
+	}
 	for attempt := 0; ; attempt++ {
-		res, err := s.runClaim(ctx, keys, todo, epoch, req, known)
+		res, err := s.runClaim(ctx, p, st.epoch, keys, idx, req, known)
 		if err != nil {
 			return nil, err
 		}
 		unknown := false
-		for j := range todo {
-			r := res[j]
+		for _, r := range res {
 			if r.status == "unknown" && !known[r.owner] {
 				known[r.owner] = true
 				unknown = true
 			}
 		}
-		if unknown && attempt == 0 {
-			continue // again, with the holders' member keys in KEYS
+		if !unknown || attempt > 0 {
+			return res, nil
 		}
-		for j, i := range todo {
-			out[i] = s.claimOutcome(keys[i], res[j])
-		}
-		return out, nil
+		// again, with the holders' mirrors in KEYS
 	}
 }
 
@@ -149,43 +180,39 @@ type rawClaim struct {
 	grace         time.Duration
 }
 
-func (s *Session) runClaim(ctx context.Context, keys []ShardKey, todo []int, epoch, req string, known map[string]bool) ([]rawClaim, error) {
+func (s *Session) runClaim(ctx context.Context, p int, epoch string, keys []ShardKey, idx []int, req string, known map[string]bool) ([]rawClaim, error) {
 	k := s.keys
-	rkeys := make([]string, 0, 4+2*len(todo)+len(known))
-	rkeys = append(rkeys, s.memKey, k.Epoch(), k.Grace(), k.Fence())
-	for _, i := range todo {
+	rkeys := make([]string, 0, 4+2*len(idx)+len(known))
+	rkeys = append(rkeys, k.PartitionMember(p, s.cfg.WorkerID), k.PartitionEpoch(p), k.Grace(p), k.Fence(p))
+	for _, i := range idx {
 		rkeys = append(rkeys, k.Lease(keys[i]))
 	}
-	for _, i := range todo {
+	for _, i := range idx {
 		rkeys = append(rkeys, k.Session(keys[i]))
 	}
 	for id := range known {
 		if id != s.cfg.WorkerID {
-			rkeys = append(rkeys, k.Member(id))
+			rkeys = append(rkeys, k.PartitionMember(p, id))
 		}
 	}
-	res, err := claimScript.Run(ctx, s.client, rkeys, s.cfg.WorkerID, epoch, req, len(todo), k.Prefix()).Slice()
+	res, err := claimScript.Run(ctx, s.client, rkeys, s.cfg.WorkerID, epoch, req, len(idx), k.PartitionPrefix(p)).Slice()
+	switch r, _ := keyspace.ParseRefusal(err); r.Code {
+	case "EPOCH":
+		return nil, fmt.Errorf("claim: %w", ErrEpochChanged)
+	case "GONE":
+		return nil, fmt.Errorf("claim: %w", ErrExpired)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	status, _ := res[0].(string)
-	switch status {
-	case "epoch":
-		return nil, fmt.Errorf("claim: %w", ErrEpochChanged)
-	case "gone":
-		return nil, fmt.Errorf("claim: %w", ErrExpired)
-	case "ok":
-	default:
-		return nil, fmt.Errorf("claim: %w: status %q", ErrCorrupt, status)
+	if len(res) != len(idx) {
+		return nil, fmt.Errorf("claim: %w: %d results for %d shards", ErrCorrupt, len(res), len(idx))
 	}
-	if len(res) != len(todo)+1 {
-		return nil, fmt.Errorf("claim: %w: %d results for %d shards", ErrCorrupt, len(res)-1, len(todo))
-	}
-	out := make([]rawClaim, len(todo))
-	for j := range todo {
-		r, err := parseRawClaim(res[j+1])
+	out := make([]rawClaim, len(idx))
+	for j := range idx {
+		r, err := parseRawClaim(res[j])
 		if err != nil {
-			return nil, fmt.Errorf("claim %v: %w", keys[todo[j]], err)
+			return nil, fmt.Errorf("claim %v: %w", keys[idx[j]], err)
 		}
 		out[j] = r
 	}
@@ -301,27 +328,36 @@ func (s *Session) retryReleases(ctx context.Context) {
 	}
 }
 
+// releaseBatch releases leases, one script per partition. It returns the
+// first error: a Redis error (the caller retries them all: releasing again is
+// harmless) before ErrFenced.
 func (s *Session) releaseBatch(ctx context.Context, leases []*Lease) error {
-	if len(leases) == 0 {
-		return nil
+	byPart := make(map[int][]*Lease)
+	for _, l := range leases {
+		p := s.keys.PartitionOf(l.key)
+		byPart[p] = append(byPart[p], l)
 	}
-	keys := make([]string, len(leases))
-	args := make([]any, 0, len(leases)+1)
-	args = append(args, s.cfg.WorkerID)
-	for i, l := range leases {
-		keys[i] = s.keys.Lease(l.key)
-		args = append(args, strconv.FormatUint(l.token, 10))
-	}
-	res, err := releaseScript.Run(ctx, s.client, keys, args...).Int64Slice()
-	if err != nil {
-		return fmt.Errorf("release %d leases: %w", len(leases), err)
-	}
-	for i, r := range res {
-		if r < 0 {
-			return fmt.Errorf("release %v: %w", leases[i].key, ErrFenced)
+	var fenced error
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		part := byPart[p]
+		keys := make([]string, len(part))
+		args := make([]any, 0, len(part)+1)
+		args = append(args, s.cfg.WorkerID)
+		for i, l := range part {
+			keys[i] = s.keys.Lease(l.key)
+			args = append(args, strconv.FormatUint(l.token, 10))
+		}
+		res, err := releaseScript.Run(ctx, s.client, keys, args...).Int64Slice()
+		if err != nil {
+			return fmt.Errorf("release %d leases: %w", len(part), err)
+		}
+		for i, r := range res {
+			if r < 0 && fenced == nil {
+				fenced = fmt.Errorf("release %v: %w", part[i].key, ErrFenced)
+			}
 		}
 	}
-	return nil
+	return fenced
 }
 
 // Valid asks Redis whether the lease is still valid (token, owner and member
@@ -330,10 +366,13 @@ func (l *Lease) Valid(ctx context.Context) (bool, error) {
 	if l.Err() != nil {
 		return false, nil
 	}
-	n, err := validScript.Run(ctx, l.s.client, []string{l.s.keys.Lease(l.key), l.s.memKey},
-		l.s.cfg.WorkerID, strconv.FormatUint(l.token, 10)).Int64()
+	err := validScript.Run(ctx, l.s.client, []string{l.s.keys.Lease(l.key), l.s.keys.ShardMember(l.key, l.s.cfg.WorkerID)},
+		l.s.cfg.WorkerID, strconv.FormatUint(l.token, 10)).Err()
+	if keyspace.IsRefusal(err, "FENCED") {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("check lease %v: %w", l.key, err)
 	}
-	return n == 1, nil
+	return true, nil
 }

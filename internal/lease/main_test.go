@@ -53,7 +53,7 @@ func newSession(t testing.TB, client redis.UniversalClient, cfg Config) *Session
 // session starts the grace.
 func endGrace(t testing.TB, client redis.UniversalClient, prefix string) {
 	t.Helper()
-	if err := client.Del(testCtx(t), NewKeys(prefix).Grace()).Err(); err != nil {
+	if err := client.Del(testCtx(t), NewKeys(prefix).Grace(0)).Err(); err != nil {
 		t.Fatalf("end grace: %v", err)
 	}
 }

@@ -20,8 +20,8 @@ func FuzzParseReplies(f *testing.F) {
 		_, _ = parseRawClaim([]any{status})
 		_, _ = parseRawClaim(nil)
 		_, _ = parseRawClaim(status)
-		_, _ = parseView([]any{"ok", n, a, []any{b, c}, []any{d, nil}})
-		_, _ = parseView([]any{"ok", a, n, b, c})
+		_, _ = parseView([]any{n, a, []any{b, c}, []any{d, nil}})
+		_, _ = parseView([]any{a, n, b, c})
 		_, _ = parseView([]any{status})
 	})
 }

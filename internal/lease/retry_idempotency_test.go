@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -61,7 +62,7 @@ func quietConfig() Config {
 
 // lostReply runs op with the reply to the next run of script lost and
 // checks that go-redis replayed it (see redistest.Server.LostReply).
-func (r *retryRig) lostReply(t *testing.T, script *redis.Script, op func() error) map[string]int64 {
+func (r *retryRig) lostReply(t *testing.T, script redistest.LoadableScript, op func() error) map[string]int64 {
 	t.Helper()
 	return r.srv.LostReply(t, r.proxy, script, op)
 }
@@ -96,7 +97,7 @@ func TestClaimRetriedAfterLostReply(t *testing.T) {
 	if h := leaseState(t, r.direct, k, key); h["owner"] != a.ID() || h["token"] != tokenString(l.Token()) {
 		t.Fatalf("lease in Redis %v; the caller holds token %d", h, l.Token())
 	}
-	if fence, err := r.direct.Get(ctx, k.Fence()).Uint64(); err != nil || fence != l.Token() {
+	if fence, err := r.direct.Get(ctx, k.Fence(0)).Uint64(); err != nil || fence != l.Token() {
 		t.Fatalf("last issued token %d (%v); the caller holds %d: the retry issued another", fence, err, l.Token())
 	}
 	if ran["hset"] != 1 || ran["set"] != 1 {
@@ -130,8 +131,12 @@ func TestRenewRetriedAfterLostReply(t *testing.T) {
 
 	// The keep-alive's next renew is 10 s away: this is the only renew.
 	var out renewOutcome
-	ran := r.lostReply(t, renewScript, func() error {
-		out = a.renewOnce(ctx)
+	if err := partRenewScript.Load(ctx, r.direct).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The pipeline of the partition's renew and the fleet's, twice.
+	ran := r.srv.LostPipelineReply(t, r.proxy, renewScript, 4, func() error {
+		out = a.renewOnce(ctx, time.Now())
 		return out.err
 	})
 	if out.gone || out.view == nil {
@@ -140,10 +145,12 @@ func TestRenewRetriedAfterLostReply(t *testing.T) {
 	if m := out.view.members; len(m) != 1 || m[0].ID != a.ID() {
 		t.Fatalf("renew saw members %v, want just %s", m, a.ID())
 	}
-	// Both runs set absolute values (expiry, score): the lease is unchanged
-	// and still valid, the member key is renewed once over.
-	if ran["pexpire"] != 2 {
-		t.Fatalf("PEXPIRE ran %d times, want 2 (ran %v)", ran["pexpire"], ran)
+	// Both runs of the pipeline (the partition's renew, then the fleet's:
+	// with one partition both PEXPIRE the one member key) set absolute values
+	// (expiry, score): the lease is unchanged and still valid, the member key
+	// is renewed once over.
+	if ran["pexpire"] != 4 {
+		t.Fatalf("PEXPIRE ran %d times, want 4 (ran %v)", ran["pexpire"], ran)
 	}
 	if h := leaseState(t, r.direct, k, key); !reflect.DeepEqual(h, held) {
 		t.Fatalf("lease changed by a renew: %v, was %v", h, held)
@@ -229,7 +236,14 @@ func TestRegisterRetriedAfterLostReply(t *testing.T) {
 	r := newRetryRig(t)
 	ctx := testCtx(t)
 	var s *Session
-	r.lostReply(t, registerScript, func() (err error) {
+	for _, sc := range []*keyspace.Script{partitionsScript, partRegisterScript} {
+		if err := sc.Load(ctx, r.direct).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The partition count, then the pipeline of the partition's register and
+	// the fleet's, twice.
+	r.srv.LostPipelineReply(t, r.proxy, registerScript, 5, func() (err error) {
 		s, err = NewSession(ctx, r.client, quietConfig())
 		if err == nil {
 			t.Cleanup(func() {
@@ -268,7 +282,7 @@ func TestReassertRetriedAfterLostReply(t *testing.T) {
 	if err := r.direct.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	ran := r.lostReply(t, reassertScript, func() error { return a.reassert(ctx) })
+	ran := r.lostReply(t, partReassertScript, func() error { return a.reassertPartition(ctx, 0) })
 	if ran["hset"] != 1 {
 		t.Fatalf("lease re-created %d times, want once (ran %v)", ran["hset"], ran)
 	}
@@ -278,7 +292,7 @@ func TestReassertRetriedAfterLostReply(t *testing.T) {
 	if h := leaseState(t, r.direct, k, key); h["owner"] != a.ID() || h["token"] != tokenString(l.Token()) {
 		t.Fatalf("lease in Redis %v; the caller holds token %d", h, l.Token())
 	}
-	if fence, err := r.direct.Get(ctx, k.Fence()).Uint64(); err != nil || fence != l.Token() {
+	if fence, err := r.direct.Get(ctx, k.Fence(0)).Uint64(); err != nil || fence != l.Token() {
 		t.Fatalf("fence %d (%v) after re-asserting token %d", fence, err, l.Token())
 	}
 	if ok, err := l.Valid(ctx); err != nil || !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -219,8 +220,23 @@ func (r *reconciler) sweep(ctx context.Context) {
 	r.s.claimMu.Lock()
 	defer r.s.claimMu.Unlock()
 	const batch = 512
-	for i := 0; i < len(r.shards); i += batch {
-		part := r.shards[i:min(i+batch, len(r.shards))]
+	byPart := make(map[int][]ShardKey)
+	for _, k := range r.shards {
+		p := r.s.keys.PartitionOf(k)
+		byPart[p] = append(byPart[p], k)
+	}
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		if !r.sweepBatches(ctx, byPart[p], batch) {
+			return
+		}
+	}
+}
+
+// sweepBatches runs the sweep over shards (of one partition: one slot), batch
+// by batch; false after a Redis error (logged).
+func (r *reconciler) sweepBatches(ctx context.Context, shards []ShardKey, batch int) bool {
+	for i := 0; i < len(shards); i += batch {
+		part := shards[i:min(i+batch, len(shards))]
 		keys := make([]string, len(part))
 		for j, k := range part {
 			keys[j] = r.s.keys.Lease(k)
@@ -232,12 +248,13 @@ func (r *reconciler) sweep(ctx context.Context) {
 		n, err := sweepScript.Run(ctx, r.s.client, keys, args...).Int64()
 		if err != nil {
 			r.s.log.Warn("lease: sweep stale leases", slog.Any("error", err))
-			return
+			return false
 		}
 		if n > 0 {
 			r.s.log.Info("lease: deleted leases left by an earlier session with this worker id", slog.Int64("leases", n))
 		}
 	}
+	return true
 }
 
 // assign computes (or reuses) the assignment over the eligible members.
@@ -268,26 +285,43 @@ func (r *reconciler) claim(ctx context.Context, want []ShardKey) {
 			r.s.log.Warn("lease: claim", slog.Any("error", err))
 			return
 		}
+		// Every lease won is started, whatever the other shards' outcomes
+		// (with partitions, one may wait out its grace while others claim).
+		var grace *GraceError
+		var failed error
 		for _, c := range res {
 			var ge *GraceError
 			switch {
 			case c.err == nil && c.lease != nil:
 				r.h.Acquired(c.lease.Context(), c.lease, c.state)
 			case errors.As(c.err, &ge):
-				now := r.s.clock.Now()
-				switch {
-				case r.graceUntil.IsZero():
-					r.graceFrom = r.s.joined // the probe of a new epoch began at register
-				case !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)):
-					r.graceFrom = now // a new wait, not the same one continued
-				}
-				r.graceUntil = now.Add(ge.Remaining)
-				r.s.log.Info("lease: waiting; not claiming", slog.String("reason", GraceReason),
-					slog.Duration("wait", ge.Remaining))
-				return
+				grace = ge
+			case !errors.Is(c.err, ErrLeaseHeld) && failed == nil:
+				failed = c.err
 			}
 		}
+		if failed != nil {
+			r.s.log.Warn("lease: claim", slog.Any("error", failed))
+		}
+		if grace != nil {
+			r.waitGrace(grace)
+			return
+		}
 	}
+}
+
+// waitGrace holds claims back until the data-loss grace ge reports is over.
+func (r *reconciler) waitGrace(ge *GraceError) {
+	now := r.s.clock.Now()
+	switch {
+	case r.graceUntil.IsZero():
+		r.graceFrom = r.s.joined // the probe of a new epoch began at register
+	case !now.Before(r.graceUntil.Add(r.s.cfg.TickInterval)):
+		r.graceFrom = now // a new wait, not the same one continued
+	}
+	r.graceUntil = now.Add(ge.Remaining)
+	r.s.log.Info("lease: waiting; not claiming", slog.String("reason", GraceReason),
+		slog.Duration("wait", ge.Remaining))
 }
 
 // revoke hands one lease back: the handler stops the shard, its state is

@@ -1,19 +1,25 @@
 package lease
 
 import (
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
-// Lua scripts. Every key a script touches is in KEYS (one hash tag, so one
-// Cluster slot); time is the server's TIME; every mutating script is
-// idempotent, because go-redis may retry a script that did run: claims carry a
-// request id, the rest compare tokens or set absolute values.
+// Lua scripts, on keyspace.NewScript (named KEYS and ARGV, refuse() for
+// refusals, plain success replies). Every script touches one slot: either the
+// fleet-wide keys (membership, epoch, layout) or the keys of one partition
+// (its leases, session records, member mirrors, fencing counter, epoch and
+// grace). Time is the server's TIME; every mutating script is idempotent,
+// because go-redis may retry a script that did run: claims carry a request
+// id, the rest compare tokens or set absolute values.
 //
-// Fencing tokens are max(server time in µs, last issued + 1, previous token of
-// the lease + 1): they only grow, and keep growing after Redis lost its data
-// (the clock does). They stay below 2^53, so Lua's doubles hold them exactly.
+// Fencing tokens are max(server time in µs, last issued in the partition + 1,
+// previous token of the lease + 1): they only grow, and keep growing after a
+// partition's master lost its data (the clock does). They stay below 2^53, so
+// Lua's doubles hold them exactly.
+//
+// Refusal codes: EXISTS (another live session uses the worker ID), EPOCH (the
+// epoch changed: data loss; detail the epoch seen), GONE (the member key or
+// mirror expired), FENCED (a fenced write by a stale holder).
 
 const luaNow = `
 local t = redis.call('TIME')
@@ -21,83 +27,120 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
-// register: KEYS member, members, since, epoch, grace;
-// ARGV id, info, ttl_ms, new_epoch, probe_ms.
-// Returns {status, epoch, created}; status "exists" when another live
-// session uses the id. A missing epoch is created with only the short probe
-// grace: the register cannot tell a new Redis from a lost one, but every live
-// holder of a lost one re-asserts within the probe and extends the grace.
-var registerScript = redis.NewScript(luaNow + `
-local ttl = tonumber(ARGV[3])
-local ep = redis.call('GET', KEYS[4])
+// luaEpochOrCreate leaves `ep` the stored epoch, creating it as A_new_epoch
+// when absent (`created` then 1).
+const luaEpochOrCreate = `
+local ep = redis.call('GET', K_epoch)
 local created = 0
 if not ep then
-  ep = ARGV[4]
-  redis.call('SET', KEYS[4], ep)
-  redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
+  ep = A_new_epoch
+  redis.call('SET', K_epoch, ep)
   created = 1
 end
-local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[2] then return {'exists', ep, created} end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms - ttl)
+`
+
+// registerScript joins the fleet-wide membership. Returns {epoch, created};
+// refuses EXISTS when another live session uses the id.
+var registerScript = keyspace.NewScript(
+	[]string{"member", "members", "since", "epoch"},
+	[]string{"worker", "info", "ttl_ms", "new_epoch"},
+	luaNow+luaEpochOrCreate+`
+local ttl = tonumber(A_ttl_ms)
+local cur = redis.call('GET', K_member)
+if cur and cur ~= A_info then return refuse('EXISTS', A_worker) end
+redis.call('SET', K_member, A_info, 'PX', ttl)
+local dead = redis.call('ZRANGEBYSCORE', K_members, '-inf', now_ms - ttl)
 for _, id in ipairs(dead) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', K_members, id)
+  redis.call('ZREM', K_since, id)
 end
-redis.call('ZADD', KEYS[2], now_ms + ttl, ARGV[1])
-redis.call('ZADD', KEYS[3], 'NX', now_ms, ARGV[1])
-return {'ok', ep, created}
+redis.call('ZADD', K_members, now_ms + ttl, A_worker)
+redis.call('ZADD', K_since, 'NX', now_ms, A_worker)
+return {ep, created}
 `)
 
-// renew: KEYS member, members, since, epoch, layout; ARGV id, ttl_ms, epoch.
-// Returns {"ok", now_ms, layout_version, ids, since_ms} or {"epoch", epoch}
-// or {"gone"}.
-var renewScript = redis.NewScript(`
-if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then
-  local ep = redis.call('GET', KEYS[4])
-  if ep ~= ARGV[3] then return {'epoch', ep or ''} end
-  return {'gone'}
+// partRegisterScript writes the worker's member mirror in one partition.
+// Returns {epoch, created}; refuses EXISTS. A missing partition epoch is
+// created with only the short probe grace: the register cannot tell a new
+// partition from a lost one, but every live holder of a lost one re-asserts
+// within the probe and extends the grace.
+var partRegisterScript = keyspace.NewScript(
+	[]string{"member", "epoch", "grace"},
+	[]string{"worker", "info", "ttl_ms", "new_epoch", "probe_ms"},
+	luaEpochOrCreate+`
+if created == 1 then redis.call('SET', K_grace, '1', 'PX', A_probe_ms) end
+local cur = redis.call('GET', K_member)
+if cur and cur ~= A_info then return refuse('EXISTS', A_worker) end
+redis.call('SET', K_member, A_info, 'PX', A_ttl_ms)
+return {ep, created}
+`)
+
+// renewScript renews the fleet-wide membership. Returns {now_ms,
+// layout_version, ids, since_ms}; refuses EPOCH or GONE.
+var renewScript = keyspace.NewScript(
+	[]string{"member", "members", "since", "epoch", "layout"},
+	[]string{"worker", "ttl_ms", "epoch"},
+	`
+if redis.call('PEXPIRE', K_member, A_ttl_ms) == 0 then
+  local ep = redis.call('GET', K_epoch)
+  if ep ~= A_epoch then return refuse('EPOCH', ep or '') end
+  return refuse('GONE', A_worker)
 end
-` + luaNow + `
-redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[2]), ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now_ms, '+inf')
+`+luaNow+`
+redis.call('ZADD', K_members, now_ms + tonumber(A_ttl_ms), A_worker)
+local ids = redis.call('ZRANGEBYSCORE', K_members, '(' .. now_ms, '+inf')
 local since = {}
-if #ids > 0 then since = redis.call('ZMSCORE', KEYS[3], unpack(ids)) end
+if #ids > 0 then since = redis.call('ZMSCORE', K_since, unpack(ids)) end
 -- The renew is liveness: a corrupt layout key must not fail it (that would
 -- self-fence the whole fleet). -1 makes the reconciler reload the layout,
 -- which reports what is wrong and keeps the last good one.
-local lv = redis.pcall('HGET', KEYS[5], 'version')
+local lv = redis.pcall('HGET', K_layout, 'version')
 if lv == false then lv = '0' elseif type(lv) ~= 'string' or not tonumber(lv) then lv = '-1' end
-return {'ok', now_ms, lv, ids, since}
+return {now_ms, lv, ids, since}
 `)
 
-// claim: KEYS member(me), epoch, grace, fence, n lease keys, n session keys,
-// then member keys of other owners the caller knows of;
-// ARGV me, epoch, request_id, n, prefix.
-// Returns {"ok", per-lease results} or {"epoch"} or {"gone"}; a result is
-// {"ok", token, session_id, seq, resume_url[, corrupt_record_error]}, {"held", owner},
-// {"unknown", owner} (call again with member:owner in KEYS) or {"grace", pttl}.
-var claimScript = redis.NewScript(luaNow + `
-local me, n = ARGV[1], tonumber(ARGV[4])
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'epoch'} end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
-local grace = redis.call('PTTL', KEYS[3])
+// partRenewScript renews the worker's member mirror in one partition.
+// Returns 1; refuses EPOCH (the partition lost its data) or GONE.
+var partRenewScript = keyspace.NewScript(
+	[]string{"member", "epoch"},
+	[]string{"worker", "ttl_ms", "epoch"},
+	`
+if redis.call('PEXPIRE', K_member, A_ttl_ms) == 1 then return 1 end
+local ep = redis.call('GET', K_epoch)
+if ep ~= A_epoch then return refuse('EPOCH', ep or '') end
+return refuse('GONE', A_worker)
+`)
+
+// claimScript claims leases of one partition. KEYS: the claimer's mirror, the
+// partition's epoch, grace and fence, then (tail) n lease keys, n session
+// keys, then the mirrors of other owners the caller knows of. A_prefix is the
+// partition's prefix (the mirror of an owner is A_prefix .. 'member:' ..
+// owner). Refuses EPOCH or GONE; else returns per lease {"ok", token,
+// session_id, seq, resume_url[, corrupt_record_error]}, {"held", owner},
+// {"unknown", owner} (call again with its mirror in KEYS) or {"grace", pttl}.
+var claimScript = keyspace.NewScript(
+	[]string{"member", "epoch", "grace", "fence"},
+	[]string{"worker", "epoch", "req", "n", "prefix"},
+	luaNow+`
+local me, n = A_worker, tonumber(A_n)
+if redis.call('GET', K_epoch) ~= A_epoch then return refuse('EPOCH', '') end
+if redis.call('EXISTS', K_member) == 0 then return refuse('GONE', me) end
+local grace = redis.call('PTTL', K_grace)
 local known = {}
-for i = 5 + 2 * n, #KEYS do known[KEYS[i]] = true end
-local fence0 = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+for i = KEYS_TAIL + 2 * n, #KEYS do known[KEYS[i]] = true end
+local fence0 = tonumber(redis.call('GET', K_fence) or '0') or 0
 local fence = fence0
-local out = {'ok'}
-for i = 1, n do
-  local lk, sk = KEYS[4 + i], KEYS[4 + n + i]
+local out = {}
+for i = 0, n - 1 do
+  local lk, sk = KEYS[KEYS_TAIL + i], KEYS[KEYS_TAIL + n + i]
   local cur = redis.call('HMGET', lk, 'owner', 'token', 'req')
   local owner = cur[1]
   local res
-  if owner == me and cur[3] == ARGV[3] then
+  if owner == me and cur[3] == A_req then
     res = {'ok', cur[2]}
   else
     if owner and owner ~= me then
-      local mk = ARGV[5] .. 'member:' .. owner
+      local mk = A_prefix .. 'member:' .. owner
       if not known[mk] then
         res = {'unknown', owner}
       elseif redis.call('EXISTS', mk) == 1 then
@@ -109,7 +152,7 @@ for i = 1, n do
       local tok = math.max(now_us, fence + 1, (tonumber(cur[2] or '0') or 0) + 1)
       fence = tok
       local ts = string.format('%.0f', tok)
-      redis.call('HSET', lk, 'owner', me, 'token', ts, 'req', ARGV[3])
+      redis.call('HSET', lk, 'owner', me, 'token', ts, 'req', A_req)
       res = {'ok', ts}
     end
   end
@@ -126,19 +169,20 @@ for i = 1, n do
   end
   out[#out + 1] = res
 end
-if fence ~= fence0 then redis.call('SET', KEYS[4], string.format('%.0f', fence)) end
+if fence ~= fence0 then redis.call('SET', K_fence, string.format('%.0f', fence)) end
 return out
-`)
+`).WithKeysTail()
 
-// release: KEYS n lease keys; ARGV me, n tokens. Returns per lease 1
-// (deleted), 0 (already gone) or -1 (someone else holds it: untouched).
-var releaseScript = redis.NewScript(`
+// releaseScript: KEYS (tail) lease keys of one partition; the args' tail is
+// one token per lease. Returns per lease 1 (deleted), 0 (already gone) or -1
+// (someone else holds it: untouched).
+var releaseScript = keyspace.NewScript(nil, []string{"worker"}, `
 local out = {}
 for i = 1, #KEYS do
   local cur = redis.call('HMGET', KEYS[i], 'owner', 'token')
   if not cur[1] then
     out[i] = 0
-  elseif cur[1] == ARGV[1] and cur[2] == ARGV[i + 1] then
+  elseif cur[1] == A_worker and cur[2] == ARGV[ARGS_TAIL + i - 1] then
     redis.call('DEL', KEYS[i])
     out[i] = 1
   else
@@ -146,110 +190,144 @@ for i = 1, #KEYS do
   end
 end
 return out
-`)
+`).WithKeysTail()
 
-// luaValid is the fleet's one validity rule: valid = true iff the lease
-// KEYS[1] is held by ARGV[1] with token ARGV[2] and the member key KEYS[2]
-// exists.
+// luaValid is the fleet's one validity rule (keyspace.LuaLeaseValid).
 const luaValid = keyspace.LuaLeaseValid
 
-// valid: KEYS lease, member; ARGV me, token. Returns 1 or 0.
-var validScript = redis.NewScript(luaValid + `
-if valid then return 1 end
-return 0
-`)
+// fenced is every fenced script's first step.
+const luaFenced = luaValid + `
+if not valid then return refuse('FENCED', 'lease not held with this token') end
+`
 
-// saveState: KEYS lease, member, session; ARGV me, token, session_id, seq,
-// resume_url. Returns 1, or 0 when fenced (nothing written).
-var saveStateScript = redis.NewScript(luaValid + `
-if not valid then return 0 end
-redis.call('HSET', KEYS[3], 'session_id', ARGV[3], 'seq', ARGV[4], 'resume_url', ARGV[5], 'token', ARGV[2])
+// validScript returns 1; refuses FENCED.
+var validScript = keyspace.NewScript([]string{"lease", "member"}, []string{"worker", "token"}, luaFenced+`
 return 1
 `)
 
-// clearState: KEYS lease, member, session; ARGV me, token. Returns 1, or 0
-// when fenced.
-var clearStateScript = redis.NewScript(luaValid + `
-if not valid then return 0 end
-redis.call('DEL', KEYS[3])
+// saveStateScript stores the session record; returns 1, refuses FENCED
+// (nothing written).
+var saveStateScript = keyspace.NewScript(
+	[]string{"lease", "member", "session"},
+	[]string{"worker", "token", "session_id", "seq", "resume_url"},
+	luaFenced+`
+redis.call('HSET', K_session, 'session_id', A_session_id, 'seq', A_seq, 'resume_url', A_resume_url, 'token', A_token)
 return 1
 `)
 
-// reassert: KEYS member, members, since, epoch, grace, fence, layout, then n
-// lease keys; ARGV me, info, ttl_ms, new_epoch, grace_ms, layout_version,
-// layout_data, probe_ms, then n tokens. Re-creates the member key and every
-// lease that is absent with its old token; returns {epoch, per lease 1 (ours)
-// or 0 (lost)}. A re-assertion proves the data loss, so it puts the full
-// grace in force (unless more than a probe's worth of it is left already: the
-// holders of one loss extend it once, not once each).
-var reassertScript = redis.NewScript(luaNow + `
-local me, ttl = ARGV[1], tonumber(ARGV[3])
-local ep = redis.call('GET', KEYS[4])
-if not ep then
-  ep = ARGV[4]
-  redis.call('SET', KEYS[4], ep)
+// clearStateScript deletes the session record; returns 1, refuses FENCED.
+var clearStateScript = keyspace.NewScript(
+	[]string{"lease", "member", "session"}, []string{"worker", "token"}, luaFenced+`
+redis.call('DEL', K_session)
+return 1
+`)
+
+// reassertScript re-creates the fleet-wide membership after the fleet-wide
+// keys were lost, and the last layout the worker saw. Returns the epoch.
+var reassertScript = keyspace.NewScript(
+	[]string{"member", "members", "since", "epoch", "layout"},
+	[]string{"worker", "info", "ttl_ms", "new_epoch", "layout_version", "layout_data"},
+	luaNow+luaEpochOrCreate+`
+local ttl = tonumber(A_ttl_ms)
+redis.call('SET', K_member, A_info, 'PX', ttl)
+redis.call('ZADD', K_members, now_ms + ttl, A_worker)
+redis.call('ZADD', K_since, 'NX', now_ms, A_worker)
+if A_layout_data ~= '' and redis.call('EXISTS', K_layout) == 0 then
+  redis.call('HSET', K_layout, 'version', A_layout_version, 'data', A_layout_data)
 end
-if redis.call('PTTL', KEYS[5]) <= tonumber(ARGV[8]) then
-  redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
+return ep
+`)
+
+// partReassertScript re-creates, after a partition lost its data, the
+// worker's mirror there and every lease (tail of KEYS; tokens in the args'
+// tail) that is absent, with its old token; returns {epoch, per lease 1
+// (ours) or 0 (lost)}. A re-assertion proves the data loss, so it puts the
+// full grace in force (unless more than a probe's worth of it is left
+// already: the holders of one loss extend it once, not once each).
+var partReassertScript = keyspace.NewScript(
+	[]string{"member", "epoch", "grace", "fence"},
+	[]string{"worker", "info", "ttl_ms", "new_epoch", "grace_ms", "probe_ms"},
+	luaEpochOrCreate+`
+if redis.call('PTTL', K_grace) <= tonumber(A_probe_ms) then
+  redis.call('SET', K_grace, '1', 'PX', A_grace_ms)
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-redis.call('ZADD', KEYS[2], now_ms + ttl, me)
-redis.call('ZADD', KEYS[3], 'NX', now_ms, me)
-if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[7]) == 0 then
-  redis.call('HSET', KEYS[7], 'version', ARGV[6], 'data', ARGV[7])
-end
-local fence0 = tonumber(redis.call('GET', KEYS[6]) or '0') or 0
+redis.call('SET', K_member, A_info, 'PX', A_ttl_ms)
+local fence0 = tonumber(redis.call('GET', K_fence) or '0') or 0
 local fence = fence0
 local out = {ep}
-for i = 8, #KEYS do
-  local tok = ARGV[i + 1]
+for i = KEYS_TAIL, #KEYS do
+  local tok = ARGV[ARGS_TAIL + i - KEYS_TAIL]
   local cur = redis.call('HMGET', KEYS[i], 'owner', 'token')
   if not cur[1] then
-    redis.call('HSET', KEYS[i], 'owner', me, 'token', tok, 'req', 'reassert')
+    redis.call('HSET', KEYS[i], 'owner', A_worker, 'token', tok, 'req', 'reassert')
     fence = math.max(fence, tonumber(tok))
     out[#out + 1] = 1
-  elseif cur[1] == me and cur[2] == tok then
+  elseif cur[1] == A_worker and cur[2] == tok then
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
-if fence ~= fence0 then redis.call('SET', KEYS[6], string.format('%.0f', fence)) end
+if fence ~= fence0 then redis.call('SET', K_fence, string.format('%.0f', fence)) end
 return out
-`)
+`).WithKeysTail()
 
-// layoutInit: KEYS layout; ARGV data. Sets version 1 unless a layout exists;
-// returns {version, data} of the stored layout.
-var layoutInitScript = redis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'version', 'data')
+// layoutInitScript sets version 1 unless a layout exists; returns {version,
+// data} of the stored layout.
+var layoutInitScript = keyspace.NewScript([]string{"layout"}, []string{"data"}, `
+local cur = redis.call('HMGET', K_layout, 'version', 'data')
 if cur[1] then return {cur[1], cur[2] or ''} end
-redis.call('HSET', KEYS[1], 'version', '1', 'data', ARGV[1])
-return {'1', ARGV[1]}
+redis.call('HSET', K_layout, 'version', '1', 'data', A_data)
+return {'1', A_data}
 `)
 
-// layoutCAS: KEYS layout; ARGV expected_version, data. Returns 1 when stored
-// as version expected+1, 0 on a version conflict.
-var layoutCASScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'version') or '0'
-if cur ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'version', tostring(tonumber(ARGV[1]) + 1), 'data', ARGV[2])
+// layoutCASScript returns 1 when stored as version expected+1, 0 on a
+// version conflict.
+var layoutCASScript = keyspace.NewScript([]string{"layout"}, []string{"expected", "data"}, `
+local cur = redis.call('HGET', K_layout, 'version') or '0'
+if cur ~= A_expected then return 0 end
+redis.call('HSET', K_layout, 'version', tostring(tonumber(A_expected) + 1), 'data', A_data)
 return 1
 `)
 
-// sweep: KEYS lease keys; ARGV me, then the tokens the caller holds. Deletes
-// the leases owned by me under a token it does not hold (left by an earlier
-// session with the same worker ID, which the new member key would otherwise
-// revive); returns how many.
-var sweepScript = redis.NewScript(`
+// sweepScript: KEYS (tail) lease keys of one partition; the args' tail is
+// the tokens the caller holds. Deletes the leases owned by the worker under a
+// token it does not hold (left by an earlier session with the same worker
+// ID, which the new member key would otherwise revive); returns how many.
+var sweepScript = keyspace.NewScript(nil, []string{"worker"}, `
 local held = {}
-for i = 2, #ARGV do held[ARGV[i]] = true end
+for i = ARGS_TAIL, #ARGV do held[ARGV[i]] = true end
 local n = 0
 for i = 1, #KEYS do
   local cur = redis.call('HMGET', KEYS[i], 'owner', 'token')
-  if cur[1] == ARGV[1] and not held[cur[2]] then
+  if cur[1] == A_worker and not held[cur[2]] then
     redis.call('DEL', KEYS[i])
     n = n + 1
   end
 end
 return n
+`).WithKeysTail()
+
+// partitionsScript stores the fleet's partition count the first time and
+// returns the stored one. A_want "0" follows the stored count (A_default for
+// a new fleet). A fleet whose Redis holds the single-tag layout of before
+// partitions (its fence or stream exists, no count stored) is a one-partition
+// fleet: that layout is P = 1's. Refuses SINGLETAG when asked for more.
+var partitionsScript = keyspace.NewScript(
+	[]string{"partitions", "fence", "events"},
+	[]string{"want", "default"},
+	`
+local cur = redis.call('GET', K_partitions)
+if cur then return cur end
+local want = A_want
+if redis.call('EXISTS', K_fence, K_events) > 0 then
+  if want ~= '0' and want ~= '1' then
+    return refuse('SINGLETAG', 'the fleet holds the single-tag layout of before partitions')
+  end
+  want = '1'
+elseif want == '0' then
+  want = A_default
+end
+redis.call('SET', K_partitions, want)
+return want
 `)

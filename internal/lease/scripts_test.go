@@ -56,7 +56,7 @@ func TestScriptsIdempotent(t *testing.T) {
 	epoch := a.epoch
 	a.mu.Unlock()
 	claim := func() []any {
-		res, err := claimScript.Run(ctx, client, []string{a.memKey, k.Epoch(), k.Grace(), k.Fence(), k.Lease(key), k.Session(key)},
+		res, err := claimScript.Run(ctx, client, []string{a.memKey, k.Epoch(), k.Grace(0), k.Fence(0), k.Lease(key), k.Session(key)},
 			a.ID(), epoch, "req-1", 1, k.Prefix()).Slice()
 		if err != nil {
 			t.Fatal(err)
@@ -64,12 +64,12 @@ func TestScriptsIdempotent(t *testing.T) {
 		return res
 	}
 	first, second := claim(), claim()
-	r1, _ := parseRawClaim(first[1])
-	r2, _ := parseRawClaim(second[1])
+	r1, _ := parseRawClaim(first[0])
+	r2, _ := parseRawClaim(second[0])
 	if r1.status != "ok" || r1.token == 0 || r2 != r1 {
 		t.Fatalf("claim replay: %+v then %+v", r1, r2)
 	}
-	fence, _ := client.Get(ctx, k.Fence()).Uint64()
+	fence, _ := client.Get(ctx, k.Fence(0)).Uint64()
 	if fence != r1.token {
 		t.Fatalf("fence %d after a replayed claim of token %d", fence, r1.token)
 	}
@@ -88,9 +88,9 @@ func TestScriptsIdempotent(t *testing.T) {
 	}
 	// Re-assert twice: the same lease comes back once, with its token.
 	for range 2 {
-		res, err := reassertScript.Run(ctx, client,
-			[]string{a.memKey, k.Members(), k.MembersSince(), k.Epoch(), k.Grace(), k.Fence(), k.Layout(), k.Lease(key)},
-			a.ID(), a.info, 1000, "e", 1000, 0, "", 500, r1.token).Slice()
+		res, err := partReassertScript.Run(ctx, client,
+			[]string{a.memKey, k.Epoch(), k.Grace(0), k.Fence(0), k.Lease(key)},
+			a.ID(), a.info, 1000, "e", 1000, 500, r1.token).Slice()
 		if err != nil || len(res) != 2 || res[1] != int64(1) {
 			t.Fatalf("reassert: %v, %v", res, err)
 		}
@@ -100,8 +100,9 @@ func TestScriptsIdempotent(t *testing.T) {
 	}
 }
 
-// Redis Cluster: every key of a fleet hashes to one slot (the prefix's hash
-// tag), so multi-key scripts run; a session claims, stores and releases.
+// Redis Cluster, one partition: every key of a fleet hashes to one slot (the
+// prefix's hash tag), so multi-key scripts run; a session claims, stores and
+// releases.
 func TestCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
 	cc := cl.Client(t)
@@ -137,7 +138,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{k.Member(a.ID()), k.Members(), k.MembersSince(), k.Lease(key), k.Session(key),
-		k.Grace(), k.Fence(), k.Layout(), k.Events()} {
+		k.Grace(0), k.Fence(0), k.Layout(), k.Events(0)} {
 		if slot, _ := cc.ClusterKeySlot(ctx, name).Result(); slot != want {
 			t.Errorf("key %q in slot %d, epoch in %d", name, slot, want)
 		}

@@ -12,16 +12,21 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
 // Session is one worker's membership in the fleet and the owner of its leases.
 //
-// NewSession registers the member key and starts one keep-alive goroutine
-// that renews it (hence every lease of the session) every RenewInterval in one
-// round trip. When no renew succeeds within RenewDeadline of the moment the
-// last successful renew was sent, the session self-fences: every lease's Done
-// and the session's Done close at once. A self-fenced, expired, closed or
-// orphaned session is finished; make a new one.
+// NewSession registers the member key, and its mirror in every partition, and
+// starts one keep-alive goroutine that renews them (hence every lease of the
+// session) every RenewInterval in one pipeline. When no renew of the
+// fleet-wide member key succeeds within RenewDeadline of the moment the last
+// successful renew was sent, the session self-fences: every lease's Done and
+// the session's Done close at once. A self-fenced, expired, closed or
+// orphaned session is finished; make a new one. A partition whose mirror
+// cannot be renewed (its Redis Cluster master is down) self-fences alone: its
+// leases end at its deadline, the others live on.
 //
 // All methods are safe for concurrent use.
 type Session struct {
@@ -44,14 +49,22 @@ type Session struct {
 
 	mu         sync.Mutex
 	leases     map[ShardKey]*Lease
-	unreleased []*Lease // released locally, not yet in Redis; guarded by mu
-	epoch      string   // epoch this session knows; guarded by mu
-	layout     Layout   // last layout seen, re-written after data loss; guarded by mu
+	unreleased []*Lease    // released locally, not yet in Redis; guarded by mu
+	epoch      string      // epoch this session knows; guarded by mu
+	parts      []partState // per partition; guarded by mu
+	layout     Layout      // last layout seen, re-written after data loss; guarded by mu
 
 	view   atomic.Pointer[view]
 	viewCh chan struct{}        // capacity 1: "the view changed", for Run
 	wait   atomic.Pointer[Wait] // what Run's last tick left unclaimed, and why
 	joined time.Time            // on clock: when register was sent
+}
+
+// partState is the session's view of one partition.
+type partState struct {
+	epoch  string    // the partition's epoch this session knows
+	lastOK time.Time // on clock: when the last renew of the mirror that succeeded was sent
+	fenced bool      // its renew deadline passed: its leases ended; a renew lifts it
 }
 
 // Wait is what the last reconcile tick of Run left undone: Pending shards
@@ -126,11 +139,17 @@ func newSessionHooked(ctx context.Context, client redis.UniversalClient, cfg Con
 	if err != nil {
 		return nil, fmt.Errorf("encode member info: %w", err)
 	}
+	keys, err := ResolvePartitions(ctx, client, NewKeys(cfg.Prefix), cfg.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Partitions = keys.Partitions()
 	s := &Session{
 		client: client,
 		cfg:    cfg,
 		clock:  h.clock,
-		keys:   NewKeys(cfg.Prefix),
+		keys:   keys,
+		parts:  make([]partState, keys.Partitions()),
 		log:    cfg.Logger.With(slog.String("worker_id", cfg.WorkerID)),
 		info:   string(infoJSON),
 		stop:   make(chan struct{}),
@@ -142,39 +161,74 @@ func newSessionHooked(ctx context.Context, client redis.UniversalClient, cfg Con
 	s.memKey = s.keys.Member(cfg.WorkerID)
 	sent := s.clock.Now()
 	s.joined = sent
-	if err := s.register(ctx); err != nil {
+	if err := s.register(ctx, sent); err != nil {
 		return nil, err
 	}
 	go s.keepAlive(sent)
 	return s, nil
 }
 
-func (s *Session) register(ctx context.Context) error {
+// register writes the member key and its mirror in every partition, in one
+// pipeline (the partitions first: with one partition the mirror and epoch are
+// the fleet-wide keys, and the partition's register is the one that sets the
+// probe grace of a new epoch).
+func (s *Session) register(ctx context.Context, sent time.Time) error {
 	k := s.keys
-	res, err := registerScript.Run(ctx, s.client,
-		[]string{s.memKey, k.Members(), k.MembersSince(), k.Epoch(), k.Grace()},
-		s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(), s.cfg.DataLossProbe.Milliseconds(),
-	).Slice()
-	if err != nil {
-		return fmt.Errorf("register member: %w", err)
+	calls := make([]keyspace.Call, 0, k.Partitions()+1)
+	for p := range k.Partitions() {
+		calls = append(calls, s.partRegisterCall(p))
 	}
-	if len(res) < 3 {
-		return fmt.Errorf("register member: %w: reply %v", ErrCorrupt, res)
+	calls = append(calls, keyspace.Call{Script: registerScript,
+		Keys: []string{s.memKey, k.Members(), k.MembersSince(), k.Epoch()},
+		Args: []any{s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString()}})
+	cmds := keyspace.RunPipelined(ctx, s.client, calls)
+	epochs := make([]string, len(cmds))
+	created := false
+	for i, cmd := range cmds {
+		ep, c, err := parseRegister(cmd)
+		if keyspace.IsRefusal(err, "EXISTS") {
+			return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
+		}
+		if err != nil {
+			return fmt.Errorf("register member: %w", err)
+		}
+		epochs[i], created = ep, created || c
 	}
-	status, _ := res[0].(string)
-	epoch, _ := res[1].(string)
-	if status == "exists" {
-		return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
-	}
-	if created, _ := res[2].(int64); created == 1 {
+	if created {
 		s.wait.Store(&Wait{Reason: GraceReason, Until: time.Now().Add(s.cfg.DataLossProbe)})
-		s.log.Info("lease: created fleet epoch; waiting for holders of a lost Redis to re-assert before claiming",
+		s.log.Info("lease: created an epoch; waiting for holders of a lost Redis to re-assert before claiming",
 			slog.String("reason", "data-loss probe"), slog.Duration("wait", s.cfg.DataLossProbe))
 	}
 	s.mu.Lock()
-	s.epoch = epoch
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.epoch = epochs[len(epochs)-1]
+	for p := range s.parts {
+		s.parts[p] = partState{epoch: epochs[p], lastOK: sent}
+	}
 	return nil
+}
+
+// partRegisterCall writes the worker's mirror in partition p.
+func (s *Session) partRegisterCall(p int) keyspace.Call {
+	k := s.keys
+	return keyspace.Call{Script: partRegisterScript,
+		Keys: []string{k.PartitionMember(p, s.cfg.WorkerID), k.PartitionEpoch(p), k.Grace(p)},
+		Args: []any{s.cfg.WorkerID, s.info, s.cfg.TTL.Milliseconds(), uuid.NewString(),
+			s.cfg.DataLossProbe.Milliseconds()}}
+}
+
+// parseRegister reads a register reply {epoch, created}.
+func parseRegister(cmd *redis.Cmd) (epoch string, created bool, err error) {
+	res, err := cmd.Slice()
+	if err != nil {
+		return "", false, err
+	}
+	if len(res) != 2 {
+		return "", false, fmt.Errorf("%w: reply %v", ErrCorrupt, res)
+	}
+	epoch, _ = res[0].(string)
+	c, _ := res[1].(int64)
+	return epoch, c == 1, nil
 }
 
 // ID is this member's worker ID.
@@ -283,7 +337,10 @@ func (s *Session) Close(ctx context.Context) error {
 	if err := s.releaseBatch(ctx, held); err != nil {
 		errs = append(errs, err)
 	}
-	pipe := s.client.TxPipeline()
+	pipe := s.client.Pipeline() // one slot per partition: no MULTI across them
+	for p := range s.keys.Partitions() {
+		pipe.Del(ctx, s.keys.PartitionMember(p, s.cfg.WorkerID))
+	}
 	pipe.Del(ctx, s.memKey)
 	pipe.ZRem(ctx, s.keys.Members(), s.cfg.WorkerID)
 	pipe.ZRem(ctx, s.keys.MembersSince(), s.cfg.WorkerID)

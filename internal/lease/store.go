@@ -19,16 +19,9 @@ func (l *Lease) SaveState(ctx context.Context, st gateway.ShardState) error {
 	if l.Err() != nil {
 		return fmt.Errorf("save session %v: %w", l.key, ErrFenced)
 	}
-	n, err := saveStateScript.Run(ctx, l.s.client,
-		[]string{l.s.keys.Lease(l.key), l.s.memKey, l.s.keys.Session(l.key)},
-		l.s.cfg.WorkerID, strconv.FormatUint(l.token, 10), st.SessionID, st.Sequence, st.ResumeURL).Int64()
-	if err != nil {
-		return fmt.Errorf("save session %v: %w", l.key, err)
-	}
-	if n != 1 {
-		return fmt.Errorf("save session %v: %w", l.key, ErrFenced)
-	}
-	return nil
+	err := saveStateScript.Run(ctx, l.s.client, l.fencedKeys(),
+		l.s.cfg.WorkerID, strconv.FormatUint(l.token, 10), st.SessionID, st.Sequence, st.ResumeURL).Err()
+	return fencedErr("save session", l.key, err)
 }
 
 // ClearState deletes the shard's stored session (it is no longer valid:
@@ -37,16 +30,28 @@ func (l *Lease) ClearState(ctx context.Context) error {
 	if l.Err() != nil {
 		return fmt.Errorf("clear session %v: %w", l.key, ErrFenced)
 	}
-	n, err := clearStateScript.Run(ctx, l.s.client,
-		[]string{l.s.keys.Lease(l.key), l.s.memKey, l.s.keys.Session(l.key)},
-		l.s.cfg.WorkerID, strconv.FormatUint(l.token, 10)).Int64()
-	if err != nil {
-		return fmt.Errorf("clear session %v: %w", l.key, err)
+	err := clearStateScript.Run(ctx, l.s.client, l.fencedKeys(),
+		l.s.cfg.WorkerID, strconv.FormatUint(l.token, 10)).Err()
+	return fencedErr("clear session", l.key, err)
+}
+
+// fencedKeys are the keys of a fenced session write: lease, the holder's
+// mirror in the shard's partition, session record.
+func (l *Lease) fencedKeys() []string {
+	k := l.s.keys
+	return []string{k.Lease(l.key), k.ShardMember(l.key, l.s.cfg.WorkerID), k.Session(l.key)}
+}
+
+// fencedErr is the error of a fenced write: ErrFenced on the script's
+// refusal.
+func fencedErr(op string, key ShardKey, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case keyspace.IsRefusal(err, "FENCED"):
+		return fmt.Errorf("%s %v: %w", op, key, ErrFenced)
 	}
-	if n != 1 {
-		return fmt.Errorf("clear session %v: %w", l.key, ErrFenced)
-	}
-	return nil
+	return fmt.Errorf("%s %v: %w", op, key, err)
 }
 
 // LoadState reads the stored session of a shard; the zero ShardState means

@@ -322,3 +322,26 @@ func (s *Server) clusterInfo(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprint(ci) + fmt.Sprint(ri), nil
 }
+
+// CPUSeconds is the server's CPU time so far (INFO cpu: used_cpu_sys +
+// used_cpu_user), for per-node cost figures.
+func (s *Server) CPUSeconds(ctx context.Context) (float64, error) {
+	info, err := s.Do(ctx, "INFO", "cpu")
+	if err != nil {
+		return 0, fmt.Errorf("info cpu: %w", err)
+	}
+	text, _ := info.(string)
+	total := 0.0
+	for line := range strings.Lines(text) {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (name != "used_cpu_sys" && name != "used_cpu_user") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("info cpu: %s: %w", line, err)
+		}
+		total += f
+	}
+	return total, nil
+}

@@ -9,18 +9,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// LoadableScript is a Lua script LostReply can load and recognise by SHA1
+// (*redis.Script, *keyspace.Script).
+type LoadableScript interface {
+	Load(ctx context.Context, c redis.Scripter) *redis.StringCmd
+	Hash() string
+}
+
 // ReplyDropper is the part of a fault proxy (internal/faultproxy.Proxy) that
 // LostReply uses: it loses the reply to the next matching request.
 type ReplyDropper interface {
 	DropRepliesTo(n int, match func(request []byte) bool)
 	Dropped() int64
-}
-
-// LoadableScript is a script LostReply can load and recognise by its SHA1: a
-// *redis.Script or a *keyspace.Script.
-type LoadableScript interface {
-	Load(ctx context.Context, c redis.Scripter) *redis.StringCmd
-	Hash() string
 }
 
 // LostReply runs op, whose client reaches s through proxy, with the reply to
@@ -34,6 +34,14 @@ type LoadableScript interface {
 // The script is loaded first, so that the request is an EVALSHA that names
 // it: an EVALSHA of an unknown script would be the one cut (its NOSCRIPT).
 func (s *Server) LostReply(t testing.TB, proxy ReplyDropper, script LoadableScript, op func() error) map[string]int64 {
+	t.Helper()
+	return s.LostPipelineReply(t, proxy, script, 2, op)
+}
+
+// LostPipelineReply is LostReply for a script sent in a pipeline, and maybe
+// after other scripts (all loaded already): go-redis retries the whole
+// pipeline, and Redis runs evalshas EVALSHAs in all.
+func (s *Server) LostPipelineReply(t testing.TB, proxy ReplyDropper, script LoadableScript, evalshas int, op func() error) map[string]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -67,9 +75,9 @@ func (s *Server) LostReply(t testing.TB, proxy ReplyDropper, script LoadableScri
 	if d := proxy.Dropped() - dropped; d != 1 {
 		t.Fatalf("the proxy cut %d replies, want 1: the retry was not exercised (commands run: %v)", d, ran)
 	}
-	if ran["evalsha"] != 2 || ran["eval"] != 0 {
-		t.Fatalf("Redis ran EVALSHA %d times and EVAL %d times, want 2 EVALSHA (the lost run and the retry); ran %v",
-			ran["evalsha"], ran["eval"], ran)
+	if ran["evalsha"] != int64(evalshas) || ran["eval"] != 0 {
+		t.Fatalf("Redis ran EVALSHA %d times and EVAL %d times, want %d EVALSHA (the lost run and the retry); ran %v",
+			ran["evalsha"], ran["eval"], evalshas, ran)
 	}
 	return ran
 }

@@ -47,37 +47,35 @@ const (
 	commandFinishTimeout = 2 * time.Second
 )
 
-// luaCommandFence refuses a command script of a worker whose lease on the
-// shard is gone (keyspace.LuaLeaseValid: KEYS 1-2, ARGV 1-2).
+// luaCommandFence refuses (FENCED) a command script of a worker whose lease
+// on the shard is gone (keyspace.LuaLeaseValid: keys lease and member, args
+// worker and token).
 const luaCommandFence = keyspace.LuaLeaseValid + `
-if not valid then
-  return redis.error_reply('FENCED lease not held with this token')
-end
+if not valid then return refuse('FENCED', 'lease not held with this token') end
 `
 
 // claimCommandsScript reads the head of a shard's queue, fenced: only the
-// lease holder may claim commands for sending.
-// KEYS: 1 lease, 2 member, 3 queue. ARGV: 1 worker ID, 2 token, 3 count.
-// Returns {server ms, XRANGE entries}.
-var claimCommandsScript = redis.NewScript(luaCommandFence + `
+// lease holder may claim commands for sending. Returns {server ms, XRANGE
+// entries}.
+var claimCommandsScript = keyspace.NewScript([]string{"lease", "member", "queue"},
+	[]string{"worker", "token", "count"}, luaCommandFence+`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {now, redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', ARGV[3])}
+return {now, redis.call('XRANGE', K_queue, '-', '+', 'COUNT', A_count)}
 `)
 
 // finishCommandScript removes one command from its queue and records its
 // outcome (with the server's time), fenced. A command already gone (a
-// previous call did it) records nothing.
-// KEYS: 1 lease, 2 member, 3 queue, 4 outcome. ARGV: 1 worker ID, 2 token,
-// 3 entry ID, 4 outcome JSON, 5 outcome TTL ms. Returns 1, or 0 when gone.
-var finishCommandScript = redis.NewScript(luaCommandFence + `
-if redis.call('XDEL', KEYS[3], ARGV[3]) == 0 then
+// previous call did it) records nothing. Returns 1, or 0 when gone.
+var finishCommandScript = keyspace.NewScript([]string{"lease", "member", "queue", "outcome"},
+	[]string{"worker", "token", "entry", "outcome", "ttl_ms"}, luaCommandFence+`
+if redis.call('XDEL', K_queue, A_entry) == 0 then
   return 0
 end
 local t = redis.call('TIME')
-local o = cjson.decode(ARGV[4])
+local o = cjson.decode(A_outcome)
 o.at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('SET', KEYS[4], cjson.encode(o), 'PX', ARGV[5])
+redis.call('SET', K_outcome, cjson.encode(o), 'PX', A_ttl_ms)
 return 1
 `)
 
@@ -133,7 +131,7 @@ func (w *Worker) stopCommands(ctx context.Context, run *shardRun) {
 
 // runCommands sends the shard's queue until ctx ends.
 func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
-	keys := keyspace.NewKeys(w.cfg.KeyPrefix)
+	keys := w.keys
 	ancs, err := w.splitAncestors(ctx, keys, run.key)
 	if err != nil && ctx.Err() == nil {
 		w.commandError(run, err)
@@ -221,7 +219,7 @@ func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Ke
 // claimCommands reads up to commandBatch queued commands, fenced.
 func (w *Worker) claimCommands(ctx context.Context, run *shardRun, keys keyspace.Keys) ([]queuedCommand, error) {
 	l := run.lease
-	res, err := claimCommandsScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.Member(l.Owner()),
+	res, err := claimCommandsScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.ShardMember(run.key, l.Owner()),
 		keys.Commands(run.key)}, l.Owner(), strconv.FormatUint(l.Token(), 10), commandBatch).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
@@ -452,8 +450,8 @@ func (w *Worker) finishCommand(ctx context.Context, run *shardRun, keys keyspace
 	defer cancel()
 	b, _ := json.Marshal(out) // plain struct: cannot fail
 	l := run.lease
-	recorded, err := finishCommandScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.Member(l.Owner()),
-		keys.Commands(run.key), keys.CommandOutcome(c.id)}, l.Owner(), strconv.FormatUint(l.Token(), 10),
+	recorded, err := finishCommandScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.ShardMember(run.key, l.Owner()),
+		keys.Commands(run.key), keys.CommandOutcome(run.key, c.id)}, l.Owner(), strconv.FormatUint(l.Token(), 10),
 		c.entry, b, commandOutcomeTTL.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("record outcome of %s: %w", c.id, err)

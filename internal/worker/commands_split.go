@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,20 +21,19 @@ import (
 // once: the move is one fenced script that takes the entry off the old queue
 // only if it is still there.
 
-// moveCommandScript moves one entry from a queue to one or more queues, if
-// it is still in the first, fenced by the mover's lease.
-// KEYS: 1 lease, 2 member, 3 source queue, 4.. target queues. ARGV: 1 worker
-// ID, 2 token, 3 entry ID, then the entry's field/value pairs. Returns 1 if
-// moved, 0 if gone.
-var moveCommandScript = redis.NewScript(luaCommandFence + `
-if redis.call('XDEL', KEYS[3], ARGV[3]) == 0 then
+// moveCommandScript moves one entry from a queue to one or more queues (the
+// keys' tail), if it is still in the first, fenced by the mover's lease. The
+// args' tail is the entry's field/value pairs. Returns 1 if moved, 0 if gone.
+var moveCommandScript = keyspace.NewScript([]string{"lease", "member", "source"},
+	[]string{"worker", "token", "entry"}, luaCommandFence+`
+if redis.call('XDEL', K_source, A_entry) == 0 then
   return 0
 end
-for i = 4, #KEYS do
-  redis.call('XADD', KEYS[i], '*', unpack(ARGV, 4))
+for i = KEYS_TAIL, #KEYS do
+  redis.call('XADD', KEYS[i], '*', unpack(ARGV, ARGS_TAIL))
 end
 return 1
-`)
+`).WithKeysTail()
 
 // splitAncestors lists the split shards key descends from, from the
 // fleet's layout when the shard's command loop starts (a split after that
@@ -101,7 +101,7 @@ func (w *Worker) adoptQueue(ctx context.Context, run *shardRun, keys keyspace.Ke
 		}
 		for _, m := range msgs {
 			targets := splitTargets(l, anc, run.key, m.Values)
-			ks := []string{keys.Lease(run.key), keys.Member(run.lease.Owner()), src}
+			ks := []string{keys.Lease(run.key), keys.ShardMember(run.key, run.lease.Owner()), src}
 			args := []any{run.lease.Owner(), strconv.FormatUint(run.lease.Token(), 10), m.ID}
 			for _, t := range targets {
 				ks = append(ks, keys.Commands(t))
@@ -109,7 +109,7 @@ func (w *Worker) adoptQueue(ctx context.Context, run *shardRun, keys keyspace.Ke
 			for f, v := range m.Values {
 				args = append(args, f, v)
 			}
-			if err := moveCommandScript.Run(ctx, w.cfg.Redis, ks, args...).Err(); err != nil {
+			if err := w.moveCommand(ctx, run, keys, anc, ks, args, m); err != nil {
 				return fmt.Errorf("move command %s of split shard %s: %w", m.ID, anc, err)
 			}
 			for _, t := range targets {
@@ -117,6 +117,50 @@ func (w *Worker) adoptQueue(ctx context.Context, run *shardRun, keys keyspace.Ke
 			}
 		}
 	}
+}
+
+// commandMoveTTL bounds how long a mover that crashed keeps the others from
+// moving an entry (see moveCommand).
+const commandMoveTTL = 30 * time.Second
+
+// moveCommand moves entry m of anc's queue by moveCommandScript (keys ks,
+// args args) when every key is in one Redis Cluster slot. A split shard's
+// heirs may be in other partitions than it (shard s is in partition s mod
+// P): then the mover marks the entry (SET NX in the source's slot: the heirs'
+// owners all adopt, one at a time), checks its lease, adds the entry to each
+// target queue and deletes it from the source. A crash between the adds and
+// the delete queues it twice once the mark expires: commands are delivered
+// at least once anyway.
+func (w *Worker) moveCommand(ctx context.Context, run *shardRun, keys keyspace.Keys, anc lease.ShardKey, ks []string, args []any, m redis.XMessage) error {
+	if oneSlot(ks) {
+		return moveCommandScript.Run(ctx, w.cfg.Redis, ks, args...).Err()
+	}
+	mine, err := w.cfg.Redis.SetNX(ctx, keys.CommandMove(anc, m.ID), run.lease.Owner(), commandMoveTTL).Result()
+	if err != nil || !mine {
+		return err // another mover has it
+	}
+	if ok, err := run.lease.Valid(ctx); err != nil || !ok {
+		return fmt.Errorf("lease not valid (%v): %w", err, lease.ErrFenced)
+	}
+	src, targets := ks[2], ks[3:]
+	pipe := w.cfg.Redis.Pipeline()
+	for _, t := range targets {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: t, Values: m.Values})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	return w.cfg.Redis.XDel(ctx, src, m.ID).Err()
+}
+
+// oneSlot reports whether keys all hash to one Redis Cluster slot.
+func oneSlot(keys []string) bool {
+	for _, k := range keys[1:] {
+		if keyspace.Slot(k) != keyspace.Slot(keys[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // splitTargets is where a command queued for the split shard anc goes: the

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -118,13 +120,23 @@ func (w *Worker) logDropped(key lease.ShardKey, t gateway.EventType, seq int, er
 
 // runFleet joins the fleet and runs the leased shards until ctx ends.
 func (w *Worker) runFleet(ctx context.Context) error {
-	client, keys := w.cfg.Redis, lease.NewKeys(w.cfg.KeyPrefix)
+	client := w.cfg.Redis
+	keys, err := lease.ResolvePartitions(ctx, client, lease.NewKeys(w.cfg.KeyPrefix), w.cfg.Lease.Partitions)
+	if err != nil {
+		return fmt.Errorf("fleet partitions: %w", err)
+	}
+	w.keys = keys
+	if _, cluster := client.(*redis.ClusterClient); cluster && keys.Partitions() == 1 {
+		w.log.Warn("the fleet has 1 partition on Redis Cluster: one master carries all of it; "+
+			"a fleet started with PARTITIONS=16 spreads over the masters", "key_prefix", keys.Prefix())
+	}
 	count, mc, err := w.startLimiter(ctx, keys)
 	if err != nil {
 		return err
 	}
 	defer w.closeLimiter()
 	sink, err := eventsink.New(client, append([]eventsink.Option{eventsink.WithPrefix(keys.Prefix()),
+		eventsink.WithPartitions(keys.Partitions()),
 		eventsink.WithLogger(w.log), w.backlogSinkOption(), w.committedSinkOption(), w.cacheSinkOption()}, w.cfg.SinkOptions...)...)
 	if err != nil {
 		return fmt.Errorf("event sink: %w", err)
@@ -219,6 +231,7 @@ func (w *Worker) serveSessions(ctx context.Context, session *lease.Session, keys
 func (w *Worker) join(ctx context.Context, keys lease.Keys) (*lease.Session, error) {
 	lc := w.cfg.Lease
 	lc.Prefix, lc.WorkerID, lc.Logger, lc.Info = keys.Prefix(), w.cfg.WorkerID, w.cfg.Logger, w.cfg.Info
+	lc.Partitions = keys.Partitions()
 	session, err := lease.NewSession(ctx, w.cfg.Redis, lc)
 	if err != nil {
 		return nil, fmt.Errorf("join fleet: %w", err)

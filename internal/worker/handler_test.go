@@ -46,7 +46,7 @@ func TestFleetHandlerSeesExactlyTheCommittedEvents(t *testing.T) {
 	ctx := context.Background()
 	keys := lease.NewKeys(testPrefix)
 	eventually(t, "events committed", 10*time.Second, func() bool {
-		n, err := c.XLen(ctx, keys.Events()).Result()
+		n, err := c.XLen(ctx, keys.Events(0)).Result()
 		return err == nil && n > 50
 	})
 
@@ -60,7 +60,7 @@ func TestFleetHandlerSeesExactlyTheCommittedEvents(t *testing.T) {
 	eventually(t, "w1 to win the shard back", 20*time.Second, func() bool { return readyShards(w1) == 1 && w1.w.Ready() })
 	h.checkStream(t)
 
-	msgs, err := c.XRange(ctx, keys.Events(), "-", "+").Result()
+	msgs, err := c.XRange(ctx, keys.Events(0), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestFleetResumesAfterRedisRollback(t *testing.T) {
 			rec, err := w1.w.sink.Session(ctx, shard)
 			return err == nil && rec.Sequence > 20
 		})
-		if y, err := testutil.RollBack(ctx, c, keys.Session(shard), keys.Events(), 10); err != nil || y < 1 {
+		if y, err := testutil.RollBack(ctx, c, keys.Session(shard), keys.ShardEvents(shard), 10); err != nil || y < 1 {
 			t.Fatalf("roll back shard %d: %d, %v", id, y, err)
 		}
 	}

@@ -30,6 +30,7 @@ type Worker struct {
 	// Set once by Run before any shard starts, read-only afterwards.
 	mgr     sharding.FleetShardManager
 	sink    *eventsink.Sink
+	keys    lease.Keys // the fleet's keys, split into its partitions
 	limiter *redislimiter.Limiter
 	backlog *gateway.BacklogBudget        // every shard's dispatches held in memory (backlog.go)
 	session atomic.Pointer[lease.Session] // the current fleet session; replaced on rejoin

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,15 +23,36 @@ import (
 // concurrent use.
 type Client struct {
 	redis redis.UniversalClient
-	keys  keyspace.Keys
+	keys  keyspace.Keys // the fleet-wide keys; per-shard keys come from partitioned
 	// poll is how often WaitOutcome and RequestMembers look again.
 	poll time.Duration
+
+	mu    sync.Mutex
+	parts *keyspace.Keys // the fleet's keys with its partition count, once read
 }
 
 // NewClient returns a Client of the fleet whose keys start with prefix (the
 // workers' KEY_PREFIX; "" is the default, normalised the same way).
 func NewClient(client redis.UniversalClient, prefix string) *Client {
 	return &Client{redis: client, keys: keyspace.NewKeys(prefix), poll: 20 * time.Millisecond}
+}
+
+// partitioned returns the fleet's keys split into its partitions (read once:
+// a fleet's partition count never changes). A fleet that stores no count yet
+// gets the default one stored, as its first worker would (a worker started
+// later with another PARTITIONS refuses to start, naming it).
+func (c *Client) partitioned(ctx context.Context) (keyspace.Keys, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parts != nil {
+		return *c.parts, nil
+	}
+	k, err := lease.ResolvePartitions(ctx, c.redis, c.keys, 0)
+	if err != nil {
+		return keyspace.Keys{}, fmt.Errorf("fleet: %w", err)
+	}
+	c.parts = &k
+	return k, nil
 }
 
 // Queued is one command as queued: its ID (for Outcome) and its shard.
@@ -59,11 +81,15 @@ func (c *Client) Send(ctx context.Context, to Target, cmd Command) ([]Queued, er
 	if err != nil {
 		return nil, err
 	}
+	keys, err := c.partitioned(ctx)
+	if err != nil {
+		return nil, err
+	}
 	queued := make([]Queued, len(shards))
 	pipe := c.redis.Pipeline()
 	for i, s := range shards {
 		queued[i] = Queued{ID: newID(), Shard: s}
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: c.keys.Commands(s), Values: []any{
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Commands(s), Values: []any{
 			"id", queued[i].ID, "op", int(cmd.Op), "d", string(d), "deadline", deadline}})
 		pipe.Publish(ctx, c.keys.CommandChannel(), strconv.Itoa(s.Count)+":"+strconv.Itoa(s.ID))
 	}
@@ -138,20 +164,35 @@ func newID() string {
 // expired.
 var ErrNoOutcome = errors.New("fleet: no outcome yet")
 
-// Outcome reads a command's outcome; ErrNoOutcome while it has none.
+// Outcome reads a command's outcome; ErrNoOutcome while it has none. The
+// record is in the partition of the command's shard, which the ID does not
+// name: every partition is asked, in one pipeline.
 func (c *Client) Outcome(ctx context.Context, id string) (Outcome, error) {
-	b, err := c.redis.Get(ctx, c.keys.CommandOutcome(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Outcome{}, ErrNoOutcome
-	}
+	keys, err := c.partitioned(ctx)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("fleet: read outcome: %w", err)
+		return Outcome{}, err
 	}
-	var o Outcome
-	if err := json.Unmarshal(b, &o); err != nil {
-		return Outcome{}, fmt.Errorf("fleet: outcome of %s: %w: %w", id, keyspace.ErrCorrupt, err)
+	pipe := c.redis.Pipeline()
+	cmds := make([]*redis.StringCmd, keys.Partitions())
+	for p := range cmds {
+		cmds[p] = pipe.Get(ctx, keys.PartitionCommandOutcome(p, id))
 	}
-	return o, nil
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	for _, cmd := range cmds {
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return Outcome{}, fmt.Errorf("fleet: read outcome: %w", err)
+		}
+		var o Outcome
+		if err := json.Unmarshal(b, &o); err != nil {
+			return Outcome{}, fmt.Errorf("fleet: outcome of %s: %w: %w", id, keyspace.ErrCorrupt, err)
+		}
+		return o, nil
+	}
+	return Outcome{}, ErrNoOutcome
 }
 
 // WaitOutcome polls until the command has an outcome or ctx ends (bound it).

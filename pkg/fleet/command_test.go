@@ -141,14 +141,14 @@ func TestOutcome(t *testing.T) {
 		t.Fatalf("WaitOutcome without outcome: %v", err)
 	}
 	rec := `{"id":"x","state":"sent","shard":1,"count":2,"session":"S","at":1700000000000}`
-	if err := rc.Set(context.Background(), keyspace.NewKeys("").CommandOutcome("x"), rec, 0).Err(); err != nil {
+	if err := rc.Set(context.Background(), keyspace.NewKeys("").PartitionCommandOutcome(0, "x"), rec, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	o, err := c.WaitOutcome(context.Background(), "x")
 	if err != nil || o.State != StateSent || o.Session != "S" || o.Time().UnixMilli() != 1700000000000 {
 		t.Fatalf("WaitOutcome = %+v, %v", o, err)
 	}
-	if err := rc.Set(context.Background(), keyspace.NewKeys("").CommandOutcome("y"), "{", 0).Err(); err != nil {
+	if err := rc.Set(context.Background(), keyspace.NewKeys("").PartitionCommandOutcome(0, "y"), "{", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Outcome(context.Background(), "y"); !errors.Is(err, keyspace.ErrCorrupt) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,13 +16,14 @@ import (
 // Event is one dispatch as the fleet committed it to its event stream
 // (internal/eventsink: "The stream"). (Shard, Session, Seq) identifies it.
 type Event struct {
-	ID      string // the stream entry's ID, for Ack
-	Shard   int
-	Count   int
-	Seq     int
-	Session string
-	Type    string // e.g. MESSAGE_CREATE
-	Data    json.RawMessage
+	ID        string // the stream entry's ID, for Ack (with Partition)
+	Partition int    // the partition whose stream holds it
+	Shard     int
+	Count     int
+	Seq       int
+	Session   string
+	Type      string // e.g. MESSAGE_CREATE
+	Data      json.RawMessage
 }
 
 // ConsumerConfig configures a Consumer. Group and Name are required.
@@ -45,13 +47,20 @@ type ConsumerConfig struct {
 	StartAtBeginning bool
 }
 
-// Consumer reads the fleet's event stream in a consumer group. It is not
+// Consumer reads the fleet's event streams, one per partition, in a consumer
+// group (one group per stream, all of the same name). A shard's events are
+// all in one stream, so each shard's events come in commit order. It is not
 // safe for concurrent use: run one per goroutine, each with its own Name.
 type Consumer struct {
-	c      *Client
-	cfg    ConsumerConfig
-	own    string // re-reading its own pending events after this ID; "" once done
-	cursor string // XAUTOCLAIM's cursor
+	c       *Client
+	cfg     ConsumerConfig
+	streams []string // the partitions' streams
+	own     []string // per stream: re-reading its own pending events after this ID; "" once done
+	cursor  []string // per stream: XAUTOCLAIM's cursor
+	next    int      // the stream a blocking wait watches next (Redis Cluster)
+	// oneRead: one XREADGROUP may name every stream (they share a slot, or
+	// the client is not a Redis Cluster client).
+	oneRead bool
 }
 
 // Consume joins cfg.Group (creating it when missing) as cfg.Name.
@@ -66,11 +75,24 @@ func (c *Client) Consume(ctx context.Context, cfg ConsumerConfig) (*Consumer, er
 	if cfg.StartAtBeginning {
 		start = "0"
 	}
-	err := c.redis.XGroupCreateMkStream(ctx, c.keys.Events(), cfg.Group, start).Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return nil, fmt.Errorf("fleet: create consumer group %s: %w", cfg.Group, err)
+	keys, err := c.partitioned(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return &Consumer{c: c, cfg: cfg, own: "0-0", cursor: "0-0"}, nil
+	k := &Consumer{c: c, cfg: cfg}
+	for p := range keys.Partitions() {
+		stream := keys.Events(p)
+		err := c.redis.XGroupCreateMkStream(ctx, stream, cfg.Group, start).Err()
+		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return nil, fmt.Errorf("fleet: create consumer group %s on %s: %w", cfg.Group, stream, err)
+		}
+		k.streams = append(k.streams, stream)
+		k.own = append(k.own, "0-0")
+		k.cursor = append(k.cursor, "0-0")
+	}
+	_, cluster := c.redis.(*redis.ClusterClient)
+	k.oneRead = !cluster || len(k.streams) == 1
+	return k, nil
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -81,50 +103,126 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// Next returns up to Prefetch events: first those this consumer read before
-// and did not ack, then those another consumer left unacked past ClaimIdle,
-// then new ones (waiting up to Block). None: nothing to do yet. Ack each
-// event once handled; an event not acked is delivered again (to this
-// consumer after a restart, or to another after ClaimIdle), so handle
+// Next returns up to Prefetch events per stream: first those this consumer
+// read before and did not ack, then those another consumer left unacked past
+// ClaimIdle, then new ones (waiting up to Block). None: nothing to do yet.
+// Ack each event once handled; an event not acked is delivered again (to
+// this consumer after a restart, or to another after ClaimIdle), so handle
 // events idempotently by (Shard, Session, Seq).
 func (k *Consumer) Next(ctx context.Context) ([]Event, error) {
-	if k.own != "" {
-		evs, err := k.read(ctx, k.own, -1)
-		if err != nil {
-			return nil, err
-		}
-		if len(evs) > 0 {
-			k.own = evs[len(evs)-1].ID
-			return evs, nil
-		}
-		k.own = ""
+	if evs, err := k.readOwn(ctx); err != nil || len(evs) > 0 {
+		return evs, err
 	}
-	msgs, cursor, err := k.c.redis.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: k.c.keys.Events(),
-		Group: k.cfg.Group, Consumer: k.cfg.Name, MinIdle: k.cfg.ClaimIdle, Start: k.cursor,
-		Count: int64(k.cfg.Prefetch)}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("fleet: take over idle events: %w", err)
+	if evs, err := k.takeOver(ctx); err != nil || len(evs) > 0 {
+		return evs, err
 	}
-	k.cursor = cursor
-	if len(msgs) > 0 {
-		return parseEvents(msgs), nil
+	if k.oneRead {
+		return k.read(ctx, k.all(), ">", k.cfg.Block)
 	}
-	return k.read(ctx, ">", k.cfg.Block)
+	// Redis Cluster: the streams are in different slots, which one command
+	// cannot name. Look at all of them (a pipeline: one round trip per
+	// master), then wait on one in turn.
+	evs, err := k.read(ctx, k.all(), ">", -1)
+	if err != nil || len(evs) > 0 {
+		return evs, err
+	}
+	i := k.next
+	k.next = (k.next + 1) % len(k.streams)
+	return k.read(ctx, []int{i}, ">", max(k.cfg.Block/time.Duration(len(k.streams)), 10*time.Millisecond))
 }
 
-// read is one XREADGROUP after id (an ID: own pending; ">": new).
-func (k *Consumer) read(ctx context.Context, id string, block time.Duration) ([]Event, error) {
-	res, err := k.c.redis.XReadGroup(ctx, &redis.XReadGroupArgs{Group: k.cfg.Group, Consumer: k.cfg.Name,
-		Streams: []string{k.c.keys.Events(), id}, Count: int64(k.cfg.Prefetch), Block: block}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+// all is every stream's index.
+func (k *Consumer) all() []int {
+	out := make([]int, len(k.streams))
+	for i := range out {
+		out[i] = i
 	}
-	if err != nil {
-		return nil, fmt.Errorf("fleet: read events: %w", err)
+	return out
+}
+
+// readOwn re-reads, stream by stream, what this consumer read before and did
+// not ack.
+func (k *Consumer) readOwn(ctx context.Context) ([]Event, error) {
+	for i, after := range k.own {
+		if after == "" {
+			continue
+		}
+		evs, err := k.readAfter(ctx, i, after)
+		if err != nil || len(evs) > 0 {
+			return evs, err
+		}
+		k.own[i] = ""
+	}
+	return nil, nil
+}
+
+func (k *Consumer) readAfter(ctx context.Context, i int, after string) ([]Event, error) {
+	evs, err := k.read(ctx, []int{i}, after, -1)
+	if len(evs) > 0 {
+		k.own[i] = evs[len(evs)-1].ID
+	}
+	return evs, err
+}
+
+// takeOver claims (XAUTOCLAIM) what other consumers left unacked past
+// ClaimIdle, on every stream in one pipeline.
+func (k *Consumer) takeOver(ctx context.Context) ([]Event, error) {
+	pipe := k.c.redis.Pipeline()
+	cmds := make([]*redis.XAutoClaimCmd, len(k.streams))
+	for i, stream := range k.streams {
+		cmds[i] = pipe.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: stream, Group: k.cfg.Group,
+			Consumer: k.cfg.Name, MinIdle: k.cfg.ClaimIdle, Start: k.cursor[i], Count: int64(k.cfg.Prefetch)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("fleet: take over idle events: %w", err)
 	}
 	var out []Event
-	for _, s := range res {
-		out = append(out, parseEvents(s.Messages)...)
+	for i, cmd := range cmds {
+		msgs, cursor := cmd.Val()
+		k.cursor[i] = cursor
+		out = append(out, parseEvents(i, msgs)...)
+	}
+	return out, nil
+}
+
+// read is XREADGROUP after id (an ID: own pending; ">": new) on the streams
+// idx: one command when they may share it (k.oneRead), else one per stream
+// in a pipeline. block < 0: do not block.
+func (k *Consumer) read(ctx context.Context, idx []int, id string, block time.Duration) ([]Event, error) {
+	var groups [][]int
+	if k.oneRead {
+		groups = [][]int{idx}
+	} else {
+		for _, i := range idx {
+			groups = append(groups, []int{i})
+		}
+	}
+	pipe := k.c.redis.Pipeline()
+	cmds := make([]*redis.XStreamSliceCmd, len(groups))
+	for g, group := range groups {
+		streams := make([]string, 0, 2*len(group))
+		for _, i := range group {
+			streams = append(streams, k.streams[i])
+		}
+		for range group {
+			streams = append(streams, id)
+		}
+		cmds[g] = pipe.XReadGroup(ctx, &redis.XReadGroupArgs{Group: k.cfg.Group, Consumer: k.cfg.Name,
+			Streams: streams, Count: int64(k.cfg.Prefetch), Block: block})
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	var out []Event
+	for _, cmd := range cmds {
+		res, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fleet: read events: %w", err)
+		}
+		for _, s := range res {
+			out = append(out, parseEvents(slices.Index(k.streams, s.Stream), s.Messages)...)
+		}
 	}
 	return out, nil
 }
@@ -134,11 +232,18 @@ func (k *Consumer) Ack(ctx context.Context, events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	ids := make([]string, len(events))
-	for i, e := range events {
-		ids[i] = e.ID
+	ids := make(map[int][]string)
+	for _, e := range events {
+		ids[e.Partition] = append(ids[e.Partition], e.ID)
 	}
-	if err := k.c.redis.XAck(ctx, k.c.keys.Events(), k.cfg.Group, ids...).Err(); err != nil {
+	pipe := k.c.redis.Pipeline()
+	for p, of := range ids {
+		if p < 0 || p >= len(k.streams) {
+			return fmt.Errorf("fleet: ack events: partition %d of %d", p, len(k.streams))
+		}
+		pipe.XAck(ctx, k.streams[p], k.cfg.Group, of...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("fleet: ack events: %w", err)
 	}
 	return nil
@@ -146,12 +251,12 @@ func (k *Consumer) Ack(ctx context.Context, events ...Event) error {
 
 // parseEvents decodes stream entries. A field that does not parse is left
 // zero: the entry is still delivered (and can be acked).
-func parseEvents(msgs []redis.XMessage) []Event {
+func parseEvents(partition int, msgs []redis.XMessage) []Event {
 	out := make([]Event, len(msgs))
 	for i, m := range msgs {
 		str := func(k string) string { s, _ := m.Values[k].(string); return s }
 		num := func(k string) int { n, _ := strconv.Atoi(str(k)); return n }
-		out[i] = Event{ID: m.ID, Shard: num("shard"), Count: num("count"), Seq: num("seq"),
+		out[i] = Event{ID: m.ID, Partition: partition, Shard: num("shard"), Count: num("count"), Seq: num("seq"),
 			Session: str("session"), Type: str("type"), Data: json.RawMessage(str("data"))}
 	}
 	return out

@@ -17,7 +17,7 @@ import (
 func addEvents(t *testing.T, rc *redis.Client, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if err := rc.XAdd(context.Background(), &redis.XAddArgs{Stream: keyspace.NewKeys("").Events(), Values: []any{
+		if err := rc.XAdd(context.Background(), &redis.XAddArgs{Stream: keyspace.NewKeys("").Events(0), Values: []any{
 			"shard", 1, "count", 2, "seq", i, "session", "S", "type", "MESSAGE_CREATE", "data", `{"n":` + strconv.Itoa(i) + `}`, "fence", 7}}).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestConsumerGroup(t *testing.T) {
 	if !slices.Equal(got, []int{2, 3, 4, 5}) {
 		t.Fatalf("b got %v; want 2, 3, 4 taken over and the new 5", got)
 	}
-	pending, err := rc.XPending(ctx, keyspace.NewKeys("").Events(), "bot").Result()
+	pending, err := rc.XPending(ctx, keyspace.NewKeys("").Events(0), "bot").Result()
 	if err != nil || pending.Count != 0 {
 		t.Fatalf("pending after every ack: %+v, %v", pending, err)
 	}

@@ -34,7 +34,11 @@ func (c *Client) RequestMembers(ctx context.Context, req gateway.RequestGuildMem
 	if err != nil {
 		return nil, rejected("request: %v", err)
 	}
-	from, err := c.streamEnd(ctx)
+	stream, err := c.guildStream(ctx, uint64(req.GuildID))
+	if err != nil {
+		return nil, err
+	}
+	from, err := c.streamEnd(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +50,7 @@ func (c *Client) RequestMembers(ctx context.Context, req gateway.RequestGuildMem
 	var chunks []MembersChunk
 	for {
 		var more []MembersChunk
-		if from, more, err = c.readChunks(ctx, from, req.Nonce); err != nil {
+		if from, more, err = c.readChunks(ctx, stream, from, req.Nonce); err != nil {
 			return chunks, err
 		}
 		chunks = append(chunks, more...)
@@ -63,10 +67,24 @@ func (c *Client) RequestMembers(ctx context.Context, req gateway.RequestGuildMem
 	}
 }
 
-// streamEnd is the ID of the event stream's last entry ("0" when empty), so
-// that a read from it sees only what is committed later.
-func (c *Client) streamEnd(ctx context.Context) (string, error) {
-	last, err := c.redis.XRevRangeN(ctx, c.keys.Events(), "+", "-", 1).Result()
+// guildStream is the event stream of the partition of the guild's shard,
+// where its GUILD_MEMBERS_CHUNKs are committed.
+func (c *Client) guildStream(ctx context.Context, guild uint64) (string, error) {
+	shards, err := c.route(ctx, Target{Guild: guild}, 0)
+	if err != nil {
+		return "", err
+	}
+	keys, err := c.partitioned(ctx)
+	if err != nil {
+		return "", err
+	}
+	return keys.ShardEvents(shards[0]), nil
+}
+
+// streamEnd is the ID of the stream's last entry ("0" when empty), so that a
+// read from it sees only what is committed later.
+func (c *Client) streamEnd(ctx context.Context, stream string) (string, error) {
+	last, err := c.redis.XRevRangeN(ctx, stream, "+", "-", 1).Result()
 	if err != nil {
 		return "", fmt.Errorf("fleet: read the event stream: %w", err)
 	}
@@ -78,8 +96,8 @@ func (c *Client) streamEnd(ctx context.Context) (string, error) {
 
 // readChunks waits up to the poll interval for stream entries after from and
 // returns the last ID read and the GUILD_MEMBERS_CHUNKs of nonce among them.
-func (c *Client) readChunks(ctx context.Context, from, nonce string) (string, []MembersChunk, error) {
-	res, err := c.redis.XRead(ctx, &redis.XReadArgs{Streams: []string{c.keys.Events(), from}, Count: 512,
+func (c *Client) readChunks(ctx context.Context, stream, from, nonce string) (string, []MembersChunk, error) {
+	res, err := c.redis.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, from}, Count: 512,
 		Block: c.poll}).Result()
 	if errors.Is(err, redis.Nil) {
 		return from, nil, nil

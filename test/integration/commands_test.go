@@ -173,11 +173,21 @@ func chunkInStream(t testing.TB, f *fleet, nonce string, shard int) bool {
 // TestCommandsAfterSplit: after a 4011 splits a shard, op 4 addressed to a
 // guild reaches the child serving it, and a command still queued for the
 // split shard is moved to its guild's child and sent there.
-func TestCommandsAfterSplit(t *testing.T) {
+func TestCommandsAfterSplit(t *testing.T) { commandsAfterSplit(t, 0) }
+
+// TestCommandsAfterSplitAcrossPartitions: as TestCommandsAfterSplit, in a
+// fleet of 16 partitions, with the queued command's guild on child 2/4: the
+// split shard 0/2 is in partition 0, its heir in partition 2, so the command
+// moves between two slots.
+func TestCommandsAfterSplitAcrossPartitions(t *testing.T) { commandsAfterSplit(t, 2, "PARTITIONS=16") }
+
+// commandsAfterSplit queues a command for split shard 0/2 whose guild child
+// staleChild/4 serves, and one for a guild of 2/4 after the split.
+func commandsAfterSplit(t *testing.T, staleChild int, env ...string) {
 	const count, maxGuilds = 2, 12
 	needBinaries(t)
 	f := newFleetWithFake(t, count, startFake(t, count, 20, "-max-guilds-per-shard", strconv.Itoa(maxGuilds)))
-	f.startWorker("w1")
+	f.startWorker("w1", env...)
 	f.waitAllReady("every shard READY")
 	on := 0
 	for _, g := range fakeGet[[]snowflake.ID](t, f.fake, "/_fake/guilds") {
@@ -198,7 +208,7 @@ func TestCommandsAfterSplit(t *testing.T) {
 	}
 	// Queued for the split shard itself, as by a sender that read the layout
 	// before the split.
-	gA := guildOf(t, f.fake, 0, 2*count)
+	gA := guildOf(t, f.fake, staleChild, 2*count)
 	stale, err := client.Send(ctx, fleetclient.ToShard(0, count), voice(gA, "111"))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +226,7 @@ func TestCommandsAfterSplit(t *testing.T) {
 		id      string
 		channel string
 		shard   int
-	}{{stale[0].ID, "111", 0}, {fresh[0].ID, "222", 2}} {
+	}{{stale[0].ID, "111", staleChild}, {fresh[0].ID, "222", 2}} {
 		o, err := client.WaitOutcome(ctx, tc.id)
 		if err != nil || o.State != fleetclient.StateSent || o.Shard != tc.shard || o.Count != 2*count {
 			t.Errorf("op 4 for channel %s: outcome %+v, %v; want sent on shard %d/4", tc.channel, o, err, tc.shard)

@@ -30,6 +30,13 @@ type Config struct {
 	// KeyPrefix of every key of the fleet, with its {hash tag}. Default
 	// "{shardfleet}:". Every member and client of a fleet uses the same.
 	KeyPrefix string
+	// Partitions is the fleet's partition count: its per-shard keys and
+	// event streams are spread over this many hash tags, so that a fleet
+	// spreads over Redis Cluster's masters (README "Redis Cluster"). 0
+	// follows the count the fleet stored (1 for a new fleet); a count that
+	// disagrees with the stored one is refused. Give a new fleet on Redis
+	// Cluster 16.
+	Partitions int
 	// WorkerID names this member in the fleet. Default: a random UUID.
 	WorkerID string
 	// Logger gets the member's logs (worker_id attached). Default slog.Default().
@@ -162,6 +169,7 @@ func (c Config) worker() worker.Config {
 	wc.Token, wc.WorkerID, wc.Logger = c.Token, c.WorkerID, c.Logger
 	wc.Redis, wc.KeyPrefix = c.Redis, c.KeyPrefix
 	wc.Lease.TTL, wc.Lease.RenewInterval, wc.Lease.RenewDeadline = c.LeaseTTL, c.LeaseRenewInterval, c.LeaseRenewDeadline
+	wc.Lease.Partitions = c.Partitions
 	// The reconcile loop's pacing scales with LeaseTTL, so compressed
 	// timings (tests, demos) rebalance and join at the same relative pace.
 	def := lease.DefaultConfig()
