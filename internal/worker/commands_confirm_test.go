@@ -15,7 +15,8 @@ import (
 
 // sendIntoBlackHole starts w1 with one shard whose first connection goes
 // through a proxy, black-holes the proxy and queues a command: w1 writes it
-// (the socket takes it) and records it as sent, and the fake never reads it.
+// (the socket takes it) and records it as sent, and the fake never reads it;
+// the command stays queued, in flight.
 func sendIntoBlackHole(t *testing.T) (*fleetHarness, *faultproxy.Proxy, *running) {
 	t.Helper()
 	h := newHarness(t, 1)
@@ -37,7 +38,21 @@ func sendIntoBlackHole(t *testing.T) (*fleetHarness, *faultproxy.Proxy, *running
 	if out, err := client.WaitOutcome(ctx, queued[0].ID); err != nil || out.State != fleet.StateSent {
 		t.Fatalf("outcome %+v, %v; want sent (written on the connection)", out, err)
 	}
+	if n := queueLen(t, h); n != 1 {
+		t.Fatalf("the queue holds %d commands, want the one in flight until Discord confirms it", n)
+	}
 	return h, p, w1
+}
+
+// queueLen is the length of shard 0/1's queue.
+func queueLen(t *testing.T, h *fleetHarness) int64 {
+	t.Helper()
+	queue := keyspace.NewKeys(testPrefix).Commands(keyspace.ShardKey{ID: 0, Count: 1})
+	n, err := h.redis.Client(t).XLen(context.Background(), queue).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // lostOnce lists the sessions on which the fake got sendIntoBlackHole's command.
@@ -54,7 +69,8 @@ func lostOnce(h *fleetHarness) []string {
 // TestCommandLostWithItsConnectionIsSentAgain: the connection that took the
 // command is reset with the command still held by the black hole. The
 // worker sees that Discord never confirmed it and sends it again once the
-// shard has RESUMEd, so Discord gets it, once.
+// shard has RESUMEd, so Discord gets it, once; confirmed, it leaves the
+// queue (it was never claimed a second time meanwhile: once in all).
 func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
 	h, p, w1 := sendIntoBlackHole(t)
 	p.Reset() // the held command goes with the connection
@@ -67,22 +83,25 @@ func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
 	if st := h.fake.Stats(); st.Resumes == 0 {
 		t.Fatalf("fake stats %+v: the shard never RESUMEd, the test proved nothing", st)
 	}
+	eventually(t, "the confirmed command to leave the queue", 20*time.Second, func() bool { return queueLen(t, h) == 0 })
+	if n := len(lostOnce(h)); n != 1 {
+		t.Fatalf("Discord got the command %d times, want 1", n)
+	}
 }
 
-// TestCommandLostWithItsConnectionIsQueuedAgainAtHandoff: as above, but the
+// TestCommandLostWithItsConnectionStaysQueuedAtHandoff: as above, but the
 // shard cannot come back on this owner (the fake answers no RESUME) before
-// it hands the shard off: the unconfirmed command goes back to the queue,
-// and the next owner sends it.
-func TestCommandLostWithItsConnectionIsQueuedAgainAtHandoff(t *testing.T) {
+// it hands the shard off: the unconfirmed command stays queued, and the next
+// owner sends it.
+func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
 	h, p, w1 := sendIntoBlackHole(t)
 	h.fake.SetWithholdReady(true)
 	p.Reset()
 	p.Heal()
 	eventually(t, "w1's shard to lose its connection", 10*time.Second, func() bool { return readyShards(w1) == 0 })
 	w1.stop(t)
-	queue := keyspace.NewKeys(testPrefix).Commands(keyspace.ShardKey{ID: 0, Count: 1})
-	if n, err := h.redis.Client(t).XLen(context.Background(), queue).Result(); err != nil || n != 1 {
-		t.Fatalf("after w1's handoff the queue holds %d commands (%v), want the unconfirmed one", n, err)
+	if n := queueLen(t, h); n != 1 {
+		t.Fatalf("after w1's handoff the queue holds %d commands, want the unconfirmed one", n)
 	}
 
 	h.fake.SetWithholdReady(false)
