@@ -16,21 +16,22 @@ import (
 // sendIntoBlackHole starts w1 with one shard whose first connection goes
 // through a proxy, black-holes the proxy and queues a command: w1 writes it
 // (the socket takes it) and records it as sent, and the fake never reads it;
-// the command stays queued, in flight.
-func sendIntoBlackHole(t *testing.T) (*fleetHarness, *faultproxy.Proxy, *running) {
+// the command stays queued, in flight. deadline is the command's (zero: none);
+// id is its command ID.
+func sendIntoBlackHole(t *testing.T, deadline time.Time) (h *fleetHarness, p *faultproxy.Proxy, w1 *running, id string) {
 	t.Helper()
-	h := newHarness(t, 1)
+	h = newHarness(t, 1)
 	p, gatewayURL := gatewayProxy(t, h)
 	cfg := h.config("w1", 1)
 	cfg.GatewayURL = gatewayURL
-	w1 := h.start(cfg)
+	w1 = h.start(cfg)
 	eventually(t, "w1 READY", 20*time.Second, func() bool { return readyShards(w1) == 1 })
 
 	p.Blackhole()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	client := fleet.NewClient(h.redis.Client(t), testPrefix)
-	queued, err := client.Send(ctx, fleet.ToShard(0, 1), fleet.Command{Op: gateway.OpPresenceUpdate,
+	queued, err := client.Send(ctx, fleet.ToShard(0, 1), fleet.Command{Op: gateway.OpPresenceUpdate, Deadline: deadline,
 		D: json.RawMessage(`{"status":"online","activities":[{"name":"lost-once","type":0}],"since":null,"afk":false}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func sendIntoBlackHole(t *testing.T) (*fleetHarness, *faultproxy.Proxy, *running
 	if n := queueLen(t, h); n != 1 {
 		t.Fatalf("the queue holds %d commands, want the one in flight until Discord confirms it", n)
 	}
-	return h, p, w1
+	return h, p, w1, queued[0].ID
 }
 
 // queueLen is the length of shard 0/1's queue.
@@ -72,7 +73,7 @@ func lostOnce(h *fleetHarness) []string {
 // shard has RESUMEd, so Discord gets it, once; confirmed, it leaves the
 // queue (it was never claimed a second time meanwhile: once in all).
 func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
-	h, p, w1 := sendIntoBlackHole(t)
+	h, p, w1, _ := sendIntoBlackHole(t, time.Time{})
 	p.Reset() // the held command goes with the connection
 	p.Heal()
 	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
@@ -94,7 +95,7 @@ func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
 // it hands the shard off: the unconfirmed command stays queued, and the next
 // owner sends it.
 func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
-	h, p, w1 := sendIntoBlackHole(t)
+	h, p, w1, _ := sendIntoBlackHole(t, time.Time{})
 	h.fake.SetWithholdReady(true)
 	p.Reset()
 	p.Heal()
@@ -109,5 +110,37 @@ func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
 	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
 	if n := len(lostOnce(h)); n != 1 {
 		t.Fatalf("Discord got the command %d times, want 1", n)
+	}
+}
+
+// TestCommandInFlightPastItsDeadlineKeepsItsOutcome: as above, but the
+// command's deadline passes before the next owner claims it: it is not sent
+// again, leaves the queue, and keeps its `sent` outcome (Discord may have
+// read it), rather than being reported expired.
+func TestCommandInFlightPastItsDeadlineKeepsItsOutcome(t *testing.T) {
+	deadline := time.Now().Add(3 * time.Second)
+	h, p, w1, id := sendIntoBlackHole(t, deadline)
+	h.fake.SetWithholdReady(true)
+	p.Reset()
+	p.Heal()
+	eventually(t, "w1's shard to lose its connection", 10*time.Second, func() bool { return readyShards(w1) == 0 })
+	w1.stop(t)
+	if n := queueLen(t, h); n != 1 {
+		t.Fatalf("after w1's handoff the queue holds %d commands, want the unconfirmed one", n)
+	}
+	eventually(t, "the command's deadline to pass", 10*time.Second, func() bool { return time.Now().After(deadline) })
+
+	h.fake.SetWithholdReady(false)
+	w2 := h.start(h.config("w2", 1))
+	eventually(t, "w2 READY", 20*time.Second, func() bool { return readyShards(w2) == 1 })
+	eventually(t, "w2 to take the command off the queue", 20*time.Second, func() bool { return queueLen(t, h) == 0 })
+	if n := len(lostOnce(h)); n != 0 {
+		t.Fatalf("Discord got the command %d times past its deadline, want 0", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := fleet.NewClient(h.redis.Client(t), testPrefix).Outcome(ctx, id)
+	if err != nil || out.State != fleet.StateSent {
+		t.Fatalf("outcome %+v, %v; want it still sent", out, err)
 	}
 }
