@@ -63,14 +63,14 @@ if not valid then
 end
 `
 
-// claimCommandsScript reads the head of a shard's queue, fenced: only the
-// lease holder may claim commands for sending.
-// KEYS: 1 lease, 2 member, 3 queue. ARGV: 1 worker ID, 2 token, 3 count.
-// Returns {server ms, XRANGE entries}.
+// claimCommandsScript reads the head of a shard's queue, from a start ID,
+// fenced: only the lease holder may claim commands for sending.
+// KEYS: 1 lease, 2 member, 3 queue. ARGV: 1 worker ID, 2 token, 3 count,
+// 4 XRANGE start. Returns {server ms, XRANGE entries}.
 var claimCommandsScript = redis.NewScript(luaCommandFence + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {now, redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', ARGV[3])}
+return {now, redis.call('XRANGE', KEYS[3], ARGV[4], '+', 'COUNT', ARGV[3])}
 `)
 
 // finishCommandScript removes one command from its queue and records its
@@ -262,16 +262,18 @@ func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Ke
 }
 
 // claimCommands reads up to commandBatch queued commands not in flight,
-// fenced. Those in flight are at the head of the queue (claimed first), so
-// reading as many more finds the rest.
+// fenced. Those in flight are at the head of the queue (claimed first, in
+// order; what was claimed with them and not sent left the queue, or stopped
+// the batch), so the claim starts after the last of them: reading them again
+// would cost a heartbeat interval's worth of entries per claim.
 func (w *Worker) claimCommands(ctx context.Context, run *shardRun, keys keyspace.Keys) ([]queuedCommand, error) {
 	l := run.lease
-	inFlight := make(map[string]bool, len(run.cmd.inFlight))
-	for _, s := range run.cmd.inFlight {
-		inFlight[s.c.entry] = true
+	start := "-"
+	if n := len(run.cmd.inFlight); n > 0 {
+		start = "(" + run.cmd.inFlight[n-1].c.entry
 	}
 	res, err := claimCommandsScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.Member(l.Owner()),
-		keys.Commands(run.key)}, l.Owner(), strconv.FormatUint(l.Token(), 10), len(inFlight)+commandBatch).Slice()
+		keys.Commands(run.key)}, l.Owner(), strconv.FormatUint(l.Token(), 10), commandBatch, start).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
@@ -281,11 +283,9 @@ func (w *Worker) claimCommands(ctx context.Context, run *shardRun, keys keyspace
 	serverNow, _ := res[0].(int64)
 	entries, _ := res[1].([]any)
 	localNow := time.Now()
-	out := make([]queuedCommand, 0, commandBatch)
+	out := make([]queuedCommand, 0, len(entries))
 	for _, e := range entries {
-		if c := parseQueued(e, serverNow, localNow); !inFlight[c.entry] && len(out) < commandBatch {
-			out = append(out, c)
-		}
+		out = append(out, parseQueued(e, serverNow, localNow))
 	}
 	return out, nil
 }
