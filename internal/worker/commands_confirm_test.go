@@ -90,12 +90,11 @@ func TestCommandLostWithItsConnectionIsSentAgain(t *testing.T) {
 	}
 }
 
-// TestCommandLostWithItsConnectionStaysQueuedAtHandoff: as above, but the
-// shard cannot come back on this owner (the fake answers no RESUME) before
-// it hands the shard off: the unconfirmed command stays queued, and the next
-// owner sends it.
-func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
-	h, p, w1, _ := sendIntoBlackHole(t, time.Time{})
+// handOffDisconnected drops w1's connection, holding the command, keeps the
+// shard from coming back (the fake answers no RESUME) and stops w1: the
+// unconfirmed command must stay queued for the next owner.
+func handOffDisconnected(t *testing.T, h *fleetHarness, p *faultproxy.Proxy, w1 *running) {
+	t.Helper()
 	h.fake.SetWithholdReady(true)
 	p.Reset()
 	p.Heal()
@@ -104,8 +103,16 @@ func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
 	if n := queueLen(t, h); n != 1 {
 		t.Fatalf("after w1's handoff the queue holds %d commands, want the unconfirmed one", n)
 	}
-
 	h.fake.SetWithholdReady(false)
+}
+
+// TestCommandLostWithItsConnectionStaysQueuedAtHandoff: as above, but the
+// shard cannot come back on this owner (the fake answers no RESUME) before
+// it hands the shard off: the unconfirmed command stays queued, and the next
+// owner sends it.
+func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
+	h, p, w1, _ := sendIntoBlackHole(t, time.Time{})
+	handOffDisconnected(t, h, p, w1)
 	h.start(h.config("w2", 1))
 	eventually(t, "Discord to get the command", 20*time.Second, func() bool { return len(lostOnce(h)) > 0 })
 	if n := len(lostOnce(h)); n != 1 {
@@ -120,17 +127,8 @@ func TestCommandLostWithItsConnectionStaysQueuedAtHandoff(t *testing.T) {
 func TestCommandInFlightPastItsDeadlineKeepsItsOutcome(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Second)
 	h, p, w1, id := sendIntoBlackHole(t, deadline)
-	h.fake.SetWithholdReady(true)
-	p.Reset()
-	p.Heal()
-	eventually(t, "w1's shard to lose its connection", 10*time.Second, func() bool { return readyShards(w1) == 0 })
-	w1.stop(t)
-	if n := queueLen(t, h); n != 1 {
-		t.Fatalf("after w1's handoff the queue holds %d commands, want the unconfirmed one", n)
-	}
+	handOffDisconnected(t, h, p, w1)
 	eventually(t, "the command's deadline to pass", 10*time.Second, func() bool { return time.Now().After(deadline) })
-
-	h.fake.SetWithholdReady(false)
 	w2 := h.start(h.config("w2", 1))
 	eventually(t, "w2 READY", 20*time.Second, func() bool { return readyShards(w2) == 1 })
 	eventually(t, "w2 to take the command off the queue", 20*time.Second, func() bool { return queueLen(t, h) == 0 })
