@@ -438,7 +438,7 @@ func (w *Worker) settleInFlight(ctx context.Context, run *shardRun, keys keyspac
 	if err := w.recordInFlight(ctx, run, keys); err != nil {
 		return ok, err
 	}
-	return ok, w.removeDone(ctx, run, keys, func(s sentCommand) bool { return s.done })
+	return ok, w.removeDone(ctx, run, keys)
 }
 
 // resendUnconfirmed marks done the commands in flight Discord read, or
@@ -499,16 +499,14 @@ func (w *Worker) recordInFlight(ctx context.Context, run *shardRun, keys keyspac
 	return nil
 }
 
-// removeDone takes the commands in flight that remove selects off the
-// queue, fenced, and forgets them; they count as sent.
-func (w *Worker) removeDone(ctx context.Context, run *shardRun, keys keyspace.Keys, remove func(sentCommand) bool) error {
+// removeDone takes the commands in flight marked done off the queue,
+// fenced, and forgets them; they count as sent. If that fails they stay in
+// flight, for the next try.
+func (w *Worker) removeDone(ctx context.Context, run *shardRun, keys keyspace.Keys) error {
 	var entries []any
-	kept := run.cmd.inFlight[:0]
 	for _, s := range run.cmd.inFlight {
-		if remove(s) {
+		if s.done {
 			entries = append(entries, s.c.entry)
-		} else {
-			kept = append(kept, s)
 		}
 	}
 	if len(entries) == 0 {
@@ -521,6 +519,12 @@ func (w *Worker) removeDone(ctx context.Context, run *shardRun, keys keyspace.Ke
 		keys.Commands(run.key)}, append([]any{l.Owner(), strconv.FormatUint(l.Token(), 10)}, entries...)...).Int()
 	if err != nil {
 		return fmt.Errorf("remove %d sent commands from the queue: %w", len(entries), err)
+	}
+	kept := run.cmd.inFlight[:0]
+	for _, s := range run.cmd.inFlight {
+		if !s.done {
+			kept = append(kept, s)
+		}
 	}
 	clear(run.cmd.inFlight[len(kept):])
 	run.cmd.inFlight = kept
@@ -540,14 +544,16 @@ func (w *Worker) releaseInFlight(run *shardRun, keys keyspace.Keys) {
 	if len(run.cmd.inFlight) == 0 || run.lease.Context().Err() != nil {
 		return
 	}
-	err := w.removeDone(context.Background(), run, keys, func(s sentCommand) bool {
-		if s.done || pastDeadline(s.c) {
-			return true
+	for i := range run.cmd.inFlight {
+		s := &run.cmd.inFlight[i]
+		if !s.done && !pastDeadline(s.c) {
+			_, ended := s.receipt.Read()
+			s.done = ended == nil
+			continue
 		}
-		_, err := s.receipt.Read()
-		return err == nil
-	})
-	if err != nil {
+		s.done = true
+	}
+	if err := w.removeDone(context.Background(), run, keys); err != nil {
 		w.log.Warn("commands sent before a handoff could not be taken off the queue: the next owner sends them again",
 			"shard_id", run.key.ID, "shard_count", run.key.Count, "err", err)
 	}
@@ -580,7 +586,7 @@ func (w *Worker) expire(ctx context.Context, run *shardRun, keys keyspace.Keys, 
 		return w.finishCommand(ctx, run, keys, c, out)
 	}
 	run.cmd.inFlight = append(run.cmd.inFlight, sentCommand{c: c, recorded: true, done: true})
-	return w.removeDone(ctx, run, keys, func(s sentCommand) bool { return s.done })
+	return w.removeDone(ctx, run, keys)
 }
 
 // finishCommand records an expired or rejected command's outcome and takes
