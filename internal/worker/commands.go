@@ -20,15 +20,22 @@ import (
 
 // Gateway commands queued in Redis (docs/commands.md): each shard's owner
 // sends its shard's queue, in order, through the gateway's send limiter. A
-// command leaves the queue only with its outcome, in one fenced script, after
-// it was sent (or expired, or rejected): a crash between sending and
-// recording leaves it queued, so the next owner sends it again (at least
-// once); a worker whose lease ended can neither claim nor record one.
-// "Sent" is recorded once the write completed; the owner keeps the command
-// until Discord ACKs a heartbeat written after it (gateway.Receipt), and if
-// the connection ends first it sends it again on the next one, before
-// anything newer (resendUnconfirmed), or, if its loop stops first (handoff,
-// lost lease, split), queues it again for the next owner (requeueUnconfirmed).
+// command leaves the queue only once its fate is certain, in a fenced
+// script: expired or rejected at once, with its outcome; sent once Discord
+// ACKed a heartbeat written after it (gateway.Receipt), its `sent` outcome
+// recorded at the write already. Until then it is in flight: it stays at the
+// head of the queue, so an owner that dies (kill -9) leaves it for the next
+// owner, who claims from the head and sends it again before anything newer
+// (at least once, in order); the owner itself never claims it twice, sends
+// it again if its connection ended first (settleInFlight), and records the
+// session it last went out on. A worker whose lease ended can neither claim,
+// record nor remove one.
+//
+// No extra heartbeat is sent to confirm a burst sooner: the command is on the
+// wire at once and its outcome readable, and the wait (up to a heartbeat
+// interval) only bounds what a crash sends twice; an op 1 of our own would
+// cost a send slot per burst, and Discord documents heartbeats on the
+// interval or when it asks (op 1), nothing else.
 
 const (
 	// commandBatch is how many queued commands one claim reads.
@@ -41,9 +48,10 @@ const (
 	commandRetry = 100 * time.Millisecond
 	// commandOutcomeTTL is how long an outcome record is kept.
 	commandOutcomeTTL = 24 * time.Hour
-	// commandFinishTimeout bounds recording an outcome; it outlives a stop
-	// of the loop, so a command sent just before a handoff is recorded, not
-	// sent again by the next owner.
+	// commandFinishTimeout bounds recording an outcome or removing commands
+	// from the queue; it outlives a stop of the loop, so a command sent just
+	// before a handoff is recorded and removed, not sent again by the next
+	// owner.
 	commandFinishTimeout = 2 * time.Second
 )
 
@@ -54,14 +62,14 @@ const luaCommandFence = keyspace.LuaLeaseValid + `
 if not valid then return refuse('FENCED', 'lease not held with this token') end
 `
 
-// claimCommandsScript reads the head of a shard's queue, fenced: only the
-// lease holder may claim commands for sending. Returns {server ms, XRANGE
-// entries}.
+// claimCommandsScript reads the head of a shard's queue, from a start ID,
+// fenced: only the lease holder may claim commands for sending. Returns
+// {server ms, XRANGE entries}.
 var claimCommandsScript = keyspace.NewScript([]string{"lease", "member", "queue"},
-	[]string{"worker", "token", "count"}, luaCommandFence+`
+	[]string{"worker", "token", "count", "start"}, luaCommandFence+`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {now, redis.call('XRANGE', K_queue, '-', '+', 'COUNT', A_count)}
+return {now, redis.call('XRANGE', K_queue, A_start, '+', 'COUNT', A_count)}
 `)
 
 // finishCommandScript removes one command from its queue and records its
@@ -79,21 +87,44 @@ redis.call('SET', K_outcome, cjson.encode(o), 'PX', A_ttl_ms)
 return 1
 `)
 
+// recordSentScript records a command's `sent` outcome (with the server's
+// time), fenced, leaving the command queued until Discord confirms it. The
+// fence reads its names by position (lease, member; worker, token first).
+var recordSentScript = keyspace.NewScript([]string{"lease", "member", "outcome"},
+	[]string{"worker", "token", "outcome", "ttl_ms"}, luaCommandFence+`
+local t = redis.call('TIME')
+local o = cjson.decode(A_outcome)
+o.at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', K_outcome, cjson.encode(o), 'PX', A_ttl_ms)
+return 1
+`)
+
+// removeSentScript takes sent commands off the queue, fenced.
+// ARGS_TAIL: their entry IDs. Returns how many were still queued.
+var removeSentScript = keyspace.NewScript([]string{"lease", "member", "queue"},
+	[]string{"worker", "token"}, luaCommandFence+`
+return redis.call('XDEL', K_queue, unpack(ARGV, ARGS_TAIL))
+`)
+
 // commandRun is a shard's command loop.
 type commandRun struct {
 	wake chan struct{} // buffer 1: the queue has a new command
 	stop context.CancelFunc
 	done chan struct{}
-	// unconfirmed are the commands sent (and recorded so) that Discord has
-	// not yet shown it read, oldest first; the loop's goroutine only.
-	unconfirmed []sentCommand
+	// inFlight are the commands this run sent that are still queued, in
+	// queue order: not claimed again, removed once Discord read them; the
+	// loop's goroutine only.
+	inFlight []sentCommand
 }
 
 // sentCommand is a command written on a connection, with the receipt that
-// tells whether Discord read it.
+// tells whether Discord read it and the outcome to record.
 type sentCommand struct {
-	c       queuedCommand
-	receipt gateway.Receipt
+	c        queuedCommand
+	receipt  gateway.Receipt
+	out      fleet.Outcome
+	recorded bool // out is in Redis
+	done     bool // to remove from the queue
 }
 
 // queuedCommand is one queue entry as claimed.
@@ -136,23 +167,26 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 	if err != nil && ctx.Err() == nil {
 		w.commandError(run, err)
 	}
-	defer w.requeueUnconfirmed(run, keys)
+	defer w.releaseInFlight(run, keys)
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	// check runs while commands are unconfirmed: one whose connection ended
-	// is sent again once the shard is back, without waiting for the poll.
+	// check runs while commands are in flight: one Discord confirmed leaves
+	// the queue, one whose connection ended is sent again once the shard is
+	// back, without waiting for the poll.
 	check := time.NewTimer(commandRetry)
 	defer check.Stop()
 	for {
 		var checkC <-chan time.Time
-		if len(run.cmd.unconfirmed) > 0 {
+		if len(run.cmd.inFlight) > 0 {
 			checkC = check.C
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-checkC:
-			w.resendUnconfirmed(ctx, run)
+			// An error here (Redis) is reported by the next poll's round,
+			// which settles first too.
+			_, _ = w.settleInFlight(ctx, run, keys)
 			resetTimer(check, commandRetry)
 			continue
 		case <-run.cmd.wake:
@@ -194,7 +228,9 @@ func resetTimer(t *time.Timer, d time.Duration) {
 // when to look again: at once after a full batch, soon when a command could
 // not be sent yet (nothing after it goes first), else at the next poll.
 func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Keys) (next time.Duration, err error) {
-	if !w.resendUnconfirmed(ctx, run) {
+	if ok, err := w.settleInFlight(ctx, run, keys); err != nil {
+		return commandPoll, err
+	} else if !ok {
 		return commandRetry, nil
 	}
 	batch, err := w.claimCommands(ctx, run, keys)
@@ -202,11 +238,18 @@ func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Ke
 		return commandPoll, err
 	}
 	for _, c := range batch {
-		out, sent := w.deliver(ctx, run, c)
-		if !sent {
+		out, receipt, sent := w.deliver(ctx, run, c)
+		switch {
+		case !sent:
 			return commandRetry, nil
+		case out.State == fleet.StateSent:
+			err = w.recordSent(ctx, run, keys, c, out, receipt)
+		case out.State == fleet.StateExpired:
+			err = w.expire(ctx, run, keys, c, out)
+		default:
+			err = w.finishCommand(ctx, run, keys, c, out)
 		}
-		if err := w.finishCommand(ctx, run, keys, c, out); err != nil {
+		if err != nil {
 			return commandPoll, err
 		}
 	}
@@ -216,11 +259,19 @@ func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Ke
 	return commandPoll, nil
 }
 
-// claimCommands reads up to commandBatch queued commands, fenced.
+// claimCommands reads up to commandBatch queued commands not in flight,
+// fenced. Those in flight are at the head of the queue (claimed first, in
+// order; what was claimed with them and not sent left the queue, or stopped
+// the batch), so the claim starts after the last of them: reading them again
+// would cost a heartbeat interval's worth of entries per claim.
 func (w *Worker) claimCommands(ctx context.Context, run *shardRun, keys keyspace.Keys) ([]queuedCommand, error) {
 	l := run.lease
+	start := "-"
+	if n := len(run.cmd.inFlight); n > 0 {
+		start = "(" + run.cmd.inFlight[n-1].c.entry
+	}
 	res, err := claimCommandsScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.ShardMember(run.key, l.Owner()),
-		keys.Commands(run.key)}, l.Owner(), strconv.FormatUint(l.Token(), 10), commandBatch).Slice()
+		keys.Commands(run.key)}, l.Owner(), strconv.FormatUint(l.Token(), 10), commandBatch, start).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
@@ -295,8 +346,8 @@ var commandIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // deliver sends one command. sent is false when it must be tried again
 // (the shard is not READY here yet, a write failed, or ctx ended); else out
-// is its outcome.
-func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (out fleet.Outcome, sent bool) {
+// is its outcome, and receipt, when out is `sent`, tells when Discord read it.
+func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (out fleet.Outcome, receipt gateway.Receipt, sent bool) {
 	out = fleet.Outcome{ID: c.id, Shard: run.key.ID, Count: run.key.Count}
 	if c.bad == nil {
 		var guild uint64
@@ -311,29 +362,33 @@ func (w *Worker) deliver(ctx context.Context, run *shardRun, c queuedCommand) (o
 		if errors.As(c.bad, &rej) {
 			out.Reason = rej.Reason
 		}
-		return out, true
+		return out, receipt, true
 	}
 	if pastDeadline(c) {
 		out.State = fleet.StateExpired
-		return out, true
+		return out, receipt, true
 	}
 	g, receipt, err := w.send(ctx, run, c)
 	switch {
 	case err == nil:
-		run.cmd.unconfirmed = append(run.cmd.unconfirmed, sentCommand{c: c, receipt: receipt})
-		out.State = fleet.StateSent
-		if s := g.SessionID(); s != nil {
-			out.Session = *s
-		}
-		return out, true
+		out.State, out.Session = fleet.StateSent, sessionOf(g)
+		return out, receipt, true
 	case errors.Is(err, gateway.ErrPayloadTooLarge):
 		out.State, out.Reason = fleet.StateRejected, "payload over 4096 bytes"
-		return out, true
+		return out, receipt, true
 	case ctx.Err() == nil && pastDeadline(c):
 		out.State = fleet.StateExpired // its deadline passed while the send limiter held it
-		return out, true
+		return out, receipt, true
 	}
-	return out, false
+	return out, receipt, false
+}
+
+// sessionOf is the Discord session g is on, or "".
+func sessionOf(g gateway.Gateway) string {
+	if s := g.SessionID(); s != nil {
+		return *s
+	}
+	return ""
 }
 
 // errNotSendable: the shard is not READY here (yet), or the loop is stopping.
@@ -361,79 +416,151 @@ func pastDeadline(c queuedCommand) bool {
 	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
 }
 
-// resendUnconfirmed forgets the commands Discord has shown it read, and
-// sends again, in order, those whose connection ended before it did: a
-// write only hands a command to the kernel, and a connection that drops
-// may take it along (at least once: Discord may have read it). A command
-// past its deadline is not sent again. It returns false when one could not
-// be sent yet (the shard is reconnecting): nothing after it may go first.
+// recordSent records c's `sent` outcome and keeps c in flight until Discord
+// read it. If recording fails, settleInFlight records it later.
+func (w *Worker) recordSent(ctx context.Context, run *shardRun, keys keyspace.Keys, c queuedCommand, out fleet.Outcome, r gateway.Receipt) error {
+	run.cmd.inFlight = append(run.cmd.inFlight, sentCommand{c: c, receipt: r, out: out})
+	return w.recordInFlight(ctx, run, keys)
+}
+
+// settleInFlight does what the commands in flight need: it marks done
+// those Discord read (and those whose connection ended past their
+// deadline: not sent again), sends again, in order, those whose connection
+// ended before Discord read them (a write only hands a command to the
+// kernel, and a connection that drops may take it along), records the
+// outcomes not yet recorded, and takes the done ones off the queue. ok is
+// false when one could not be sent again yet (the shard is reconnecting):
+// nothing after it may go first.
+func (w *Worker) settleInFlight(ctx context.Context, run *shardRun, keys keyspace.Keys) (ok bool, err error) {
+	ok = w.resendUnconfirmed(ctx, run)
+	if err := w.recordInFlight(ctx, run, keys); err != nil {
+		return ok, err
+	}
+	return ok, w.removeDone(ctx, run, keys)
+}
+
+// resendUnconfirmed marks done the commands in flight Discord read, or
+// whose connection ended past their deadline, and sends again those whose
+// connection ended first, until one cannot be (false). A command sent
+// again records the session it went out on.
 func (w *Worker) resendUnconfirmed(ctx context.Context, run *shardRun) bool {
-	cmds := run.cmd.unconfirmed
-	kept := cmds[:0]
 	resent := 0
 	defer func() {
-		clear(cmds[len(kept):])
-		run.cmd.unconfirmed = kept
 		if resent > 0 {
 			w.log.Info("sent again the commands a dropped connection took without Discord confirming them",
 				"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", resent)
 		}
 	}()
-	for i, s := range cmds {
-		read, err := s.receipt.Read()
-		switch {
-		case read, err != nil && pastDeadline(s.c):
-			continue
-		case err == nil:
-			kept = append(kept, s)
+	for i := range run.cmd.inFlight {
+		s := &run.cmd.inFlight[i]
+		if s.done {
 			continue
 		}
-		_, r, err := w.send(ctx, run, s.c)
+		read, err := s.receipt.Read()
+		if read || err != nil && pastDeadline(s.c) {
+			s.done = true
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		g, r, err := w.send(ctx, run, s.c)
 		if err != nil {
-			kept = append(kept, cmds[i:]...)
 			return false
 		}
 		resent++
-		kept = append(kept, sentCommand{c: s.c, receipt: r})
+		s.receipt, s.out.Session, s.recorded = r, sessionOf(g), false
 	}
 	return true
 }
 
-// requeueUnconfirmed queues again, when the loop stops (handoff, lost
-// lease, a split that ends the shard), the commands whose connection ended
-// before Discord confirmed them: this owner can no longer send them, the
-// shard's next owner (or, after a split, its children's) will. They go to
-// the end of the queue. Commands on a connection still open are not: it is
-// closed after them, and Discord reads them before the close.
-func (w *Worker) requeueUnconfirmed(run *shardRun, keys keyspace.Keys) {
-	ctx, cancel := context.WithTimeout(context.Background(), commandFinishTimeout)
+// recordInFlight records the outcomes of the commands in flight not yet
+// recorded.
+func (w *Worker) recordInFlight(ctx context.Context, run *shardRun, keys keyspace.Keys) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commandFinishTimeout)
 	defer cancel()
-	pipe := w.cfg.Redis.Pipeline()
-	n := 0
-	for _, s := range run.cmd.unconfirmed {
-		if _, err := s.receipt.Read(); err == nil || pastDeadline(s.c) {
+	l := run.lease
+	for i := range run.cmd.inFlight {
+		s := &run.cmd.inFlight[i]
+		if s.recorded {
 			continue
 		}
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Commands(run.key), Values: []any{
-			"id", s.c.id, "op", int(s.c.op), "d", string(s.c.d), "deadline", s.c.serverMS}})
-		n++
+		b, _ := json.Marshal(s.out) // plain struct: cannot fail
+		err := recordSentScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.ShardMember(run.key, l.Owner()),
+			keys.CommandOutcome(run.key, s.c.id)}, l.Owner(), strconv.FormatUint(l.Token(), 10), b,
+			commandOutcomeTTL.Milliseconds()).Err()
+		if err != nil {
+			return fmt.Errorf("record outcome of %s: %w", s.c.id, err)
+		}
+		s.recorded = true
 	}
-	if n == 0 {
+	return nil
+}
+
+// removeDone takes the commands in flight marked done off the queue,
+// fenced, and forgets them; they count as sent. If that fails they stay in
+// flight, for the next try.
+func (w *Worker) removeDone(ctx context.Context, run *shardRun, keys keyspace.Keys) error {
+	var entries []any
+	for _, s := range run.cmd.inFlight {
+		if s.done {
+			entries = append(entries, s.c.entry)
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commandFinishTimeout)
+	defer cancel()
+	l := run.lease
+	n, err := removeSentScript.Run(ctx, w.cfg.Redis, []string{keys.Lease(run.key), keys.ShardMember(run.key, l.Owner()),
+		keys.Commands(run.key)}, append([]any{l.Owner(), strconv.FormatUint(l.Token(), 10)}, entries...)...).Int()
+	if err != nil {
+		return fmt.Errorf("remove %d sent commands from the queue: %w", len(entries), err)
+	}
+	kept := run.cmd.inFlight[:0]
+	for _, s := range run.cmd.inFlight {
+		if !s.done {
+			kept = append(kept, s)
+		}
+	}
+	clear(run.cmd.inFlight[len(kept):])
+	run.cmd.inFlight = kept
+	w.m.commands.WithLabelValues(fleet.StateSent).Add(float64(n))
+	return nil
+}
+
+// releaseInFlight runs when the loop stops. While the lease is held (a
+// handoff), it takes off the queue the commands in flight on a connection
+// still open, as well as those Discord read: the handoff closes that
+// connection right after them, and Discord reads a connection in order, so
+// it reads them before the close. Those whose connection ended unconfirmed
+// stay at the head of the queue, and the shard's next owner (or, after a
+// split, its children's) sends them first. A lease already gone removes
+// nothing: the next owner sends again everything in flight.
+func (w *Worker) releaseInFlight(run *shardRun, keys keyspace.Keys) {
+	if len(run.cmd.inFlight) == 0 || run.lease.Context().Err() != nil {
 		return
 	}
-	pipe.Publish(ctx, keys.CommandChannel(), strconv.Itoa(run.key.Count)+":"+strconv.Itoa(run.key.ID))
-	if _, err := pipe.Exec(ctx); err != nil {
-		w.log.Error("commands a dropped connection took unconfirmed could not be queued again: they may be lost",
-			"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", n, "err", err)
-		return
+	for i := range run.cmd.inFlight {
+		s := &run.cmd.inFlight[i]
+		if !s.done && !pastDeadline(s.c) {
+			_, ended := s.receipt.Read()
+			s.done = ended == nil
+			continue
+		}
+		s.done = true
 	}
-	w.log.Info("queued again the commands a dropped connection took unconfirmed, for the shard's next owner",
-		"shard_id", run.key.ID, "shard_count", run.key.Count, "commands", n)
+	if err := w.removeDone(context.Background(), run, keys); err != nil {
+		w.log.Warn("commands sent before a handoff could not be taken off the queue: the next owner sends them again",
+			"shard_id", run.key.ID, "shard_count", run.key.Count, "err", err)
+	}
 }
 
 // newCommandOutcomes registers shardfleet_commands_total{outcome}: the
-// gateway commands this worker recorded as sent, expired or rejected. Every
-// outcome starts at 0.
+// gateway commands this worker took off their queues as sent (once Discord
+// confirmed them, or at a handoff), expired or rejected. Every outcome
+// starts at 0.
 func newCommandOutcomes(reg prometheus.Registerer) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shardfleet", Name: "commands_total",
 		Help: "Gateway commands from the fleet's queues, by outcome (sent, expired, rejected)."}, []string{"outcome"})
@@ -444,7 +571,24 @@ func newCommandOutcomes(reg prometheus.Registerer) *prometheus.CounterVec {
 	return v
 }
 
-// finishCommand records a command's outcome and takes it off the queue.
+// expire records that c's deadline passed before it was sent, and takes it
+// off the queue. If a previous owner sent it (and died before Discord
+// confirmed it), it keeps its `sent` outcome: Discord may have read it.
+func (w *Worker) expire(ctx context.Context, run *shardRun, keys keyspace.Keys, c queuedCommand, out fleet.Outcome) error {
+	prev, err := w.cfg.Redis.Get(ctx, keys.CommandOutcome(run.key, c.id)).Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read outcome of %s: %w", c.id, err)
+	}
+	var o fleet.Outcome
+	if json.Unmarshal(prev, &o) != nil || o.State != fleet.StateSent {
+		return w.finishCommand(ctx, run, keys, c, out)
+	}
+	run.cmd.inFlight = append(run.cmd.inFlight, sentCommand{c: c, recorded: true, done: true})
+	return w.removeDone(ctx, run, keys)
+}
+
+// finishCommand records an expired or rejected command's outcome and takes
+// it off the queue.
 func (w *Worker) finishCommand(ctx context.Context, run *shardRun, keys keyspace.Keys, c queuedCommand, out fleet.Outcome) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commandFinishTimeout)
 	defer cancel()

@@ -38,11 +38,12 @@
 // Gateway commands (commands.go, docs/commands.md): while it holds a shard's
 // lease, the worker sends the shard's queue of commands from Redis on its
 // gateway, in order, through the send limiter, claiming and recording each
-// with scripts fenced by the lease token. A handoff stops the queue first,
-// after the command in flight is recorded; a crash leaves that one queued
-// for the next owner (at least once). A sent command is kept until Discord
-// ACKs a heartbeat written after it; one whose connection ended first is
-// sent again on the next, or queued again when the loop stops. The owners of
+// with scripts fenced by the lease token. A sent command stays queued (in
+// flight, not claimed again) until Discord ACKs a heartbeat written after
+// it; one whose connection ended first is sent again on the next, and one
+// its owner could not confirm (a crash, a lost lease, a handoff while the
+// connection was down) is sent again, first, by the next owner (at least
+// once). A handoff stops the queue first. The owners of
 // a split shard's children move what was still queued for it
 // (commands_split.go). Every IDENTIFY carries the fleet's presence stored in
 // Redis (presence.go).

@@ -9,6 +9,7 @@ import (
 	"github.com/shardfleet/shardfleet/internal/lease"
 	fleetclient "github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
 // Gateway commands flow during every chaos round: some queued before the
@@ -17,7 +18,14 @@ import (
 // round every command must have an outcome; every one sent must be at the
 // fake, also in the rounds where Discord's side ends connections or
 // sessions (a command written as the connection dropped is sent again on
-// the next one: docs/commands.md, "What is guaranteed"); none expired may be.
+// the next one, or by the next owner: docs/commands.md, "What is
+// guaranteed"); none expired may be.
+
+// chaosCommandSettle bounds how long a command recorded `sent` may take to
+// reach the fake: `sent` is recorded at the write, and one a connection or
+// its owner lost is sent again once the shard is back (at most a heartbeat
+// interval, a lease TTL and a heal later).
+const chaosCommandSettle = 15 * time.Second
 
 // chaosCommands is one round's commands: name -> command ID.
 type chaosCommands struct {
@@ -59,6 +67,27 @@ func (c *chaosWorld) queueCommands(round int, phase string, into *chaosCommands)
 	}
 }
 
+// commandsReached polls the fake's records until every command named in
+// outcomes as `sent` is in them, or chaosCommandSettle passed; it returns
+// the last records.
+func (c *chaosWorld) commandsReached(outcomes map[string]fleetclient.Outcome) []gatewaytest.CommandRecord {
+	c.t.Helper()
+	deadline := time.Now().Add(chaosCommandSettle)
+	for {
+		recs := c.fake.commands(c.t)
+		missing := 0
+		for name, o := range outcomes {
+			if o.State == fleetclient.StateSent && len(commandsWith(recs, `"name":"`+name+`"`)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(100 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
 func chaosPresence(name string, deadline time.Time) fleetclient.Command {
 	return fleetclient.Command{Op: gateway.OpPresenceUpdate, Deadline: deadline, D: json.RawMessage(
 		`{"status":"online","activities":[{"name":"` + name + `","type":0}],"since":null,"afk":false}`)}
@@ -82,7 +111,7 @@ func (c *chaosWorld) checkCommands(where string, cmds chaosCommands) cmdFigures 
 			outcomes[name] = o
 		}
 	}
-	recs := c.fake.commands(c.t)
+	recs := c.commandsReached(outcomes)
 	var fig cmdFigures
 	for name, o := range outcomes {
 		perShard := map[lease.ShardKey]int{}
