@@ -134,9 +134,10 @@ func parseObject(t testing.TB, s string) object {
 // kind as the fake's dispatches change it (injected through the fake's
 // dispatch control), and `worker cache dump` equals the expected state field
 // by field; after a kill -9 of the owner of a guild's shard, its successor
-// goes on from the same cache. The expected state is built here from what the fake sent; once
-// the fake keeps its world (GET /_fake/state, the same shape), it is the
-// `want` of the same cache.Diff.
+// goes on from the same cache. The expected state is built here from what
+// the fake sent, so that dispatches the fake's world never sends (ids it
+// would not choose, a member without joined_at) are covered too;
+// TestCacheEqualsTheWorld compares with the fake's world instead.
 func TestCacheFollowsDispatches(t *testing.T) {
 	const count = 2
 	f := newFleet(t, count, 0)

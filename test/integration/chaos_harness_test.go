@@ -39,6 +39,7 @@ type chaosWorld struct {
 	mayLoseTail map[string]string // session -> why
 	splitKeys   map[lease.ShardKey]time.Time
 	lastStream  streamReport // the previous round's, for per-round figures
+	mutations   float64      // the fake's world changes per second (cache mutations), paused for each check
 }
 
 // Compressed chaos timings (fleet_test.go's, plus the derived ones).
@@ -53,7 +54,9 @@ const (
 	chaosResumeTimeout = 10 * time.Second
 )
 
-func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
+// newChaosWorld starts the chaos topology; extra are more fakediscord flags
+// (later ones win).
+func newChaosWorld(t *testing.T, shards int, load float64, extra ...string) *chaosWorld {
 	t.Helper()
 	needBinaries(t)
 	r := redistest.Start(t)
@@ -62,8 +65,9 @@ func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
-	fk := startFake(t, shards, load,
-		"-resume-timeout", chaosResumeTimeout.String(), "-max-guilds-per-shard", strconv.Itoa(chaosMaxGuildsPerShard))
+	fk := startFake(t, shards, load, append([]string{
+		"-resume-timeout", chaosResumeTimeout.String(), "-max-guilds-per-shard", strconv.Itoa(chaosMaxGuildsPerShard)},
+		append(cacheWorldFlags, extra...)...)...)
 	return &chaosWorld{
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",
 			workers: map[string]*proc{}},
@@ -86,6 +90,7 @@ func (c *chaosWorld) startChaosWorker() string {
 		"IDENTIFY_WINDOW=" + identifyWindow.String(), "IDENTIFY_MARGIN=20ms", "EVENT_STREAM_MAXLEN=0",
 		"HTTP_ADDR=" + freeAddr(c.t), "SHUTDOWN_TIMEOUT=5s", "SUMMARY_INTERVAL=0", "LOG_LEVEL=info",
 	}
+	env = append(env, cacheSettings...)
 	c.workers[id] = startProc(c.t, "worker "+id, env, "worker")
 	c.live = append(c.live, id)
 	return id
