@@ -24,7 +24,9 @@ import (
 func (f *fleet) workerCLI(args ...string) (string, int) {
 	f.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "worker"), args...)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+f.redis.URL(), "KEY_PREFIX="+prefix)
+	// A -race binary sleeps 1 s at exit for late reports (atexit_sleep_ms);
+	// a short CLI run reports its races before it exits anyway.
+	cmd.Env = append(os.Environ(), "REDIS_URL="+f.redis.URL(), "KEY_PREFIX="+prefix, "GORACE=atexit_sleep_ms=0")
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

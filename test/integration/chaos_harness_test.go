@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/faultproxy"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
@@ -40,6 +41,12 @@ type chaosWorld struct {
 	splitKeys   map[lease.ShardKey]time.Time
 	lastStream  streamReport // the previous round's, for per-round figures
 	mutations   float64      // the fake's world changes per second (cache mutations), paused for each check
+	// cacheWiped: Redis lost the cache with its data. The shards' sessions
+	// live on (the workers re-assert their leases and go on committing), and
+	// only a new session's GUILD_CREATEs bring a guild back, so from then on
+	// a guild missing from the cache is counted, not failed; a guild the
+	// cache holds must still equal the truth.
+	cacheWiped bool
 }
 
 // Compressed chaos timings (fleet_test.go's, plus the derived ones).
@@ -72,9 +79,62 @@ func newChaosWorld(t *testing.T, shards int, load float64, extra ...string) *cha
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",
 			workers: map[string]*proc{}},
 		proxy: proxy, redisURL: "redis://" + proxy.Addr(), load: load, archive: map[string][]int{},
-		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{},
+		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{}, mutations: chaosMutations,
 	}
 }
+
+// chaosMutations are the world changes per second the fake makes during
+// every round (each sends the dispatches Discord would: cache mutations).
+const chaosMutations = 10
+
+// setMutations sets the fake's steady world changes.
+func (c *chaosWorld) setMutations(rate float64) {
+	c.fake.post(c.t, "/_fake/world/mutations-per-second?rate="+fmt.Sprint(rate))
+}
+
+// chaosCacheKinds are the kinds a round compares: every kind the workers
+// keep but messages. A message sent on a session Discord then invalidated
+// (op 9 false, a fatal close) is lost with the session's tail, and no later
+// event brings it back (GUILD_CREATE carries no messages), so the truth may
+// keep messages no cache can have; TestCacheEqualsTheWorld compares them.
+var chaosCacheKinds = mustKinds(cache.KindNames()) &^ cache.Messages
+
+func mustKinds(s string) cache.Kinds {
+	k, err := cache.ParseKinds(s)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// checkCache is the round's cache check, once the fleet healed and
+// committed what the fake sent: `worker cache dump` must equal the fake's
+// truth for every guild (see cacheWiped), within chaosCacheBound. It
+// returns the figure for the table, with how long the check took.
+func (c *chaosWorld) checkCache(where string) string {
+	c.t.Helper()
+	var tolerate func(string) bool
+	if c.cacheWiped {
+		tolerate = uncached
+	}
+	start := time.Now()
+	n, diffs, missing := c.matchCache(chaosCacheKinds, chaosCacheBound, tolerate)
+	took := time.Since(start).Round(10 * time.Millisecond)
+	if len(diffs) > 0 {
+		c.t.Errorf("cache: %s: the cache differs from /_fake/state in %d places:\n%s", where, len(diffs),
+			strings.Join(diffs[:min(len(diffs), 20)], "\n"))
+		return fmt.Sprintf("%d guilds, %d differ", n, len(diffs))
+	}
+	if missing > 0 {
+		return fmt.Sprintf("%d/%d equal, %d lost (%v)", n-missing, n, missing, took)
+	}
+	return fmt.Sprintf("%d equal (%v)", n, took)
+}
+
+// chaosCacheBound bounds how long a healed, committed fleet's cache may take
+// to equal the truth: a world change in flight when the mutations paused
+// is committed within it.
+const chaosCacheBound = 10 * time.Second
 
 // startChaosWorker starts a worker that reaches Redis at redisURL,
 // with startWorker's compressed timings and an uncapped stream.
@@ -438,8 +498,9 @@ func TestSeqProblem(t *testing.T) {
 	}
 }
 
-// TestChaosChecksCanFail shows the chaos suite's stream check catches what it
-// claims to: a committed event removed from the stream, and one added twice.
+// TestChaosChecksCanFail shows the chaos suite's checks catch what they
+// claim to: a committed event removed from the stream, one added twice, and
+// a cached object the truth does not have.
 func TestChaosChecksCanFail(t *testing.T) {
 	c := newChaosWorld(t, 2, 40)
 	c.startChaosWorker()
@@ -471,6 +532,20 @@ func TestChaosChecksCanFail(t *testing.T) {
 	}
 	if rep := c.checkStream(); !hasProblem(rep, "twice") {
 		t.Errorf("an event in the stream twice went unnoticed: %v", rep.problems)
+	}
+	// The cache check: a role written behind the fleet's back is found.
+	if n, diffs, _ := c.matchCache(chaosCacheKinds, 5*time.Second, nil); len(diffs) != 0 || n == 0 {
+		t.Fatalf("healthy fleet: %d guilds, cache differs: %v", n, diffs)
+	}
+	roles, err := c.client.Keys(ctx, prefix+"cache:g:*:roles").Result()
+	if err != nil || len(roles) == 0 {
+		t.Fatalf("no cached roles (%v)", err)
+	}
+	if err := c.client.HSet(ctx, roles[0], "1", `{"id":"1","name":"forged"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, diffs, _ := c.matchCache(chaosCacheKinds, 0, nil); len(diffs) != 1 || !strings.Contains(diffs[0], "roles[1]") {
+		t.Errorf("a forged cached role went unnoticed: %v", diffs)
 	}
 }
 
