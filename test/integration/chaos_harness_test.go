@@ -43,9 +43,9 @@ type chaosWorld struct {
 	mutations   float64      // the fake's world changes per second (cache mutations), paused for each check
 	// cacheWiped: Redis lost the cache with its data. The shards' sessions
 	// live on (the workers re-assert their leases and go on committing), and
-	// only a new session's GUILD_CREATEs bring a guild back, so from then on
-	// a guild missing from the cache is counted, not failed; a guild the
-	// cache holds must still equal the truth.
+	// only a new session's GUILD_CREATEs bring a guild back, so until
+	// recache a guild missing from the cache is counted, not failed; a guild
+	// the cache holds must still equal the truth.
 	cacheWiped bool
 }
 
@@ -129,6 +129,23 @@ func (c *chaosWorld) checkCache(where string) string {
 		return fmt.Sprintf("%d/%d equal, %d lost (%v)", n-missing, n, missing, took)
 	}
 	return fmt.Sprintf("%d equal (%v)", n, took)
+}
+
+// recache ends every session (op 9 false) after Redis lost the cache, so
+// that the new sessions' GUILD_CREATEs cache every guild again and the next
+// rounds compare every guild; it checks the cache is whole again and
+// returns the figure. The invalidated sessions' tails are paused (no load,
+// no mutations) and committed, so none is lost.
+func (c *chaosWorld) recache(where string) string {
+	c.t.Helper()
+	for _, s := range c.liveSessions(-1) {
+		c.mayLoseTail[s] = "op 9 false (re-cache)"
+	}
+	hit := c.controlHit("/_fake/invalidate?resumable=false")
+	c.waitHealed(where + ": re-cache")
+	c.waitCommitted()
+	c.cacheWiped = false
+	return fmt.Sprintf("%d sessions renewed: %s", hit, c.checkCache(where+" (re-cached)"))
 }
 
 // chaosCacheBound bounds how long a healed, committed fleet's cache may take

@@ -186,6 +186,9 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	}
 	c.cacheWiped = c.cacheWiped || wipesRedis[f.name]
 	rec.cache = c.checkCache(where)
+	if c.cacheWiped {
+		rec.cache += "; " + c.recache(where)
+	}
 	c.setLoad(c.load)
 	return rec
 }
