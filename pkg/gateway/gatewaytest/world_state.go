@@ -106,7 +106,9 @@ var appliers = map[string]func(*State, Object) error{
 // ApplyDispatch applies one received dispatch to st by the cache contract's
 // rules (READY reconciles the shard's guilds; GUILD_CREATE replaces a guild
 // and keeps the messages of its channels that still exist; the others
-// change one kind). It is the oracle a cache is checked against: applying
+// change one kind of a guild st holds: a change to a guild no GUILD_CREATE
+// brought, or a message of a channel the guild does not hold, changes
+// nothing, as in the fleet's cache; docs/cache.md says why). It is the oracle a cache is checked against: applying
 // every dispatch a client received, in order, to NewState(N) reproduces the
 // fake's State. A type the contract does not name is ignored; a d that is
 // not an object with the ids its type needs is an error and changes nothing.
