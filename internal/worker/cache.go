@@ -14,11 +14,12 @@ import (
 func (w *Worker) cacheSinkOption() eventsink.Option { return eventsink.WithCache(w.cfg.Cache) }
 
 // publishCacheKinds tells readers (`worker cache dump`, pkg/fleet) which
-// kinds the fleet keeps. Every worker writes it at start: the fleet's
-// workers share one CACHE, so the last writer is as right as the first.
-func (w *Worker) publishCacheKinds(ctx context.Context) {
+// kinds the fleet keeps. Every worker writes it with its status, not only at
+// start: a Redis that lost its data (restart without persistence, FLUSHALL)
+// loses the key while the workers go on caching, and readers without it
+// would take every kind for not kept. The fleet's workers share one CACHE,
+// so the last writer is as right as the first.
+func (w *Worker) publishCacheKinds(ctx context.Context) error {
 	key := keyspace.NewKeys(w.cfg.KeyPrefix).CacheKinds()
-	if err := w.cfg.Redis.Set(ctx, key, w.cfg.Cache.Kinds.String(), 0).Err(); err != nil {
-		w.log.Warn("store the cache's kinds for its readers", "err", err)
-	}
+	return w.cfg.Redis.Set(ctx, key, w.cfg.Cache.Kinds.String(), 0).Err()
 }

@@ -143,7 +143,6 @@ func (w *Worker) runFleet(ctx context.Context) error {
 	}
 	w.sink = sink
 	w.seedPresence(ctx)
-	w.publishCacheKinds(ctx)
 	session, err := w.join(ctx, keys)
 	if err != nil {
 		return err

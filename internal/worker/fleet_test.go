@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shardfleet/shardfleet/internal/eventsink"
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -344,4 +345,10 @@ func TestFleetSurvivesRedisDataLoss(t *testing.T) {
 	if st := h.fake.Stats(); st.Identifies != shards || st.DuplicateSessions != 0 || st.IdentifyViolations != 0 {
 		t.Errorf("after data loss: %+v; want the sessions kept", st)
 	}
+	// The cache's kinds went with the data; the worker writes them again
+	// (readers without them would take every kind for not kept).
+	eventually(t, "the cache's kinds published again", 10*time.Second, func() bool {
+		v, err := c.Get(context.Background(), keyspace.NewKeys(testPrefix).CacheKinds()).Result()
+		return err == nil && v == cfg.Cache.Kinds.String()
+	})
 }

@@ -168,6 +168,9 @@ func (w *Worker) statusLoop(ctx context.Context) {
 		if err := w.cfg.Redis.Set(callCtx, statusKey(keys, w.cfg.WorkerID), body, ttl).Err(); err != nil && ctx.Err() == nil {
 			w.m.redisErrors.Add(1)
 		}
+		if err := w.publishCacheKinds(callCtx); err != nil && ctx.Err() == nil {
+			w.m.redisErrors.Add(1)
+		}
 		if b, ok, err := w.limiter.Budget(callCtx); err == nil && ok {
 			w.m.budget.Set(float64(b.Remaining))
 		}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
 // roundRecord is one chaos round's outcome, for the table.
@@ -28,6 +31,7 @@ type roundRecord struct {
 	allowDuplicates                    bool // a zombie's frozen connection may overlap its successor's (invariant 1's window)
 	expectFatal                        int  // fatal closes the round caused (4011 on a grown shard's re-IDENTIFY)
 	commands                           cmdFigures
+	cache                              string // the cache against the fake's truth after the round healed
 }
 
 // chaosFault injects a fault, holds it, and heals it; it returns when the
@@ -164,6 +168,29 @@ var chaosFaults = []chaosFault{
 		}
 		r.note = fmt.Sprintf("code %d (%s), ", code, action) +
 			c.discordChaos(fmt.Sprintf("/_fake/close?code=%d&reason=chaos", code), shard)
+	}},
+	{"guild left while down", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
+		// op 9 false ends the shard's session; the bot leaves one of its
+		// guilds before the next session is READY (a guild-leave that found
+		// the new session live would reach it as GUILD_DELETE: the note says
+		// which), so the cache learns it from the READY reconciliation.
+		live := c.fake.sessions(c.t)
+		live = slices.DeleteFunc(live, func(s gatewaytest.SessionInfo) bool { return !s.Connected || s.Ended })
+		if len(live) == 0 {
+			r.note = "skipped: no live session"
+			return
+		}
+		s := live[rng.IntN(len(live))]
+		g, ok := c.guildOn(s.ShardID, s.ShardCount)
+		if !ok {
+			r.note = fmt.Sprintf("skipped: shard %d/%d has no guild left", s.ShardID, s.ShardCount)
+			return
+		}
+		c.mayLoseTail[s.ID] = "op 9 false"
+		hit := c.controlHit(fmt.Sprintf("/_fake/invalidate?resumable=false&shard=%d", s.ShardID))
+		c.fake.change(c.t, gatewaytest.GuildLeave, gatewaytest.Change{Guild: g})
+		r.note = fmt.Sprintf("shard %d/%d (%d connections) invalidated, guild %s left; GUILD_DELETE sent to %d sessions",
+			s.ShardID, s.ShardCount, hit, g, c.guildDeletes(g))
 	}},
 	{"tcp drop", func(c *chaosWorld, rng *rand.Rand, r *roundRecord) {
 		r.note = c.discordChaos("/_fake/drop", randomShard(c, rng))
@@ -340,4 +367,37 @@ func (c *chaosWorld) controlHit(path string) int {
 		c.t.Fatalf("POST %s: %s", path, resp.Status)
 	}
 	return body.Hit
+}
+
+// guildOn is a guild of the bot's on shard id of count, keeping at least
+// one so that the shard is not left empty.
+func (c *chaosWorld) guildOn(id, count int) (snowflake.ID, bool) {
+	var on []snowflake.ID
+	for _, g := range fakeGet[[]snowflake.ID](c.t, c.fake, "/_fake/guilds") {
+		if int((uint64(g)>>22)%uint64(count)) == id {
+			on = append(on, g)
+		}
+	}
+	if len(on) < 2 {
+		return 0, false
+	}
+	return on[len(on)-1], true
+}
+
+// guildDeletes counts the sessions the fake sent a GUILD_DELETE of g.
+func (c *chaosWorld) guildDeletes(g snowflake.ID) int {
+	n := 0
+	for _, s := range c.fake.sessions(c.t) {
+		var evs []struct {
+			gatewaytest.SentEvent
+			D json.RawMessage `json:"d"`
+		}
+		c.fake.get(c.t, "/_fake/events?data=true&session="+s.ID, &evs)
+		for _, e := range evs {
+			if e.Type == "GUILD_DELETE" && strings.Contains(string(e.D), `"`+g.String()+`"`) {
+				n++
+			}
+		}
+	}
+	return n
 }

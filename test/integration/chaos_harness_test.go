@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/cache"
 	"github.com/shardfleet/shardfleet/internal/faultproxy"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
@@ -39,6 +40,13 @@ type chaosWorld struct {
 	mayLoseTail map[string]string // session -> why
 	splitKeys   map[lease.ShardKey]time.Time
 	lastStream  streamReport // the previous round's, for per-round figures
+	mutations   float64      // the fake's world changes per second (cache mutations), paused for each check
+	// cacheWiped: Redis lost the cache with its data. The shards' sessions
+	// live on (the workers re-assert their leases and go on committing), and
+	// only a new session's GUILD_CREATEs bring a guild back, so until
+	// recache a guild missing from the cache is counted, not failed; a guild
+	// the cache holds must still equal the truth.
+	cacheWiped bool
 }
 
 // Compressed chaos timings (fleet_test.go's, plus the derived ones).
@@ -53,7 +61,9 @@ const (
 	chaosResumeTimeout = 10 * time.Second
 )
 
-func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
+// newChaosWorld starts the chaos topology; extra are more fakediscord flags
+// (later ones win).
+func newChaosWorld(t *testing.T, shards int, load float64, extra ...string) *chaosWorld {
 	t.Helper()
 	needBinaries(t)
 	r := redistest.Start(t)
@@ -62,15 +72,86 @@ func newChaosWorld(t *testing.T, shards int, load float64) *chaosWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
-	fk := startFake(t, shards, load,
-		"-resume-timeout", chaosResumeTimeout.String(), "-max-guilds-per-shard", strconv.Itoa(chaosMaxGuildsPerShard))
+	fk := startFake(t, shards, load, append([]string{
+		"-resume-timeout", chaosResumeTimeout.String(), "-max-guilds-per-shard", strconv.Itoa(chaosMaxGuildsPerShard)},
+		append(cacheWorldFlags, extra...)...)...)
 	return &chaosWorld{
 		fleet: &fleet{t: t, redis: r, client: r.Client(t), fake: fk, shards: shards, token: "itest-token",
 			workers: map[string]*proc{}},
 		proxy: proxy, redisURL: "redis://" + proxy.Addr(), load: load, archive: map[string][]int{},
-		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{},
+		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{}, mutations: chaosMutations,
 	}
 }
+
+// chaosMutations are the world changes per second the fake makes during
+// every round (each sends the dispatches Discord would: cache mutations).
+const chaosMutations = 10
+
+// setMutations sets the fake's steady world changes.
+func (c *chaosWorld) setMutations(rate float64) {
+	c.fake.post(c.t, "/_fake/world/mutations-per-second?rate="+fmt.Sprint(rate))
+}
+
+// chaosCacheKinds are the kinds a round compares: every kind the workers
+// keep but messages. A message sent on a session Discord then invalidated
+// (op 9 false, a fatal close) is lost with the session's tail, and no later
+// event brings it back (GUILD_CREATE carries no messages), so the truth may
+// keep messages no cache can have; TestCacheEqualsTheWorld compares them.
+var chaosCacheKinds = mustKinds(cache.KindNames()) &^ cache.Messages
+
+func mustKinds(s string) cache.Kinds {
+	k, err := cache.ParseKinds(s)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// checkCache is the round's cache check, once the fleet healed and
+// committed what the fake sent: `worker cache dump` must equal the fake's
+// truth for every guild (see cacheWiped), within chaosCacheBound. It
+// returns the figure for the table, with how long the check took.
+func (c *chaosWorld) checkCache(where string) string {
+	c.t.Helper()
+	var tolerate func(string) bool
+	if c.cacheWiped {
+		tolerate = uncached
+	}
+	start := time.Now()
+	n, diffs, missing := c.matchCache(chaosCacheKinds, chaosCacheBound, tolerate)
+	took := time.Since(start).Round(10 * time.Millisecond)
+	if len(diffs) > 0 {
+		c.t.Errorf("cache: %s: the cache differs from /_fake/state in %d places:\n%s", where, len(diffs),
+			strings.Join(diffs[:min(len(diffs), 20)], "\n"))
+		return fmt.Sprintf("%d guilds, %d differ", n, len(diffs))
+	}
+	if missing > 0 {
+		return fmt.Sprintf("%d/%d equal, %d lost (%v)", n-missing, n, missing, took)
+	}
+	return fmt.Sprintf("%d equal (%v)", n, took)
+}
+
+// recache ends every session (op 9 false) after Redis lost the cache, so
+// that the new sessions' GUILD_CREATEs cache every guild again and the next
+// rounds compare every guild; it checks the cache is whole again and
+// returns the figure. The invalidated sessions' tails are paused (no load,
+// no mutations) and committed, so none is lost.
+func (c *chaosWorld) recache(where string) string {
+	c.t.Helper()
+	for _, s := range c.liveSessions(-1) {
+		c.mayLoseTail[s] = "op 9 false (re-cache)"
+	}
+	hit := c.controlHit("/_fake/invalidate?resumable=false")
+	c.waitHealed(where + ": re-cache")
+	c.waitCommitted()
+	c.cacheWiped = false
+	return fmt.Sprintf("%d sessions renewed: %s", hit, c.checkCache(where+" (re-cached)"))
+}
+
+// chaosCacheBound bounds how long a healed, committed fleet's cache may take
+// to equal the truth: a world change in flight when the mutations paused
+// is committed within it.
+const chaosCacheBound = 10 * time.Second
 
 // startChaosWorker starts a worker that reaches Redis at redisURL,
 // with startWorker's compressed timings and an uncapped stream.
@@ -86,6 +167,7 @@ func (c *chaosWorld) startChaosWorker() string {
 		"IDENTIFY_WINDOW=" + identifyWindow.String(), "IDENTIFY_MARGIN=20ms", "EVENT_STREAM_MAXLEN=0",
 		"HTTP_ADDR=" + freeAddr(c.t), "SHUTDOWN_TIMEOUT=5s", "SUMMARY_INTERVAL=0", "LOG_LEVEL=info",
 	}
+	env = append(env, cacheSettings...)
 	c.workers[id] = startProc(c.t, "worker "+id, env, "worker")
 	c.live = append(c.live, id)
 	return id
@@ -433,8 +515,9 @@ func TestSeqProblem(t *testing.T) {
 	}
 }
 
-// TestChaosChecksCanFail shows the chaos suite's stream check catches what it
-// claims to: a committed event removed from the stream, and one added twice.
+// TestChaosChecksCanFail shows the chaos suite's checks catch what they
+// claim to: a committed event removed from the stream, one added twice, and
+// a cached object the truth does not have.
 func TestChaosChecksCanFail(t *testing.T) {
 	c := newChaosWorld(t, 2, 40)
 	c.startChaosWorker()
@@ -466,6 +549,20 @@ func TestChaosChecksCanFail(t *testing.T) {
 	}
 	if rep := c.checkStream(); !hasProblem(rep, "twice") {
 		t.Errorf("an event in the stream twice went unnoticed: %v", rep.problems)
+	}
+	// The cache check: a role written behind the fleet's back is found.
+	if n, diffs, _ := c.matchCache(chaosCacheKinds, 5*time.Second, nil); len(diffs) != 0 || n == 0 {
+		t.Fatalf("healthy fleet: %d guilds, cache differs: %v", n, diffs)
+	}
+	roles, err := c.client.Keys(ctx, prefix+"cache:g:*:roles").Result()
+	if err != nil || len(roles) == 0 {
+		t.Fatalf("no cached roles (%v)", err)
+	}
+	if err := c.client.HSet(ctx, roles[0], "1", `{"id":"1","name":"forged"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, diffs, _ := c.matchCache(chaosCacheKinds, 0, nil); len(diffs) != 1 || !strings.Contains(diffs[0], "roles[1]") {
+		t.Errorf("a forged cached role went unnoticed: %v", diffs)
 	}
 }
 

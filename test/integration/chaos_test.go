@@ -148,10 +148,12 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	if !wipesRedis[f.name] { // queued commands and their outcomes go with the data
 		c.queueCommands(n, "before", &cmds)
 	}
+	c.setMutations(c.mutations)
 	f.run(c, rng, &rec)
 	c.queueCommands(n, "during", &cmds)
 	rec.heal = c.waitHealed(fmt.Sprintf("round %d (%s)", n, f.name))
 	c.noteFailedResumes()
+	c.setMutations(0)
 	c.waitCommitted()
 	after := c.fake.stats(c.t)
 	rec.identifies = after.Identifies - before.Identifies
@@ -182,6 +184,11 @@ func (c *chaosWorld) round(n int, f chaosFault, rng *rand.Rand) roundRecord {
 	for _, p := range sr.problems {
 		c.t.Errorf("invariant 3: %s: %s", where, p)
 	}
+	c.cacheWiped = c.cacheWiped || wipesRedis[f.name]
+	rec.cache = c.checkCache(where)
+	if c.cacheWiped {
+		rec.cache += "; " + c.recache(where)
+	}
 	c.setLoad(c.load)
 	return rec
 }
@@ -191,14 +198,15 @@ func (r roundRecord) row() string {
 	if r.allowDuplicates && r.duplicates > 0 {
 		dup += " (zombie window)"
 	}
-	return fmt.Sprintf("%5d | %-30s | %8s | %10d | %7d | %6d | %-16s | %10d | %11d | %-16s | %s", r.n, r.fault,
-		r.heal.Round(10*time.Millisecond), r.identifies, r.resumes, r.failedResumes, dup, r.events, r.lostTail, r.commands, r.note)
+	return fmt.Sprintf("%5d | %-30s | %8s | %10d | %7d | %6d | %-16s | %10d | %11d | %-16s | %-18s | %s", r.n, r.fault,
+		r.heal.Round(10*time.Millisecond), r.identifies, r.resumes, r.failedResumes, dup, r.events, r.lostTail, r.commands,
+		r.cache, r.note)
 }
 
 func chaosTable(records []roundRecord) string {
 	var b strings.Builder
-	header := fmt.Sprintf("%5s | %-30s | %8s | %10s | %7s | %6s | %-16s | %10s | %11s | %-16s | %s", "round", "fault", "heal",
-		"identifies", "resumes", "failed", "duplicates", "new events", "unreachable", "cmds s/r/rep/x/l", "note")
+	header := fmt.Sprintf("%5s | %-30s | %8s | %10s | %7s | %6s | %-16s | %10s | %11s | %-16s | %-18s | %s", "round", "fault", "heal",
+		"identifies", "resumes", "failed", "duplicates", "new events", "unreachable", "cmds s/r/rep/x/l", "cache vs truth", "note")
 	b.WriteString(header + "\n" + strings.Repeat("-", len(header)+20) + "\n")
 	var tot roundRecord
 	var maxHeal time.Duration

@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/shardfleet/shardfleet/internal/statediff"
 )
 
 // Object is one Discord object as encoding/json decodes it (ids are strings,
@@ -105,7 +106,9 @@ var appliers = map[string]func(*State, Object) error{
 // ApplyDispatch applies one received dispatch to st by the cache contract's
 // rules (READY reconciles the shard's guilds; GUILD_CREATE replaces a guild
 // and keeps the messages of its channels that still exist; the others
-// change one kind). It is the oracle a cache is checked against: applying
+// change one kind of a guild st holds: a change to a guild no GUILD_CREATE
+// brought, or a message of a channel the guild does not hold, changes
+// nothing, as in the fleet's cache; docs/cache.md says why). It is the oracle a cache is checked against: applying
 // every dispatch a client received, in order, to NewState(N) reproduces the
 // fake's State. A type the contract does not name is ignored; a d that is
 // not an object with the ids its type needs is an error and changes nothing.
@@ -141,8 +144,10 @@ func userIDOf(obj Object) string {
 
 func errMissing(field string) error { return fmt.Errorf("%s: want a snowflake string", field) }
 
-// guildOf returns the guild of d.guild_id, adding an empty one if absent,
-// once check (nil: none) accepts d: a refused dispatch adds nothing.
+// guildOf returns the guild of d.guild_id once check (nil: none) accepts d;
+// nil when st does not hold the guild: a change to a guild no GUILD_CREATE
+// brought changes nothing (Discord sends none before it; a cache could not
+// place it).
 func (st *State) guildOf(d Object, check func() error) (*GuildState, error) {
 	gid := idOf(d, "guild_id")
 	if gid == "" {
@@ -153,24 +158,19 @@ func (st *State) guildOf(d Object, check func() error) (*GuildState, error) {
 			return nil, err
 		}
 	}
-	return st.guild(gid), nil
+	return st.held(gid), nil
 }
 
-func (st *State) guild(gid string) *GuildState {
-	if st.Guilds == nil {
-		st.Guilds = make(map[string]*GuildState)
-	}
+// held returns guild gid, nil when st does not hold it.
+func (st *State) held(gid string) *GuildState {
 	gs := st.Guilds[gid]
-	if gs == nil {
-		gs = newGuildState()
-		gs.Guild["id"] = gid
-		st.Guilds[gid] = gs
+	if gs != nil {
+		gs.fill()
 	}
-	gs.fill()
 	return gs
 }
 
-// target returns d's guild and the id at idPath ("id", or "role.id": a
+// target returns d's guild (nil: not held) and the id at idPath ("id", or "role.id": a
 // field of an object in d).
 func (st *State) target(d Object, idPath string) (*GuildState, string, error) {
 	src, field := d, idPath
@@ -224,6 +224,12 @@ func applyGuildCreate(st *State, d Object) error {
 	if gid == "" {
 		return errMissing("id")
 	}
+	if u, _ := d["unavailable"].(bool); u { // a guild Discord could not load: nothing but its outage is known
+		if gs := st.held(gid); gs != nil {
+			gs.Unavailable = true
+		}
+		return nil
+	}
 	gs := newGuildState()
 	for _, kind := range []struct {
 		arrays []string
@@ -262,7 +268,9 @@ func applyGuildCreate(st *State, d Object) error {
 			}
 		}
 	}
-	st.guild(gid)
+	if st.Guilds == nil {
+		st.Guilds = make(map[string]*GuildState)
+	}
 	st.Guilds[gid] = gs
 	return nil
 }
@@ -275,7 +283,9 @@ func applyGuildUpdate(st *State, d Object) error {
 	for _, a := range guildArrays {
 		delete(d, a)
 	}
-	maps.Copy(st.guild(gid).Guild, stored(d))
+	if gs := st.held(gid); gs != nil {
+		maps.Copy(gs.Guild, stored(d))
+	}
 	return nil
 }
 
@@ -285,7 +295,9 @@ func applyGuildDelete(st *State, d Object) error {
 		return errMissing("id")
 	}
 	if u, _ := d["unavailable"].(bool); u {
-		st.guild(gid).Unavailable = true
+		if gs := st.held(gid); gs != nil {
+			gs.Unavailable = true
+		}
 		return nil
 	}
 	delete(st.Guilds, gid)
@@ -294,7 +306,7 @@ func applyGuildDelete(st *State, d Object) error {
 
 func applyChannelSet(st *State, d Object) error {
 	gs, id, err := st.target(d, "id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	gs.Channels[id] = stored(d)
@@ -303,7 +315,7 @@ func applyChannelSet(st *State, d Object) error {
 
 func applyChannelDelete(st *State, d Object) error {
 	gs, id, err := st.target(d, "id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	delete(gs.Channels, id)
@@ -313,7 +325,7 @@ func applyChannelDelete(st *State, d Object) error {
 
 func applyRoleSet(st *State, d Object) error {
 	gs, id, err := st.target(d, "role.id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	gs.Roles[id] = d["role"].(map[string]any)
@@ -322,7 +334,7 @@ func applyRoleSet(st *State, d Object) error {
 
 func applyRoleDelete(st *State, d Object) error {
 	gs, id, err := st.target(d, "role_id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	delete(gs.Roles, id)
@@ -338,7 +350,7 @@ func applyReplace(st *State, d Object, field string) error {
 		}
 		return nil
 	})
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	dst := map[string]Object{}
@@ -357,7 +369,7 @@ func applyReplace(st *State, d Object, field string) error {
 
 func applyMemberAdd(st *State, d Object) error {
 	gs, uid, err := st.target(d, "user.id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	gs.Members[uid] = stored(d)
@@ -366,7 +378,7 @@ func applyMemberAdd(st *State, d Object) error {
 
 func applyMemberUpdate(st *State, d Object) error {
 	gs, uid, err := st.target(d, "user.id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	m := gs.Members[uid]
@@ -380,7 +392,7 @@ func applyMemberUpdate(st *State, d Object) error {
 
 func applyMemberRemove(st *State, d Object) error {
 	gs, uid, err := st.target(d, "user.id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	delete(gs.Members, uid)
@@ -389,7 +401,7 @@ func applyMemberRemove(st *State, d Object) error {
 
 func applyMembersChunk(st *State, d Object) error {
 	gs, err := st.guildOf(d, nil)
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	for field, dst := range map[string]map[string]Object{"members": gs.Members, "presences": gs.Presences} {
@@ -408,7 +420,7 @@ func applyVoiceState(st *State, d Object) error {
 		return nil // a DM call's voice state: no guild to keep it in
 	}
 	gs, uid, err := st.target(d, "user_id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	if d["channel_id"] == nil {
@@ -422,7 +434,7 @@ func applyVoiceState(st *State, d Object) error {
 
 func applyPresence(st *State, d Object) error {
 	gs, uid, err := st.target(d, "user.id")
-	if err != nil {
+	if gs == nil || err != nil {
 		return err
 	}
 	gs.Presences[uid] = stored(d)
@@ -452,7 +464,7 @@ func applyMessageCreate(st *State, d Object) error {
 		return nil
 	}
 	gs, ch, err := st.messageOf(d)
-	if gs == nil || err != nil {
+	if gs == nil || err != nil || gs.Channels[ch] == nil { // a channel it does not hold: no list would find it
 		return err
 	}
 	msgs := append(gs.Messages[ch], stored(d))
@@ -500,115 +512,19 @@ func removeMessages(st *State, d Object, ids []any) error {
 	return nil
 }
 
-// cacheKinds maps the names of the fleet's CACHE setting to the State
-// fields each covers.
-var cacheKinds = map[string][]string{
-	"guilds": {"guild", "unavailable"}, "channels": {"channels"}, "roles": {"roles"},
-	"emojis": {"emojis", "stickers"}, "voice_states": {"voice_states"}, "members": {"members"},
-	"presences": {"presences"}, "messages": {"messages"},
-}
-
-// Diff compares two states as the contract does (parsed JSON, field by
-// field; a missing guild, map or list equals an empty one) and returns the
-// differences, at most max of them (max <= 0: all), each naming the
-// guild, field and id.
+// Diff compares two states by the contract's rules (statediff: parsed JSON,
+// field by field; a guild on one side only is one difference, a missing map
+// or list equals an empty one) and returns the differences, at most max of
+// them (max <= 0: all), each naming the guild, field and id.
 // kinds limits the comparison to those kinds of the CACHE setting (guilds,
 // channels, roles, emojis, voice_states, members, presences, messages);
-// none compares every field.
+// none compares every field. An unknown kind is the one line returned.
 func Diff(want, got *State, max int, kinds ...string) []string {
-	var fields []string
-	for _, k := range kinds {
-		f, ok := cacheKinds[k]
-		if !ok {
-			return []string{fmt.Sprintf("unknown kind %q: want one of %v", k, sortedKeys(cacheKinds))}
-		}
-		fields = append(fields, f...)
-	}
-	if len(kinds) == 0 {
-		fields = []string{"guild", "unavailable", "channels", "roles", "emojis", "stickers", "members",
-			"voice_states", "presences", "messages"}
-	}
-	var out []string
-	w, g := normalize(want), normalize(got)
-	for _, gid := range sortedKeys(union(w, g)) {
-		wg, _ := w[gid].(map[string]any)
-		gg, _ := g[gid].(map[string]any)
-		for _, field := range fields {
-			wf, gf := wg[field], gg[field]
-			wm, wok := wf.(map[string]any)
-			gm, gok := gf.(map[string]any)
-			if field == "guild" || field == "unavailable" || (!wok && !gok) {
-				if !reflect.DeepEqual(wf, gf) {
-					out = append(out, fmt.Sprintf("guild %s %s: want %v, got %v", gid, field, wf, gf))
-				}
-			} else {
-				for _, id := range sortedKeys(union(wm, gm)) {
-					if !reflect.DeepEqual(wm[id], gm[id]) {
-						out = append(out, fmt.Sprintf("guild %s %s[%s]: want %v, got %v", gid, field, id, wm[id], gm[id]))
-					}
-				}
-			}
-			if max > 0 && len(out) >= max {
-				return out[:max]
-			}
-		}
-	}
-	return out
-}
-
-// normalize returns st's guilds as parsed JSON with empty maps, lists and
-// false "unavailable" dropped, so that missing equals empty.
-func normalize(st *State) map[string]any {
-	b, err := json.Marshal(st)
+	d, err := statediff.Diff(appendJSON(nil, want), appendJSON(nil, got), max, kinds...)
 	if err != nil {
-		panic(err) // a State holds only JSON values
+		return []string{err.Error()}
 	}
-	var v struct {
-		Guilds map[string]any `json:"guilds"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		panic(err)
-	}
-	for _, g := range v.Guilds {
-		gm, _ := g.(map[string]any)
-		for k, x := range gm {
-			if isEmpty(x) || x == false {
-				delete(gm, k)
-			}
-		}
-		if msgs, ok := gm["messages"].(map[string]any); ok {
-			for k, x := range msgs {
-				if isEmpty(x) {
-					delete(msgs, k)
-				}
-			}
-			if len(msgs) == 0 {
-				delete(gm, "messages")
-			}
-		}
-	}
-	return v.Guilds
-}
-
-func isEmpty(x any) bool {
-	switch v := x.(type) {
-	case nil:
-		return true
-	case map[string]any:
-		return len(v) == 0
-	case []any:
-		return len(v) == 0
-	}
-	return false
-}
-
-func union(a, b map[string]any) map[string]any {
-	u := maps.Clone(a)
-	if u == nil {
-		u = map[string]any{}
-	}
-	maps.Copy(u, b)
-	return u
+	return d
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -443,7 +443,7 @@ func TestWorldMembersChunk(t *testing.T) {
 	w, _ := watch(t, s, 0, 1)
 	g := s.GuildIDs()[0].String()
 	w.c.send(m{"op": 8, "d": m{"guild_id": g, "query": "", "limit": 0, "presences": true, "nonce": "all"}})
-	got := NewState(0)
+	got := &State{Guilds: map[string]*GuildState{g: {}}} // held, as after its GUILD_CREATE: chunks change only held guilds
 	for i := range 3 {
 		env := w.c.nextOp(0, "GUILD_MEMBERS_CHUNK")
 		var chunk struct {
@@ -683,6 +683,17 @@ func TestApplyDispatchRules(t *testing.T) {
 		}},
 		{"MESSAGE_CREATE", `{"id":"42","channel_id":"10"}`, func(st *State) bool { return len(gs(st).Messages["10"]) == 1 }}, // a DM
 		{"TYPING_START", `not even JSON`, func(st *State) bool { return len(st.Guilds) == 2 }},
+		// A guild no GUILD_CREATE brought is not invented by a change to it
+		// (the fleet's cache could not place it either).
+		{"GUILD_ROLE_CREATE", `{"guild_id":"12582912","role":{"id":"5"}}`, func(st *State) bool { return len(st.Guilds) == 2 }},
+		{"GUILD_UPDATE", `{"id":"12582912","name":"x"}`, func(st *State) bool { return len(st.Guilds) == 2 }},
+		{"GUILD_DELETE", `{"id":"12582912","unavailable":true}`, func(st *State) bool { return len(st.Guilds) == 2 }},
+		{"GUILD_CREATE", `{"id":"12582912","unavailable":true}`, func(st *State) bool { return len(st.Guilds) == 2 }},
+		{"GUILD_CREATE", `{"id":"4194304","unavailable":true}`, func(st *State) bool { // an outage, the rest kept
+			return gs(st).Unavailable && gs(st).Guild["name"] == "g" && len(gs(st).Members) == 1
+		}},
+		// A message of a channel the guild does not hold has no list to go in.
+		{"MESSAGE_CREATE", `{"id":"43","channel_id":"99","guild_id":"4194304"}`, func(st *State) bool { return gs(st).Messages["99"] == nil }},
 	} {
 		st := base()
 		d := tc.d
@@ -707,7 +718,8 @@ func TestApplyDispatchRules(t *testing.T) {
 	}
 }
 
-// TestDiff: missing equals empty, kinds limit the comparison, and each
+// TestDiff: missing equals empty (a guild on one side only is one
+// difference), kinds limit the comparison, and each
 // difference names the guild, field and id.
 func TestDiff(t *testing.T) {
 	parse := func(s string) *State {
@@ -726,7 +738,7 @@ func TestDiff(t *testing.T) {
 	if d := Diff(a, b, 0); len(d) != 1 || !strings.Contains(d[0], "guild 1 presences[3]") {
 		t.Fatalf("diff %v, want presences[3] of guild 1", d)
 	}
-	if d := Diff(a, parse(`{"guilds":{}}`), 0, "channels"); len(d) != 1 || !strings.Contains(d[0], "guild 1 channels[2]") {
+	if d := Diff(a, parse(`{"guilds":{}}`), 0, "channels"); len(d) != 1 || !strings.Contains(d[0], "guild 1: want present true, got present false") {
 		t.Fatalf("diff with a missing guild: %v", d)
 	}
 	if err := ApplyDispatch(b, "GUILD_ROLE_CREATE", json.RawMessage(`{"guild_id":"1","role":{"id":"5"}}`)); err != nil ||
