@@ -56,7 +56,7 @@ type Config struct {
 	LeaseTTL           time.Duration // LEASE_TTL
 	LeaseRenewInterval time.Duration // LEASE_RENEW_INTERVAL
 	LeaseRenewDeadline time.Duration // LEASE_RENEW_DEADLINE
-	Partitions         int           // PARTITIONS; 0 = the fleet's stored count (1 for a new fleet)
+	Partitions         int           // PARTITIONS; 0 = the fleet's stored count (a new fleet: 16 on Redis Cluster, else 1)
 
 	EventStreamMaxLen  int64         // EVENT_STREAM_MAXLEN; 0 = uncapped
 	EventBatchSize     int           // EVENT_BATCH_SIZE
@@ -233,7 +233,7 @@ func settings(c *Config) []setting {
 		{"identify-window", "IDENTIFY_WINDOW", "5s", "time between two IDENTIFYs of one bucket", false, bind(dur(&c.IdentifyWindow))},
 		{"identify-margin", "IDENTIFY_MARGIN", "250ms", "safety margin added to the identify window", false, bind(dur(&c.IdentifyMargin))},
 		{"identify-budget-reserve", "IDENTIFY_BUDGET_RESERVE", "10", "fleet mode: stop identifying when the daily session-start budget falls to this", false, bind(integer(&c.BudgetReserve))},
-		{"partitions", "PARTITIONS", "0", "fleet mode: partitions of the fleet's keys, for Redis Cluster (16 spreads a fleet over up to 4-8 masters); 0 = the count the fleet stored (1 for a new fleet); fixed when the fleet first starts", false, bind(integer(&c.Partitions))},
+		{"partitions", "PARTITIONS", "0", "fleet mode: partitions of the fleet's keys, for Redis Cluster (16 spreads a fleet over up to 4-8 masters); 0 = the count the fleet stored (a new fleet: 16 on Redis Cluster, else 1); fixed when the fleet first starts", false, bind(integer(&c.Partitions))},
 		{"lease-ttl", "LEASE_TTL", "15s", "fleet mode: lifetime of a worker's membership and leases", false, bind(dur(&c.LeaseTTL))},
 		{"lease-renew-interval", "LEASE_RENEW_INTERVAL", "2s", "fleet mode: how often the membership is renewed", false, bind(dur(&c.LeaseRenewInterval))},
 		{"lease-renew-deadline", "LEASE_RENEW_DEADLINE", "", "fleet mode: stop shards when no renew succeeded for this long (default 2/3 of LEASE_TTL; must be below 0.9 x LEASE_TTL)", false, bind(dur(&c.LeaseRenewDeadline))},

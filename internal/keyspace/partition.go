@@ -20,13 +20,13 @@ import (
 // slot. P=1 is the single-tag layout: partition 0's prefix is the fleet's.
 
 const (
-	// ClusterPartitions is the partition count to give a fleet on Redis
-	// Cluster: 16 spreads evenly (one partition is 6 % of the load) over up
+	// ClusterPartitions is the partition count a new fleet on Redis Cluster
+	// gets (lease.NewFleetPartitions): 16 spreads evenly (one partition is 6 % of the load) over up
 	// to 4 masters and acceptably over 8, while a renew stays 17 small
 	// scripts, pipelined.
 	ClusterPartitions = 16
-	// DefaultPartitions is the partition count of a new fleet that sets none:
-	// 1, the single-tag layout, which costs a single Redis nothing (a renew
+	// DefaultPartitions is the partition count of a new fleet that sets none
+	// on one Redis node or Sentinel: 1, the single-tag layout, which costs a single Redis nothing (a renew
 	// is two scripts) and is the layout of every fleet from before
 	// partitions.
 	DefaultPartitions = 1

@@ -19,8 +19,9 @@ type Config struct {
 	// ("{shardfleet}:"); a prefix without a {hash tag} is wrapped in one.
 	Prefix string
 	// Partitions is the fleet's partition count P (see internal/keyspace):
-	// 0 follows the count the fleet stored, or keyspace.DefaultPartitions for
-	// a new fleet (1 for a fleet from before partitions). A count that
+	// 0 follows the count the fleet stored, or NewFleetPartitions for a new
+	// fleet (16 on Redis Cluster, 1 on one node or Sentinel; 1 for a fleet
+	// from before partitions). A count that
 	// disagrees with the stored one is a *ConfigError: P never changes.
 	Partitions int
 	// WorkerID names this member. Default: a fresh random UUID per session,

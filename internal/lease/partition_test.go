@@ -293,7 +293,7 @@ func TestResolvePartitions(t *testing.T) {
 		t.Fatalf("a count that disagrees: %v, want a ConfigError on Partitions", err)
 	}
 	if k, err := ResolvePartitions(ctx, client, NewKeys("fresh"), 0); err != nil || k.Partitions() != keyspace.DefaultPartitions {
-		t.Fatalf("a new fleet without a setting: %d, %v", k.Partitions(), err)
+		t.Fatalf("a new fleet on one node without a setting: %d, %v", k.Partitions(), err)
 	}
 	legacy := NewKeys("old")
 	if err := client.Set(ctx, legacy.Fence(0), "123", 0).Err(); err != nil {
@@ -307,6 +307,44 @@ func TestResolvePartitions(t *testing.T) {
 	}
 	if n, err := client.Get(ctx, legacy.PartitionCount()).Int(); err != nil || n != 1 {
 		t.Fatalf("stored count of the adopted fleet: %d, %v", n, err)
+	}
+}
+
+// TestNewFleetPartitionsOnCluster: a new fleet that sets no count gets
+// keyspace.ClusterPartitions on Redis Cluster (a cluster client, also as
+// redis.NewUniversalClient builds it), a stored count wins, and the
+// single-tag layout of before partitions is still adopted as 1. A cluster
+// client that routes over servers without cluster mode (Sentinel's
+// NewFailoverClusterClient) is not Redis Cluster: 1.
+func TestNewFleetPartitionsOnCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	cc := cl.Client(t)
+	ctx := testCtx(t)
+	uc := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cl.Addrs()})
+	t.Cleanup(func() { _ = uc.Close() })
+	for name, c := range map[string]redis.UniversalClient{"cluster": cc, "universal": uc} {
+		if k, err := ResolvePartitions(ctx, c, NewKeys("new-"+name), 0); err != nil || k.Partitions() != keyspace.ClusterPartitions {
+			t.Errorf("a new fleet on Cluster through the %s client: %d partitions, %v; want %d",
+				name, k.Partitions(), err, keyspace.ClusterPartitions)
+		}
+	}
+	if _, err := ResolvePartitions(ctx, cc, NewKeys("set"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := ResolvePartitions(ctx, cc, NewKeys("set"), 0); err != nil || k.Partitions() != 2 {
+		t.Errorf("a stored count on Cluster: %d partitions, %v; want 2", k.Partitions(), err)
+	}
+	legacy := NewKeys("old")
+	if err := cc.XAdd(ctx, &redis.XAddArgs{Stream: legacy.Events(0), Values: []string{"seq", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := ResolvePartitions(ctx, cc, legacy, 0); err != nil || k.Partitions() != 1 {
+		t.Errorf("a single-tag fleet on Cluster: %d partitions, %v; want it adopted as 1", k.Partitions(), err)
+	}
+	sentinel := redis.NewFailoverClusterClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:1"}})
+	t.Cleanup(func() { _ = sentinel.Close() })
+	if n := NewFleetPartitions(sentinel); n != keyspace.DefaultPartitions {
+		t.Errorf("a Sentinel cluster client: %d partitions for a new fleet, want %d", n, keyspace.DefaultPartitions)
 	}
 }
 

@@ -100,15 +100,17 @@ func TestScriptsIdempotent(t *testing.T) {
 	}
 }
 
-// Redis Cluster, one partition: every key of a fleet hashes to one slot (the
-// prefix's hash tag), so multi-key scripts run; a session claims, stores and
-// releases.
+// Redis Cluster, one partition (set: a new fleet there gets 16): every key
+// of a fleet hashes to one slot (the prefix's hash tag), so multi-key scripts
+// run; a session claims, stores and releases.
 func TestCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
 	cc := cl.Client(t)
 	ctx := testCtx(t)
-	a := newSession(t, cc, testConfig("fleet"))
-	b := newSession(t, cc, testConfig("fleet"))
+	cfg := testConfig("fleet")
+	cfg.Partitions = 1
+	a := newSession(t, cc, cfg)
+	b := newSession(t, cc, cfg)
 	endGrace(t, cc, "fleet")
 	key := ShardKey{ID: 2, Count: 3}
 	la := claimOK(t, a, key)

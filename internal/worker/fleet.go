@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/shardfleet/shardfleet/internal/eventsink"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -126,9 +124,11 @@ func (w *Worker) runFleet(ctx context.Context) error {
 		return fmt.Errorf("fleet partitions: %w", err)
 	}
 	w.keys = keys
-	if _, cluster := client.(*redis.ClusterClient); cluster && keys.Partitions() == 1 {
-		w.log.Warn("the fleet has 1 partition on Redis Cluster: one master carries all of it; "+
-			"a fleet started with PARTITIONS=16 spreads over the masters", "key_prefix", keys.Prefix())
+	// A new fleet on Cluster gets more partitions; one partition there is a
+	// fleet from before partitions (or started with PARTITIONS=1), adopted.
+	if keys.Partitions() == 1 && w.cfg.Lease.Partitions != 1 && lease.NewFleetPartitions(client) > 1 {
+		w.log.Warn("the fleet stores 1 partition on Redis Cluster: one master carries all of it; "+
+			"a fleet started afresh under a new KEY_PREFIX spreads over the masters", "key_prefix", keys.Prefix())
 	}
 	count, mc, err := w.startLimiter(ctx, keys)
 	if err != nil {

@@ -39,8 +39,9 @@ func NewClient(client redis.UniversalClient, prefix string) *Client {
 
 // partitioned returns the fleet's keys split into its partitions (read once:
 // a fleet's partition count never changes). A fleet that stores no count yet
-// gets the default one stored, as its first worker would (a worker started
-// later with another PARTITIONS refuses to start, naming it).
+// gets the default one stored, as its first worker would: 16 on Redis
+// Cluster, 1 on one node or Sentinel (a worker started later with another
+// PARTITIONS refuses to start, naming it).
 func (c *Client) partitioned(ctx context.Context) (keyspace.Keys, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -11,13 +11,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
 // readmeACL reads the fleet's ACL rules from README.md, its lines starting
 // "ACL SETUSER shardfleet" (the first for every deployment, the next for a
 // Cluster), and returns the ACL SETUSER command giving user the rules of
-// the first lines lines, with password pass and this package's key prefix.
+// the first lines lines, with password pass and this package's key prefix
+// (and its partitions' tags).
 func readmeACL(t *testing.T, user, pass string, lines int) []any {
 	t.Helper()
 	readme, err := os.ReadFile("../../README.md")
@@ -35,7 +37,8 @@ func readmeACL(t *testing.T, user, pass string, lines int) []any {
 			if f == ">CHANGE-ME" {
 				f = ">" + pass
 			}
-			args = append(args, strings.ReplaceAll(f, "{shardfleet}:", prefix))
+			f = strings.ReplaceAll(f, "{shardfleet}:", prefix)
+			args = append(args, strings.ReplaceAll(f, "{shardfleet/", strings.TrimSuffix(prefix, "}:")+"/"))
 		}
 	}
 	if lines > 0 {
@@ -86,9 +89,10 @@ func TestACLFleetUnderREADMERules(t *testing.T) {
 }
 
 // The same fleet on a 3-node Redis Cluster, under the README's rules plus its
-// Cluster line (what go-redis's cluster client runs to learn the slots), set
-// on every node: every shard READY, events in the stream, no node refuses a
-// command.
+// Cluster line (the partitions' keys, and what go-redis's cluster client runs
+// to learn the slots), set on every node: the fleet gets the Cluster default
+// of 16 partitions, every shard is READY, every event in its partition's
+// stream, no node refuses a command.
 func TestACLClusterFleetUnderREADMERules(t *testing.T) {
 	t.Parallel() // own cluster, fake and workers: independent of every other test
 	const pass = "acl-pass-41c7e9"
@@ -96,7 +100,7 @@ func TestACLClusterFleetUnderREADMERules(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
 	ctx := context.Background()
 	rules := readmeACL(t, "fleet", pass, 2)
-	var home *redis.Client // the node that holds the prefix's slot, and so every key of the fleet
+	var home *redis.Client // the node that holds the prefix's slot: the fleet-wide keys
 	var nodes []*redis.Client
 	for _, n := range cl.Nodes {
 		c := n.Client(t)
@@ -114,7 +118,11 @@ func TestACLClusterFleetUnderREADMERules(t *testing.T) {
 	f := &fleet{t: t, redis: cl.Nodes[0], client: home, fake: startFake(t, 4, 100), shards: 4, token: "itest-token",
 		workers: map[string]*proc{}}
 	f.startUnderACL("redis+cluster://fleet:" + pass + "@" + strings.Join(cl.Addrs(), ","))
-	f.checkStream()
+	cc := cl.Client(t)
+	if n := storedKeys(t, cc, prefix).Partitions(); n != keyspace.ClusterPartitions {
+		t.Errorf("the fleet on Cluster has %d partitions, want the default %d", n, keyspace.ClusterPartitions)
+	}
+	checkStreamOf(t, cc, f.fake, prefix)
 	f.checkNoRefusal(nodes...)
 }
 

@@ -11,13 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shardfleet/shardfleet/internal/keyspace"
 	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
-// Issue 15 item 2: the master holding the fleet's slot (every key of a fleet
-// shares one hash tag) fails over. Aim: every shard live again within the
+// Issue 15 item 2: the master holding the fleet's slot (its fleet-wide keys:
+// membership, layout, limiter, status; and a third of its 16 partitions,
+// the Cluster default) fails over. Aim: every shard live again within the
 // cluster's own promotion time plus one lease TTL.
 
 const (
@@ -35,10 +39,12 @@ const (
 
 // clusterWorld is the chaos world on a Redis Cluster of 3 masters with one
 // replica each. Its fleet.redis and fleet.client are the master of the
-// fleet's slot, replaced by the promoted replica after a failover.
+// fleet's slot, replaced by the promoted replica after a failover; cc reads
+// the partitions, wherever they are.
 type clusterWorld struct {
 	*chaosWorld
 	cluster  *redistest.Cluster
+	cc       *redis.ClusterClient
 	healWait time.Duration // how long failover waits for every shard READY
 }
 
@@ -48,7 +54,7 @@ func newClusterWorld(t *testing.T) *clusterWorld {
 	cl := redistest.StartClusterWithReplicas(t, 3, 1)
 	fk := startFake(t, clusterShards, clusterLoad,
 		"-resume-timeout", chaosResumeTimeout.String())
-	c := &clusterWorld{cluster: cl, healWait: chaosHealBound, chaosWorld: &chaosWorld{
+	c := &clusterWorld{cluster: cl, cc: cl.Client(t), healWait: chaosHealBound, chaosWorld: &chaosWorld{
 		fleet:    &fleet{t: t, fake: fk, shards: clusterShards, token: "itest-token", workers: map[string]*proc{}},
 		redisURL: "redis+cluster://" + strings.Join(cl.Addrs(), ","), load: clusterLoad, archive: map[string][]int{},
 		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{},
@@ -63,7 +69,7 @@ func (c *clusterWorld) master() *redistest.Server {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	m, err := c.cluster.MasterOf(ctx, prefix+"events")
+	m, err := c.cluster.MasterOf(ctx, prefix+"members")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -89,6 +95,7 @@ func (c *clusterWorld) failover(what string, fault func(master, replica *rediste
 	}
 	promotion = time.Since(start)
 	c.redis, c.client = replica, replica.Client(c.t) // read the fleet from the new master
+	c.cc = c.cluster.Client(c.t)                     // the old one may still map slots to a killed master
 	poll(c.t, what+": every shard READY", c.healWait, func() bool { ok, _ := c.allReady(); return ok })
 	waited := time.Since(start)
 	return waited + c.waitHealed(what), promotion
@@ -143,13 +150,52 @@ func (c *clusterWorld) noteHeartbeatTimeouts() {
 	}
 }
 
-// startFleet starts the workers and waits until every shard is READY.
+// startFleet starts the workers (PARTITIONS unset) and waits until every
+// shard is READY on the Cluster default of 16 partitions.
 func (c *clusterWorld) startFleet() {
 	c.t.Helper()
 	for range clusterWorkers {
 		c.startChaosWorker()
 	}
 	c.waitHealed("cold start")
+	if n := storedKeys(c.t, c.cc, prefix).Partitions(); n != keyspace.ClusterPartitions {
+		c.t.Fatalf("the fleet on Cluster stored %d partitions, want the default %d", n, keyspace.ClusterPartitions)
+	}
+}
+
+// The chaos harness reads one stream and the session records under the
+// fleet's prefix on c.client, a fleet of one partition. These two read every
+// partition through cc instead; checkFailover calls them.
+
+// waitCommitted pauses the load and waits until every connected session's
+// last dispatch is in its partition's stream (a session between owners too,
+// for up to handoffGrace, as chaosWorld.waitCommitted).
+func (c *clusterWorld) waitCommitted() {
+	c.t.Helper()
+	c.setLoad(0)
+	keys := storedKeys(c.t, c.cc, prefix)
+	handoffsUntil := time.Now().Add(handoffGrace)
+	poll(c.t, "every connected session's dispatches committed", 20*time.Second, func() bool {
+		inStream, _ := streamSeqsOf(c.t, c.cc, keys)
+		for _, s := range c.fake.sessions(c.t) {
+			if s.Ended || (!s.Connected && time.Now().After(handoffsUntil)) {
+				continue
+			}
+			if got := inStream[s.ID]; s.Seq > 0 && (len(got) == 0 || got[len(got)-1] != s.Seq) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// checkStream is chaosWorld.checkStream (invariant 3) over every partition's
+// stream: they go in as the archive, which chaosWorld.streamSeqs adds to the
+// fleet-prefix stream a partitioned fleet leaves empty.
+func (c *clusterWorld) checkStream() streamReport {
+	c.t.Helper()
+	c.archive, _ = streamSeqsOf(c.t, c.cc, storedKeys(c.t, c.cc, prefix))
+	return c.chaosWorld.checkStream()
 }
 
 // TestClusterManualFailover: CLUSTER FAILOVER on the replica of the fleet's

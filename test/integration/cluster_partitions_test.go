@@ -17,13 +17,13 @@ import (
 	"github.com/shardfleet/shardfleet/internal/redistest"
 )
 
-// Issue 14: a fleet with 16 partitions on a Redis Cluster spreads its keys,
-// its commits and its commands over the masters.
+// Issue 14: a fleet on a Redis Cluster (16 partitions, the default there)
+// spreads its keys, its commits and its commands over the masters.
 
 const partitionedShards = 16
 
-// partitionedFleet is a fleet of 3 workers with PARTITIONS=16 on cl, its
-// fake sending load dispatches per second; fleet.redis/client are the master
+// partitionedFleet is a fleet of 3 workers on cl with PARTITIONS unset (so
+// the Cluster default: 16), its fake sending load dispatches per second; fleet.redis/client are the master
 // of the fleet-wide keys (status, membership), which the harness reads.
 func partitionedFleet(t *testing.T, cl *redistest.Cluster, load float64) *fleet {
 	t.Helper()
@@ -37,9 +37,12 @@ func partitionedFleet(t *testing.T, cl *redistest.Cluster, load float64) *fleet 
 		shards: partitionedShards, token: "itest-token", workers: map[string]*proc{}}
 	url := "redis+cluster://" + strings.Join(cl.Addrs(), ",")
 	for _, id := range []string{"w1", "w2", "w3"} {
-		f.startWorkerWith(id, "REDIS_URL="+url, "PARTITIONS="+strconv.Itoa(keyspace.ClusterPartitions), "EVENT_STREAM_MAXLEN=0")
+		f.startWorkerWith(id, "REDIS_URL="+url, "EVENT_STREAM_MAXLEN=0")
 	}
 	f.waitAllReady("every shard READY on the partitioned fleet")
+	if n := storedKeys(t, f.client, prefix).Partitions(); n != keyspace.ClusterPartitions {
+		t.Fatalf("the fleet on Cluster stored %d partitions, want the default %d", n, keyspace.ClusterPartitions)
+	}
 	return f
 }
 

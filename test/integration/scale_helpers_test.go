@@ -19,6 +19,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/internal/redistest"
 	"github.com/shardfleet/shardfleet/internal/worker"
 )
@@ -185,33 +187,26 @@ func readyOwners(t testing.TB, c *redis.Client, pfx string) map[int]string {
 
 // checkStreamOf is fleet.checkStream for the fleet under pfx served by fk:
 // the load stops, every connected session's dispatches get committed, and
-// per session the stream's seqs equal the fake's, each once.
-func checkStreamOf(t testing.TB, c *redis.Client, fk *fake, pfx string) int {
+// per session the streams' seqs equal the fake's, each once. c reads every
+// partition of the fleet: on Redis Cluster, a cluster client.
+func checkStreamOf(t testing.TB, c redis.UniversalClient, fk *fake, pfx string) int {
 	t.Helper()
 	ctx := context.Background()
+	keys := storedKeys(t, c, pfx)
 	fk.post(t, "/_fake/events-per-second?rate=0")
 	poll(t, "every connected session committed", 15*time.Second, func() bool {
 		for _, s := range fk.sessions(t) {
 			if !s.Connected || s.Ended {
 				continue
 			}
-			vals, err := c.HMGet(ctx, fmt.Sprintf("%ssession:%d:%d", pfx, s.ShardCount, s.ShardID), "session_id", "seq").Result()
+			vals, err := c.HMGet(ctx, keys.Session(lease.ShardKey{ID: s.ShardID, Count: s.ShardCount}), "session_id", "seq").Result()
 			if err != nil || vals[0] != s.ID || vals[1] != strconv.Itoa(s.Seq) {
 				return false
 			}
 		}
 		return true
 	})
-	msgs, err := c.XRange(ctx, pfx+"events", "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	inStream := map[string][]int{}
-	for _, m := range msgs {
-		seq, _ := strconv.Atoi(fmt.Sprint(m.Values["seq"]))
-		sess := fmt.Sprint(m.Values["session"])
-		inStream[sess] = append(inStream[sess], seq)
-	}
+	inStream, entries := streamSeqsOf(t, c, keys)
 	total := 0
 	for _, s := range fk.sessions(t) {
 		sent := fk.sentSeqs(t, s.ID)
@@ -220,13 +215,52 @@ func checkStreamOf(t testing.TB, c *redis.Client, fk *fake, pfx string) int {
 		}
 		total += len(sent)
 	}
-	if total != len(msgs) {
-		t.Errorf("%s: stream holds %d events, the fake sent %d", pfx, len(msgs), total)
+	if total != entries {
+		t.Errorf("%s: the streams hold %d events, the fake sent %d", pfx, entries, total)
 	}
 	if total == 0 {
 		t.Errorf("%s: no events flowed", pfx)
 	}
 	return total
+}
+
+// storedKeys are the keys of the fleet under pfx, split into the partition
+// count it stored (none stored: 1, the single-tag layout).
+func storedKeys(t testing.TB, c redis.UniversalClient, pfx string) keyspace.Keys {
+	t.Helper()
+	keys := keyspace.NewKeys(pfx)
+	n, err := c.Get(context.Background(), keys.PartitionCount()).Int()
+	if errors.Is(err, redis.Nil) {
+		n, err = 1, nil
+	}
+	if err != nil {
+		t.Fatalf("read the fleet's partition count: %v", err)
+	}
+	if keys, err = keys.WithPartitions(n); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// streamSeqsOf reads every partition's stream of keys: session -> seqs, in
+// stream order (a session's shard lives in one partition), and the number of
+// entries.
+func streamSeqsOf(t testing.TB, c redis.UniversalClient, keys keyspace.Keys) (map[string][]int, int) {
+	t.Helper()
+	out, entries := map[string][]int{}, 0
+	for p := range keys.Partitions() {
+		msgs, err := c.XRange(context.Background(), keys.Events(p), "-", "+").Result()
+		if err != nil {
+			t.Fatalf("read partition %d's stream: %v", p, err)
+		}
+		for _, m := range msgs {
+			seq, _ := strconv.Atoi(fmt.Sprint(m.Values["seq"]))
+			sess := fmt.Sprint(m.Values["session"])
+			out[sess] = append(out[sess], seq)
+		}
+		entries += len(msgs)
+	}
+	return out, entries
 }
 
 // dumpRedis reads every key of c (SCAN) and renders each value as text by

@@ -23,8 +23,9 @@ type Config struct {
 	// Token is the bot token. Required. It goes to the gateway and to GET
 	// /gateway/bot only: never to logs, errors, metrics or Redis.
 	Token string
-	// Redis is the fleet's Redis (one node, Sentinel or Cluster: every key
-	// of a fleet shares one hash tag). Nil runs every shard in this process,
+	// Redis is the fleet's Redis: one node, Sentinel or Cluster (a
+	// *redis.ClusterClient, as redis.NewUniversalClient builds it for several
+	// addresses: a new fleet there spreads over the masters). Nil runs every shard in this process,
 	// without leases or stream (a fleet of one, for tests and demos).
 	Redis redis.UniversalClient
 	// KeyPrefix of every key of the fleet, with its {hash tag}. Default
@@ -33,9 +34,9 @@ type Config struct {
 	// Partitions is the fleet's partition count: its per-shard keys and
 	// event streams are spread over this many hash tags, so that a fleet
 	// spreads over Redis Cluster's masters (README "Redis Cluster"). 0
-	// follows the count the fleet stored (1 for a new fleet); a count that
-	// disagrees with the stored one is refused. Give a new fleet on Redis
-	// Cluster 16.
+	// follows the count the fleet stored; a new fleet gets 16 on Redis
+	// Cluster and 1 on one node or Sentinel. A count that disagrees with the
+	// stored one is refused.
 	Partitions int
 	// WorkerID names this member in the fleet. Default: a random UUID.
 	WorkerID string

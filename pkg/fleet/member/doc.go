@@ -3,8 +3,9 @@
 // joins the fleet through Redis, wins shard leases, paces IDENTIFYs through
 // the fleet-wide limiter, hands its shards off on a stop so that another
 // member RESUMEs them, commits every dispatch exactly once, fenced, to the
-// fleet's event stream, and sends the gateway commands queued for its shards
-// (package fleet, docs/commands.md). An optional Handler sees, in-process,
+// fleet's event stream (one per partition: a new fleet on Redis Cluster has
+// 16, spread over the masters; see Config.Partitions), and sends the gateway
+// commands queued for its shards (package fleet, docs/commands.md). An optional Handler sees, in-process,
 // exactly the events committed to the stream.
 //
 // It is a package of its own, not part of package fleet: the member is built
