@@ -239,8 +239,11 @@ func (w *Worker) sendUntilIdle(run *shardRun) bool {
 			w.commandError(run, err)
 			next = commandErrorRetry
 		}
-		if next == commandIdle && len(run.cmd.inFlight) == 0 && run.cmd.end() {
-			return true
+		if next == commandIdle && len(run.cmd.inFlight) == 0 {
+			if run.cmd.end() {
+				return true
+			}
+			continue // woken meanwhile: end took the wake-up
 		}
 		if !w.waitCommands(ctx, run, keys, next) {
 			return false
