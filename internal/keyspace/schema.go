@@ -35,7 +35,7 @@ var Schema = []KeyDoc{
 	{"S cmdq:<count>:<shard_id>", "STREAM", "pkg/fleet (senders), internal/worker", "gateway commands queued for the shard, oldest first: id, op, d (JSON), deadline (unix ms, 0: none); the owner XDELs each once sent, expired or rejected"},
 	{"S cmdres:<command_id>", "STRING", "internal/worker, pkg/fleet", "JSON outcome of a command (in its shard's partition): state (sent, expired or rejected), shard, count, session, at (server ms), reason; PX = 24 h"},
 	{"S cmdmv:<count>:<shard_id>:<entry_id>", "STRING", "internal/worker", "present (PX 30 s) while the owner of an heir of the split shard moves the queue entry to heirs in other partitions: one mover at a time"},
-	{"P cmdev", "pub/sub channel", "pkg/fleet (senders)", "\"<count>:<shard_id>\" after a command is queued: wakes the owner at once (else it polls every second)"},
+	{"P cmdev", "pub/sub channel", "pkg/fleet (senders)", "\"<count>:<shard_id>\" after a command is queued: wakes the owner at once (else its worker's sweep finds it)"},
 	{"P presence", "STRING", "pkg/fleet, internal/worker", "JSON of the fleet's presence (op 3's d): every IDENTIFY carries it; set from PRESENCE when absent"},
 	{"S cache:g:<guild_id>", "HASH", "internal/eventsink (cache)", "guild (JSON, top-level fields), unavailable (0/1), shard (<id>/<count>); under the guild's shard's keys"},
 	{"S cache:g:<guild_id>:channels", "HASH", "internal/eventsink (cache)", "channel or thread ID -> JSON"},

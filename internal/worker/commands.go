@@ -8,12 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shardfleet/shardfleet/internal/keyspace"
+	"github.com/shardfleet/shardfleet/internal/lease"
 	"github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
@@ -40,12 +42,16 @@ import (
 const (
 	// commandBatch is how many queued commands one claim reads.
 	commandBatch = 16
-	// commandPoll bounds how long a queued command waits for its owner to
-	// look when no wake-up reached it (a sender that does not PUBLISH).
-	commandPoll = time.Second
 	// commandRetry is how soon a command the shard could not send yet (not
-	// READY, reconnecting) is tried again.
+	// READY, reconnecting) is tried again, and how often the commands in
+	// flight are looked at.
 	commandRetry = 100 * time.Millisecond
+	// commandErrorRetry is how soon a round that failed (Redis) is tried
+	// again.
+	commandErrorRetry = time.Second
+	// commandIdle: the queue is drained and nothing is in flight; the loop
+	// ends until a wake-up.
+	commandIdle time.Duration = -1
 	// commandOutcomeTTL is how long an outcome record is kept.
 	commandOutcomeTTL = 24 * time.Hour
 	// commandFinishTimeout bounds recording an outcome or removing commands
@@ -106,14 +112,27 @@ var removeSentScript = keyspace.NewScript([]string{"lease", "member", "queue"},
 return redis.call('XDEL', K_queue, unpack(ARGV, ARGS_TAIL))
 `)
 
-// commandRun is a shard's command loop.
+// commandRun is a shard's command loop. Its goroutine runs only while
+// the shard has commands to send or in flight: a wake-up (pub/sub, the
+// worker's sweep, the lease won) starts it, and it ends once the queue is
+// drained and Discord confirmed everything it sent, so an idle shard costs
+// Redis nothing and holds no goroutine for its commands.
 type commandRun struct {
-	wake chan struct{} // buffer 1: the queue has a new command
+	ctx  context.Context // ends with the lease or stopCommands
 	stop context.CancelFunc
-	done chan struct{}
+	wake chan struct{} // buffer 1: the queue has a new command
+
+	mu      sync.Mutex
+	running bool          // a loop goroutine is running
+	done    chan struct{} // closed when the last goroutine started ends; nil before
+	// ancs are the split shards this shard descends from (their queues are
+	// adopted); ancsLoaded once read from the layout.
+	ancs       []lease.ShardKey
+	ancsLoaded bool
+
 	// inFlight are the commands this run sent that are still queued, in
 	// queue order: not claimed again, removed once Discord read them; the
-	// loop's goroutine only.
+	// running loop goroutine's only (handed to the next one through mu).
 	inFlight []sentCommand
 }
 
@@ -138,42 +157,127 @@ type queuedCommand struct {
 	bad      error     // malformed entry: rejected as it is
 }
 
-// startCommands starts the shard's command loop; it ends with the lease or
-// stopCommands.
+// startCommands sets up the shard's command loop and runs a first round
+// (commands queued before this worker won the lease); it ends with the
+// lease or stopCommands.
 func (w *Worker) startCommands(run *shardRun) {
 	ctx, stop := context.WithCancel(run.lease.Context())
-	run.cmd = &commandRun{wake: make(chan struct{}, 1), stop: stop, done: make(chan struct{})}
-	w.shardWG.Go(func() {
-		defer close(run.cmd.done)
-		w.runCommands(ctx, run)
-	})
+	run.cmd = &commandRun{ctx: ctx, stop: stop, wake: make(chan struct{}, 1)}
+	w.wakeRun(run)
+}
+
+// wakeRun has the shard's loop look at its queue: it wakes the running
+// goroutine, or starts one.
+func (w *Worker) wakeRun(run *shardRun) {
+	c := run.cmd
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.running {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	c.running, c.done = true, make(chan struct{})
+	done := c.done
+	go func() {
+		defer close(done)
+		w.runCommands(run)
+	}()
 }
 
 // stopCommands stops the loop and waits until its command in flight, if any,
 // is sent and recorded (bounded by ctx): nothing is sent on the shard after a
 // handoff began, and nothing sent before it is sent again by the next owner.
+// runShard calls it once the lease ended, so no loop outlives its shard.
 func (w *Worker) stopCommands(ctx context.Context, run *shardRun) {
-	run.cmd.stop()
+	c := run.cmd
+	c.mu.Lock()
+	c.stop()
+	done := c.done
+	c.mu.Unlock()
+	if done == nil {
+		return
+	}
 	select {
-	case <-run.cmd.done:
+	case <-done:
 	case <-ctx.Done():
 	}
 }
 
-// runCommands sends the shard's queue until ctx ends.
-func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
-	keys := w.keys
-	ancs, err := w.splitAncestors(ctx, keys, run.key)
+// runCommands sends the shard's queue until it is drained and nothing is in
+// flight, or the loop's ctx ends (then it releases what is in flight).
+func (w *Worker) runCommands(run *shardRun) {
+	if !w.sendUntilIdle(run) {
+		w.releaseInFlight(run, w.keys)
+	}
+}
+
+// sendUntilIdle runs rounds of the loop. true: the queue is drained, nothing
+// is in flight and the goroutine ended (the next one owns run.cmd's state
+// from then on); false: ctx ended.
+func (w *Worker) sendUntilIdle(run *shardRun) bool {
+	ctx, keys := run.cmd.ctx, w.keys
+	ancs, err := w.loadAncestors(ctx, run, keys)
 	if err != nil && ctx.Err() == nil {
 		w.commandError(run, err)
 	}
-	defer w.releaseInFlight(run, keys)
-	poll := time.NewTimer(0)
-	defer poll.Stop()
-	// check runs while commands are in flight: one Discord confirmed leaves
-	// the queue, one whose connection ended is sent again once the shard is
-	// back, without waiting for the poll.
-	check := time.NewTimer(commandRetry)
+	for {
+		err := w.adoptSplitCommands(ctx, run, keys, ancs)
+		next := commandErrorRetry
+		if err == nil {
+			next, err = w.sendQueued(ctx, run, keys)
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if err != nil {
+			w.commandError(run, err)
+			next = commandErrorRetry
+		}
+		if next == commandIdle && len(run.cmd.inFlight) == 0 {
+			if run.cmd.end() {
+				return true
+			}
+			continue // woken meanwhile: end took the wake-up
+		}
+		if !w.waitCommands(ctx, run, keys, next) {
+			return false
+		}
+	}
+}
+
+// end ends the running goroutine unless a wake-up came meanwhile (false:
+// run another round).
+func (c *commandRun) end() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.wake:
+		return false
+	default:
+	}
+	c.running = false
+	return true
+}
+
+// waitCommands waits until the next round: after next (commandIdle: no
+// timer), at a wake-up, or once the commands in flight are settled, which
+// it does every commandRetry meanwhile (one Discord confirmed leaves the
+// queue, one whose connection ended is sent again once the shard is back).
+// false: ctx ended.
+func (w *Worker) waitCommands(ctx context.Context, run *shardRun, keys keyspace.Keys, next time.Duration) bool {
+	var due <-chan time.Time
+	if next != commandIdle {
+		t := time.NewTimer(next)
+		defer t.Stop()
+		due = t.C
+	}
+	check := time.NewTicker(commandRetry)
 	defer check.Stop()
 	for {
 		var checkC <-chan time.Time
@@ -182,60 +286,42 @@ func (w *Worker) runCommands(ctx context.Context, run *shardRun) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-checkC:
-			// An error here (Redis) is reported by the next poll's round,
-			// which settles first too.
+			// An error here (Redis) is reported by the next round, which
+			// settles first too.
 			_, _ = w.settleInFlight(ctx, run, keys)
-			resetTimer(check, commandRetry)
-			continue
+			if len(run.cmd.inFlight) == 0 && next == commandIdle {
+				return true
+			}
 		case <-run.cmd.wake:
-		case <-poll.C:
+			return true
+		case <-due:
+			return true
 		}
-		err := w.adoptSplitCommands(ctx, run, keys, ancs)
-		next := commandPoll
-		if err == nil {
-			next, err = w.sendQueued(ctx, run, keys)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			w.commandError(run, err)
-		}
-		resetTimer(poll, next)
-		resetTimer(check, commandRetry)
 	}
 }
 
-// commandError reports a failed round of the command loop (retried at the
-// next poll).
+// commandError reports a failed round of the command loop (retried after
+// commandErrorRetry).
 func (w *Worker) commandError(run *shardRun, err error) {
 	w.m.redisErrors.Add(1)
 	w.log.Warn("gateway commands", "shard_id", run.key.ID, "shard_count", run.key.Count, "err", err)
 }
 
-func resetTimer(t *time.Timer, d time.Duration) {
-	t.Stop()
-	select {
-	case <-t.C:
-	default:
-	}
-	t.Reset(d)
-}
-
 // sendQueued claims the head of the queue and sends it in order. It returns
 // when to look again: at once after a full batch, soon when a command could
-// not be sent yet (nothing after it goes first), else at the next poll.
+// not be sent yet (nothing after it goes first), else at the next wake-up
+// (commandIdle).
 func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Keys) (next time.Duration, err error) {
 	if ok, err := w.settleInFlight(ctx, run, keys); err != nil {
-		return commandPoll, err
+		return commandErrorRetry, err
 	} else if !ok {
 		return commandRetry, nil
 	}
 	batch, err := w.claimCommands(ctx, run, keys)
 	if err != nil || len(batch) == 0 {
-		return commandPoll, err
+		return commandIdle, err
 	}
 	for _, c := range batch {
 		out, receipt, sent := w.deliver(ctx, run, c)
@@ -250,13 +336,13 @@ func (w *Worker) sendQueued(ctx context.Context, run *shardRun, keys keyspace.Ke
 			err = w.finishCommand(ctx, run, keys, c, out)
 		}
 		if err != nil {
-			return commandPoll, err
+			return commandErrorRetry, err
 		}
 	}
 	if len(batch) == commandBatch {
 		return 0, nil
 	}
-	return commandPoll, nil
+	return commandIdle, nil
 }
 
 // claimCommands reads up to commandBatch queued commands not in flight,
@@ -607,42 +693,99 @@ func (w *Worker) finishCommand(ctx context.Context, run *shardRun, keys keyspace
 }
 
 // commandWakes subscribes to the fleet's command channel and wakes the loop
-// of the shard a message names, until ctx ends. Without it (Redis down,
-// resubscribing) every loop still polls each commandPoll.
+// of the shard a message names, until ctx ends. A message lost (not
+// subscribed at the time: Redis down, a failover, the reconnect of the
+// subscription) is made up for by a sweep of every held shard's queue each
+// time the subscription is confirmed (go-redis resubscribes on its own), and
+// every CommandSweep: one pipelined round trip (per Redis Cluster node) for
+// the whole worker, not a poll per shard.
 func (w *Worker) commandWakes(ctx context.Context) {
-	sub := w.cfg.Redis.Subscribe(ctx, keyspace.NewKeys(w.cfg.KeyPrefix).CommandChannel())
+	sub := w.cfg.Redis.Subscribe(ctx, w.keys.CommandChannel())
 	defer sub.Close()
-	ch := sub.Channel()
+	ch := sub.ChannelWithSubscriptions()
+	sweep := time.NewTicker(w.cfg.CommandSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case msg, ok := <-ch:
+		case <-sweep.C:
+			w.sweepCommands(ctx)
+		case m, ok := <-ch:
 			if !ok {
 				return
 			}
-			w.wakeCommands(msg.Payload)
+			switch m := m.(type) {
+			case *redis.Message:
+				w.wakeCommands(m.Payload)
+			case *redis.Subscription:
+				w.sweepCommands(ctx)
+			}
+		}
+	}
+}
+
+// sweepCommands wakes the loops of the held shards whose queue, or a queue
+// of a split shard they adopt from, holds commands: one XLEN each, in one
+// pipeline. A queue holding only commands in flight wakes a loop that is
+// running anyway.
+func (w *Worker) sweepCommands(ctx context.Context) {
+	w.mu.RLock()
+	runs := make([]*shardRun, 0, len(w.shards))
+	for _, run := range w.shards {
+		runs = append(runs, run)
+	}
+	w.mu.RUnlock()
+	if len(runs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.CommandSweep)
+	defer cancel()
+	pipe := w.cfg.Redis.Pipeline()
+	lens := make(map[*shardRun][]*redis.IntCmd, len(runs))
+	for _, run := range runs {
+		for _, k := range append([]lease.ShardKey{run.key}, run.cmd.adoptsFrom()...) {
+			lens[run] = append(lens[run], pipe.XLen(ctx, w.keys.Commands(k)))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
+		w.m.redisErrors.Add(1)
+		w.log.Warn("gateway commands: sweep of the queues", "shards", len(runs), "err", err)
+	}
+	for run, cmds := range lens {
+		for _, n := range cmds {
+			if n.Val() > 0 {
+				w.wakeRun(run)
+				break
+			}
 		}
 	}
 }
 
 // wakeCommands wakes the command loop of the shard "count:id" names, if it
-// is here.
+// is here; else those of the shards here it may have split into (a sender
+// that read the layout before the split queued for it: they adopt it).
 func (w *Worker) wakeCommands(name string) {
 	count, id, ok := strings.Cut(name, ":")
 	c, err1 := strconv.Atoi(count)
 	i, err2 := strconv.Atoi(id)
-	if !ok || err1 != nil || err2 != nil {
+	if !ok || err1 != nil || err2 != nil || c <= 0 {
 		return
 	}
+	key := keyspace.ShardKey{ID: i, Count: c}
+	var wake []*shardRun
 	w.mu.RLock()
-	run := w.shards[keyspace.ShardKey{ID: i, Count: c}]
-	w.mu.RUnlock()
-	if run == nil || run.cmd == nil {
-		return
+	if run := w.shards[key]; run != nil {
+		wake = append(wake, run)
+	} else {
+		for k, run := range w.shards {
+			if k.Count > c && k.Count%c == 0 && k.ID%c == i {
+				wake = append(wake, run)
+			}
+		}
 	}
-	select {
-	case run.cmd.wake <- struct{}{}:
-	default:
+	w.mu.RUnlock()
+	for _, run := range wake {
+		w.wakeRun(run)
 	}
 }

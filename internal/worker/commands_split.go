@@ -35,20 +35,41 @@ end
 return 1
 `).WithKeysTail()
 
-// splitAncestors lists the split shards key descends from, from the
-// fleet's layout when the shard's command loop starts (a split after that
-// makes new shards, not new ancestors of this one).
-func (w *Worker) splitAncestors(ctx context.Context, keys keyspace.Keys, key lease.ShardKey) ([]lease.ShardKey, error) {
+// loadAncestors lists the split shards run.key descends from, from the
+// fleet's layout when the shard's command loop first runs (a split after
+// that makes new shards, not new ancestors of this one); a failed read is
+// tried again by the next goroutine of the loop.
+func (w *Worker) loadAncestors(ctx context.Context, run *shardRun, keys keyspace.Keys) ([]lease.ShardKey, error) {
+	c := run.cmd
+	c.mu.Lock()
+	ancs, loaded := c.ancs, c.ancsLoaded
+	c.mu.Unlock()
+	if loaded {
+		return ancs, nil
+	}
 	layout, err := lease.LoadLayout(ctx, w.cfg.Redis, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read the layout for split shards' commands: %w", err)
 	}
-	return ancestors(layout, key), nil
+	ancs = ancestors(layout, run.key)
+	c.mu.Lock()
+	c.ancs, c.ancsLoaded = ancs, true
+	c.mu.Unlock()
+	return ancs, nil
+}
+
+// adoptsFrom lists the split shards the loop adopts commands from (for the
+// worker's sweep).
+func (c *commandRun) adoptsFrom() []lease.ShardKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ancs
 }
 
 // adoptSplitCommands moves the commands queued for the ancestors of
-// run.key to the shards that serve them now. It runs at each poll, so a
-// command a sender queued from a layout read before the split is moved too.
+// run.key to the shards that serve them now. It runs at each round of the
+// loop, so a command a sender queued from a layout read before the split is
+// moved too (its wake-up for the split shard wakes the shards it became).
 func (w *Worker) adoptSplitCommands(ctx context.Context, run *shardRun, keys keyspace.Keys, ancs []lease.ShardKey) error {
 	var layout *lease.Layout
 	for _, anc := range ancs {

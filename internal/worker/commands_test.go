@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +68,23 @@ func TestAncestors(t *testing.T) {
 	if got := splitTargets(l, k(1, 2), k(1, 4), map[string]any{"op": "9"}); len(got) != 1 || got[0] != k(1, 4) {
 		t.Fatalf("an invalid command goes to %v, want here (to be rejected)", got)
 	}
+}
+
+// FuzzWakeCommands: a cmdev message comes from any publisher; none may
+// panic (a count of 0 would divide by zero when looking for the shards a
+// split shard became).
+func FuzzWakeCommands(f *testing.F) {
+	f.Add("4:1")
+	f.Add("0:0")
+	f.Add("2:-1")
+	f.Add(":")
+	f.Fuzz(func(t *testing.T, name string) {
+		w := &Worker{shards: map[lease.ShardKey]*shardRun{}}
+		for _, k := range []lease.ShardKey{{ID: 1, Count: 4}, {ID: 3, Count: 4}, {ID: 5, Count: 8}} {
+			ctx, stop := context.WithCancel(context.Background())
+			stop() // a stopped loop: a wake-up starts no goroutine
+			w.shards[k] = &shardRun{key: k, cmd: &commandRun{ctx: ctx, stop: stop, wake: make(chan struct{}, 1)}}
+		}
+		w.wakeCommands(name)
+	})
 }

@@ -102,6 +102,12 @@ type Config struct {
 	StatusInterval time.Duration
 	// Info describes this worker in its member key and status (host, HTTP address).
 	Info lease.MemberInfo
+
+	// CommandSweep is how often the worker looks at the gateway command
+	// queues of all its shards at once (one pipelined XLEN each), for a
+	// command whose pub/sub wake-up was lost; it also looks each time its
+	// subscription (re)connects. Default 15 s.
+	CommandSweep time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -116,6 +122,7 @@ func DefaultConfig() Config {
 		BudgetResetMargin: time.Second,
 		BudgetRecheck:     time.Minute,
 		ShutdownTimeout:   10 * time.Second,
+		CommandSweep:      15 * time.Second,
 		APIURL:            gateway.DefaultAPIURL,
 		HTTPClient:        http.DefaultClient,
 
@@ -151,6 +158,8 @@ func (c *Config) validate() error {
 		return gateway.NewConfigError("worker", "BudgetRecheck", "must be positive")
 	case c.ShutdownTimeout <= 0:
 		return gateway.NewConfigError("worker", "ShutdownTimeout", "must be positive")
+	case c.CommandSweep <= 0:
+		return gateway.NewConfigError("worker", "CommandSweep", "must be positive")
 	case c.StatusInterval < 0:
 		return gateway.NewConfigError("worker", "StatusInterval", "is negative")
 	case c.BacklogShardBytes <= 0:

@@ -375,6 +375,7 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 			w.openShard(run, st)
 		}
 	}
+	w.stopCommands(context.Background(), run) // ended with the lease: wait for it
 	w.stopLost(run)
 	w.mu.Lock()
 	if w.shards[run.key] == run {
