@@ -26,15 +26,26 @@ func (f *fleet) workerCLI(args ...string) (string, int) {
 	cmd := exec.Command(filepath.Join(binDir, "worker"), args...)
 	// A -race binary sleeps 1 s at exit for late reports (atexit_sleep_ms);
 	// a short CLI run reports its races before it exits anyway.
-	cmd.Env = append(os.Environ(), "REDIS_URL="+f.redis.URL(), "KEY_PREFIX="+prefix, "GORACE=atexit_sleep_ms=0")
-	out, err := cmd.CombinedOutput()
+	url := f.redis.URL()
+	if f.cliRedisURL != "" {
+		url = f.cliRedisURL
+	}
+	cmd.Env = append(os.Environ(), "REDIS_URL="+url, "KEY_PREFIX="+prefix, "GORACE=atexit_sleep_ms=0")
+	// stdout only on success: go-redis logs (a Sentinel client's "new
+	// master") go to stderr and are not part of what the command printed.
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		f.t.Fatalf("worker %s: %v", strings.Join(args, " "), err)
 	}
-	return string(out), code
+	if code != 0 {
+		return stdout.String() + stderr.String(), code
+	}
+	return stdout.String(), code
 }
 
 // dispatch makes the fake send dispatch t with d to guild's shard

@@ -266,6 +266,9 @@ type fleet struct {
 	shards  int
 	token   string
 	workers map[string]*proc
+	// cliRedisURL, when set, is the REDIS_URL of the worker CLI (workerCLI)
+	// instead of redis's: a Sentinel world's, which follows a failover.
+	cliRedisURL string
 }
 
 func newFleet(t testing.TB, shards int, eventsPerSecond float64) *fleet {

@@ -42,7 +42,7 @@ func newSentinelWorld(t testing.TB, replicas int, resumeTimeout time.Duration) (
 		// fleet.redis is the first master, for workerEnv; the workers get the
 		// sentinel URL instead and the test's client follows the sentinels.
 		fleet: &fleet{t: t, redis: d.Data[0], client: d.Client(t), fake: fk, shards: sentinelShards,
-			token: "itest-token", workers: map[string]*proc{}},
+			token: "itest-token", workers: map[string]*proc{}, cliRedisURL: d.URL()},
 		load: sentinelLoad, archive: map[string][]int{},
 		mayLoseTail: map[string]string{}, splitKeys: map[lease.ShardKey]time.Time{},
 	}
