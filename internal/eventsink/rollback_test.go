@@ -3,6 +3,7 @@ package eventsink
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,15 +107,13 @@ func TestWriterOpenedFromARecordSeesItRolledBack(t *testing.T) {
 // current batch (counted) instead of stopping the shard.
 func TestWriterStartsALostRecordAfresh(t *testing.T) {
 	c, s, ctx, shard, fence := leasedSink(t)
-	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) }})
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) },
+		Rebuild: func() { t.Error("a sink without a cache asked for a rebuild") }})
 	defer w.Abandon()
 	if err := addAll(t, ctx, w, events("S1", 1, 10)); err != nil {
 		t.Fatal(err)
 	}
-	keys := lease.NewKeys(prefix)
-	if err := c.Del(ctx, keys.Session(shard), keys.ShardEvents(shard)).Err(); err != nil {
-		t.Fatal(err)
-	}
+	loseRecord(t, ctx, c, shard)
 	if err := addAll(t, ctx, w, events("S1", 11, 12)); err != nil {
 		t.Fatal(err)
 	}
@@ -127,5 +126,50 @@ func TestWriterStartsALostRecordAfresh(t *testing.T) {
 	}
 	if rec, err := s.Session(ctx, shard); err != nil || rec.SessionID != "S1" || rec.Sequence != 12 {
 		t.Fatalf("record = %+v, %v; want S1 at 12", rec, err)
+	}
+}
+
+// TestWriterAsksForARebuildWhenTheCacheIsLost: with a cache, a lost record
+// lost the shard's cached guilds too: the Writer goes on as without one
+// (nothing more is lost from the stream) and asks its owner, once, for a new
+// session to rebuild them.
+func TestWriterAsksForARebuildWhenTheCacheIsLost(t *testing.T) {
+	c, s, ctx, shard, fence := leasedSink(t, WithCache(cacheAll))
+	var rebuilds atomic.Int32
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{Stopped: func(err error) { t.Errorf("stopped: %v", err) },
+		Rebuild: func() { rebuilds.Add(1) }})
+	defer w.Abandon()
+	if err := addAll(t, ctx, w, events("S1", 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if n := rebuilds.Load(); n != 0 {
+		t.Fatalf("%d rebuilds before any loss", n)
+	}
+	loseRecord(t, ctx, c, shard)
+	if err := addAll(t, ctx, w, events("S1", 11, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if n := rebuilds.Load(); n != 1 {
+		t.Fatalf("%d rebuilds after the record was lost; want 1", n)
+	}
+	loseRecord(t, ctx, c, shard)
+	if err := addAll(t, ctx, w, events("S1", 13, 14)); err != nil {
+		t.Fatal(err)
+	}
+	if n := rebuilds.Load(); n != 1 {
+		t.Fatalf("%d rebuilds after a second loss; want 1 per Writer", n)
+	}
+	if got := readStream(t, c); len(got) != 2 || got[0].seq != 13 || got[1].seq != 14 {
+		t.Fatalf("stream after the second loss: %+v; want seqs 13 and 14", got)
+	}
+}
+
+// loseRecord deletes shard's session record and stream, as a Redis data loss
+// does (the lease survives, as when its holder re-asserted it).
+func loseRecord(t *testing.T, ctx context.Context, c *redis.Client, shard Shard) {
+	t.Helper()
+	keys := lease.NewKeys(prefix)
+	if err := c.Del(ctx, keys.Session(shard), keys.ShardEvents(shard)).Err(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -32,6 +32,7 @@ type Writer struct {
 	// of expSession is known to have reached, so a rollback is seen.
 	expSession string
 	expSeq     int
+	rebuilt    bool // Rejections.Rebuild was called
 
 	lastSeq atomic.Int64
 	wake    chan struct{}      // cap 1: work is pending
@@ -57,6 +58,15 @@ type Rejections struct {
 	// from the durable seq. Pending events are dropped; the next owner (or
 	// the reopened shard) RESUMEs from the last durable seq.
 	Stopped func(err error)
+	// Rebuild is called once, from the Writer's goroutine, when Redis lost
+	// the record of the session the Writer was committing and the sink keeps
+	// a cache: the Writer goes on (the record starts afresh from the current
+	// batch, so the stream loses nothing more), but the cache lost the
+	// shard's guilds, which only a new session's READY and GUILD_CREATEs bring
+	// back. The owner then closes the shard (after this Writer committed
+	// what was delivered) and opens it with a new session and a new Writer.
+	// It must return at once and must not call the Writer.
+	Rebuild func()
 }
 
 // Open starts a Writer for shard under fence. from is the session record the
@@ -310,9 +320,8 @@ func (w *Writer) commit(chunk []Event) error {
 			// Nothing of the session is durable any more and Discord cannot
 			// be asked for all of it cheaply: start the record afresh from
 			// this batch, at once.
-			w.log.Error("Redis lost the shard's session record (data loss?): the stream lacks the session's events up to here",
-				"session_seq", w.expSeq, "err", err)
 			w.expSession = ""
+			w.lostRecord(err)
 			continue
 		case errors.Is(err, ErrFenced) && w.rejects.Retry != nil && w.rejects.Retry(err):
 			w.log.Warn("event sink: lease not valid in Redis yet, retrying", "err", err, "backoff", backoff)
@@ -333,6 +342,19 @@ func (w *Writer) commit(chunk []Event) error {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, w.sink.cfg.RetryBackoffMax)
+	}
+}
+
+// lostRecord reports that Redis lost the session record the Writer was
+// committing to. The cache lost the shard's guilds with it (when the sink
+// keeps one): the owner is asked, once, for a new session to rebuild them.
+func (w *Writer) lostRecord(err error) {
+	rebuild := w.sink.cfg.Cache.Kinds != 0 && w.rejects.Rebuild != nil
+	w.log.Error("Redis lost the shard's session record (data loss?): the stream lacks the session's events up to here",
+		"session_seq", w.expSeq, "cache_rebuild", rebuild, "err", err)
+	if rebuild && !w.rebuilt {
+		w.rebuilt = true
+		w.rejects.Rebuild()
 	}
 }
 

@@ -18,6 +18,11 @@
 //     (the next owner RESUMEs from the last committed seq and gets them
 //     replayed);
 //   - the sink refuses a write (fenced or stale session): the same as lost.
+//   - Redis lost the shard's session record and the fleet keeps a cache (a
+//     data loss took the shard's cached guilds): hand the connection off,
+//     flush the Writer (it restarted the record, which is valid), and open
+//     the shard with a new session, whose READY and GUILD_CREATEs rebuild
+//     the cache;
 //
 // Fatal closes: 4004 (authentication failed) is token-wide: the worker stops
 // every shard, opens no more, keeps its leases (so no other worker retries the

@@ -62,6 +62,13 @@ type shardRun struct {
 	// could not (a new session; the lost events are gone).
 	healing   atomic.Bool
 	healStart atomic.Int64 // unix ns of the rollback's reopen
+	// rebuild is sent (buffer 1) by the writer's Rebuild: Redis lost the
+	// shard's session record, and its cache with it; reopen the shard with
+	// a new session. Only runShard receives from it. rebuilding is set from
+	// then until a new session's READY, so that a handoff meanwhile passes
+	// no session on (the next owner IDENTIFYs: a new session rebuilds it).
+	rebuild    chan struct{}
+	rebuilding atomic.Bool
 
 	// cmd is the shard's gateway command loop (commands.go); set before the
 	// run is in Worker.shards.
@@ -83,6 +90,9 @@ func (w *Worker) add(r *shardRun, t gateway.EventType, seq int, data json.RawMes
 			// session's READY ends a rollback's healing.
 			if ready.SessionID != r.sessionID && r.healing.CompareAndSwap(true, false) {
 				w.healed(r, false)
+			}
+			if ready.SessionID != r.sessionID {
+				r.rebuilding.Store(false)
 			}
 			r.sessionID, r.resumeURL = ready.SessionID, ready.ResumeURL
 		}
@@ -328,7 +338,8 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	key := l.Key()
 	w.m.leasesWon.Inc()
 	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL,
-		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1), heal: make(chan *eventsink.RollbackError, 1)}
+		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1), heal: make(chan *eventsink.RollbackError, 1),
+		rebuild: make(chan struct{}, 1)}
 	run.openCtx, run.stopOpen = context.WithCancel(l.Context())
 	w.openWriter(run, eventsink.SessionRecord{SessionID: state.SessionID, Sequence: state.Sequence})
 	w.startCommands(run)
@@ -353,6 +364,13 @@ func (w *Worker) openWriter(run *shardRun, from eventsink.SessionRecord) {
 		// self-fence), which stops the shard and the writer.
 		Retry:   func(error) bool { return l.Context().Err() == nil },
 		Stopped: func(err error) { w.rejected(run, err) },
+		Rebuild: func() {
+			run.rebuilding.Store(true)
+			select {
+			case run.rebuild <- struct{}{}: // runShard reopens the shard
+			default: // one is pending already
+			}
+		},
 	}))
 }
 
@@ -360,19 +378,27 @@ func (w *Worker) openWriter(run *shardRun, from eventsink.SessionRecord) {
 // Meanwhile it reopens the shard each time the budget loop says the identify
 // budget has reset after a stop at its floor (with no session: the stopped
 // shard was about to IDENTIFY, so it had none to resume), and each time Redis
-// lost committed events (from the durable seq).
+// lost committed events (from the durable seq), and each time Redis lost the
+// shard's session record and cache (with a new session, to rebuild it).
 func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 	defer run.stopOpen()
 	w.openShard(run, state)
 	for {
-		rb, ok := w.waitReopen(run)
+		rb, rebuild, ok := w.waitReopen(run)
 		if !ok {
 			break
 		}
-		if rb == nil {
+		switch {
+		case rebuild:
+			if w.reopenForRebuild(run) {
+				w.openShard(run, gateway.ShardState{})
+			}
+		case rb != nil:
+			if st, ok := w.reopenAfterRollback(run, rb); ok {
+				w.openShard(run, st)
+			}
+		default:
 			w.openShard(run, gateway.ShardState{})
-		} else if st, ok := w.reopenAfterRollback(run, rb); ok {
-			w.openShard(run, st)
 		}
 	}
 	w.stopCommands(context.Background(), run) // ended with the lease: wait for it
@@ -385,20 +411,23 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 }
 
 // waitReopen waits until the shard's lease ends (false) or the shard is to
-// be reopened (true): after a rollback (rb set) or at the budget's reset.
-func (w *Worker) waitReopen(run *shardRun) (rb *eventsink.RollbackError, ok bool) {
+// be reopened (true): after a rollback (rb set), to rebuild its cache
+// (rebuild), or at the budget's reset.
+func (w *Worker) waitReopen(run *shardRun) (rb *eventsink.RollbackError, rebuild, ok bool) {
 	select {
 	case <-run.lease.Done():
-		return nil, false
+		return nil, false, false
 	default:
 	}
 	select {
 	case <-run.lease.Done():
-		return nil, false
+		return nil, false, false
 	case <-run.reopen:
-		return nil, true
+		return nil, false, true
 	case rb := <-run.heal:
-		return rb, true
+		return rb, false, true
+	case <-run.rebuild:
+		return nil, true, true
 	}
 }
 
@@ -534,19 +563,11 @@ func (w *Worker) rejected(run *shardRun, err error) {
 // RESUME from: the rolled-back session at its durable seq, so that Discord
 // replays what Redis lost. false: the shard is being handed off or stopped.
 func (w *Worker) reopenAfterRollback(run *shardRun, rb *eventsink.RollbackError) (gateway.ShardState, bool) {
-	ctx := run.openCtx
-	select {
-	case run.opening <- struct{}{}: // Revoke waits for it: no handoff meanwhile
-	case <-ctx.Done():
+	if !w.takeOpening(run) {
 		return gateway.ShardState{}, false
 	}
 	defer func() { <-run.opening }()
-	w.mu.RLock()
-	stopped := run.fatal != nil || run.revoked
-	w.mu.RUnlock()
-	if stopped || ctx.Err() != nil {
-		return gateway.ShardState{}, false
-	}
+	ctx := run.openCtx
 	w.m.rollbacks.Inc()
 	w.log.Error("Redis lost events it had committed (failover to a lagging replica?): resuming from the durable seq so Discord replays them",
 		"shard_id", run.key.ID, "shard_count", run.key.Count, "durable_seq", rb.Durable, "committed_seq", rb.Expected)
@@ -566,6 +587,58 @@ func (w *Worker) reopenAfterRollback(run *shardRun, rb *eventsink.RollbackError)
 	run.healStart.Store(time.Now().UnixNano())
 	run.healing.Store(true)
 	return st, true
+}
+
+// takeOpening takes run.opening for a reopen (Revoke waits for it: no
+// handoff meanwhile), unless the shard is being handed off or stopped
+// (false: nothing taken).
+func (w *Worker) takeOpening(run *shardRun) bool {
+	ctx := run.openCtx
+	select {
+	case run.opening <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	w.mu.RLock()
+	stopped := run.fatal != nil || run.revoked
+	w.mu.RUnlock()
+	if stopped || ctx.Err() != nil {
+		<-run.opening
+		return false
+	}
+	return true
+}
+
+// reopenForRebuild closes the shard after Redis lost its session record and
+// cache, once its writer committed everything the old session delivered (the
+// writer restarted the record, so it is valid), and swaps in a writer for a
+// new session: the caller opens the shard with no session to resume, and
+// the new session's READY and GUILD_CREATEs rebuild the cache. false: the
+// shard is being handed off or stopped (see Revoke for the first), or a new
+// session began meanwhile (op 9, a failed RESUME): it rebuilds the cache.
+func (w *Worker) reopenForRebuild(run *shardRun) bool {
+	if !w.takeOpening(run) {
+		return false
+	}
+	defer func() { <-run.opening }()
+	if !run.rebuilding.Load() {
+		return false
+	}
+	w.m.cacheRebuilds.Inc()
+	w.log.Info("reopening the shard with a new session to rebuild the cache Redis lost",
+		"shard_id", run.key.ID, "shard_count", run.key.Count)
+	ctx, cancel := context.WithTimeout(run.openCtx, w.cfg.ShutdownTimeout)
+	defer cancel()
+	if _, err := w.mgr.HandoffShard(ctx, run.key.ID); err != nil && !errors.Is(err, sharding.ErrShardNotFound) {
+		// openShard retries until the old gateway is gone.
+		w.log.Warn("close the shard to rebuild its cache", "shard_id", run.key.ID, "err", err)
+	}
+	if err := run.writer.Load().Close(ctx); err != nil && !errors.Is(err, eventsink.ErrClosed) {
+		w.log.Warn("flush the old session's events before the rebuild", "shard_id", run.key.ID, "err", err)
+	}
+	w.openWriter(run, eventsink.SessionRecord{})
+	run.sessionID, run.resumeURL = "", ""
+	return true
 }
 
 // healed reports how a shard reopened after a rollback came back: RESUMED
@@ -616,6 +689,13 @@ func (w *Worker) Revoke(ctx context.Context, l *lease.Lease) (gateway.ShardState
 	// record's seq (the resume point) covers it.
 	if err := run.writer.Load().Close(ctx); err != nil && !errors.Is(err, eventsink.ErrClosed) {
 		w.log.Warn("flush events before handoff", "shard_id", key.ID, "err", err)
+	}
+	if run.rebuilding.Load() {
+		// Its cache awaits a new session: the next owner IDENTIFYs.
+		w.m.handoffs.Inc()
+		w.log.Info("shard handed off without its session, to rebuild its cache", "shard_id", key.ID,
+			"shard_count", key.Count, "took", time.Since(start))
+		return gateway.ShardState{}, nil
 	}
 	rec, err := w.sink.Session(ctx, key)
 	if err != nil {

@@ -19,6 +19,7 @@ type metrics struct {
 	budget                          prometheus.Gauge
 	eventsReceived, eventsDropped   prometheus.Counter
 	rollbacks, rollbackLost         prometheus.Counter
+	cacheRebuilds                   prometheus.Counter
 	frameFaults                     *prometheus.CounterVec // frames.go
 	commands                        *prometheus.CounterVec // commands.go
 	redisErrors                     atomic.Uint64          // status publishing etc.; the sink counts its own
@@ -39,6 +40,7 @@ func newMetrics(w *Worker) *metrics {
 	m.eventsDropped = counter("events_dropped_total", "Dispatches the worker could not hand to a shard's writer (lease not held, writer stopped): left for the next RESUME to replay.")
 	m.rollbacks = counter("redis_rollbacks_total", "Shards whose committed events Redis lost (failover to a lagging replica), reopened to RESUME from the durable seq.")
 	m.rollbackLost = counter("redis_rollback_sessions_lost_total", "Rolled-back shards Discord could not replay to: a new session started, the lost events are gone.")
+	m.cacheRebuilds = counter("cache_rebuilds_total", "Shards whose cache Redis lost with its data (a lost session record), reopened with a new session whose GUILD_CREATEs rebuild it.")
 	m.identifyWait = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shardfleet", Name: "identify_wait_seconds",
 		Help: "Time spent waiting for an identify permit.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)})
 	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
@@ -47,7 +49,7 @@ func newMetrics(w *Worker) *metrics {
 	m.frameFaults = newFrameFaults(m.registry)
 	m.commands = newCommandOutcomes(m.registry)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
-		m.eventsReceived, m.eventsDropped, m.rollbacks, m.rollbackLost, m.identifyWait, m.budget,
+		m.eventsReceived, m.eventsDropped, m.rollbacks, m.rollbackLost, m.cacheRebuilds, m.identifyWait, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&shardCollector{w: w}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
 	return m

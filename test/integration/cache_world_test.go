@@ -68,38 +68,25 @@ func (f *fleet) cacheDiff(kinds cache.Kinds) (int, []string) {
 }
 
 // matchCache polls cacheDiff until the cache equals the fake's truth for
-// kinds, but for the differences tolerate (nil: none) accepts, or timeout
-// passes; it returns the guilds compared, the last differences it does not
-// tolerate (none: equal) and how many it tolerated.
-func (f *fleet) matchCache(kinds cache.Kinds, timeout time.Duration, tolerate func(string) bool) (int, []string, int) {
+// kinds, or timeout passes; it returns the guilds compared and the last
+// differences (none: equal).
+func (f *fleet) matchCache(kinds cache.Kinds, timeout time.Duration) (int, []string) {
 	f.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		n, diffs := f.cacheDiff(kinds)
-		var bad []string
-		for _, d := range diffs {
-			if tolerate == nil || !tolerate(d) {
-				bad = append(bad, d)
-			}
-		}
-		if len(bad) == 0 || time.Now().After(deadline) {
-			return n, bad, len(diffs) - len(bad)
+		if len(diffs) == 0 || time.Now().After(deadline) {
+			return n, diffs
 		}
 		time.Sleep(100 * time.Millisecond) // polling a condition, with a deadline
 	}
-}
-
-// uncached: a difference that is only a guild of the truth the cache does
-// not hold.
-func uncached(diff string) bool {
-	return strings.HasSuffix(diff, ": want present true, got present false")
 }
 
 // waitCacheMatchesFake is matchCache that fails the test naming the
 // differences; it returns the guilds compared.
 func (f *fleet) waitCacheMatchesFake(what string, kinds cache.Kinds) int {
 	f.t.Helper()
-	n, diffs, _ := f.matchCache(kinds, 15*time.Second, nil)
+	n, diffs := f.matchCache(kinds, 15*time.Second)
 	if len(diffs) > 0 {
 		f.t.Fatalf("%s: the cache differs from /_fake/state in %d places after 15s:\n%s", what, len(diffs),
 			strings.Join(diffs[:min(len(diffs), 20)], "\n"))
