@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardfleet/shardfleet/internal/lease"
 	fleetclient "github.com/shardfleet/shardfleet/pkg/fleet"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
@@ -46,7 +48,7 @@ func (c *chaosWorld) queueCommands(round int, phase string, into *chaosCommands)
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	client := fleetclient.NewClient(c.client, prefix)
+	client := fleetclient.NewClient(c.fleetClient(), prefix)
 	for i, k := range c.layoutKeys() {
 		name := fmt.Sprintf("r%d-%s-%d/%d", round, phase, k.ID, k.Count)
 		q, err := client.Send(ctx, fleetclient.ToShard(k.ID, k.Count), chaosPresence(name, time.Time{}))
@@ -99,7 +101,7 @@ func (c *chaosWorld) checkCommands(where string, cmds chaosCommands) cmdFigures 
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := fleetclient.NewClient(c.client, prefix)
+	client := fleetclient.NewClient(c.fleetClient(), prefix)
 	outcomes := map[string]fleetclient.Outcome{}
 	for _, set := range []map[string]string{cmds.ids, cmds.expired} {
 		for name, id := range set {
@@ -146,4 +148,13 @@ func (c *chaosWorld) checkCommands(where string, cmds chaosCommands) cmdFigures 
 		}
 	}
 	return fig
+}
+
+// fleetClient reaches every key of the fleet: its partitions' client, or
+// the one Redis.
+func (c *chaosWorld) fleetClient() redis.UniversalClient {
+	if c.partitions != nil {
+		return c.partitions
+	}
+	return c.client
 }

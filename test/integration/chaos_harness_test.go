@@ -41,6 +41,10 @@ type chaosWorld struct {
 	splitKeys   map[lease.ShardKey]time.Time
 	lastStream  streamReport // the previous round's, for per-round figures
 	mutations   float64      // the fake's world changes per second (cache mutations), paused for each check
+
+	// partitions reads a partitioned fleet's keys (on Redis Cluster: every
+	// master); nil for a fleet of one partition, which client reads.
+	partitions redis.UniversalClient
 }
 
 // Compressed chaos timings (fleet_test.go's, plus the derived ones).
@@ -313,17 +317,25 @@ func (c *chaosWorld) liveSessions(shard int) []string {
 	return ids
 }
 
-// streamSeqs reads the stream: session -> seqs, in stream order, plus the
-// archive of streams lost with Redis' data.
+// streamSeqs reads the stream (every partition's, for a partitioned fleet):
+// session -> seqs, in stream order, plus the archive of streams lost with
+// Redis' data.
 func (c *chaosWorld) streamSeqs() (map[string][]int, int) {
 	c.t.Helper()
-	msgs, err := c.client.XRange(context.Background(), prefix+"events", "-", "+").Result()
-	if err != nil {
-		c.t.Fatalf("read the stream: %v", err)
-	}
 	out := map[string][]int{}
 	for s, seqs := range c.archive {
 		out[s] = append(out[s], seqs...)
+	}
+	if c.partitions != nil {
+		inStreams, n := streamSeqsOf(c.t, c.partitions, storedKeys(c.t, c.partitions, prefix))
+		for s, seqs := range inStreams {
+			out[s] = append(out[s], seqs...)
+		}
+		return out, n
+	}
+	msgs, err := c.client.XRange(context.Background(), prefix+"events", "-", "+").Result()
+	if err != nil {
+		c.t.Fatalf("read the stream: %v", err)
 	}
 	for _, m := range msgs {
 		seq, _ := strconv.Atoi(fmt.Sprint(m.Values["seq"]))
@@ -335,7 +347,9 @@ func (c *chaosWorld) streamSeqs() (map[string][]int, int) {
 
 // waitCommitted pauses the load and waits until every connected session's
 // last dispatch is committed (its session record in Redis says so, or, after
-// a data loss with no dispatch since, the archive does). A session between
+// a data loss with no dispatch since, the archive does; a partitioned
+// fleet's, whose session records live in its partitions, by its last seq in
+// the streams). A session between
 // owners (handed off, not yet RESUMEd) is waited for too, for up to
 // handoffGrace: the fake holds its tail for the RESUME, and a check that
 // skipped it would count that tail, committed a moment later, as lost. A
@@ -346,9 +360,19 @@ func (c *chaosWorld) waitCommitted() {
 	c.setLoad(0)
 	handoffsUntil := time.Now().Add(handoffGrace)
 	poll(c.t, "every connected session's dispatches committed", 20*time.Second, func() bool {
+		var inStream map[string][]int
+		if c.partitions != nil {
+			inStream, _ = c.streamSeqs()
+		}
 		for _, s := range c.fake.sessions(c.t) {
 			if s.Ended || (!s.Connected && time.Now().After(handoffsUntil)) {
 				continue
+			}
+			if c.partitions != nil {
+				if got := inStream[s.ID]; s.Seq == 0 || (len(got) > 0 && got[len(got)-1] == s.Seq) {
+					continue
+				}
+				return false
 			}
 			vals, err := c.client.HMGet(context.Background(), fmt.Sprintf("%ssession:%d:%d", prefix, s.ShardCount, s.ShardID),
 				"session_id", "seq").Result()

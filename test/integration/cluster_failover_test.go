@@ -39,8 +39,8 @@ const (
 
 // clusterWorld is the chaos world on a Redis Cluster of 3 masters with one
 // replica each. Its fleet.redis and fleet.client are the master of the
-// fleet's slot, replaced by the promoted replica after a failover; cc reads
-// the partitions, wherever they are.
+// fleet's slot, replaced by the promoted replica after a failover; cc (the
+// chaos harness's partitions) reads the partitions, wherever they are.
 type clusterWorld struct {
 	*chaosWorld
 	cluster  *redistest.Cluster
@@ -48,12 +48,13 @@ type clusterWorld struct {
 	healWait time.Duration // how long failover waits for every shard READY
 }
 
-func newClusterWorld(t *testing.T) *clusterWorld {
+// newClusterWorld starts the world; extra are more fakediscord flags.
+func newClusterWorld(t *testing.T, extra ...string) *clusterWorld {
 	t.Helper()
 	needBinaries(t)
 	cl := redistest.StartClusterWithReplicas(t, 3, 1)
 	fk := startFake(t, clusterShards, clusterLoad,
-		"-resume-timeout", chaosResumeTimeout.String())
+		append([]string{"-resume-timeout", chaosResumeTimeout.String()}, extra...)...)
 	c := &clusterWorld{cluster: cl, cc: cl.Client(t), healWait: chaosHealBound, chaosWorld: &chaosWorld{
 		fleet:    &fleet{t: t, fake: fk, shards: clusterShards, token: "itest-token", workers: map[string]*proc{}},
 		redisURL: "redis+cluster://" + strings.Join(cl.Addrs(), ","), load: clusterLoad, archive: map[string][]int{},
@@ -61,6 +62,7 @@ func newClusterWorld(t *testing.T) *clusterWorld {
 	}}
 	c.redis = c.master()
 	c.client = c.redis.Client(t)
+	c.partitions = c.cc
 	return c
 }
 
@@ -96,6 +98,7 @@ func (c *clusterWorld) failover(what string, fault func(master, replica *rediste
 	promotion = time.Since(start)
 	c.redis, c.client = replica, replica.Client(c.t) // read the fleet from the new master
 	c.cc = c.cluster.Client(c.t)                     // the old one may still map slots to a killed master
+	c.partitions = c.cc
 	poll(c.t, what+": every shard READY", c.healWait, func() bool { ok, _ := c.allReady(); return ok })
 	waited := time.Since(start)
 	return waited + c.waitHealed(what), promotion
@@ -105,12 +108,7 @@ func (c *clusterWorld) failover(what string, fault func(master, replica *rediste
 // invariants, each dispatch in the stream exactly once.
 func (c *clusterWorld) checkFailover(what string, heal, promotion time.Duration) {
 	c.t.Helper()
-	bound := promotion + leaseTTL + clusterHealSlack
-	c.t.Logf("%s: promoted in %v, every shard READY again %v after the fault (bound: promotion + lease TTL %v + slack %v = %v)",
-		what, promotion.Round(time.Millisecond), heal.Round(time.Millisecond), leaseTTL, clusterHealSlack, bound.Round(time.Millisecond))
-	if heal > bound {
-		c.t.Errorf("%s: every shard READY %v after the fault, want within %v", what, heal.Round(time.Millisecond), bound.Round(time.Millisecond))
-	}
+	c.checkHealBound(what, heal, promotion)
 	c.noteFailedResumes()
 	c.noteHeartbeatTimeouts()
 	c.waitCommitted()
@@ -125,6 +123,18 @@ func (c *clusterWorld) checkFailover(what string, heal, promotion time.Duration)
 	c.t.Logf("%s: %d events checked over %d sessions, each once; unreachable tails of invalidated sessions: %d",
 		what, rep.checked, rep.sessions, rep.lostTail)
 	c.checkNoSecret()
+}
+
+// checkHealBound checks a failover's heal time against the bound:
+// promotion + lease TTL + clusterHealSlack.
+func (c *clusterWorld) checkHealBound(what string, heal, promotion time.Duration) {
+	c.t.Helper()
+	bound := promotion + leaseTTL + clusterHealSlack
+	c.t.Logf("%s: promoted in %v, every shard READY again %v after the fault (bound: promotion + lease TTL %v + slack %v = %v)",
+		what, promotion.Round(time.Millisecond), heal.Round(time.Millisecond), leaseTTL, clusterHealSlack, bound.Round(time.Millisecond))
+	if heal > bound {
+		c.t.Errorf("%s: every shard READY %v after the fault, want within %v", what, heal.Round(time.Millisecond), bound.Round(time.Millisecond))
+	}
 }
 
 // noteHeartbeatTimeouts marks the ended sessions of shards the fake closed
@@ -161,41 +171,6 @@ func (c *clusterWorld) startFleet() {
 	if n := storedKeys(c.t, c.cc, prefix).Partitions(); n != keyspace.ClusterPartitions {
 		c.t.Fatalf("the fleet on Cluster stored %d partitions, want the default %d", n, keyspace.ClusterPartitions)
 	}
-}
-
-// The chaos harness reads one stream and the session records under the
-// fleet's prefix on c.client, a fleet of one partition. These two read every
-// partition through cc instead; checkFailover calls them.
-
-// waitCommitted pauses the load and waits until every connected session's
-// last dispatch is in its partition's stream (a session between owners too,
-// for up to handoffGrace, as chaosWorld.waitCommitted).
-func (c *clusterWorld) waitCommitted() {
-	c.t.Helper()
-	c.setLoad(0)
-	keys := storedKeys(c.t, c.cc, prefix)
-	handoffsUntil := time.Now().Add(handoffGrace)
-	poll(c.t, "every connected session's dispatches committed", 20*time.Second, func() bool {
-		inStream, _ := streamSeqsOf(c.t, c.cc, keys)
-		for _, s := range c.fake.sessions(c.t) {
-			if s.Ended || (!s.Connected && time.Now().After(handoffsUntil)) {
-				continue
-			}
-			if got := inStream[s.ID]; s.Seq > 0 && (len(got) == 0 || got[len(got)-1] != s.Seq) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// checkStream is chaosWorld.checkStream (invariant 3) over every partition's
-// stream: they go in as the archive, which chaosWorld.streamSeqs adds to the
-// fleet-prefix stream a partitioned fleet leaves empty.
-func (c *clusterWorld) checkStream() streamReport {
-	c.t.Helper()
-	c.archive, _ = streamSeqsOf(c.t, c.cc, storedKeys(c.t, c.cc, prefix))
-	return c.chaosWorld.checkStream()
 }
 
 // TestClusterManualFailover: CLUSTER FAILOVER on the replica of the fleet's
