@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/cache"
 
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/redis/go-redis/v9"
@@ -26,19 +27,6 @@ var (
 	// ErrKindNotCached: the fleet does not cache this kind of object; the
 	// error names the workers' CACHE setting to change.
 	ErrKindNotCached = errors.New("fleet: the fleet does not cache this kind")
-)
-
-// The kinds of the cache, as the workers' CACHE setting names them (and as
-// the fleet lists them in keyspace.Keys.CacheKinds).
-const (
-	kindGuilds    = "guilds"
-	kindChannels  = "channels"
-	kindRoles     = "roles"
-	kindEmojis    = "emojis" // emojis and stickers
-	kindMembers   = "members"
-	kindVoice     = "voice_states"
-	kindPresences = "presences"
-	kindMessages  = "messages"
 )
 
 // settingCache names the workers' setting of the cached kinds in errors.
@@ -62,7 +50,7 @@ func (r cacheRef) key(suffix string) string { return r.keys.CacheGuild(r.shard, 
 // is redis.Nil. A pipeline, not MULTI: the kinds are under the fleet's tag and
 // a guild's keys under its shard's, which need not share a Cluster slot, so
 // two objects read together may be from two consecutive commits.
-func (c *Client) cacheRead(ctx context.Context, guild snowflake.ID, need []string, queue func(redis.Pipeliner, cacheRef)) error {
+func (c *Client) cacheRead(ctx context.Context, guild snowflake.ID, need cache.Kinds, queue func(redis.Pipeliner, cacheRef)) error {
 	layout, err := lease.LoadLayout(ctx, c.redis, c.keys)
 	if errors.Is(err, lease.ErrNoLayout) {
 		return fmt.Errorf("%w: the fleet has no layout yet, so no shard serves guild %d", ErrNotCached, guild)
@@ -81,8 +69,9 @@ func (c *Client) cacheRead(ctx context.Context, guild snowflake.ID, need []strin
 }
 
 // checkKinds fails with ErrKindNotCached unless the fleet's list of cached
-// kinds holds every kind of need.
-func checkKinds(kinds *redis.StringCmd, need []string) error {
+// kinds (internal/cache's names, as the workers' CACHE setting spells them)
+// holds every kind of need.
+func checkKinds(kinds *redis.StringCmd, need cache.Kinds) error {
 	list, err := kinds.Result()
 	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("%w: no worker has recorded the kinds it caches: start the workers with %s set (e.g. guilds,channels,roles,members)",
@@ -91,14 +80,12 @@ func checkKinds(kinds *redis.StringCmd, need []string) error {
 	if err != nil {
 		return fmt.Errorf("fleet: read the cached kinds: %w", err)
 	}
-	have := strings.Split(list, ",")
-	for i := range have {
-		have[i] = strings.TrimSpace(have[i])
+	have, err := cache.ParseKinds(list)
+	if err != nil {
+		return fmt.Errorf("fleet: the cached kinds %q: %w: %v", list, keyspace.ErrCorrupt, err)
 	}
-	for _, k := range need {
-		if !slices.Contains(have, k) {
-			return fmt.Errorf("%w: %s: the workers' %s is %q; add %s to it", ErrKindNotCached, k, settingCache, list, k)
-		}
+	if missing := need &^ have; missing != 0 {
+		return fmt.Errorf("%w: %s: the workers' %s is %q; add %s to it", ErrKindNotCached, missing, settingCache, list, missing)
 	}
 	return nil
 }
@@ -159,9 +146,9 @@ func decodeHash[T any, P cachedObject[T]](m map[string]string, what string) ([]T
 
 // readObject reads one object of a hash kind: field id of the guild's key
 // with suffix.
-func readObject[T any, P cachedObject[T]](ctx context.Context, c *Client, guild snowflake.ID, kind, suffix string, id snowflake.ID, what string) (T, error) {
+func readObject[T any, P cachedObject[T]](ctx context.Context, c *Client, guild snowflake.ID, kind cache.Kinds, suffix string, id snowflake.ID, what string) (T, error) {
 	var cmd *redis.StringCmd
-	err := c.cacheRead(ctx, guild, []string{kind}, func(p redis.Pipeliner, r cacheRef) {
+	err := c.cacheRead(ctx, guild, kind, func(p redis.Pipeliner, r cacheRef) {
 		cmd = p.HGet(ctx, r.key(suffix), id.String())
 	})
 	if err != nil {
@@ -174,10 +161,10 @@ func readObject[T any, P cachedObject[T]](ctx context.Context, c *Client, guild 
 // readAll reads every object of a hash kind of the guild, sorted by ID. An
 // empty list is ErrNotCached when the guild is not cached at all (not in its
 // shard's set of cached guilds).
-func readAll[T any, P cachedObject[T]](ctx context.Context, c *Client, guild snowflake.ID, kind, suffix, what string) ([]T, error) {
+func readAll[T any, P cachedObject[T]](ctx context.Context, c *Client, guild snowflake.ID, kind cache.Kinds, suffix, what string) ([]T, error) {
 	var all *redis.MapStringStringCmd
 	var known *redis.BoolCmd
-	err := c.cacheRead(ctx, guild, []string{kind}, func(p redis.Pipeliner, r cacheRef) {
+	err := c.cacheRead(ctx, guild, kind, func(p redis.Pipeliner, r cacheRef) {
 		all = p.HGetAll(ctx, r.key(suffix))
 		known = p.SIsMember(ctx, r.keys.CacheShardGuilds(r.shard), r.guild)
 	})
@@ -211,7 +198,7 @@ func guildKnown(known *redis.BoolCmd, what string) error {
 // Guild reads a guild's top-level fields and whether it is unavailable.
 func (c *Client) Guild(ctx context.Context, guildID snowflake.ID) (Guild, error) {
 	var guild, unavailable *redis.StringCmd
-	err := c.cacheRead(ctx, guildID, []string{kindGuilds}, func(p redis.Pipeliner, r cacheRef) {
+	err := c.cacheRead(ctx, guildID, cache.Guilds, func(p redis.Pipeliner, r cacheRef) {
 		key := r.key(keyspace.CacheSuffixGuild)
 		guild = p.HGet(ctx, key, "guild")
 		unavailable = p.HGet(ctx, key, "unavailable")
@@ -229,48 +216,48 @@ func (c *Client) Guild(ctx context.Context, guildID snowflake.ID) (Guild, error)
 
 // Channel reads one of a guild's channels or threads.
 func (c *Client) Channel(ctx context.Context, guildID, channelID snowflake.ID) (Channel, error) {
-	return readObject[Channel](ctx, c, guildID, kindChannels, keyspace.CacheSuffixChannels, channelID, "channel")
+	return readObject[Channel](ctx, c, guildID, cache.Channels, keyspace.CacheSuffixChannels, channelID, "channel")
 }
 
 // GuildChannels reads a guild's channels and threads, sorted by ID.
 func (c *Client) GuildChannels(ctx context.Context, guildID snowflake.ID) ([]Channel, error) {
-	return readAll[Channel](ctx, c, guildID, kindChannels, keyspace.CacheSuffixChannels, "channels")
+	return readAll[Channel](ctx, c, guildID, cache.Channels, keyspace.CacheSuffixChannels, "channels")
 }
 
 // Roles reads a guild's roles (@everyone's ID is the guild's), sorted by ID.
 func (c *Client) Roles(ctx context.Context, guildID snowflake.ID) ([]Role, error) {
-	return readAll[Role](ctx, c, guildID, kindRoles, keyspace.CacheSuffixRoles, "roles")
+	return readAll[Role](ctx, c, guildID, cache.Roles, keyspace.CacheSuffixRoles, "roles")
 }
 
 // Role reads one of a guild's roles.
 func (c *Client) Role(ctx context.Context, guildID, roleID snowflake.ID) (Role, error) {
-	return readObject[Role](ctx, c, guildID, kindRoles, keyspace.CacheSuffixRoles, roleID, "role")
+	return readObject[Role](ctx, c, guildID, cache.Roles, keyspace.CacheSuffixRoles, roleID, "role")
 }
 
 // Member reads a member of a guild.
 func (c *Client) Member(ctx context.Context, guildID, userID snowflake.ID) (GuildMember, error) {
-	return readObject[GuildMember](ctx, c, guildID, kindMembers, keyspace.CacheSuffixMembers, userID, "member")
+	return readObject[GuildMember](ctx, c, guildID, cache.Members, keyspace.CacheSuffixMembers, userID, "member")
 }
 
 // VoiceState reads a member's voice state: ErrNotCached when the member is
 // in no voice channel of the guild.
 func (c *Client) VoiceState(ctx context.Context, guildID, userID snowflake.ID) (VoiceState, error) {
-	return readObject[VoiceState](ctx, c, guildID, kindVoice, keyspace.CacheSuffixVoice, userID, "voice state of user")
+	return readObject[VoiceState](ctx, c, guildID, cache.VoiceStates, keyspace.CacheSuffixVoice, userID, "voice state of user")
 }
 
 // Presence reads a member's presence.
 func (c *Client) Presence(ctx context.Context, guildID, userID snowflake.ID) (Presence, error) {
-	return readObject[Presence](ctx, c, guildID, kindPresences, keyspace.CacheSuffixPresences, userID, "presence of user")
+	return readObject[Presence](ctx, c, guildID, cache.Presences, keyspace.CacheSuffixPresences, userID, "presence of user")
 }
 
 // Emojis reads a guild's custom emojis, sorted by ID.
 func (c *Client) Emojis(ctx context.Context, guildID snowflake.ID) ([]Emoji, error) {
-	return readAll[Emoji](ctx, c, guildID, kindEmojis, keyspace.CacheSuffixEmojis, "emojis")
+	return readAll[Emoji](ctx, c, guildID, cache.Emojis, keyspace.CacheSuffixEmojis, "emojis")
 }
 
 // Stickers reads a guild's stickers (cached with the emojis), sorted by ID.
 func (c *Client) Stickers(ctx context.Context, guildID snowflake.ID) ([]Sticker, error) {
-	return readAll[Sticker](ctx, c, guildID, kindEmojis, keyspace.CacheSuffixStickers, "stickers")
+	return readAll[Sticker](ctx, c, guildID, cache.Emojis, keyspace.CacheSuffixStickers, "stickers")
 }
 
 // Messages reads the last messages of a channel or thread, oldest first (as
@@ -278,7 +265,7 @@ func (c *Client) Stickers(ctx context.Context, guildID snowflake.ID) ([]Sticker,
 func (c *Client) Messages(ctx context.Context, guildID, channelID snowflake.ID) ([]Message, error) {
 	var list *redis.StringSliceCmd
 	var known *redis.BoolCmd
-	err := c.cacheRead(ctx, guildID, []string{kindMessages}, func(p redis.Pipeliner, r cacheRef) {
+	err := c.cacheRead(ctx, guildID, cache.Messages, func(p redis.Pipeliner, r cacheRef) {
 		list = p.LRange(ctx, r.key(keyspace.CacheSuffixMessages+channelID.String()), 0, -1)
 		known = p.SIsMember(ctx, r.keys.CacheShardGuilds(r.shard), r.guild)
 	})
@@ -303,9 +290,9 @@ func (c *Client) Messages(ctx context.Context, guildID, channelID snowflake.ID) 
 // timeouts are judged by this machine's clock. It needs the guilds, roles,
 // members and channels kinds.
 func (c *Client) Permissions(ctx context.Context, guildID, channelID, userID snowflake.ID) (Permissions, error) {
-	need := []string{kindGuilds, kindRoles, kindMembers}
+	need := cache.Guilds | cache.Roles | cache.Members
 	if channelID != 0 {
-		need = append(need, kindChannels)
+		need |= cache.Channels
 	}
 	var guild, member, channel *redis.StringCmd
 	var roles *redis.MapStringStringCmd
