@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,11 +36,8 @@ func runCache(args []string, env func(string) (string, bool), stdout, stderr io.
 			"stats prints the objects and Redis memory (MEMORY USAGE, sampled) of each kind.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
+	if code, ok := parseSubcommand(fs, args[1:]); !ok {
+		return code
 	}
 	target, client, norm, err := rf.client()
 	if err != nil {

@@ -29,11 +29,8 @@ func runHealth(args []string, env func(string) (string, bool), stdout, stderr io
 		fmt.Fprintln(stderr, "Usage: worker health [flags]\n\nExits 0 when the worker's /healthz (or /readyz with -ready) answers 2xx, else 1.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitBadArgs
+	if code, ok := parseSubcommand(fs, args); !ok {
+		return code
 	}
 	target := *url
 	if target == "" {

@@ -31,11 +31,8 @@ func runSend(args []string, env func(string) (string, bool), stdout, stderr io.W
 		fmt.Fprintln(stderr, "Usage: worker send [-guild G | -shard N -count C | -all] -op OP -d JSON [-deadline 30s]\n\nQueues a gateway command for the shard's owner and prints its outcome: sent (session, time), expired or rejected (why).\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitBadArgs
+	if code, ok := parseSubcommand(fs, args); !ok {
+		return code
 	}
 	to, err := sendTarget(*guild, *shard, *count, *all)
 	if err == nil && (*deadline < 0 || *wait <= 0) {

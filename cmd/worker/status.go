@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,11 +25,8 @@ func runStatus(args []string, env func(string) (string, bool), stdout, stderr io
 		fmt.Fprintln(stderr, "Usage: worker status [flags]\n\nPrints every worker of the fleet, its shards, their status and latency, and when its leases expire.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitBadArgs
+	if code, ok := parseSubcommand(fs, args); !ok {
+		return code
 	}
 	target, client, norm, err := rf.client()
 	if err != nil {
@@ -109,5 +107,20 @@ func printFleet(out io.Writer, fleet []worker.Status, now time.Time) {
 			}
 			fmt.Fprintln(out, line)
 		}
+	}
+}
+
+// parseSubcommand parses a subcommand's flags; when it fails, code is the
+// exit code: exitOK after -h (the usage is printed), exitBadArgs otherwise
+// (the flag package printed why).
+func parseSubcommand(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, false
+	default:
+		return exitBadArgs, false
 	}
 }
