@@ -142,11 +142,11 @@ func (r *reconciler) tick(ctx context.Context) {
 		switch {
 		case !inLayout:
 			r.logRevoke(l, "not in layout", "")
-			_ = r.revoke(ctx, l, false) // errors are logged; retried next tick
+			r.revokeInTick(ctx, l, false)
 		case owner != me && moves < r.s.cfg.MovesPerTick:
 			moves++
 			r.logRevoke(l, "assigned elsewhere", owner)
-			_ = r.revoke(ctx, l, true)
+			r.revokeInTick(ctx, l, true)
 		}
 	}
 	var want []ShardKey
@@ -327,15 +327,15 @@ func (r *reconciler) waitGrace(ge *GraceError) {
 // revoke hands one lease back: the handler stops the shard, its state is
 // saved under the lease's token for the next owner (or cleared, when there is
 // none or the shard left the layout: nobody will resume it), and the lease is
-// released.
+// released. A failed save is logged and the release goes ahead (the next owner
+// then IDENTIFYs); a failed revoke or release is returned, for the caller to
+// report once.
 func (r *reconciler) revoke(ctx context.Context, l *Lease, handOver bool) error {
 	rctx, cancel := context.WithTimeout(ctx, r.s.cfg.RevokeTimeout)
 	defer cancel()
 	st, err := r.h.Revoke(rctx, l)
 	if err != nil {
-		r.s.log.Warn("lease: revoke; keeping the lease", slog.Int("shard_id", l.key.ID),
-			slog.Int("shard_count", l.key.Count), slog.Any("error", err))
-		return fmt.Errorf("revoke %v: %w", l.key, err)
+		return fmt.Errorf("revoke %v, keeping the lease: %w", l.key, err)
 	}
 	var saveErr error
 	if handOver && st.Resumable() {
@@ -347,10 +347,17 @@ func (r *reconciler) revoke(ctx context.Context, l *Lease, handOver bool) error 
 		r.s.log.Warn("lease: hand over session", slog.Int("shard_id", l.key.ID), slog.Any("error", saveErr))
 	}
 	if err := l.Release(ctx); err != nil {
-		r.s.log.Warn("lease: release", slog.Int("shard_id", l.key.ID), slog.Any("error", err))
-		return err
+		return fmt.Errorf("release %v: %w", l.key, err)
 	}
 	return nil
+}
+
+// revokeInTick revokes l for tick, which has no caller to return an error
+// to: the error is logged here, and the revoke is retried next tick.
+func (r *reconciler) revokeInTick(ctx context.Context, l *Lease, handOver bool) {
+	if err := r.revoke(ctx, l, handOver); err != nil {
+		r.s.log.Warn("lease: revoke", slog.Any("error", err))
+	}
 }
 
 func (r *reconciler) logRevoke(l *Lease, why, to string) {
