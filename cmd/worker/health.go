@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
 // runHealth is `worker health`: a container healthcheck for images without a
@@ -40,13 +42,13 @@ func runHealth(args []string, env func(string) (string, bool), stdout, stderr io
 		}
 		base, err := localURL(*httpAddr)
 		if err != nil {
-			fmt.Fprintln(stderr, "worker health: config: HTTP_ADDR (-http-addr):", err)
+			fmt.Fprintln(stderr, "worker health:", err)
 			return exitBadArgs
 		}
 		target = base + path
 	}
 	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "worker health: config: -timeout: %v: want a positive duration such as 2s\n", *timeout)
+		fmt.Fprintln(stderr, "worker health:", gateway.NewSettingError("-timeout", timeout.String(), "want a positive duration such as 2s"))
 		return exitBadArgs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -64,11 +66,11 @@ func runHealth(args []string, env func(string) (string, bool), stdout, stderr io
 // the same host: an empty or wildcard host becomes the loopback address.
 func localURL(addr string) (string, error) {
 	if addr == "" {
-		return "", fmt.Errorf("empty: the HTTP server is off, so there is nothing to check; want host:port or :port")
+		return "", gateway.NewSettingError("HTTP_ADDR (-http-addr)", "", "empty: the HTTP server is off, so there is nothing to check; want host:port or :port")
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("%q: want host:port or :port", addr)
+		return "", gateway.NewSettingError("HTTP_ADDR (-http-addr)", addr, "want host:port or :port")
 	}
 	switch host {
 	case "", "0.0.0.0":

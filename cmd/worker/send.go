@@ -35,11 +35,15 @@ func runSend(args []string, env func(string) (string, bool), stdout, stderr io.W
 		return code
 	}
 	to, err := sendTarget(*guild, *shard, *count, *all)
-	if err == nil && (*deadline < 0 || *wait <= 0) {
-		err = errors.New("-deadline must not be negative and -wait must be positive (e.g. 30s)")
+	switch {
+	case err != nil:
+	case *deadline < 0:
+		err = gateway.NewSettingError("-deadline", deadline.String(), "must not be negative; 0: no deadline")
+	case *wait <= 0:
+		err = gateway.NewSettingError("-wait", wait.String(), "must be positive, e.g. 30s")
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "worker send: config:", err)
+		fmt.Fprintln(stderr, "worker send:", err)
 		return exitBadArgs
 	}
 	_, client, norm, err := rf.client()
@@ -68,7 +72,7 @@ func sendTarget(guild uint64, shard, count int, all bool) (fleet.Target, error) 
 	}
 	switch {
 	case given > 1:
-		return fleet.Target{}, errors.New("give one of -guild, -shard with -count, or -all")
+		return fleet.Target{}, gateway.NewSettingError("-guild, -shard/-count, -all", "", "give only one of them")
 	case all:
 		return fleet.ToAll(), nil
 	case guild != 0:
@@ -76,7 +80,7 @@ func sendTarget(guild uint64, shard, count int, all bool) (fleet.Target, error) 
 	case shard >= 0 || count != 0:
 		key := fleet.ShardKey{ID: shard, Count: count}
 		if err := key.Validate(); err != nil {
-			return fleet.Target{}, fmt.Errorf("-shard %d -count %d: want 0 <= shard < count", shard, count)
+			return fleet.Target{}, gateway.NewSettingError("-shard/-count", fmt.Sprintf("%d/%d", shard, count), "want 0 <= shard < count")
 		}
 		return fleet.ToShard(shard, count), nil
 	}

@@ -15,9 +15,10 @@ func TestSendBadArgs(t *testing.T) {
 		want string
 	}{
 		{[]string{"-op", "3", "-d", "{}"}, nil, "REDIS_URL (-redis-url): required"},
-		{[]string{"-all", "-guild", "1", "-op", "3"}, []string{"REDIS_URL", "redis://x:1"}, "give one of -guild, -shard with -count, or -all"},
-		{[]string{"-shard", "4", "-count", "4", "-op", "3"}, []string{"REDIS_URL", "redis://x:1"}, "-shard 4 -count 4: want 0 <= shard < count"},
-		{[]string{"-all", "-op", "3", "-deadline", "-1s"}, []string{"REDIS_URL", "redis://x:1"}, "-deadline must not be negative"},
+		{[]string{"-all", "-guild", "1", "-op", "3"}, []string{"REDIS_URL", "redis://x:1"}, "config: -guild, -shard/-count, -all: give only one of them"},
+		{[]string{"-shard", "4", "-count", "4", "-op", "3"}, []string{"REDIS_URL", "redis://x:1"}, `config: -shard/-count="4/4": want 0 <= shard < count`},
+		{[]string{"-all", "-op", "3", "-deadline", "-1s"}, []string{"REDIS_URL", "redis://x:1"}, `config: -deadline="-1s": must not be negative`},
+		{[]string{"-all", "-op", "3", "-wait", "0s"}, []string{"REDIS_URL", "redis://x:1"}, `config: -wait="0s": must be positive`},
 		{[]string{"-all", "-op", "3"}, []string{"REDIS_URL", "redis://x:1", "KEY_PREFIX", "{a}{b}"}, "KEY_PREFIX (-key-prefix)"},
 	} {
 		var out, errOut bytes.Buffer
