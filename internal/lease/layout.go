@@ -32,15 +32,8 @@ type Split struct {
 	Factor int      `json:"factor"`
 }
 
-// Children are the shards a split produces (sharding.ShardKey.Split's rule).
-func (s Split) Children() []ShardKey {
-	kids := sharding.ShardKey{ID: s.Key.ID, Count: s.Key.Count}.Split(s.Factor)
-	out := make([]ShardKey, len(kids))
-	for j, c := range kids {
-		out[j] = ShardKey{ID: c.ID, Count: c.Count}
-	}
-	return out
-}
+// Children are the shards a split produces (ShardKey.Split's rule).
+func (s Split) Children() []ShardKey { return s.Key.Split(s.Factor) }
 
 // Shards lists the layout's current shards (split shards replaced by their
 // children), sorted by count then ID.
