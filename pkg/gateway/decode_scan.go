@@ -1,0 +1,306 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// maxDepth bounds nesting so a hostile message cannot exhaust the stack.
+const maxDepth = 512
+
+// parser is a strict JSON scanner over one message. It accepts what
+// encoding/json's Valid accepts. Its methods are for the few top-level steps;
+// the scan functions under them take the buffer and an offset and return the
+// new offset, so that the hot loops keep the offset in a register instead of
+// storing p.pos at every byte.
+type parser struct {
+	buf []byte
+	pos int
+}
+
+func (p *parser) errorf(reason string) error {
+	return &DecodeError{Offset: p.pos, Reason: reason}
+}
+
+func (p *parser) consume(c byte) bool {
+	if p.pos < len(p.buf) && p.buf[p.pos] == c {
+		p.pos++
+		return true
+	}
+	return false
+}
+
+func (p *parser) skipSpace() {
+	p.pos = skipSpace(p.buf, p.pos)
+}
+
+// skipString skips the string at p.pos.
+func (p *parser) skipString() error {
+	if !p.consume('"') {
+		return p.errorf("expected string")
+	}
+	return p.scanned(scanString(p.buf, p.pos))
+}
+
+// skipValue skips one JSON value.
+func (p *parser) skipValue() error {
+	return p.scanned(scanValue(p.buf, p.pos))
+}
+
+// scanned moves p to where a scan function stopped and turns its reason, if
+// any, into an error at that offset.
+func (p *parser) scanned(end int, reason string) error {
+	p.pos = end
+	if reason != "" {
+		return p.errorf(reason)
+	}
+	return nil
+}
+
+// skipSpace returns the offset of the first byte at or after i that is not
+// JSON whitespace. Callers test buf[i] <= ' ' first: the gateway sends no
+// whitespace, so the call is rarely made.
+func skipSpace(buf []byte, i int) int {
+	for i < len(buf) {
+		switch buf[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanValue scans the JSON value at buf[i:] (whitespace first is allowed)
+// and returns the offset after it, or where and why it is invalid. It is one
+// loop over the whole value, iterative with the open containers in a bit set,
+// so decoding a deeply nested dispatch never grows the read loop's goroutine
+// stack (which then stays small for the connection's life). Keys, values and
+// what follows a value are read in line: a dispatch is about a hundred short
+// tokens, and a call per token costs as much as reading it.
+func scanValue(buf []byte, i int) (end int, reason string) {
+	var objects [maxDepth / 64]uint64 // bit d set: the container at depth d+1 is an object
+	depth := 0
+	closer := byte(0) // '}' or ']': what closes the innermost open container
+	for {
+		if closer == '}' { // an object's key comes first
+			if i < len(buf) && buf[i] <= ' ' {
+				i = skipSpace(buf, i)
+			}
+			if i >= len(buf) || buf[i] != '"' {
+				return i, "expected string"
+			}
+			if i, reason = scanString(buf, i+1); reason != "" {
+				return i, reason
+			}
+			if i < len(buf) && buf[i] <= ' ' {
+				i = skipSpace(buf, i)
+			}
+			if i >= len(buf) || buf[i] != ':' {
+				return i, "expected ':' after key"
+			}
+			i++
+		}
+		// A value starts at i.
+		if i < len(buf) && buf[i] <= ' ' {
+			i = skipSpace(buf, i)
+		}
+		if i >= len(buf) {
+			return i, "unexpected end of message"
+		}
+		switch c := buf[i]; c {
+		case '"':
+			if i, reason = scanString(buf, i+1); reason != "" {
+				return i, reason
+			}
+		case '{', '[':
+			if i++; i < len(buf) && buf[i] <= ' ' {
+				i = skipSpace(buf, i)
+			}
+			if i < len(buf) && buf[i] == c+2 { // '}' or ']'
+				i++
+				break // an empty container is a value like a scalar
+			}
+			if depth == maxDepth {
+				return i, "nesting too deep"
+			}
+			closer = c + 2
+			if c == '{' {
+				objects[depth/64] |= 1 << (depth % 64)
+			} else {
+				objects[depth/64] &^= 1 << (depth % 64)
+			}
+			depth++
+			continue // the container's first member
+		case 't':
+			if i+4 > len(buf) || string(buf[i:i+4]) != "true" {
+				return i, "invalid literal"
+			}
+			i += 4
+		case 'f':
+			if i+5 > len(buf) || string(buf[i:i+5]) != "false" {
+				return i, "invalid literal"
+			}
+			i += 5
+		case 'n':
+			if i+4 > len(buf) || string(buf[i:i+4]) != "null" {
+				return i, "invalid literal"
+			}
+			i += 4
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			if i, reason = scanNumber(buf, i); reason != "" {
+				return i, reason
+			}
+		default:
+			return i, "invalid character at the start of a value"
+		}
+		// A value ended at i: close containers until a comma leads to the
+		// next member, or the outermost container is closed.
+		for {
+			if depth == 0 {
+				return i, ""
+			}
+			if i < len(buf) && buf[i] <= ' ' {
+				i = skipSpace(buf, i)
+			}
+			if i < len(buf) && buf[i] == ',' {
+				i++
+				break
+			}
+			if i >= len(buf) || buf[i] != closer {
+				if closer == '}' {
+					return i, "expected ',' or '}' in object"
+				}
+				return i, "expected ',' or ']' in array"
+			}
+			i++
+			depth--
+			closer = ']'
+			if depth > 0 && objects[(depth-1)/64]&(1<<((depth-1)%64)) != 0 {
+				closer = '}'
+			}
+		}
+	}
+}
+
+// scanString scans the rest of a string whose opening quote is before i,
+// checking escapes and control characters. It looks for the first quote,
+// backslash or control byte eight bytes at a time (SWAR), one pass for all
+// three; nearly always that byte is the closing quote.
+func scanString(buf []byte, i int) (int, string) {
+	for {
+		for ; i+8 <= len(buf); i += 8 {
+			if m := stringStops(binary.LittleEndian.Uint64(buf[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+		}
+		for ; i < len(buf) && !stringStop[buf[i]]; i++ { // the last bytes of the message
+		}
+		if i >= len(buf) {
+			return i, "unterminated string"
+		}
+		switch buf[i] {
+		case '"':
+			return i + 1, ""
+		case '\\':
+			n := escapeLen(buf[i:])
+			if n == 0 {
+				return i, "invalid escape in string"
+			}
+			i += n
+		default:
+			return i, "control character in string"
+		}
+	}
+}
+
+// stringStop marks the bytes that end a string's unescaped run: the quote,
+// the backslash and the control characters.
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// stringStops sets the high bit of the bytes of x (little endian) that are a
+// quote, a backslash or below 0x20, and maybe of bytes after the first such
+// byte: (y - 0x01…) &^ y has the high bit of each zero byte of y set, and a
+// borrow from a zero byte can only set bits above it. So the lowest set bit
+// is exact, which is all scanString reads.
+func stringStops(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quotes := x ^ ('"' * ones)
+	backslashes := x ^ ('\\' * ones)
+	// A byte below 0x20 (never one of 0x80 or above) borrows when 0x20 is
+	// subtracted from it.
+	return ((quotes-ones)&^quotes | (backslashes-ones)&^backslashes | (x-0x20*ones)&^x) & highs
+}
+
+// escapeLen returns the length of the escape sequence at the start of b, or
+// 0 if it is not a valid one.
+func escapeLen(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	switch b[1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2
+	case 'u':
+		if len(b) < 6 || !isHex(b[2]) || !isHex(b[3]) || !isHex(b[4]) || !isHex(b[5]) {
+			return 0
+		}
+		return 6
+	}
+	return 0
+}
+
+func isHex(c byte) bool {
+	return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f')
+}
+
+func isDigit(c byte) bool { return c-'0' < 10 }
+
+// scanNumber scans a number with JSON's grammar,
+// -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?, and returns the offset after it.
+func scanNumber(buf []byte, i int) (int, string) {
+	if buf[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(buf) && buf[i] == '0':
+		i++
+	case i < len(buf) && buf[i]-'1' < 9:
+		i = skipDigits(buf, i+1)
+	default:
+		return i, "invalid number"
+	}
+	if i < len(buf) && buf[i] == '.' {
+		start := i + 1
+		if i = skipDigits(buf, start); i == start {
+			return i, "invalid number fraction"
+		}
+	}
+	if i < len(buf) && buf[i]|0x20 == 'e' { // 'e' or 'E'
+		if i++; i < len(buf) && (buf[i] == '+' || buf[i] == '-') {
+			i++
+		}
+		start := i
+		if i = skipDigits(buf, start); i == start {
+			return i, "invalid number exponent"
+		}
+	}
+	return i, ""
+}
+
+// skipDigits returns the offset of the first byte at or after i that is not
+// a decimal digit.
+func skipDigits(buf []byte, i int) int {
+	for i < len(buf) && isDigit(buf[i]) {
+		i++
+	}
+	return i
+}
