@@ -187,57 +187,53 @@ func scanValue(buf []byte, i int) (end int, reason string) {
 // scanString scans the rest of a string whose opening quote is before i,
 // checking escapes and control characters. It looks for the first quote,
 // backslash or control byte eight bytes at a time (SWAR), one pass for all
-// three; nearly always that byte is the closing quote.
+// three; nearly always that byte is the closing quote, which this loop
+// handles alone so that it keeps everything in registers.
 func scanString(buf []byte, i int) (int, string) {
-	for {
-		for ; i+8 <= len(buf); i += 8 {
-			if m := stringStops(binary.LittleEndian.Uint64(buf[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
+	for ; i+8 <= len(buf); i += 8 {
+		x := binary.LittleEndian.Uint64(buf[i:])
+		if m := stringStops(x); m != 0 {
+			if n := bits.TrailingZeros64(m); byte(x>>(n&^7)) == '"' {
+				return i + n/8 + 1, ""
 			}
+			break
 		}
-		for ; i < len(buf) && !stringStop[buf[i]]; i++ { // the last bytes of the message
-		}
-		if i >= len(buf) {
-			return i, "unterminated string"
-		}
-		switch buf[i] {
-		case '"':
+	}
+	return scanStringRest(buf, i)
+}
+
+// scanStringRest scans a string from i, where it has an escape or a control
+// character, or fewer than eight bytes of the message are left.
+func scanStringRest(buf []byte, i int) (int, string) {
+	for ; i < len(buf); i++ {
+		switch c := buf[i]; {
+		case c == '"':
 			return i + 1, ""
-		case '\\':
+		case c == '\\':
 			n := escapeLen(buf[i:])
 			if n == 0 {
 				return i, "invalid escape in string"
 			}
-			i += n
-		default:
+			i += n - 1
+		case c < 0x20:
 			return i, "control character in string"
 		}
 	}
+	return i, "unterminated string"
 }
-
-// stringStop marks the bytes that end a string's unescaped run: the quote,
-// the backslash and the control characters.
-var stringStop = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
 
 // stringStops sets the high bit of the bytes of x (little endian) that are a
 // quote, a backslash or below 0x20, and maybe of bytes after the first such
-// byte: (y - 0x01…) &^ y has the high bit of each zero byte of y set, and a
-// borrow from a zero byte can only set bits above it. So the lowest set bit
-// is exact, which is all scanString reads.
+// byte: (y - k…) &^ y sets the high bit of each byte of y below k (k <= 0x80),
+// and the borrow from such a byte can only set bits above it. So the lowest
+// set bit is exact, which is all scanString reads. Flipping bit 1 turns the
+// quote (0x22) into 0x20 and keeps the control bytes below 0x20, while no
+// other byte falls below 0x21: one test finds both.
 func stringStops(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	quotes := x ^ ('"' * ones)
-	backslashes := x ^ ('\\' * ones)
-	// A byte below 0x20 (never one of 0x80 or above) borrows when 0x20 is
-	// subtracted from it.
-	return ((quotes-ones)&^quotes | (backslashes-ones)&^backslashes | (x-0x20*ones)&^x) & highs
+	quoteOrControl := x ^ (0x02 * ones)
+	backslash := x ^ ('\\' * ones)
+	return ((quoteOrControl-0x21*ones)&^quoteOrControl | (backslash-ones)&^backslash) & highs
 }
 
 // escapeLen returns the length of the escape sequence at the start of b, or
