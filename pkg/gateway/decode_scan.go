@@ -185,19 +185,12 @@ func scanValue(buf []byte, i int) (end int, reason string) {
 }
 
 // scanString scans the rest of a string whose opening quote is before i,
-// checking escapes and control characters. It looks for the first quote,
-// backslash or control byte eight bytes at a time (SWAR), one pass for all
-// three; nearly always that byte is the closing quote, which this loop
-// handles alone so that it keeps everything in registers.
+// checking escapes and control characters. Nearly always the first stop byte
+// (quote, backslash or control byte) is the closing quote, which this
+// function handles alone so that it keeps everything in registers.
 func scanString(buf []byte, i int) (int, string) {
-	for ; i+8 <= len(buf); i += 8 {
-		x := binary.LittleEndian.Uint64(buf[i:])
-		if m := stringStops(x); m != 0 {
-			if n := bits.TrailingZeros64(m); byte(x>>(n&^7)) == '"' {
-				return i + n/8 + 1, ""
-			}
-			break
-		}
+	if i = plainEnd(buf, i); i < len(buf) && buf[i] == '"' {
+		return i + 1, ""
 	}
 	return scanStringRest(buf, i)
 }
@@ -205,7 +198,7 @@ func scanString(buf []byte, i int) (int, string) {
 // scanStringRest scans a string from i, where it has an escape or a control
 // character, or fewer than eight bytes of the message are left.
 func scanStringRest(buf []byte, i int) (int, string) {
-	for ; i < len(buf); i++ {
+	for i < len(buf) {
 		switch c := buf[i]; {
 		case c == '"':
 			return i + 1, ""
@@ -214,19 +207,33 @@ func scanStringRest(buf []byte, i int) (int, string) {
 			if n == 0 {
 				return i, "invalid escape in string"
 			}
-			i += n - 1
+			i = plainEnd(buf, i+n)
 		case c < 0x20:
 			return i, "control character in string"
+		default: // in the last bytes, which plainEnd leaves
+			i++
 		}
 	}
 	return i, "unterminated string"
+}
+
+// plainEnd returns the offset of the first quote, backslash or control byte
+// at or after i, looking eight bytes at a time (SWAR, one pass for all three
+// kinds), or the offset where fewer than eight bytes are left.
+func plainEnd(buf []byte, i int) int {
+	for ; i+8 <= len(buf); i += 8 {
+		if m := stringStops(binary.LittleEndian.Uint64(buf[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	return i
 }
 
 // stringStops sets the high bit of the bytes of x (little endian) that are a
 // quote, a backslash or below 0x20, and maybe of bytes after the first such
 // byte: (y - k…) &^ y sets the high bit of each byte of y below k (k <= 0x80),
 // and the borrow from such a byte can only set bits above it. So the lowest
-// set bit is exact, which is all scanString reads. Flipping bit 1 turns the
+// set bit is exact, which is all plainEnd reads. Flipping bit 1 turns the
 // quote (0x22) into 0x20 and keeps the control bytes below 0x20, while no
 // other byte falls below 0x21: one test finds both.
 func stringStops(x uint64) uint64 {
