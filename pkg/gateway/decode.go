@@ -116,6 +116,9 @@ func (env *envelope) set(key, val []byte, off int) error {
 
 // parseInt parses a JSON integer that fits an int (no fraction or exponent).
 func parseInt(b []byte) (int, bool) {
+	if n, ok := parseDigits(b); ok {
+		return n, true
+	}
 	if len(b) == 0 || len(b) > 19 {
 		return 0, false
 	}
@@ -124,6 +127,22 @@ func parseInt(b []byte) (int, bool) {
 		return 0, false
 	}
 	return int(n), true
+}
+
+// parseDigits parses b if it is 1 to 18 decimal digits, too few to overflow
+// an int64: op and s, without strconv's generality.
+func parseDigits(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // eventTypeOf turns a JSON string into an EventType, without allocating for

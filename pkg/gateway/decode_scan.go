@@ -221,12 +221,14 @@ func scanStringRest(buf []byte, i int) (int, string) {
 // at or after i, looking eight bytes at a time (SWAR, one pass for all three
 // kinds), or the offset where fewer than eight bytes are left.
 func plainEnd(buf []byte, i int) int {
-	for ; i+8 <= len(buf); i += 8 {
-		if m := stringStops(binary.LittleEndian.Uint64(buf[i:])); m != 0 {
-			return i + bits.TrailingZeros64(m)/8
+	rest := buf[i:] // one bounds check here, none in the loop
+	for len(rest) >= 8 {
+		if m := stringStops(binary.LittleEndian.Uint64(rest)); m != 0 {
+			return len(buf) - len(rest) + bits.TrailingZeros64(m)/8
 		}
+		rest = rest[8:]
 	}
-	return i
+	return len(buf) - len(rest)
 }
 
 // stringStops sets the high bit of the bytes of x (little endian) that are a
