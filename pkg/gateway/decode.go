@@ -26,49 +26,19 @@ type envelope struct {
 // last one wins, as with encoding/json.
 func decodeEnvelope(msg []byte) (envelope, error) {
 	var env envelope
-	p := parser{buf: msg}
-	p.skipSpace()
-	if !p.consume('{') {
-		return env, p.errorf("message is not a JSON object")
+	if i := skipSpace(msg, 0); i >= len(msg) || msg[i] != '{' {
+		return env, &DecodeError{Offset: i, Reason: "message is not a JSON object"}
 	}
 	hasOp := false
-	p.skipSpace()
-	if p.consume('}') {
-		return env, &DecodeError{Offset: p.pos, Reason: "message has no op"}
-	}
-	for {
-		p.skipSpace()
-		keyStart := p.pos
-		if err := p.skipString(); err != nil {
-			return env, err
-		}
-		key := msg[keyStart+1 : p.pos-1]
-		p.skipSpace()
-		if !p.consume(':') {
-			return env, p.errorf("expected ':' after key")
-		}
-		p.skipSpace()
-		valStart := p.pos
-		if err := p.skipValue(); err != nil {
-			return env, err
-		}
-		val := msg[valStart:p.pos]
-		if err := env.set(key, val, valStart); err != nil {
-			return env, err
-		}
+	end, err := members(msg, func(key, val []byte, off int) error {
 		hasOp = hasOp || string(key) == "op"
-		p.skipSpace()
-		if p.consume(',') {
-			continue
-		}
-		if p.consume('}') {
-			break
-		}
-		return env, p.errorf("expected ',' or '}' in message")
+		return env.set(key, val, off)
+	})
+	if err != nil {
+		return env, err
 	}
-	p.skipSpace()
-	if p.pos != len(msg) {
-		return env, p.errorf("data after the message")
+	if end = skipSpace(msg, end); end != len(msg) {
+		return env, &DecodeError{Offset: end, Reason: "data after the message"}
 	}
 	if !hasOp {
 		return env, &DecodeError{Offset: 0, Reason: "message has no op"}
@@ -178,41 +148,63 @@ func (e *DecodeError) Error() string {
 // object obj, which must be valid (decodeEnvelope checked it). It lets the
 // connection read HELLO and READY without reflection.
 func eachMember(obj []byte, fn func(key, val []byte)) error {
-	p := parser{buf: obj}
-	p.skipSpace()
-	if !p.consume('{') {
-		return p.errorf("expected an object")
-	}
-	p.skipSpace()
-	if p.consume('}') {
+	_, err := members(obj, func(key, val []byte, _ int) error {
+		fn(key, val)
 		return nil
+	})
+	return err
+}
+
+// members calls fn with the raw key, the raw value and the value's offset of
+// each member of the JSON object at the start of obj (whitespace first is
+// allowed), in order, validating the object as it goes. It returns the offset
+// after the object, or the first error (fn's included).
+func members(obj []byte, fn func(key, val []byte, off int) error) (int, error) {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return i, &DecodeError{Offset: i, Reason: "expected an object"}
+	}
+	if i = skipSpace(obj, i+1); i < len(obj) && obj[i] == '}' {
+		return i + 1, nil
 	}
 	for {
-		p.skipSpace()
-		keyStart := p.pos
-		if err := p.skipString(); err != nil {
-			return err
+		key, valStart, reason := scanMemberKey(obj, i)
+		if reason != "" {
+			return valStart, &DecodeError{Offset: valStart, Reason: reason}
 		}
-		key := obj[keyStart+1 : p.pos-1]
-		p.skipSpace()
-		if !p.consume(':') {
-			return p.errorf("expected ':' after key")
+		if i, reason = scanValue(obj, valStart); reason != "" {
+			return i, &DecodeError{Offset: i, Reason: reason}
 		}
-		p.skipSpace()
-		valStart := p.pos
-		if err := p.skipValue(); err != nil {
-			return err
+		if err := fn(key, obj[valStart:i], valStart); err != nil {
+			return i, err
 		}
-		fn(key, obj[valStart:p.pos])
-		p.skipSpace()
-		if p.consume(',') {
-			continue
+		switch i = skipSpace(obj, i); {
+		case i < len(obj) && obj[i] == ',':
+			i++
+		case i < len(obj) && obj[i] == '}':
+			return i + 1, nil
+		default:
+			return i, &DecodeError{Offset: i, Reason: "expected ',' or '}' in object"}
 		}
-		if p.consume('}') {
-			return nil
-		}
-		return p.errorf("expected ',' or '}' in object")
 	}
+}
+
+// scanMemberKey scans an object's key and colon from i and returns the key
+// (without quotes) and the offset of the value (after any whitespace), or of
+// the error and why.
+func scanMemberKey(obj []byte, i int) (key []byte, valStart int, reason string) {
+	if i = skipSpace(obj, i); i >= len(obj) || obj[i] != '"' {
+		return nil, i, "expected string"
+	}
+	start := i + 1
+	if i, reason = scanString(obj, start); reason != "" {
+		return nil, i, reason
+	}
+	key = obj[start : i-1]
+	if i = skipSpace(obj, i); i >= len(obj) || obj[i] != ':' {
+		return nil, i, "expected ':' after key"
+	}
+	return key, skipSpace(obj, i+1), ""
 }
 
 // jsonString returns the value of a JSON string, or false if val is not one.

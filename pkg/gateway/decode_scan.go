@@ -8,51 +8,26 @@ import (
 // maxDepth bounds nesting so a hostile message cannot exhaust the stack.
 const maxDepth = 512
 
-// parser is a strict JSON scanner over one message. It accepts what
-// encoding/json's Valid accepts. Its methods are for the few top-level steps;
-// the scan functions under them take the buffer and an offset and return the
-// new offset, so that the hot loops keep the offset in a register instead of
-// storing p.pos at every byte.
+// parser is a strict JSON scanner over one message, for a caller that reads a
+// value with skipSpace and skipValue. It accepts what encoding/json's Valid
+// accepts. The scan functions under it take the buffer and an offset and
+// return the new offset, so that the hot loops keep the offset in a register
+// instead of storing p.pos at every byte.
 type parser struct {
 	buf []byte
 	pos int
-}
-
-func (p *parser) errorf(reason string) error {
-	return &DecodeError{Offset: p.pos, Reason: reason}
-}
-
-func (p *parser) consume(c byte) bool {
-	if p.pos < len(p.buf) && p.buf[p.pos] == c {
-		p.pos++
-		return true
-	}
-	return false
 }
 
 func (p *parser) skipSpace() {
 	p.pos = skipSpace(p.buf, p.pos)
 }
 
-// skipString skips the string at p.pos.
-func (p *parser) skipString() error {
-	if !p.consume('"') {
-		return p.errorf("expected string")
-	}
-	return p.scanned(scanString(p.buf, p.pos))
-}
-
 // skipValue skips one JSON value.
 func (p *parser) skipValue() error {
-	return p.scanned(scanValue(p.buf, p.pos))
-}
-
-// scanned moves p to where a scan function stopped and turns its reason, if
-// any, into an error at that offset.
-func (p *parser) scanned(end int, reason string) error {
+	end, reason := scanValue(p.buf, p.pos)
 	p.pos = end
 	if reason != "" {
-		return p.errorf(reason)
+		return &DecodeError{Offset: end, Reason: reason}
 	}
 	return nil
 }
