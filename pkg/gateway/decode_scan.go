@@ -208,16 +208,18 @@ func plainEnd(buf []byte, i int) int {
 
 // stringStops sets the high bit of the bytes of x (little endian) that are a
 // quote, a backslash or below 0x20, and maybe of bytes after the first such
-// byte: (y - k…) &^ y sets the high bit of each byte of y below k (k <= 0x80),
-// and the borrow from such a byte can only set bits above it. So the lowest
-// set bit is exact, which is all plainEnd reads. Flipping bit 1 turns the
-// quote (0x22) into 0x20 and keeps the control bytes below 0x20, while no
-// other byte falls below 0x21: one test finds both.
+// byte. y - k… sets the high bit of each byte of y below k (k <= 0x80), and
+// the borrow from such a byte can only change bytes above it; &^ x then drops
+// the bytes of 0x80 and above, whose high bit y - k… may also have set (the
+// xors below keep bit 7 as in x). So the lowest set bit is exact, which is
+// all plainEnd reads. Flipping bit 1 turns the quote (0x22) into 0x20 and
+// keeps the control bytes below 0x20, while no other byte falls below 0x21:
+// one subtraction finds both.
 func stringStops(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	quoteOrControl := x ^ (0x02 * ones)
-	backslash := x ^ ('\\' * ones)
-	return ((quoteOrControl-0x21*ones)&^quoteOrControl | (backslash-ones)&^backslash) & highs
+	quoteOrControl := (x ^ 0x02*ones) - 0x21*ones
+	backslash := (x ^ '\\'*ones) - ones
+	return (quoteOrControl | backslash) &^ x & highs
 }
 
 // escapeLen returns the length of the escape sequence at the start of b, or
