@@ -191,7 +191,8 @@ func members(obj []byte, fn func(key, val []byte, off int) error) (int, error) {
 
 // scanMemberKey scans an object's key and colon from i and returns the key
 // (without quotes) and the offset of the value (after any whitespace), or of
-// the error and why.
+// the error and why. scanValue does the same steps in line: calling this per
+// key made BenchmarkDecodeEnvelope 13 % slower.
 func scanMemberKey(obj []byte, i int) (key []byte, valStart int, reason string) {
 	if i = skipSpace(obj, i); i >= len(obj) || obj[i] != '"' {
 		return nil, i, "expected string"
