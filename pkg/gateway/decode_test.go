@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -66,6 +67,22 @@ func TestDecodeEnvelopeDeepNestingIsAnError(t *testing.T) {
 	}
 }
 
+// TestDecodeEnvelopeNestingLimit: d may nest maxDepth non-empty containers
+// (arrays or objects), not one more.
+func TestDecodeEnvelopeNestingLimit(t *testing.T) {
+	nested := func(open, close string, n int) string {
+		return strings.Repeat(open, n) + "1" + strings.Repeat(close, n)
+	}
+	for _, c := range []struct{ open, close string }{{"[", "]"}, {`{"a":`, "}"}} {
+		if _, err := decodeEnvelope([]byte(`{"op":0,"d":` + nested(c.open, c.close, maxDepth) + `}`)); err != nil {
+			t.Errorf("%s nested %d deep: %v", c.open, maxDepth, err)
+		}
+		if _, err := decodeEnvelope([]byte(`{"op":0,"d":` + nested(c.open, c.close, maxDepth+1) + `}`)); err == nil {
+			t.Errorf("%s nested %d deep accepted", c.open, maxDepth+1)
+		}
+	}
+}
+
 // FuzzDecodeEnvelope checks the decoder against encoding/json: it never
 // panics, accepts only valid JSON, and agrees with encoding/json on op, s, t
 // and d whenever it accepts.
@@ -75,6 +92,9 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		`{"op":9,"d":true}`, `{"op":10,"d":{"heartbeat_interval":45000}}`, `{"op":0,"s":null,"t":null,"d":null}`,
 		`{"op":0,"d":"\u00e9\n","t":"A\"B"}`, `{"op":1e3}`, `{"op":-0,"d":[{"a":[1,2,{"b":null}]}]}`,
 	} {
+		f.Add([]byte(s))
+	}
+	for _, s := range envelopeSeeds() {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -114,4 +134,34 @@ func compact(t *testing.T, b []byte) []byte {
 		t.Fatalf("compact %q: %v", b, err)
 	}
 	return buf.Bytes()
+}
+
+// TestPlainEndFindsTheFirstStopByte checks the SWAR test against a byte loop
+// for every pair of bytes at every place in a word (the borrows of the
+// subtractions run from one byte into the next).
+func TestPlainEndFindsTheFirstStopByte(t *testing.T) {
+	isStop := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
+	word := []byte("abcdefgh")
+	for pos := range 7 {
+		for a := range 256 {
+			for b := range 256 {
+				copy(word, "abcdefgh")
+				word[pos], word[pos+1] = byte(a), byte(b)
+				want := plainEndNaive(word, isStop)
+				if got := plainEnd(word, 0); got != want {
+					t.Fatalf("%q: plainEnd %d, want %d", word, got, want)
+				}
+			}
+		}
+	}
+}
+
+// plainEndNaive is plainEnd for one 8-byte word, a byte at a time.
+func plainEndNaive(word []byte, isStop func(byte) bool) int {
+	for i, c := range word {
+		if isStop(c) {
+			return i
+		}
+	}
+	return len(word)
 }
