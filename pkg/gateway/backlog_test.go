@@ -49,12 +49,34 @@ func paddedEvent(i int) json.RawMessage {
 
 const paddedEventMax = 1100 // bytes of d, with room to spare
 
-// checkBacklogRecovery checks what every backlog pause must leave behind:
-// one IDENTIFY per shard, only resumable client closes, as many RESUMEs
-// (all replayed in order) as pauses, and no heartbeat timeout.
-func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, shards int, budget *gateway.BacklogBudget) {
+// waitResumed waits until every pause has been answered by a RESUME, every
+// shard is READY again and the budget is empty (a count that leaks never
+// empties it). Handling the last event does not mean that: the frames that
+// bring the backlog to the end can fill the bound once more, and that last
+// pause RESUMEs only after the handler has drained it, with a RESUMED still
+// to handle.
+func waitResumed(t *testing.T, s *gatewaytest.Server, budget *gateway.BacklogBudget, gs []gateway.Gateway) {
 	t.Helper()
-	if n := s.Stats().Identifies; n != shards {
+	eventually(t, "every pause to RESUME and the budget to empty", func() bool {
+		for _, g := range gs {
+			if g.Status() != gateway.StatusReady {
+				return false
+			}
+		}
+		// Pauses counts a pause before its close reaches the fake.
+		st := budget.Stats()
+		return len(s.Resumes()) >= int(st.Pauses) && len(s.Resumes()) >= len(clientCloses(s)) && st.Bytes == 0
+	})
+}
+
+// checkBacklogRecovery waits for the shards gs to resume after their last
+// pause, then checks what every backlog pause must leave behind: one
+// IDENTIFY per shard, only resumable client closes, as many RESUMEs (all
+// replayed in order) as pauses, and no heartbeat timeout.
+func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, gs []gateway.Gateway, budget *gateway.BacklogBudget) {
+	t.Helper()
+	waitResumed(t, s, budget, gs)
+	if n, shards := s.Stats().Identifies, len(gs); n != shards {
 		t.Errorf("%d IDENTIFYs, want %d: a pause must RESUME", n, shards)
 	}
 	// A loaded machine may delay a heartbeat ACK past the client's zombie
@@ -66,7 +88,10 @@ func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, shards int, budge
 			zombies++
 		case c.FromClient && c.Code != gateway.CloseCodeReconnect:
 			t.Errorf("client closed with %d, want only %d (resumable)", c.Code, gateway.CloseCodeReconnect)
-		case !c.FromClient && c.Code == gateway.CloseSessionTimedOut:
+		// The fake's other 4009, "session resumed elsewhere", is harmless
+		// here: it went to a connection the shard had already closed, whose
+		// close the fake read after the RESUME on the next connection.
+		case !c.FromClient && c.Code == gateway.CloseSessionTimedOut && c.Reason == "heartbeat timeout":
 			t.Errorf("the fake timed a heartbeat out: %+v", c)
 		}
 	}
@@ -75,9 +100,6 @@ func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, shards int, budge
 	if st.Pauses == 0 || okResumes(s) != want || len(s.Resumes()) != want {
 		t.Errorf("%d pauses, %d zombie closes, resumes %+v: want one good RESUME per pause and per zombie close",
 			st.Pauses, zombies, s.Resumes())
-	}
-	if st.Bytes != 0 {
-		t.Errorf("budget holds %d bytes after everything was handled", st.Bytes)
 	}
 	if g := s.Stats().SequenceGaps; g != 0 {
 		t.Errorf("fake saw %d sequence gaps", g)
@@ -110,8 +132,8 @@ func TestBacklogPausesAndResumes(t *testing.T) {
 	}
 	h.open()
 	eventually(t, "every event", func() bool { return h.count("MESSAGE_CREATE") == events })
+	checkBacklogRecovery(t, s, []gateway.Gateway{g}, budget)
 	checkSequence(t, h.snapshot())
-	checkBacklogRecovery(t, s, 1, budget)
 	if p := h.peak.Load(); p > bound+paddedEventMax {
 		t.Errorf("backlog peaked at %d bytes, over the bound %d + one message", p, bound)
 	}
@@ -128,6 +150,7 @@ func TestBacklogBudgetSharedByShards(t *testing.T) {
 	s := newFake(t)
 	budget := gateway.NewBacklogBudget(limit)
 	handlers := make([]*gatedHandler, shards)
+	gs := make([]gateway.Gateway, shards)
 	for id := range shards {
 		h := newGatedHandler(budget)
 		handlers[id] = h
@@ -136,6 +159,7 @@ func TestBacklogBudgetSharedByShards(t *testing.T) {
 			gateway.WithBacklogBytes(1<<20), gateway.WithBacklogBudget(budget))
 		t.Cleanup(func() { g.Close(t.Context()) })
 		open(t, g)
+		gs[id] = g
 	}
 	for i := range events {
 		for id := range shards {
@@ -157,5 +181,5 @@ func TestBacklogBudgetSharedByShards(t *testing.T) {
 			t.Errorf("shard %d saw the budget at %d bytes, over its limit %d + one message per shard", id, p, limit)
 		}
 	}
-	checkBacklogRecovery(t, s, shards, budget)
+	checkBacklogRecovery(t, s, gs, budget)
 }
