@@ -49,6 +49,24 @@ func paddedEvent(i int) json.RawMessage {
 
 const paddedEventMax = 1100 // bytes of d, with room to spare
 
+// paused reports whether each of the shards gs has paused once and stopped
+// reading: Disconnected, the status of a shard waiting for its handler, is
+// set only once the paused connection has ended. Not a count of the fake's
+// closes: on a loaded machine the zombie check (100 ms heartbeats) closes and
+// RESUMEs a connection now and then, before or instead of a pause's close.
+// While the handlers are stuck a shard cannot pause twice.
+func paused(budget *gateway.BacklogBudget, gs ...gateway.Gateway) bool {
+	if budget.Stats().Pauses != uint64(len(gs)) {
+		return false
+	}
+	for _, g := range gs {
+		if g.Status() != gateway.StatusDisconnected {
+			return false
+		}
+	}
+	return true
+}
+
 // waitResumed waits until every pause has been answered by a RESUME, every
 // shard is READY again and the budget is empty (a count that leaks never
 // empties it). Handling the last event does not mean that: the frames that
@@ -71,35 +89,46 @@ func waitResumed(t *testing.T, s *gatewaytest.Server, budget *gateway.BacklogBud
 
 // checkBacklogRecovery waits for the shards gs to resume after their last
 // pause, then checks what every backlog pause must leave behind: one
-// IDENTIFY per shard, only resumable client closes, as many RESUMEs (all
-// replayed in order) as pauses, and no heartbeat timeout.
+// IDENTIFY per shard (no session lost, not even to a heartbeat timeout),
+// only resumable closes, one good RESUME (all replayed in order) per
+// connection closed, and a closed connection per pause.
 func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, gs []gateway.Gateway, budget *gateway.BacklogBudget) {
 	t.Helper()
 	waitResumed(t, s, budget, gs)
 	if n, shards := s.Stats().Identifies, len(gs); n != shards {
 		t.Errorf("%d IDENTIFYs, want %d: a pause must RESUME", n, shards)
 	}
-	// A loaded machine may delay a heartbeat ACK past the client's zombie
-	// check: that close is resumable too, and costs one more RESUME.
-	zombies := 0
+	// The fake records one close per connection. Besides a pause's, a loaded
+	// machine may delay a heartbeat ACK past the client's zombie check: that
+	// close is resumable too, and costs one more RESUME. The fake records its
+	// own 4009 instead when it ends the connection before it has read the
+	// client's close: "session resumed elsewhere" when the RESUME on the next
+	// connection came first, "heartbeat timeout" when a starved process (load
+	// average 10 on the 2 cores) took its 2 s to close. A 4009 the client
+	// read would cost its session: a second IDENTIFY, which fails above.
+	ended, pauseCloses := 0, 0
 	for _, c := range s.Closes() {
 		switch {
-		case c.FromClient && c.Code == gateway.CloseCodeZombie:
-			zombies++
-		case c.FromClient && c.Code != gateway.CloseCodeReconnect:
-			t.Errorf("client closed with %d, want only %d (resumable)", c.Code, gateway.CloseCodeReconnect)
-		// The fake's other 4009, "session resumed elsewhere", is harmless
-		// here: it went to a connection the shard had already closed, whose
-		// close the fake read after the RESUME on the next connection.
-		case !c.FromClient && c.Code == gateway.CloseSessionTimedOut && c.Reason == "heartbeat timeout":
-			t.Errorf("the fake timed a heartbeat out: %+v", c)
+		case c.FromClient && c.Code == gateway.CloseCodeReconnect:
+			ended++
+			pauseCloses++
+		case c.FromClient && c.Code == gateway.CloseCodeZombie, !c.FromClient && c.Code == gateway.CloseSessionTimedOut:
+			ended++
+		case c.FromClient:
+			t.Errorf("client closed with %d, want only %d or %d (resumable)", c.Code, gateway.CloseCodeReconnect, gateway.CloseCodeZombie)
+		default:
+			t.Errorf("the fake closed a connection: %+v", c)
 		}
 	}
-	st := budget.Stats()
-	want := int(st.Pauses) + zombies
-	if st.Pauses == 0 || okResumes(s) != want || len(s.Resumes()) != want {
-		t.Errorf("%d pauses, %d zombie closes, resumes %+v: want one good RESUME per pause and per zombie close",
-			st.Pauses, zombies, s.Resumes())
+	// A pause closes its connection unless the zombie check closed it first
+	// (the read loop still queues what the socket holds, and can fill the
+	// bound): each pause close is a pause, and each pause ends a connection.
+	if p := int(budget.Stats().Pauses); p == 0 || p < pauseCloses || p > ended {
+		t.Errorf("%d pauses, %d pause closes, %d connections ended: want at least one pause, each pause close a pause, a connection ended per pause",
+			p, pauseCloses, ended)
+	}
+	if okResumes(s) != ended || len(s.Resumes()) != ended {
+		t.Errorf("%d connections ended, resumes %+v: want one good RESUME per connection ended", ended, s.Resumes())
 	}
 	if g := s.Stats().SequenceGaps; g != 0 {
 		t.Errorf("fake saw %d sequence gaps", g)
@@ -122,8 +151,7 @@ func TestBacklogPausesAndResumes(t *testing.T) {
 	for i := range events {
 		s.Dispatch("MESSAGE_CREATE", 0, paddedEvent(i))
 	}
-	eventually(t, "the shard to pause", func() bool { return budget.Stats().Pauses == 1 })
-	eventually(t, "the fake to see the resumable close", func() bool { return len(clientCloses(s)) == 1 })
+	eventually(t, "the shard to pause", func() bool { return paused(budget, g) })
 	if b := budget.Stats().Bytes; b > bound+paddedEventMax {
 		t.Fatalf("backlog %d bytes at the pause, over the bound %d + one message", b, bound)
 	}
@@ -167,7 +195,7 @@ func TestBacklogBudgetSharedByShards(t *testing.T) {
 			s.Dispatch("MESSAGE_CREATE", snowflake.ID(id<<22), paddedEvent(i))
 		}
 	}
-	eventually(t, "every shard to pause", func() bool { return len(clientCloses(s)) == shards })
+	eventually(t, "every shard to pause", func() bool { return paused(budget, gs...) })
 	if b := budget.Stats().Bytes; b > limit+shards*paddedEventMax {
 		t.Fatalf("budget holds %d bytes, over its limit %d + one message per shard", b, limit)
 	}
