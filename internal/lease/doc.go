@@ -69,7 +69,8 @@
 //
 // A worker that restarts with the same WorkerID gets ErrMemberExists until
 // its previous member key expires (TTL); Run then deletes the leases its
-// previous life left behind.
+// previous life left behind. A refused register takes back the member keys
+// it wrote in the other partitions, so that they do not refuse the retry.
 //
 // Key schema (the fleet-wide keys under the prefix's {hash tag}, each
 // partition's under its own, so every script touches one Redis Cluster slot):

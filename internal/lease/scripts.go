@@ -75,6 +75,18 @@ redis.call('SET', K_member, A_info, 'PX', A_ttl_ms)
 return {ep, created}
 `)
 
+// unregisterScript takes back what one call of a failed register wrote: the
+// member key (a partition's mirror, or the fleet-wide key) if it still holds
+// that register's info, then the worker's entries in the sets of the keys
+// tail (the fleet-wide members and since). Returns 1 (taken back) or 0 (the
+// key holds another session's info, or none: untouched).
+var unregisterScript = keyspace.NewScript([]string{"member"}, []string{"worker", "info"}, `
+if redis.call('GET', K_member) ~= A_info then return 0 end
+redis.call('DEL', K_member)
+for i = KEYS_TAIL, #KEYS do redis.call('ZREM', KEYS[i], A_worker) end
+return 1
+`).WithKeysTail()
+
 // renewScript renews the fleet-wide membership. Returns {now_ms,
 // layout_version, ids, since_ms}; refuses EPOCH or GONE.
 var renewScript = keyspace.NewScript(

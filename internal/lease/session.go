@@ -187,10 +187,10 @@ func (s *Session) register(ctx context.Context, sent time.Time) error {
 	for i, cmd := range cmds {
 		ep, c, err := parseRegister(cmd)
 		if keyspace.IsRefusal(err, "EXISTS") {
-			return fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists)
+			return s.unregister(ctx, cmds, fmt.Errorf("register member %s: %w", s.cfg.WorkerID, ErrMemberExists))
 		}
 		if err != nil {
-			return fmt.Errorf("register member: %w", err)
+			return s.unregister(ctx, cmds, fmt.Errorf("register member: %w", err))
 		}
 		epochs[i], created = ep, created || c
 	}
@@ -206,6 +206,33 @@ func (s *Session) register(ctx context.Context, sent time.Time) error {
 		s.parts[p] = partState{epoch: epochs[p], lastOK: sent}
 	}
 	return nil
+}
+
+// unregister takes back the member keys that the calls of a failed register
+// (cmds: the partitions' in order, then the fleet-wide one) wrote, and
+// returns err, the register's failure. Left behind, each key would refuse
+// the worker's next attempt, whose info has another StartedAt, for a whole
+// TTL (a worker rejoining after a failover retried into its own keys for
+// seconds), and the fleet-wide one would list a member that claims nothing.
+func (s *Session) unregister(ctx context.Context, cmds []*redis.Cmd, err error) error {
+	k := s.keys
+	var calls []keyspace.Call
+	for i, cmd := range cmds {
+		if cmd.Err() != nil {
+			continue // refused or failed: wrote nothing
+		}
+		keys := []string{s.memKey, k.Members(), k.MembersSince()}
+		if i < k.Partitions() {
+			keys = []string{k.PartitionMember(i, s.cfg.WorkerID)}
+		}
+		calls = append(calls, keyspace.Call{Script: unregisterScript, Keys: keys, Args: []any{s.cfg.WorkerID, s.info}})
+	}
+	for _, cmd := range keyspace.RunPipelined(ctx, s.client, calls) {
+		if uerr := cmd.Err(); uerr != nil {
+			return errors.Join(err, fmt.Errorf("take back the member keys a failed register wrote: %w", uerr))
+		}
+	}
+	return err
 }
 
 // partRegisterCall writes the worker's mirror in partition p.

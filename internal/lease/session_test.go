@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
@@ -183,6 +185,44 @@ func TestWorkerIDInUse(t *testing.T) {
 	if _, err := NewSession(testCtx(t), client, cfg); !errors.Is(err, ErrMemberExists) {
 		t.Fatalf("second session with the same id: %v", err)
 	}
+}
+
+// TestRefusedRegisterLeavesNothing: a register refused in one partition (a
+// live session's mirror there) takes back what it wrote elsewhere, so the
+// worker's next attempt succeeds as soon as that mirror is gone, not a TTL
+// after its own refused attempt.
+func TestRefusedRegisterLeavesNothing(t *testing.T) {
+	_, client := startRedis(t)
+	ctx := testCtx(t)
+	cfg := testConfig("")
+	cfg.WorkerID, cfg.Partitions = "w1", 4
+	keys, err := NewKeys(cfg.Prefix).WithPartitions(cfg.Partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := keys.PartitionMember(2, "w1")
+	if err := client.Set(ctx, live, `{"id":"w1","started_at":"2026-01-01T00:00:00Z"}`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSession(ctx, client, cfg); !errors.Is(err, ErrMemberExists) {
+		t.Fatalf("register beside a live mirror: %v, want ErrMemberExists", err)
+	}
+	left := []string{keys.Member("w1")}
+	for p := range keys.Partitions() {
+		left = append(left, keys.PartitionMember(p, "w1"))
+	}
+	if n, _ := client.Exists(ctx, left...).Result(); n != 1 {
+		t.Errorf("%d member keys after the refused register, want 1 (the live mirror)", n)
+	}
+	for _, set := range []string{keys.Members(), keys.MembersSince()} {
+		if err := client.ZScore(ctx, set, "w1").Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("%s lists w1 after the refused register (%v)", set, err)
+		}
+	}
+	if err := client.Del(ctx, live).Err(); err != nil {
+		t.Fatal(err)
+	}
+	newSession(t, client, cfg)
 }
 
 // Two fleets with different prefixes share a Redis and never see each other.

@@ -156,7 +156,9 @@ func checkStreamMatchesFake(t *testing.T, c redis.UniversalClient, fake *gateway
 }
 
 // checkStream stops the fake's load, waits until every live session is
-// committed, then checks the stream against what the fake sent.
+// committed, then checks the stream against what the fake sent. The stop is
+// final when SetEventsPerSecond returns (no dispatch of a tick under way
+// follows it), so the seqs waitCommitted waits for are the last ones.
 func (h *fleetHarness) checkStream(t *testing.T) {
 	t.Helper()
 	h.fake.SetEventsPerSecond(0)

@@ -30,10 +30,15 @@ const (
 	clusterLoad    = 40 // dispatches per second from the fake
 	// clusterHealSlack is what the bound allows beyond promotion + lease
 	// TTL: the workers' next failed command and slot-map reload (go-redis
-	// waits 200 ms between reloads), a reconcile round to claim, RESUME or
-	// IDENTIFY at the fake (identify window 100 ms per shard) and the
-	// status interval before READY shows in Redis, on a loaded 2-core
-	// machine under -race.
+	// waits 200 ms between reloads), the rejoin of a worker that self-fenced
+	// while the master was down (its register is refused until its dead
+	// session's member keys expire, a TTL after its last renew, and retried
+	// every 300 ms, doubling: the step after promotion), a reconcile round
+	// to claim, RESUME or IDENTIFY at the fake (identify window 100 ms per
+	// shard) and the status interval before READY shows in Redis, on a
+	// loaded 2-core machine under -race. Measured: promotion + 0.8-1.6 s
+	// (docs/benchmarks.md); a refused register's own leftovers once refused
+	// the retries for seconds more (promotion + 4.8 s).
 	clusterHealSlack = 3 * time.Second
 )
 

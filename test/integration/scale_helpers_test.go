@@ -193,7 +193,7 @@ func checkStreamOf(t testing.TB, c redis.UniversalClient, fk *fake, pfx string) 
 	t.Helper()
 	ctx := context.Background()
 	keys := storedKeys(t, c, pfx)
-	fk.post(t, "/_fake/events-per-second?rate=0")
+	fk.post(t, "/_fake/events-per-second?rate=0") // answered once no dispatch is under way: the seqs below are final
 	poll(t, "every connected session committed", 15*time.Second, func() bool {
 		for _, s := range fk.sessions(t) {
 			if !s.Connected || s.Ended {

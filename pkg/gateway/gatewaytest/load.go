@@ -20,7 +20,11 @@ var typMessageCreate = jsonString("MESSAGE_CREATE")
 // goroutine, owned by the Server (started by Listen, stopped and waited for
 // by Close).
 type loadGen struct {
-	rate     atomic.Uint64 // math.Float64bits(events per second)
+	rate atomic.Uint64 // math.Float64bits(events per second)
+	// emitting is held for each emit, and by setRate to store the rate: once
+	// setRate returns, no emit at the old rate is under way, and a stop (0)
+	// is seen before the next one, even in the middle of a tick's batch.
+	emitting sync.Mutex
 	changed  chan struct{}
 	quit     chan struct{}
 	stopOnce sync.Once
@@ -51,7 +55,9 @@ func (l *loadGen) stop() {
 }
 
 // SetEventsPerSecond changes the steady MESSAGE_CREATE load (0 stops it).
-// Negative or NaN rates count as 0.
+// Negative or NaN rates count as 0. It returns once no dispatch at the old
+// rate is under way (waiting, if one is held up by a slow connection, for
+// that dispatch): after a stop, the sessions' sequences stay as they are.
 func (s *Server) SetEventsPerSecond(rate float64) { s.load.setRate(rate) }
 
 // setRate changes the generator's rate; negative, NaN or infinite rates count as 0.
@@ -59,7 +65,9 @@ func (l *loadGen) setRate(rate float64) {
 	if !(rate > 0) || math.IsInf(rate, 1) {
 		rate = 0
 	}
+	l.emitting.Lock()
 	l.rate.Store(math.Float64bits(rate))
+	l.emitting.Unlock()
 	select {
 	case l.changed <- struct{}{}:
 	default:
@@ -105,9 +113,23 @@ func (l *loadGen) run(s *Server, emit func()) {
 				return
 			default:
 			}
-			emit()
+			if !l.emitOne(emit) {
+				due = 0 // stopped during the batch: what fell due is dropped
+				break
+			}
 		}
 	}
+}
+
+// emitOne calls emit unless the rate is 0 by now; it reports whether it did.
+func (l *loadGen) emitOne(emit func()) bool {
+	l.emitting.Lock()
+	defer l.emitting.Unlock()
+	if l.current() == 0 {
+		return false
+	}
+	emit()
+	return true
 }
 
 // emit dispatches one MESSAGE_CREATE, spreading them round-robin over the

@@ -251,6 +251,32 @@ func TestEventsPerSecond(t *testing.T) {
 	}
 }
 
+// TestStoppedLoadSendsNoMore: once SetEventsPerSecond(0) returns, the load
+// dispatches nothing more, not even the rest of a tick's batch under way: a
+// harness reads the sessions' final seqs right after it.
+func TestStoppedLoadSendsNoMore(t *testing.T) {
+	s := startFake(t, WithGuilds(4), WithHeartbeatInterval(time.Minute), WithEventsPerSecond(20000))
+	c := connect(t, s)
+	c.identify(s, 0, 1)
+	done := make(chan struct{})
+	go func() { // reads, so that the fake's queue never holds the load back
+		defer close(done)
+		for {
+			if _, err := c.read(); err != nil {
+				return
+			}
+		}
+	}()
+	poll(t, "the load to flow", func() bool { return s.Sessions()[0].Seq > 1000 })
+	s.SetEventsPerSecond(0)
+	stopped := s.Sessions()[0].Seq
+	s.Close() // waits for the generator to exit
+	<-done
+	if seq := s.Sessions()[0].Seq; seq != stopped {
+		t.Fatalf("seq %d after the load stopped at %d", seq, stopped)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	cases := []struct {
 		opt   Option

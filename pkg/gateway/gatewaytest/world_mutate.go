@@ -49,7 +49,8 @@ func (s *Server) mutateOne() func() {
 	}
 }
 
-// SetMutationsPerSecond changes the steady world changes (0 stops them).
+// SetMutationsPerSecond changes the steady world changes (0 stops them); like
+// SetEventsPerSecond, it returns once no change at the old rate is under way.
 func (s *Server) SetMutationsPerSecond(rate float64) { s.mutations.setRate(rate) }
 
 // MutationsPerSecond is the current rate of steady world changes.
