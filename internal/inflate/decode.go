@@ -101,7 +101,6 @@ func (s *Stream) decode(src []byte, start int) error {
 		}
 		r.need(3)
 		hdr := r.take(3)
-		println("block", hdr, "left", r.bitsLeft(), "out", len(s.buf)-start)
 		s.ended = hdr&1 == 1
 		var err error
 		switch hdr >> 1 {
