@@ -286,20 +286,23 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 				break
 			}
 		}
-		// Refill to at least 56 bits: enough for a length and a distance
-		// with their extra bits (15+5 + 15+13).
-		if ip+8 <= len(in) {
-			b |= binary.LittleEndian.Uint64(in[ip:]) << nb
-			ip += int((63 - nb) >> 3)
-			nb |= 56
-		} else {
-			for nb <= 56 && ip < len(in) {
-				b |= uint64(in[ip]) << nb
-				ip++
-				nb += 8
+		ip, b, nb = refill(in, ip, b, nb)
+		e := lp[b&(1<<litBits-1)]
+		// Up to two literals without a refill: 56 bits hold three.
+		if e&entryLiteral != 0 && uint(e&0xff) <= nb {
+			b >>= e & 0xff
+			nb -= uint(e & 0xff)
+			out[op] = byte(e >> 16)
+			op++
+			e = lp[b&(1<<litBits-1)]
+			if e&entryLiteral != 0 && uint(e&0xff) <= nb {
+				b >>= e & 0xff
+				nb -= uint(e & 0xff)
+				out[op] = byte(e >> 16)
+				op++
+				e = lp[b&(1<<litBits-1)]
 			}
 		}
-		e := lp[b&(1<<litBits-1)]
 		if e&entrySub != 0 {
 			e = lt.sub[e>>16+uint32(b>>litBits)&(1<<(e>>8&15)-1)]
 		}
@@ -321,6 +324,9 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 		length := int(e>>16) + int((b&(1<<total-1))>>(e>>8&15))
 		b >>= total
 		nb -= total
+		if nb < 28 { // a distance code and its extra bits
+			ip, b, nb = refill(in, ip, b, nb)
+		}
 
 		e = dp[b&(1<<distBits-1)]
 		if e&entrySub != 0 {
@@ -344,6 +350,21 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 	r.ip, r.b, r.nb = ip, b, nb
 	s.buf = out[:op]
 	return err
+}
+
+// refill loads input into the bit buffer b (nb bits) until it holds at
+// least 56 bits, or all the input: 8 bytes at once while 8 are left.
+func refill(in []byte, ip int, b uint64, nb uint) (int, uint64, uint) {
+	if ip+8 <= len(in) {
+		b |= binary.LittleEndian.Uint64(in[ip:]) << nb
+		return ip + int((63-nb)>>3), b, nb | 56
+	}
+	for nb <= 56 && ip < len(in) {
+		b |= uint64(in[ip]) << nb
+		ip++
+		nb += 8
+	}
+	return ip, b, nb
 }
 
 // endOrError tells, for an entry the decode loop does not handle inline,

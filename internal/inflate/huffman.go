@@ -1,6 +1,9 @@
 package inflate
 
-import "math/bits"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // A table entry is one uint32, laid out so that the decode loop needs few
 // operations per symbol:
@@ -96,11 +99,24 @@ func clenTemplates() (t [19]uint32) {
 // codes). primaryBits is the primary table's width; t.primary must have
 // 1<<primaryBits entries.
 func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
+	// Count the lengths and list the symbols that have one, skipping unused
+	// symbols 8 at a time: a text's literal/length code leaves most of the
+	// 256 byte values unused.
 	var count [maxCodeLen + 1]uint16
-	for _, l := range lens {
-		count[l]++
+	var used [288]uint16
+	nused := 0
+	for i := 0; i < len(lens); i += 8 {
+		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
+			continue
+		}
+		for sym := i; sym < min(i+8, len(lens)); sym++ {
+			if l := lens[sym] & 15; l != 0 {
+				count[l]++
+				used[nused] = uint16(sym)
+				nused++
+			}
+		}
 	}
-	count[0] = 0
 	maxLen := uint(0)
 	code := 0
 	for l := uint(1); l <= maxCodeLen; l++ {
@@ -129,33 +145,36 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 		offs[l+1] = offs[l] + count[l]
 	}
 	var sorted [288]uint16
-	for sym, l := range lens {
-		if l != 0 {
-			sorted[offs[l]] = uint16(sym)
-			offs[l]++
-		}
+	for _, sym := range used[:nused] {
+		l := lens[sym] & 15
+		sorted[offs[l]] = sym
+		offs[l]++
 	}
-	n := int(offs[maxCodeLen]) // symbols with a code (offs[l] is now the end of length l)
+	n := nused
 
 	// Build the primary table at the width the code needs (at most
-	// primaryBits), then replicate it: short codes fill few entries.
+	// primaryBits), doubling it from length to length: a code of length l
+	// sits at its bit-reversed value in a table of 1<<l entries, and a
+	// doubling copies it to where it belongs in the larger table. Each code
+	// is stored once; the rest are copies, which are cheap.
 	width := min(maxLen, primaryBits)
 	t.sub = t.sub[:0]
 	next := uint32(0) // the next code, MSB first
 	i := 0
+	size := 1
 	for l := uint(1); l <= width; l++ {
+		copy(t.primary[size:2*size], t.primary[:size])
+		size *= 2
+		p := t.primary[:size]
 		for c := count[l]; c > 0; c-- {
-			e := templates[sorted[i]] + uint32(l)<<8 + uint32(l)
 			rev := bits.Reverse32(next) >> (32 - l)
-			for j := rev; j < 1<<width; j += 1 << l {
-				t.primary[j] = e
-			}
+			p[rev] = templates[sorted[i]] + uint32(l)<<8 + uint32(l)
 			next++
 			i++
 		}
 		next <<= 1
 	}
-	for size := 1 << width; size < 1<<primaryBits; size <<= 1 {
+	for ; size < 1<<primaryBits; size *= 2 {
 		copy(t.primary[size:2*size], t.primary[:size])
 	}
 	if maxLen <= primaryBits {
