@@ -5,8 +5,8 @@ import (
 	stdflate "compress/flate"
 	"io"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 

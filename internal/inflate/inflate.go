@@ -5,9 +5,9 @@
 //
 // It exists for speed on that workload: each sync-flushed message starts a
 // new (usually dynamic Huffman) block, so building the decoding tables is a
-// large part of the work; Stream builds small tables, reuses them when a block
-// repeats the previous block's code lengths, and decodes into one buffer that
-// holds the history and the new output together.
+// large part of the work; Stream builds small tables with few stores, and
+// decodes into one buffer that holds the history and the new output
+// together.
 package inflate
 
 import (
@@ -54,11 +54,7 @@ type Stream struct {
 	ended  bool  // the final block has been decoded
 	broken error // the error that left the stream unusable
 
-	lit, dist table // the current block's tables (dynamic blocks)
-	clen      table
-	lens      [maxLit + maxDist]uint8 // the code lengths the dynamic tables were built from
-	nlens     int                     // how many of lens are valid; 0: no dynamic tables
-	nlit      int                     // how many of lens are literal/length code lengths
+	lit, dist, clen table // the current dynamic block's tables
 }
 
 // SetLimit makes Message fail with ErrTooLarge, while decoding, on a message
@@ -109,7 +105,7 @@ func (s *Stream) Reset(dict []byte) {
 		s.buf = make([]byte, 0, bufSize)
 	}
 	s.buf = append(s.buf[:0], dict...)
-	s.ended, s.broken, s.nlens = false, nil, 0
+	s.ended, s.broken = false, nil
 }
 
 func (s *Stream) fail(err error) error {
