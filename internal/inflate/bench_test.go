@@ -2,7 +2,6 @@ package inflate_test
 
 import (
 	"bytes"
-	stdflate "compress/flate"
 	"io"
 	"syscall"
 	"testing"
@@ -24,14 +23,8 @@ func benchStreams(b *testing.B) map[string][][]byte { return benchStreamsT(b) }
 func benchStreamsT(b testing.TB) map[string][][]byte {
 	msgs := messageCreates(10000)
 	return map[string][][]byte{
-		"klauspost1": compress(b, writer{"klauspost1", func(w io.Writer) flusher {
-			fw, _ := flate.NewWriter(w, 1)
-			return fw
-		}}, msgs),
-		"std6": compress(b, writer{"std6", func(w io.Writer) flusher {
-			fw, _ := stdflate.NewWriter(w, 6)
-			return fw
-		}}, msgs),
+		"klauspost1": compress(b, writerNamed("klauspost1"), msgs),
+		"std6":       compress(b, writerNamed("std6"), msgs),
 		"fakesplice": spliced(msgs),
 	}
 }

@@ -52,6 +52,15 @@ func writers() []writer {
 	return ws
 }
 
+func writerNamed(name string) writer {
+	for _, w := range writers() {
+		if w.name == name {
+			return w
+		}
+	}
+	panic("no writer " + name)
+}
+
 // compress returns each message's deflate data, compressed as one stream
 // with a sync flush after each.
 func compress(t testing.TB, w writer, msgs [][]byte) [][]byte {
@@ -132,25 +141,63 @@ func corpora() map[string][][]byte {
 		far[j] = byte(rng.Uint32())
 	}
 	window := [][]byte{far[:1000], far[1000:], far[:1000], {}, far[:500]}
-	big := bytes.Join(messageCreates(4000), []byte(",")) // a GUILD_CREATE-sized message, ~3.5 MB
 	return map[string][][]byte{
 		"messagecreate": messageCreates(300),
 		"random":        random,
 		"repetitive":    repetitive,
 		"window":        window,
-		"big":           {[]byte("{"), big, []byte("}")},
 	}
 }
 
 // TestMatchesWriters decodes streams from both flate packages' writers at
-// every level, a sync flush after each message.
+// every level, a sync flush after each message, and checks that they hold
+// every block type.
 func TestMatchesWriters(t *testing.T) {
+	var types [4]int // by the first block's type
 	for name, msgs := range corpora() {
 		for _, w := range writers() {
 			t.Run(name+"/"+w.name, func(t *testing.T) {
-				decodeAll(t, new(inflate.Stream), compress(t, w, msgs), msgs)
+				comp := compress(t, w, msgs)
+				for _, c := range comp {
+					types[c[0]>>1&3]++
+				}
+				decodeAll(t, new(inflate.Stream), comp, msgs)
 			})
 		}
+	}
+	if types[0] == 0 || types[1] == 0 || types[2] == 0 {
+		t.Errorf("messages starting with a stored, fixed, dynamic block: %v; want each", types[:3])
+	}
+}
+
+// TestLargeMessage decodes a GUILD_CREATE-sized message (about 3.5 MB)
+// between small ones: the buffer grows for it and is given back after.
+func TestLargeMessage(t *testing.T) {
+	big := bytes.Join(messageCreates(4000), []byte(","))
+	msgs := [][]byte{[]byte("{"), big, []byte("}"), messageCreates(1)[0]}
+	for _, w := range []writer{writerNamed("klauspost1"), writerNamed("std6")} {
+		t.Run(w.name, func(t *testing.T) {
+			decodeAll(t, new(inflate.Stream), compress(t, w, msgs), msgs)
+		})
+	}
+}
+
+// TestHistoryReset continues a stream in a new Stream from History: the
+// next messages decode as they do in the original, including
+// back-references 32 KiB back.
+func TestHistoryReset(t *testing.T) {
+	for name, msgs := range corpora() {
+		w := writerNamed("std6") // reaches the whole window
+		comp := compress(t, w, msgs)
+		t.Run(name, func(t *testing.T) {
+			for _, n := range []int{1, 2, len(msgs) / 2, len(msgs) - 1} {
+				var s inflate.Stream
+				decodeAll(t, &s, comp[:n], msgs[:n])
+				var resumed inflate.Stream
+				resumed.Reset(bytes.Clone(s.History()))
+				decodeAll(t, &resumed, comp[n:], msgs[n:])
+			}
+		})
 	}
 }
 
