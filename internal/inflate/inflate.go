@@ -18,9 +18,10 @@ import (
 const (
 	windowSize = 32 << 10 // the farthest a back-reference reaches
 	maxMatch   = 258
-	// slack is the room the decode loop wants past the output position:
-	// a whole match plus an 8-byte word copy's overrun.
-	slack = maxMatch + 8
+	// slack is the room the decode loop wants past the output position
+	// before a symbol: a whole match, after the two literals it decodes
+	// without checking the room.
+	slack = maxMatch + 2
 	// bufSize is the output buffer a Stream keeps: history plus room for
 	// messages. Once less than windowSize is left, the last windowSize bytes
 	// slide to the front: a 32 KiB copy every few dozen small messages costs
