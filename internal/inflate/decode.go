@@ -291,20 +291,14 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 		}
 		ip, b, nb = refill(in, ip, b, nb)
 		e := lp[b&(1<<litBits-1)]
-		// Up to two literals without a refill: 56 bits hold three.
-		if e&entryLiteral != 0 && uint(e&0xff) <= nb {
+		// Up to two literals without a refill or a room check: 56 bits
+		// hold three codes, and slack counts them.
+		for n := 0; n < 2 && e&entryLiteral != 0 && uint(e&0xff) <= nb; n++ {
 			b >>= e & 0xff
 			nb -= uint(e & 0xff)
 			out[op] = byte(e >> 16)
 			op++
 			e = lp[b&(1<<litBits-1)]
-			if e&entryLiteral != 0 && uint(e&0xff) <= nb {
-				b >>= e & 0xff
-				nb -= uint(e & 0xff)
-				out[op] = byte(e >> 16)
-				op++
-				e = lp[b&(1<<litBits-1)]
-			}
 		}
 		if e&entrySub != 0 {
 			e = lt.sub[e>>16+uint32(b>>litBits)&(1<<(e>>8&15)-1)]
