@@ -24,9 +24,8 @@ const (
 )
 
 // Primary table widths. Codes longer than the primary width are resolved
-// through subtables. litBits is a trade between table construction per
-// dynamic block (1<<litBits stores) and how often a symbol needs the second
-// lookup; docs/benchmarks.md, issue 16 third round, has the measurements.
+// through subtables. For litBits, 9, 10 and 11 measured the same once tables
+// were built by doubling (docs/benchmarks.md, issue 16 third round).
 const (
 	litBits    = 10
 	distBits   = 8
@@ -208,6 +207,9 @@ func buildSubtables(t *table, syms []uint16, lens []uint8, templates []uint32, c
 			subWidth = subtableWidth(count, l, primaryBits, maxLen)
 			subStart = uint(len(t.sub))
 			t.sub = append(t.sub, make([]uint32, 1<<subWidth)...)
+			// A complete code fills every entry; should one stay empty, it
+			// must not read as a zero-length match that consumes no input.
+			fillInvalid(t.sub[subStart:])
 			t.primary[prefix] = entrySub | uint32(subStart)<<16 | uint32(subWidth)<<8
 		}
 		e := templates[sym] + uint32(l)<<8 + uint32(l)
