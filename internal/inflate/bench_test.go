@@ -37,8 +37,7 @@ func spliced(msgs [][]byte) [][]byte {
 	fw, _ := flate.NewWriter(nil, 1)
 	for i, m := range msgs {
 		head := m[:bytes.Index(m, []byte(`"d":`))+4]
-		b := []byte{0, byte(len(head)), byte(len(head) >> 8), ^byte(len(head)), ^byte(len(head) >> 8)}
-		b = append(b, head...)
+		b := appendStored(nil, head)
 		buf.Reset()
 		fw.Reset(&buf)
 		_, _ = fw.Write(m[len(head):])

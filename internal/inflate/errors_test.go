@@ -207,3 +207,34 @@ func TestLimit(t *testing.T) {
 		t.Errorf("decoding the bomb allocated %d bytes; want at most %d", alloc, 3*limit)
 	}
 }
+
+// TestFarthestDistance: a match 32,768 bytes back, the farthest deflate
+// reaches, copies from the first byte of the previous message's output.
+func TestFarthestDistance(t *testing.T) {
+	first := make([]byte, 32<<10)
+	for i := range first {
+		first[i] = byte(i * 7)
+	}
+	stored := appendStored(nil, first)
+	w := new(bitWriter)
+	w.bits(0b010, 3)             // not final, fixed
+	w.code(0b0000010, 7)         // length 4: symbol 258
+	w.code(29, 5).bits(8191, 13) // distance 24577+8191 = 32768
+	w.code(0, 7)                 // end of block
+	match := w.syncMarker()
+	var s inflate.Stream
+	if _, err := s.Message(nil, stored); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Message(nil, match)
+	if err != nil || !bytes.Equal(got, first[:4]) {
+		t.Fatalf("got %v, %v; want %v", got, err, first[:4])
+	}
+}
+
+// appendStored appends p as one non-final stored block (p at most 64 KiB).
+func appendStored(b, p []byte) []byte {
+	n := len(p)
+	b = append(b, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+	return append(b, p...)
+}
