@@ -1,0 +1,245 @@
+package inflate
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// A table entry is one uint32, laid out so that the decode loop needs few
+// operations per symbol:
+//
+//	bits 0-7   bits to consume: the code's length plus its extra bits
+//	bits 8-11  the code's length (in a subtable pointer: the subtable's width)
+//	bits 12-15 flags (entryLiteral, entryEnd, entrySub, entryInvalid; none: a length or distance)
+//	bits 16-31 value: the literal, the length or distance base, the code-length symbol,
+//	           or a subtable's offset
+//
+// With the length in bits 8-11, a length or distance is
+// value + (bitbuf & (1<<total - 1)) >> length.
+const (
+	entryLiteral uint32 = 1 << 12
+	entryEnd     uint32 = 1 << 13 // end of block
+	entrySub     uint32 = 1 << 14 // a pointer to a subtable
+	entryInvalid uint32 = 1 << 15 // a code no valid stream uses
+)
+
+// Primary table widths. Codes longer than the primary width are resolved
+// through subtables. For litBits, 9, 10 and 11 measured the same once tables
+// were built by doubling (docs/benchmarks.md, issue 16 third round).
+const (
+	litBits    = 10
+	distBits   = 8
+	clenBits   = 7 // code-length codes are at most 7 bits long: never a subtable
+	maxCodeLen = 15
+)
+
+// table is one Huffman code's lookup table: a primary table indexed by the
+// next primaryBits of the input, and subtables for longer codes.
+type table struct {
+	primary []uint32
+	sub     []uint32
+}
+
+// Templates per symbol: the entry without the code length, which build adds.
+var (
+	litTemplate  = litTemplates()
+	distTemplate = distTemplates()
+	clenTemplate = clenTemplates()
+)
+
+// litTemplates: literals, end of block, and the lengths of RFC 1951 3.2.5:
+// 3-10 take no extra bits, then every four codes one more; 285 is 258 with
+// none. 286 and 287 appear in the fixed code only and are invalid.
+func litTemplates() (t [288]uint32) {
+	for sym := range 256 {
+		t[sym] = entryLiteral | uint32(sym)<<16
+	}
+	t[256] = entryEnd
+	base, extra := uint32(3), uint32(0)
+	for sym := 257; sym < 285; sym++ {
+		if sym >= 265 {
+			extra = uint32(sym-261) / 4
+		}
+		t[sym] = base<<16 | extra
+		base += 1 << extra
+	}
+	t[285] = 258 << 16
+	t[286], t[287] = entryInvalid, entryInvalid
+	return t
+}
+
+// distTemplates: distances 1-4 take no extra bits, then every two codes
+// one more; 30 and 31 appear in the fixed code only and are invalid.
+func distTemplates() (t [32]uint32) {
+	base := uint32(1)
+	for sym := range 30 {
+		extra := uint32(0)
+		if sym >= 4 {
+			extra = uint32(sym)/2 - 1
+		}
+		t[sym] = base<<16 | extra
+		base += 1 << extra
+	}
+	t[30], t[31] = entryInvalid, entryInvalid
+	return t
+}
+
+func clenTemplates() (t [19]uint32) {
+	for sym := range t {
+		t[sym] = uint32(sym) << 16
+	}
+	return t
+}
+
+// build fills t from the code lengths of the canonical Huffman code in lens
+// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused). It accepts
+// what compress/flate accepts: a complete code, a code of a single 1-bit
+// symbol, or no code at all (decoding with the last two fails on the unused
+// codes). primaryBits is the primary table's width; t.primary must have
+// 1<<primaryBits entries.
+func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
+	// Count the lengths and list the symbols that have one, skipping unused
+	// symbols 8 at a time: a text's literal/length code leaves most of the
+	// 256 byte values unused.
+	var count [maxCodeLen + 1]uint16
+	var used [288]uint16
+	nused := 0
+	for i := 0; i < len(lens); i += 8 {
+		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
+			continue
+		}
+		for sym := i; sym < min(i+8, len(lens)); sym++ {
+			if l := lens[sym] & 15; l != 0 {
+				count[l]++
+				used[nused] = uint16(sym)
+				nused++
+			}
+		}
+	}
+	maxLen := uint(0)
+	code := 0
+	for l := uint(1); l <= maxCodeLen; l++ {
+		code = code<<1 + int(count[l])
+		if count[l] != 0 {
+			maxLen = l
+		}
+	}
+	// code is now the number of (maxCodeLen)-bit codes the lengths use,
+	// scaled: a complete code uses all 1<<maxCodeLen of them.
+	complete := code == 1<<maxCodeLen
+	single := maxLen == 1 && count[1] == 1
+	if !complete && !single && maxLen != 0 {
+		return false
+	}
+	if !complete {
+		fillInvalid(t.primary)
+		if maxLen == 0 {
+			return true
+		}
+	}
+
+	// Symbols sorted by length, then value: canonical code order.
+	var offs [maxCodeLen + 2]uint16
+	for l := 1; l <= maxCodeLen; l++ {
+		offs[l+1] = offs[l] + count[l]
+	}
+	var sorted [288]uint16
+	for _, sym := range used[:nused] {
+		l := lens[sym] & 15
+		sorted[offs[l]] = sym
+		offs[l]++
+	}
+	n := nused
+
+	// Build the primary table at the width the code needs (at most
+	// primaryBits), doubling it from length to length: a code of length l
+	// sits at its bit-reversed value in a table of 1<<l entries, and a
+	// doubling copies it to where it belongs in the larger table. Each code
+	// is stored once; the rest are copies, which are cheap.
+	width := min(maxLen, primaryBits)
+	t.sub = t.sub[:0]
+	next := uint32(0) // the next code, MSB first
+	i := 0
+	size := 1
+	for l := uint(1); l <= width; l++ {
+		copy(t.primary[size:2*size], t.primary[:size])
+		size *= 2
+		p := t.primary[:size]
+		for c := count[l]; c > 0; c-- {
+			rev := bits.Reverse32(next) >> (32 - l)
+			p[rev] = templates[sorted[i]] + uint32(l)<<8 + uint32(l)
+			next++
+			i++
+		}
+		next <<= 1
+	}
+	for ; size < 1<<primaryBits; size *= 2 {
+		copy(t.primary[size:2*size], t.primary[:size])
+	}
+	if maxLen <= primaryBits {
+		return true
+	}
+	buildSubtables(t, sorted[i:n], lens, templates, count, next, primaryBits, maxLen)
+	return true
+}
+
+// buildSubtables adds the codes longer than primaryBits, syms in canonical
+// order starting with the code next (MSB first, at length primaryBits+1
+// scaled to primaryBits: next is the first unused primaryBits-bit prefix
+// shifted once). Codes sharing a primaryBits prefix share a subtable, sized
+// like zlib's inflate_table does: wide enough for the longest code with that
+// prefix.
+func buildSubtables(t *table, syms []uint16, lens []uint8, templates []uint32, count [maxCodeLen + 1]uint16, next uint32, primaryBits, maxLen uint) {
+	prefixMask := uint32(1)<<primaryBits - 1
+	curPrefix := ^uint32(0)
+	var subStart, subWidth uint
+	code := next
+	l := primaryBits + 1
+	for _, sym := range syms {
+		for uint(lens[sym]) > l {
+			code <<= 1
+			l++
+		}
+		rev := bits.Reverse32(code) >> (32 - l)
+		prefix := rev & prefixMask
+		if prefix != curPrefix {
+			curPrefix = prefix
+			subWidth = subtableWidth(count, l, primaryBits, maxLen)
+			subStart = uint(len(t.sub))
+			t.sub = append(t.sub, make([]uint32, 1<<subWidth)...)
+			// A complete code fills every entry; should one stay empty, it
+			// must not read as a zero-length match that consumes no input.
+			fillInvalid(t.sub[subStart:])
+			t.primary[prefix] = entrySub | uint32(subStart)<<16 | uint32(subWidth)<<8
+		}
+		e := templates[sym] + uint32(l)<<8 + uint32(l)
+		sub := t.sub[subStart : subStart+1<<subWidth]
+		for j := rev >> primaryBits; j < 1<<subWidth; j += 1 << (l - primaryBits) {
+			sub[j] = e
+		}
+		count[l]--
+		code++
+	}
+}
+
+// subtableWidth is the width of a subtable whose first code has length l:
+// it grows until the codes left of lengths l.. fill it (zlib's rule).
+func subtableWidth(count [maxCodeLen + 1]uint16, l, primaryBits, maxLen uint) uint {
+	w := l - primaryBits
+	left := 1 << w
+	for w+primaryBits < maxLen {
+		left -= int(count[w+primaryBits])
+		if left <= 0 {
+			break
+		}
+		w++
+		left <<= 1
+	}
+	return w
+}
+
+func fillInvalid(t []uint32) {
+	for i := range t {
+		t[i] = entryInvalid
+	}
+}
