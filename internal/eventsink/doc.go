@@ -5,8 +5,9 @@
 //
 // A worker that owns shard (id, count) through a lease hands every dispatch of
 // that shard to a Writer. The Writer batches events (one batcher goroutine per
-// shard, flushing when BatchSize events or MaxBatchBytes are pending, or after
-// FlushInterval) and commits each batch with ONE Lua script that, atomically:
+// shard, running only while the shard has events to commit, flushing when
+// BatchSize events or MaxBatchBytes are pending, or after FlushInterval) and
+// commits each batch with ONE Lua script that, atomically:
 //
 //  1. checks the lease is valid for the writer: HGET lease owner == worker ID,
 //     HGET lease token == fencing token, EXISTS member key of the worker; else

@@ -145,7 +145,7 @@ type Stats struct {
 }
 
 // Sink commits events to the fleet's stream. It is safe for concurrent use;
-// it owns no goroutine (each Writer owns one).
+// it owns no goroutine (each Writer runs one while it has events to commit).
 type Sink struct {
 	client redis.UniversalClient
 	cfg    Config

@@ -11,7 +11,10 @@ import (
 
 // Writer batches one shard's events and commits them in order. Add and Flush
 // may be called from any goroutine (the gateway calls Add from the shard's
-// event goroutine); the Writer owns one goroutine, stopped by Close or Abandon.
+// event goroutine). The Writer's goroutine runs only while it has events to
+// commit: the first event added to an idle Writer starts it, and it ends once
+// everything added is committed, so an idle shard's Writer holds no
+// goroutine (at most one runs at a time; Close and Abandon stop it).
 type Writer struct {
 	sink    *Sink
 	shard   Shard
@@ -27,18 +30,22 @@ type Writer struct {
 	done    uint64        // events committed, skipped or dropped
 	err     error         // terminal: rejection or ErrClosed
 	changed chan struct{} // closed and replaced whenever done, pending or err change
+	// running: a goroutine commits pending events; it ends (closing exited)
+	// only once pending is empty, so events pending always have one, until
+	// ctx ends or err is set.
+	running bool
+	exited  chan struct{} // closed when the last goroutine started returns; nil before
 
-	// Touched only by the Writer's goroutine (and Open): how far the record
-	// of expSession is known to have reached, so a rollback is seen.
+	// Touched only by the Writer's goroutine (and Open), one goroutine after
+	// the other (mu orders them): how far the record of expSession is known
+	// to have reached, so a rollback is seen.
 	expSession string
 	expSeq     int
 	rebuilt    bool // Rejections.Rebuild was called
 
 	lastSeq atomic.Int64
-	wake    chan struct{}      // cap 1: work is pending
 	ctx     context.Context    // ends on Close/Abandon; bounds every Redis call
 	cancel  context.CancelFunc // ends ctx
-	exited  chan struct{}      // closed when the goroutine returns
 }
 
 // Rejections tells a Writer what to do when Redis refuses its writes.
@@ -79,12 +86,9 @@ func (s *Sink) Open(shard Shard, fence Fence, from SessionRecord, rejects Reject
 		expSession: from.SessionID, expSeq: from.Sequence,
 		log:     s.cfg.Logger.With("shard_id", shard.ID, "shard_count", shard.Count),
 		changed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		exited:  make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.lastSeq.Store(-1)
-	go w.loop()
 	return w
 }
 
@@ -108,13 +112,22 @@ func (w *Writer) Add(ctx context.Context, ev Event) error {
 	w.pending = append(w.pending, ev)
 	w.added++
 	w.held += ev.size()
+	w.startLocked()
 	w.mu.Unlock()
 	w.countHeld(ev.size())
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
 	return nil
+}
+
+// startLocked starts the Writer's goroutine for what is pending, unless one
+// runs or the Writer is stopping (Abandon then drops what is pending).
+// Called with mu held, so the decision is ordered with the goroutine's
+// decision to end (end): an event is never left without one.
+func (w *Writer) startLocked() {
+	if w.running || w.ctx.Err() != nil {
+		return
+	}
+	w.running, w.exited = true, make(chan struct{})
+	go w.loop(w.exited)
 }
 
 // Flush waits until every event added before the call is committed (or known
@@ -163,8 +176,13 @@ func (w *Writer) Close(ctx context.Context) error {
 // Abandon stops the goroutine at once, dropping pending events, and waits for
 // it. Use it when the lease is lost: nothing more may be written.
 func (w *Writer) Abandon() {
-	w.cancel()
-	<-w.exited
+	w.cancel() // from here on, Add starts no goroutine
+	w.mu.Lock()
+	exited := w.exited
+	w.mu.Unlock()
+	if exited != nil {
+		<-exited
+	}
 	w.finish(ErrClosed)
 }
 
@@ -195,28 +213,37 @@ func (w *Writer) broadcast() {
 	w.changed = make(chan struct{})
 }
 
-func (w *Writer) loop() {
-	var rejected error
-	defer func() {
-		// Before exited, so Abandon waits for it: the Writer owns this call.
+// loop commits what is pending until nothing is (then it ends), the Writer
+// is stopped, or Redis refuses the writes.
+func (w *Writer) loop(exited chan struct{}) {
+	for w.linger() {
+		rejected := w.drain()
 		if rejected != nil && w.rejects.Stopped != nil {
+			// Before exited, so Abandon waits for it: the Writer owns this call.
 			w.rejects.Stopped(rejected)
 		}
-		close(w.exited)
-	}()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-w.wake:
+		if rejected != nil || w.ctx.Err() != nil {
+			break
 		}
-		if !w.linger() {
-			return
-		}
-		if rejected = w.drain(); rejected != nil || w.ctx.Err() != nil {
+		if w.end(exited, false) {
 			return
 		}
 	}
+	w.end(exited, true)
+}
+
+// end ends the goroutine's run (true) when it was stopped or nothing is
+// pending. It decides under mu, so an Add came either before (its event is
+// pending: the run goes on) or after (it starts the next goroutine).
+func (w *Writer) end(exited chan struct{}, stopped bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !stopped && len(w.pending) > 0 {
+		return false
+	}
+	w.running = false
+	close(exited)
+	return true
 }
 
 // linger lets a small batch fill for FlushInterval; false when stopped.

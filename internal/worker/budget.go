@@ -26,7 +26,7 @@ import (
 //
 //	floor != nil, !floorStopped  refused; being handed off (budgetFloor)
 //	floor != nil, floorStopped   stopped; due for a re-check at floorCheckAt
-//	floor == nil                 running, or reopened (runShard opens it)
+//	floor == nil                 running, or reopened (takeSteps opens it)
 
 // budgetFloor stops a shard whose identify permit was refused at the budget
 // floor. It runs on a gateway goroutine (meteredLimiter) or in openShard, so
@@ -157,10 +157,7 @@ func (w *Worker) recheckFloor(ctx context.Context) {
 			r.floor = nil
 		case next.IsZero() && !r.revoked:
 			r.floor, r.floorStopped = nil, false
-			select {
-			case r.reopen <- struct{}{}:
-			default:
-			}
+			stepDue(w, r, r.reopen, struct{}{})
 		case next.IsZero():
 			// Handed off since: its lease is ending, nothing to reopen.
 			r.floorCheckAt = now.Add(w.cfg.BudgetRecheck)

@@ -193,7 +193,7 @@ func (w *Worker) wakeRun(run *shardRun) {
 // stopCommands stops the loop and waits until its command in flight, if any,
 // is sent and recorded (bounded by ctx): nothing is sent on the shard after a
 // handoff began, and nothing sent before it is sent again by the next owner.
-// runShard calls it once the lease ended, so no loop outlives its shard.
+// stopShard calls it once the lease ended, so no loop outlives its shard.
 func (w *Worker) stopCommands(ctx context.Context, run *shardRun) {
 	c := run.cmd
 	c.mu.Lock()

@@ -24,6 +24,11 @@
 //     the shard with a new session, whose READY and GUILD_CREATEs rebuild
 //     the cache;
 //
+// These steps run on a goroutine of the shard's only while one is due (the
+// lease's end starts one through context.AfterFunc), as do its Writer's
+// commits and its command loop: an idle shard holds no goroutine of this
+// package's or internal/eventsink's, only its gateway's read loop.
+//
 // Fatal closes: 4004 (authentication failed) is token-wide: the worker stops
 // every shard, opens no more, keeps its leases (so no other worker retries the
 // bad token in a loop) and reports the error on /readyz, /status and in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,12 +51,21 @@ type shardRun struct {
 	floorCheckAt time.Time
 	floorGen     uint64
 
+	// The shard's lifecycle (runShard) runs on a goroutine only while it
+	// has a step to take: the first open, a reopen (reopen, heal, rebuild:
+	// each sender then calls kick) or the stop once its lease ended (kick,
+	// from context.AfterFunc). An idle shard holds no goroutine for it.
+	// stepping, guarded by stepMu: a goroutine runs the steps; it stays set
+	// once the shard stopped, so nothing runs after that.
+	stepMu   sync.Mutex
+	stepping bool
+
 	// reopen is signalled (buffer 1) by the budget loop: the budget has
-	// reset, open the shard again. Only runShard receives from it.
+	// reset, open the shard again. Only takeSteps receives from it.
 	reopen chan struct{}
 	// heal is sent (buffer 1) the writer's *RollbackError: Redis lost
 	// committed events; reopen the shard from the durable seq. Only
-	// runShard receives from it.
+	// takeSteps receives from it.
 	heal chan *eventsink.RollbackError
 	// healing is set from a rollback's reopen until the session is READY
 	// again: RESUMED means Discord replayed the lost events, READY that it
@@ -64,7 +74,7 @@ type shardRun struct {
 	healStart atomic.Int64 // unix ns of the rollback's reopen
 	// rebuild is sent (buffer 1) by the writer's Rebuild: Redis lost the
 	// shard's session record, and its cache with it; reopen the shard with
-	// a new session. Only runShard receives from it. rebuilding is set from
+	// a new session. Only takeSteps receives from it. rebuilding is set from
 	// then until a new session's READY, so that a handoff meanwhile passes
 	// no session on (the next owner IDENTIFYs: a new session rebuilds it).
 	rebuild    chan struct{}
@@ -339,7 +349,7 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	w.m.leasesWon.Inc()
 	run := &shardRun{key: key, lease: l, sessionID: state.SessionID, resumeURL: state.ResumeURL,
 		reopen: make(chan struct{}, 1), opening: make(chan struct{}, 1), heal: make(chan *eventsink.RollbackError, 1),
-		rebuild: make(chan struct{}, 1)}
+		rebuild: make(chan struct{}, 1), stepping: true} // runShard's goroutine, below
 	run.openCtx, run.stopOpen = context.WithCancel(l.Context())
 	w.openWriter(run, eventsink.SessionRecord{SessionID: state.SessionID, Sequence: state.Sequence})
 	w.startCommands(run)
@@ -350,7 +360,9 @@ func (w *Worker) Acquired(_ context.Context, l *lease.Lease, state gateway.Shard
 	}
 	w.mu.Unlock()
 	w.log.Info("lease won", "shard_id", key.ID, "shard_count", key.Count, "resume", state.Resumable())
-	w.shardWG.Go(func() { w.runShard(run, state) })
+	w.shardWG.Add(1) // stopShard's Done
+	go w.runShard(run, state)
+	context.AfterFunc(l.Context(), func() { w.kick(run) })
 }
 
 // openWriter starts the shard's event writer, expecting Redis to hold the
@@ -366,41 +378,93 @@ func (w *Worker) openWriter(run *shardRun, from eventsink.SessionRecord) {
 		Stopped: func(err error) { w.rejected(run, err) },
 		Rebuild: func() {
 			run.rebuilding.Store(true)
-			select {
-			case run.rebuild <- struct{}{}: // runShard reopens the shard
-			default: // one is pending already
-			}
+			stepDue(w, run, run.rebuild, struct{}{}) // takeSteps reopens the shard
 		},
 	}))
 }
 
-// runShard opens the shard, then waits for its lease to end and stops it.
-// Meanwhile it reopens the shard each time the budget loop says the identify
-// budget has reset after a stop at its floor (with no session: the stopped
-// shard was about to IDENTIFY, so it had none to resume), and each time Redis
-// lost committed events (from the durable seq), and each time Redis lost the
-// shard's session record and cache (with a new session, to rebuild it).
+// runShard opens the shard, then takes its steps until none is due: it
+// reopens the shard each time the budget loop says the identify budget has
+// reset after a stop at its floor (with no session: the stopped shard was
+// about to IDENTIFY, so it had none to resume), and each time Redis lost
+// committed events (from the durable seq), and each time Redis lost the
+// shard's session record and cache (with a new session, to rebuild it); once
+// the lease ended, it stops the shard. kick runs it again for the next step.
 func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
-	defer run.stopOpen()
 	w.openShard(run, state)
+	w.takeSteps(run)
+}
+
+// takeSteps takes the shard's due steps until none is (the goroutine ends)
+// or the shard is stopped.
+func (w *Worker) takeSteps(run *shardRun) {
 	for {
-		rb, rebuild, ok := w.waitReopen(run)
-		if !ok {
-			break
+		select {
+		case <-run.lease.Done():
+			w.stopShard(run)
+			return
+		default:
 		}
-		switch {
-		case rebuild:
+		select {
+		case <-run.rebuild:
 			if w.reopenForRebuild(run) {
 				w.openShard(run, gateway.ShardState{})
 			}
-		case rb != nil:
+		case rb := <-run.heal:
 			if st, ok := w.reopenAfterRollback(run, rb); ok {
 				w.openShard(run, st)
 			}
-		default:
+		case <-run.reopen:
 			w.openShard(run, gateway.ShardState{})
+		default:
+			if run.idle() {
+				return
+			}
 		}
 	}
+}
+
+// stepDue signals a step on ch, unless one is pending already (ch has a
+// buffer of 1; each writer reports once), and has the shard take it.
+func stepDue[T any](w *Worker, run *shardRun, ch chan T, v T) {
+	select {
+	case ch <- v:
+	default:
+	}
+	w.kick(run)
+}
+
+// kick has the shard take its due steps: it starts a goroutine for them
+// unless one runs (that one takes them before it ends: see idle) or the
+// shard was stopped.
+func (w *Worker) kick(run *shardRun) {
+	run.stepMu.Lock()
+	defer run.stepMu.Unlock()
+	if run.stepping {
+		return
+	}
+	run.stepping = true
+	go w.takeSteps(run)
+}
+
+// idle ends the steps' goroutine (true) unless a step is due. It decides
+// under stepMu, as kick does, so a step signalled meanwhile is taken by
+// this goroutine or starts the next: never left undone.
+func (r *shardRun) idle() bool {
+	r.stepMu.Lock()
+	defer r.stepMu.Unlock()
+	if len(r.reopen) > 0 || len(r.heal) > 0 || len(r.rebuild) > 0 || r.lease.Err() != nil {
+		return false
+	}
+	r.stepping = false
+	return true
+}
+
+// stopShard stops the shard once its lease ended (handed off or lost) and
+// forgets it: the shard's last step (stepping stays set).
+func (w *Worker) stopShard(run *shardRun) {
+	defer w.shardWG.Done()
+	run.stopOpen()
 	w.stopCommands(context.Background(), run) // ended with the lease: wait for it
 	w.stopLost(run)
 	w.mu.Lock()
@@ -408,27 +472,6 @@ func (w *Worker) runShard(run *shardRun, state gateway.ShardState) {
 		delete(w.shards, run.key)
 	}
 	w.mu.Unlock()
-}
-
-// waitReopen waits until the shard's lease ends (false) or the shard is to
-// be reopened (true): after a rollback (rb set), to rebuild its cache
-// (rebuild), or at the budget's reset.
-func (w *Worker) waitReopen(run *shardRun) (rb *eventsink.RollbackError, rebuild, ok bool) {
-	select {
-	case <-run.lease.Done():
-		return nil, false, false
-	default:
-	}
-	select {
-	case <-run.lease.Done():
-		return nil, false, false
-	case <-run.reopen:
-		return nil, false, true
-	case rb := <-run.heal:
-		return rb, false, true
-	case <-run.rebuild:
-		return nil, true, true
-	}
 }
 
 // openShard opens the shard while its lease lives. An open that fails for a
@@ -539,16 +582,13 @@ func (w *Worker) stopLost(run *shardRun) {
 }
 
 // rejected runs when the sink refuses the shard's writes. Fenced or stale
-// session: the shard is stopped and its lease given up. Rolled back: runShard
+// session: the shard is stopped and its lease given up. Rolled back: takeSteps
 // reopens it from the durable seq (unless it is being handed off: the next
 // owner RESUMEs from the record anyway).
 func (w *Worker) rejected(run *shardRun, err error) {
 	var rb *eventsink.RollbackError
 	if errors.As(err, &rb) {
-		select {
-		case run.heal <- rb: // runShard reopens the shard
-		default: // one is pending already (each writer reports once)
-		}
+		stepDue(w, run, run.heal, rb) // takeSteps reopens the shard
 		return
 	}
 	w.log.Warn("event sink refused the shard's writes: stopping it", "shard_id", run.key.ID, "err", err)

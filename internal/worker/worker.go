@@ -45,7 +45,7 @@ type Worker struct {
 	budgetWake chan struct{}
 
 	wg      sync.WaitGroup // the status and budget loops, splits, budget-floor stops, local opens
-	shardWG sync.WaitGroup // fleet shard goroutines (runShard)
+	shardWG sync.WaitGroup // fleet shards not yet stopped (Acquired to stopShard)
 	events  atomic.Uint64
 	mgrSet  atomic.Bool
 
@@ -181,7 +181,7 @@ func (w *Worker) onEvent(g gateway.Gateway, t gateway.EventType, seq int, data j
 		w.mu.RUnlock()
 		if run == nil {
 			// Rare: the old gateway of a shard whose lease ended, still
-			// delivering after runShard let it go.
+			// delivering after stopShard let it go.
 			w.m.eventsDropped.Inc()
 			w.logDropped(lease.ShardKey{ID: g.ShardID(), Count: g.ShardCount()}, t, seq, errNoLease)
 		} else {
