@@ -541,7 +541,7 @@ func (w *Worker) openAttempt(run *shardRun, floorGen uint64, attempt int, state 
 	if state.Resumable() {
 		w.m.resumes.Inc()
 	}
-	return false, w.mgr.OpenShardWithState(ctx, sharding.ShardKey{ID: run.key.ID, Count: run.key.Count}, *state)
+	return false, w.mgr.OpenShardWithState(ctx, run.key, *state)
 }
 
 // Open retry backoff bounds.
