@@ -45,30 +45,6 @@ func farReferences(n int, rng *rand.Rand) [][]byte {
 	return msgs
 }
 
-// decodeAll decodes frames with z, calling between(i) after each whole
-// message i and mid(i) between the parts of a split one, and returns the
-// messages.
-func decodeAll(t *testing.T, z *zlibStream, frames [][][]byte, between, mid func(i int)) [][]byte {
-	t.Helper()
-	var out [][]byte
-	for i, parts := range frames {
-		for j, part := range parts {
-			got, err := z.decode(true, part)
-			if err != nil {
-				t.Fatalf("message %d part %d: %v", i, j, err)
-			}
-			if j < len(parts)-1 {
-				mid(i)
-				continue
-			}
-			out = append(out, bytes.Clone(got))
-			z.release()
-			between(i)
-		}
-	}
-	return out
-}
-
 // TestZlibStreamIdleReleaseMatchesPlain: a stream released between messages
 // (every one, or at random) decodes to the same bytes as one never released,
 // split messages included; a release is refused while a message is half
