@@ -176,9 +176,9 @@ func openGateways(ctx context.Context, n, count int, gwOpts []gateway.ConfigOpt)
 }
 
 // defaultSettle is longer than an idle zlib-stream shard takes to release
-// its inflater: pkg/gateway's quiet period (5 s) after its last message, at
-// most twice that after the READY burst, since the deadline behind it is
-// armed once per period.
+// its inflater: pkg/gateway's quiet period (5 s) after its last message, and
+// at most a quarter period more. A shard whose heartbeat was ACKed in the
+// last ~6 s holds its inflater again, as it would in any idle process.
 const defaultSettle = 12 * time.Second
 
 // settledMemory lets the open's transients pass (the dispatcher's 100 ms

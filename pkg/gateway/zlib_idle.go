@@ -78,15 +78,24 @@ func (c *connection) watchIdle() {
 	c.sock.idle = func() bool { return c.failed() || ir.releaseIdle() }
 }
 
-// idleWatch is the socket's side of the idle release: a read deadline, armed
-// at most once per quiet period, whose expiry is never returned to the
-// reader. Fields are used by whoever reads the socket (see socket).
+// idleWatch is the socket's side of the idle release: a read deadline that
+// is never returned to the reader, set once per idleTicks-th of the quiet
+// period while data flows, cleared once released. Its fields are used by
+// whoever reads the socket (see socket).
 type idleWatch struct {
 	idle     func() bool // nil: no idle release; see connection.watchIdle
 	armed    bool        // a deadline is set
 	active   bool        // data came in since it was set
+	quiet    int         // deadlines in a row that passed without data
 	released bool        // released; arm again once data comes in
 }
+
+// idleTicks: the quiet period is watched through this many deadlines in a
+// row, so the release comes at most a quarter period after it is due, where
+// one deadline per period would leave it up to a whole period late (when the
+// last data came just after the deadline was set). A busy socket pays one
+// deadline per tick.
+const idleTicks = 4
 
 // readConn reads the TCP socket; with an idle hook, it releases the transport
 // after zlibIdleAfter without data, then goes on waiting without a deadline.
@@ -107,21 +116,26 @@ func (s *socket) readConn(p []byte) (int, error) {
 			return n, err
 		}
 		// The deadline is ours, not a dead connection: carry on waiting.
-		if w.active || !w.idle() {
-			w.arm(s.Conn)
+		if w.active {
+			w.quiet = 0
+		} else {
+			w.quiet++
+		}
+		if w.quiet < idleTicks || !w.idle() {
+			w.arm(s.Conn) // not quiet for long enough, or refused: ask again a tick later
 			continue
 		}
-		w.armed, w.released = false, true
+		w.armed, w.quiet, w.released = false, 0, true
 		if err := s.Conn.SetReadDeadline(time.Time{}); err != nil {
 			return 0, err
 		}
 	}
 }
 
-// arm sets the deadline one quiet period ahead. A closed socket refuses;
-// its next read says so.
+// arm sets the deadline a tick ahead. A closed socket refuses; its next read
+// says so.
 func (w *idleWatch) arm(conn interface{ SetReadDeadline(time.Time) error }) {
-	w.armed = conn.SetReadDeadline(time.Now().Add(zlibIdleAfter)) == nil
+	w.armed = conn.SetReadDeadline(time.Now().Add(zlibIdleAfter/idleTicks)) == nil
 	w.active = false
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -176,5 +177,52 @@ func BenchmarkZlibIdleRelease(b *testing.B) {
 	b.ReportMetric(float64(snapshot), "snapshot-B")
 	if got, err := z.decode(true, last); err != nil || !bytes.Equal(got, msgs[len(msgs)-1]) {
 		b.Fatalf("after the releases: %v", err)
+	}
+}
+
+// TestSocketIdleRelease: over a real TCP pair, a read that waits out the
+// quiet period asks the transport to release (again a tick later when it
+// refuses), never returns the deadline, stops asking once released, gets the
+// data that comes after, and watches the next quiet period afresh.
+func TestSocketIdleRelease(t *testing.T) {
+	SetZlibIdleAfter(t, 20*time.Millisecond)
+	client, server := tcpPair(t)
+	asked := make(chan bool, 10)
+	refuse := 1
+	s := &socket{Conn: client}
+	s.idle = func() bool {
+		ok := refuse == 0
+		refuse--
+		asked <- ok
+		return ok
+	}
+	read := func() chan string {
+		got := make(chan string, 1)
+		go func() {
+			p := make([]byte, 16)
+			n, err := s.Read(p)
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- string(p[:n])
+		}()
+		return got
+	}
+	for _, msg := range []string{"after", "again"} {
+		refuse = 1
+		got := read()
+		if <-asked || !<-asked {
+			t.Fatal("want a refused release, then one done")
+		}
+		if _, err := server.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if g := <-got; g != msg {
+			t.Fatalf("read %q, want %q", g, msg)
+		}
+		if len(asked) > 0 || s.armed {
+			t.Fatalf("asked %d more times, deadline set %v, after the release", len(asked), s.armed)
+		}
 	}
 }
