@@ -60,16 +60,17 @@ func getInflater(r io.Reader, dict []byte) io.ReadCloser {
 // idleReleaser is a transport that can give memory back while its connection
 // is quiet. releaseIdle runs on the read loop, between messages; it reports
 // false when it could not release yet (a message is half read) and should be
-// asked again after another quiet period.
+// asked again a tick later (see idleTicks).
 type idleReleaser interface {
 	releaseIdle() bool
 }
 
 // watchIdle lets the socket release c's transport when it has been quiet for
-// zlibIdleAfter, if the transport can. Only the read loop may release: the
-// other reader of the socket, the close handshake, runs only once the
-// connection has failed, and then decode no longer runs on the read loop
-// either, so there is nothing to gain.
+// zlibIdleAfter, if the transport can. Only the read loop may release, as it
+// alone decodes. The socket's other reader, the close handshake, starts only
+// after fail has recorded a cause, so a hook that finds the connection not
+// failed runs on the read loop, which is waiting for data, not decoding; a
+// failed connection releases nothing, as it is about to close.
 func (c *connection) watchIdle() {
 	ir, ok := c.tr.(idleReleaser)
 	if !ok || c.sock == nil {
