@@ -5,7 +5,7 @@
 // its figures with the commands that produced them.
 //
 //	gatewaybench flood [-events 200000] [-reps 3] [-compressions plain,zlib-stream,zstd-stream] [-procs default,1]
-//	gatewaybench idle  [-shards 1000] [-reps 3] [-compressions plain,zlib-stream]
+//	gatewaybench idle  [-shards 1000] [-reps 3] [-compressions plain,zlib-stream] [-settle 12s]
 //
 // flood starts the server (gatewaybench serve), which pre-encodes HELLO,
 // READY and the flood of MESSAGE_CREATE dispatches once per compression and
@@ -19,5 +19,6 @@
 // idle starts the project's fake (gatewaytest, as cmd/fakediscord serves
 // it) in the server process and, per repetition, clients that open 1 and N
 // idle shards, through pkg/sharding and through gateway.New; the figure is
-// (RSS with N − RSS with 1) / (N − 1).
+// (RSS with N − RSS with 1) / (N − 1), measured after -settle (long enough
+// for idle zlib-stream shards to release their inflaters).
 package main

@@ -33,6 +33,7 @@ func runIdle(args []string) error {
 	reps := fs.Int("reps", 3, "repetitions, interleaved")
 	comps := fs.String("compressions", "plain,zlib-stream", "transport compressions, comma-separated")
 	vias := fs.String("via", "sharding,gateway", "how shards are opened: sharding (pkg/sharding) and/or gateway (gateway.New per shard)")
+	settle := fs.Duration("settle", defaultSettle, "how long each client waits, its shards READY, before it measures")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func runIdle(args []string) error {
 					r = &many
 				}
 				err := runChild(r, nil, "idleclient", "-url", srv.fakeURL, "-shards", strconv.Itoa(n),
-					"-count", strconv.Itoa(*shards), "-via", v.other, "-compression", v.comp)
+					"-count", strconv.Itoa(*shards), "-via", v.other, "-compression", v.comp, "-settle", settle.String())
 				if err != nil {
 					return fmt.Errorf("%s via %s, %d shards, repetition %d: %w", v.comp, v.other, n, rep+1, err)
 				}
@@ -86,6 +87,7 @@ func idleClient(args []string) error {
 	via := fs.String("via", "sharding", "sharding or gateway")
 	comp := fs.String("compression", "plain", "plain, zlib-stream or zstd-stream")
 	heapFile := fs.String("heapprofile", "", "write a heap profile of the idle state, every allocation sampled, to this file")
+	settle := fs.Duration("settle", defaultSettle, "how long to wait, the shards READY, before measuring")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,7 +110,7 @@ func idleClient(args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := settledMemory()
+	r, err := settledMemory(*settle)
 	if err != nil {
 		return err
 	}
@@ -173,10 +175,17 @@ func openGateways(ctx context.Context, n, count int, gwOpts []gateway.ConfigOpt)
 	return <-errs
 }
 
-// settledMemory lets the open's transient goroutines end, collects garbage
-// as a long-running idle process would, and reads VmRSS and RssAnon.
-func settledMemory() (idleResult, error) {
-	time.Sleep(1500 * time.Millisecond) // not waiting for a condition: letting transients (100 ms dispatcher linger) pass
+// defaultSettle is longer than an idle zlib-stream shard takes to release
+// its inflater: pkg/gateway's quiet period (5 s) after its last message, and
+// at most a quarter period more. A shard whose heartbeat was ACKed in the
+// last ~6 s holds its inflater again, as it would in any idle process.
+const defaultSettle = 12 * time.Second
+
+// settledMemory lets the open's transients pass (the dispatcher's 100 ms
+// linger, the idle release of the inflaters), collects garbage as a
+// long-running idle process would, and reads VmRSS and RssAnon.
+func settledMemory(settle time.Duration) (idleResult, error) {
+	time.Sleep(settle) // not waiting for a condition: an idle process's state after a while
 	for range 4 {
 		runtime.GC()
 	}

@@ -83,6 +83,7 @@ func dial(ctx context.Context, cancel context.CancelFunc, r *run, u string) (*co
 	c.sock = sock.Load()
 	if c.sock != nil {
 		c.sock.flush = r.disp.flush
+		c.watchIdle()
 		c.stopCut = context.AfterFunc(ctx, func() { _ = c.sock.Close() })
 	}
 	g.setStatus(StatusWaitingForHello)
@@ -315,6 +316,8 @@ type socket struct {
 	ahead    *[]byte // read ahead and not yet served (from aheadPool); nil when none
 	aheadOff int
 	aheadErr error // what the read ahead ended with, for the next Read
+
+	idleWatch // releases the transport of a quiet connection (zlib_idle.go)
 }
 
 // aheadPool holds read-ahead buffers.
@@ -336,7 +339,7 @@ func (s *socket) Read(p []byte) (int, error) {
 	if s.flush != nil {
 		s.flush() // this read may block
 	}
-	n, err := s.Conn.Read(p)
+	n, err := s.readConn(p)
 	if err == nil && n == len(p) {
 		s.readAhead()
 	}

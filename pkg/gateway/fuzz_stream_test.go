@@ -30,7 +30,7 @@ func overLimit() []byte {
 // FuzzZlibStream feeds arbitrary frames to a zlib-stream transport after a
 // valid first message: it must never panic, never return more than its limit,
 // and after an error the stream stays broken (no silent resynchronisation on
-// garbage).
+// garbage), also when split's high bit releases it after every part.
 func FuzzZlibStream(f *testing.F) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	msgs := testMessages(3, rng)
@@ -39,8 +39,9 @@ func FuzzZlibStream(f *testing.F) {
 	f.Add(frames[1][0], frames[2][0], uint8(1))
 	f.Add([]byte{0, 0, 0xff, 0xff}, []byte{1, 2, 3}, uint8(3))
 	f.Add(append([]byte{0x02, 0x00}, zlibSuffix...), frames[1][0], uint8(2))
+	f.Add(frames[1][0], frames[2][0], uint8(0x81))
 	f.Fuzz(func(t *testing.T, a, b []byte, split uint8) {
-		z := newTransport(CompressionZlibStream, fuzzLimit)
+		z := &zlibStream{limit: fuzzLimit}
 		defer z.close()
 		if _, err := z.decode(true, frames[0][0]); err != nil {
 			t.Fatal(err)
@@ -52,10 +53,53 @@ func FuzzZlibStream(f *testing.F) {
 				out, err := z.decode(true, part)
 				checkLimit(t, out, err)
 				z.release()
+				if split&0x80 != 0 {
+					z.releaseIdle()
+				}
 				if failed && err == nil {
 					t.Fatal("broken stream decoded again")
 				}
 				failed = failed || err != nil
+			}
+		}
+	})
+}
+
+// FuzzZlibStreamIdleRelease: a valid stream of messages made from the input
+// (repeated, so that some outrun the window and quote earlier ones), split
+// into frames and released at the message boundaries mask picks, decodes
+// exactly as the plain transport decodes it, and no release happens while a
+// message is half read.
+func FuzzZlibStreamIdleRelease(f *testing.F) {
+	f.Add([]byte(`{"content":"hello"}`), uint8(3), uint8(2), uint64(0b1011))
+	f.Add(bytes.Repeat([]byte("abcd"), 300), uint8(40), uint8(1), ^uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, repeat, split uint8, mask uint64) {
+		rng := rand.New(rand.NewPCG(uint64(len(data)), mask))
+		msgs := make([][]byte, 10)
+		for i := range msgs {
+			from := rng.IntN(len(data) + 1)
+			piece := data[from:min(len(data), from+rng.IntN(4096))]
+			n := 1 + int(repeat)*(i%3)
+			msgs[i] = fmt.Appendf(nil, `{"op":0,"s":%d,"d":"%x"}`, i+1, bytes.Repeat(piece, min(n, 1+(24<<10)/(len(piece)+1))))
+		}
+		frames := zlibFrames(t, msgs, int(split%4)+1, rng)
+		plain := &zlibStream{limit: -1}
+		defer plain.close()
+		want := decodeAll(t, plain, frames, func(int) {}, func(int) {})
+		z := &zlibStream{limit: -1}
+		defer z.close()
+		got := decodeAll(t, z, frames, func(i int) {
+			if mask>>(i%64)&1 == 1 && !z.releaseIdle() {
+				t.Fatalf("after message %d: release refused", i)
+			}
+		}, func(i int) {
+			if z.releaseIdle() {
+				t.Fatalf("message %d: released while half read", i)
+			}
+		})
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("message %d: %d bytes after releases, %d without", i, len(got[i]), len(want[i]))
 			}
 		}
 	})

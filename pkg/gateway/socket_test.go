@@ -13,20 +13,7 @@ import (
 // only before reads of the kernel socket, and the peer's close comes out as
 // io.EOF after the data.
 func TestSocketReadAhead(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	want := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	if _, err := server.Write(want); err != nil {
 		t.Fatal(err)
@@ -59,4 +46,24 @@ func TestSocketReadAhead(t *testing.T) {
 	if s.ahead != nil {
 		t.Fatal("read-ahead buffer kept after it was used up")
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed at cleanup.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return client, server
 }

@@ -90,29 +90,43 @@ func TestZlibStreamSplitFrames(t *testing.T) {
 		t.Run(fmt.Sprint("split", split), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(split)))
 			msgs := testMessages(30, rng)
-			frames := zlibFrames(t, msgs, split, rng)
-			z := newTransport(CompressionZlibStream, -1)
+			z := &zlibStream{limit: -1}
 			defer z.close()
-			for i, parts := range frames {
-				for j, part := range parts {
-					got, err := z.decode(true, part)
-					if err != nil {
-						t.Fatalf("message %d part %d: %v", i, j, err)
-					}
-					if j < len(parts)-1 {
-						if got != nil {
-							t.Fatalf("message %d: output after part %d of %d", i, j, len(parts))
-						}
-						continue
-					}
-					if !bytes.Equal(got, msgs[i]) {
-						t.Fatalf("message %d: got %d bytes, want %d", i, len(got), len(msgs[i]))
-					}
-					z.release()
+			got := decodeAll(t, z, zlibFrames(t, msgs, split, rng), func(int) {}, func(int) {})
+			for i := range msgs {
+				if !bytes.Equal(got[i], msgs[i]) {
+					t.Fatalf("message %d: got %d bytes, want %d", i, len(got[i]), len(msgs[i]))
 				}
 			}
 		})
 	}
+}
+
+// decodeAll decodes frames with z, calling between(i) after each whole
+// message i and mid(i) between the parts of a split one, and returns the
+// messages.
+func decodeAll(t *testing.T, z *zlibStream, frames [][][]byte, between, mid func(i int)) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i, parts := range frames {
+		for j, part := range parts {
+			got, err := z.decode(true, part)
+			if err != nil {
+				t.Fatalf("message %d part %d: %v", i, j, err)
+			}
+			if j < len(parts)-1 {
+				if got != nil {
+					t.Fatalf("message %d: output after part %d of %d", i, j, len(parts))
+				}
+				mid(i)
+				continue
+			}
+			out = append(out, bytes.Clone(got))
+			z.release()
+			between(i)
+		}
+	}
+	return out
 }
 
 func TestZlibStreamCorruptIsErrorThenBroken(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-
-	"github.com/klauspost/compress/flate"
 )
 
 // zlibSuffix ends every zlib-stream message: the Z_SYNC_FLUSH marker.
@@ -34,10 +32,14 @@ type zlibStream struct {
 	pending *[]byte // compressed bytes of a message split across frames (from framePool; nil between messages)
 	carry   []byte  // unread tail of the previous message (window-wrap edge)
 	src     bytes.Reader
-	fr      io.ReadCloser // raw flate reader, created with the first message
-	out     *[]byte
-	broken  error
-	limit   int64 // largest inflated message; -1: none
+	fr      io.ReadCloser // raw flate reader, from the first message on; nil while released (zlib_idle.go)
+	// window is how much output history the decoder holds, up to maxWindow;
+	// snapshot is that history, compressed, while released.
+	window   int
+	snapshot []byte
+	out      *[]byte
+	broken   error
+	limit    int64 // largest inflated message; -1: none
 }
 
 func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
@@ -59,27 +61,41 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 		}
 		in = *z.pending
 	}
-	if z.fr == nil {
-		body, err := zlibHeader(in)
-		if err != nil {
-			return nil, z.fail(err)
-		}
-		z.src.Reset(body)
-		z.fr = flate.NewReader(&z.src)
-	} else {
-		z.src.Reset(in)
+	if err := z.open(in); err != nil {
+		return nil, z.fail(err)
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.fr, &z.src, *z.out, 32<<10, z.limit, z.endsAtWindowWrap)
+	msg, err := inflateMessage(z.fr, &z.src, *z.out, maxWindow, z.limit, z.endsAtWindowWrap)
 	*z.out = msg[:0]
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
 	}
+	z.window = min(z.window+len(msg), maxWindow)
 	if z.src.Len() > 0 {
 		z.carry = append(z.carry[:0], in[len(in)-z.src.Len():]...)
 	}
 	z.releasePending() // after the carry is copied out of it
 	return msg, nil
+}
+
+// open points the decoder at in, a whole message: a new one at the
+// connection's first message (after the zlib header), a restored one after
+// an idle release.
+func (z *zlibStream) open(in []byte) error {
+	switch {
+	case z.fr != nil:
+		z.src.Reset(in)
+	case z.snapshot != nil:
+		return z.restore(in)
+	default:
+		body, err := zlibHeader(in)
+		if err != nil {
+			return err
+		}
+		z.src.Reset(body)
+		z.fr = getInflater(&z.src, nil)
+	}
+	return nil
 }
 
 // appendPending adds b to the pending message, taking a buffer from
@@ -200,8 +216,9 @@ func (z *zlibStream) release() {
 func (z *zlibStream) close() {
 	z.release()
 	if z.fr != nil {
-		_ = z.fr.Close()
+		inflaters.Put(z.fr) // Close does nothing: a flate reader holds no resource
 		z.fr = nil
 	}
+	z.snapshot = nil
 	z.releasePending()
 }

@@ -1,0 +1,228 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/flate"
+)
+
+// TestWindowBlockCopiesHistory: the block releaseIdle feeds the decoder
+// outputs exactly the last w bytes of its history, at every split of w into
+// back-references (258s, a short last one, the 1- and 2-byte remainders).
+func TestWindowBlockCopiesHistory(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	hist := make([]byte, maxWindow+5000)
+	for i := range hist {
+		hist[i] = byte('a' + rng.IntN(26))
+	}
+	for _, w := range []int{3, 4, 10, 11, 100, 257, 258, 259, 260, 261, 515, 516, 517, 4097, 24577, maxWindow - 1, maxWindow} {
+		fr := flate.NewReaderDict(bytes.NewReader(windowBlock(nil, w)), hist)
+		got, err := io.ReadAll(fr)
+		if err != nil {
+			t.Fatalf("w=%d: %v", w, err)
+		}
+		if want := hist[len(hist)-w:]; !bytes.Equal(got, want) {
+			t.Fatalf("w=%d: got %d bytes, not the last %d of history", w, len(got), w)
+		}
+	}
+}
+
+// farReferences returns n gateway messages whose bodies repeat parts of
+// earlier messages, up to the whole 32 KiB window back, with some larger than
+// the window: a decoder restored with the wrong history would show it.
+func farReferences(n int, rng *rand.Rand) [][]byte {
+	msgs := testMessages(n, rng)
+	for i := 3; i < n; i++ {
+		src := msgs[rng.IntN(i)]
+		from := rng.IntN(len(src))
+		piece := src[from:min(len(src), from+200+rng.IntN(2000))]
+		msgs[i] = fmt.Appendf(nil, `{"op":0,"s":%d,"t":"MESSAGE_CREATE","d":{"quote":%q,"more":%s}}`, i+1, piece, msgs[i])
+	}
+	return msgs
+}
+
+// TestZlibStreamIdleReleaseMatchesPlain: a stream released between messages
+// (every one, or at random) decodes to the same bytes as one never released,
+// split messages included; a release is refused while a message is half
+// read, and a released stream holds no inflater, only a snapshot smaller
+// than the window.
+func TestZlibStreamIdleReleaseMatchesPlain(t *testing.T) {
+	for _, split := range []int{1, 3} {
+		for _, every := range []bool{true, false} {
+			t.Run(fmt.Sprintf("split%d/every%v", split, every), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(12, uint64(split)))
+				msgs := farReferences(60, rng)
+				frames := zlibFrames(t, msgs, split, rng)
+				plain := &zlibStream{limit: -1}
+				defer plain.close()
+				want := decodeAll(t, plain, frames, func(int) {}, func(int) {})
+				z := &zlibStream{limit: -1}
+				defer z.close()
+				released := 0
+				got := decodeAll(t, z, frames, func(i int) {
+					if !every && rng.IntN(3) > 0 {
+						return
+					}
+					if !z.releaseIdle() {
+						t.Fatalf("after message %d: release refused between messages", i)
+					}
+					if z.fr != nil || z.snapshot == nil || len(z.snapshot) >= z.window {
+						t.Fatalf("after message %d: inflater %v, snapshot of %d bytes for a %d-byte window", i, z.fr != nil, len(z.snapshot), z.window)
+					}
+					released++
+				}, func(i int) {
+					if z.releaseIdle() {
+						t.Fatalf("message %d: released while half read", i)
+					}
+				})
+				for i := range want {
+					if !bytes.Equal(got[i], want[i]) || !bytes.Equal(got[i], msgs[i]) {
+						t.Fatalf("message %d differs after releases: got %d bytes, plain decode %d", i, len(got[i]), len(want[i]))
+					}
+				}
+				if released < 10 {
+					t.Fatalf("only %d releases", released)
+				}
+			})
+		}
+	}
+}
+
+// TestZlibStreamIdleReleaseAtWindowWrap: a release right after a message that
+// ended at the window wrap (its last block's end and sync marker carried
+// over) consumes the carry, and the stream goes on exactly.
+func TestZlibStreamIdleReleaseAtWindowWrap(t *testing.T) {
+	for _, sizes := range [][]int{{32 << 10, 100, 200}, {10000, 32<<10 - 10000, 300, 64 << 10, 50}} {
+		var msgs [][]byte
+		for i, n := range sizes {
+			msgs = append(msgs, jsonOfSize(n, byte('a'+i)))
+		}
+		frames := zlibFrames(t, msgs, 1, rand.New(rand.NewPCG(5, 5)))
+		z := &zlibStream{limit: -1}
+		carried := false
+		got := decodeAll(t, z, frames, func(i int) {
+			carried = carried || len(z.carry) > 0
+			if !z.releaseIdle() || z.fr != nil || z.carry != nil {
+				t.Fatalf("sizes %v, after message %d: not released", sizes, i)
+			}
+		}, func(int) {})
+		z.close()
+		for i := range msgs {
+			if !bytes.Equal(got[i], msgs[i]) {
+				t.Fatalf("sizes %v, message %d: got %d bytes, want %d", sizes, i, len(got[i]), len(msgs[i]))
+			}
+		}
+		if !carried {
+			t.Fatalf("sizes %v: no message ended at the window wrap", sizes)
+		}
+	}
+}
+
+// TestZlibStreamIdleReleaseEarly: a stream with less than a back-reference's
+// worth of history keeps its inflater; one that failed or never started has
+// nothing to release.
+func TestZlibStreamIdleReleaseEarly(t *testing.T) {
+	z := &zlibStream{limit: -1}
+	if !z.releaseIdle() || z.snapshot != nil {
+		t.Fatal("a stream not started released something")
+	}
+	frames := zlibFrames(t, [][]byte{[]byte("{}"), []byte(`{"op":11}`)}, 1, rand.New(rand.NewPCG(1, 1)))
+	got := decodeAll(t, z, frames[:1], func(int) {
+		if !z.releaseIdle() || z.fr == nil || z.snapshot != nil {
+			t.Fatal("2 bytes of history released")
+		}
+	}, func(int) {})
+	got = append(got, decodeAll(t, z, frames[1:], func(int) {
+		if !z.releaseIdle() || z.fr != nil {
+			t.Fatal("not released")
+		}
+	}, func(int) {})...)
+	z.close()
+	if string(got[0]) != "{}" || string(got[1]) != `{"op":11}` {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// BenchmarkZlibIdleRelease: one release and restore of a full window of
+// gateway messages, and the snapshot a released stream keeps (snapshot-B).
+func BenchmarkZlibIdleRelease(b *testing.B) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	msgs := farReferences(40, rng)
+	frames := zlibFrames(b, msgs, 1, rng)
+	z := &zlibStream{limit: -1}
+	defer z.close()
+	for _, f := range frames[:len(frames)-1] {
+		if _, err := z.decode(true, f[0]); err != nil {
+			b.Fatal(err)
+		}
+		z.release()
+	}
+	last := frames[len(frames)-1][0]
+	var snapshot int
+	b.ReportAllocs()
+	for b.Loop() {
+		if !z.releaseIdle() {
+			b.Fatal("refused")
+		}
+		snapshot = len(z.snapshot)
+		if err := z.restore(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(snapshot), "snapshot-B")
+	if got, err := z.decode(true, last); err != nil || !bytes.Equal(got, msgs[len(msgs)-1]) {
+		b.Fatalf("after the releases: %v", err)
+	}
+}
+
+// TestSocketIdleRelease: over a real TCP pair, a read that waits out the
+// quiet period asks the transport to release (again a tick later when it
+// refuses), never returns the deadline, stops asking once released, gets the
+// data that comes after, and watches the next quiet period afresh.
+func TestSocketIdleRelease(t *testing.T) {
+	SetZlibIdleAfter(t, 20*time.Millisecond)
+	client, server := tcpPair(t)
+	asked := make(chan bool, 10)
+	refuse := 1
+	s := &socket{Conn: client}
+	s.idle = func() bool {
+		ok := refuse == 0
+		refuse--
+		asked <- ok
+		return ok
+	}
+	read := func() chan string {
+		got := make(chan string, 1)
+		go func() {
+			p := make([]byte, 16)
+			n, err := s.Read(p)
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- string(p[:n])
+		}()
+		return got
+	}
+	for _, msg := range []string{"after", "again"} {
+		refuse = 1
+		got := read()
+		if <-asked || !<-asked {
+			t.Fatal("want a refused release, then one done")
+		}
+		if _, err := server.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if g := <-got; g != msg {
+			t.Fatalf("read %q, want %q", g, msg)
+		}
+		if len(asked) > 0 || s.armed {
+			t.Fatalf("asked %d more times, deadline set %v, after the release", len(asked), s.armed)
+		}
+	}
+}
