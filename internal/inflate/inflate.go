@@ -99,10 +99,12 @@ func (s *Stream) History() []byte {
 
 // Reset starts the Stream over, in the middle of a stream whose output so far
 // ends with dict (only the last 32 KiB count; nil: a new stream). The limit
-// is kept. dict is copied.
+// is kept. dict is copied. The buffer is reused if it has the standard size
+// and replaced if a large message grew it, so that a Stream kept for later
+// (say in a sync.Pool) after Reset holds no more than the standard buffer.
 func (s *Stream) Reset(dict []byte) {
 	dict = dict[max(0, len(dict)-windowSize):]
-	if cap(s.buf) < bufSize || cap(s.buf) > 2*bufSize {
+	if cap(s.buf) != bufSize {
 		s.buf = make([]byte, 0, bufSize)
 	}
 	s.buf = append(s.buf[:0], dict...)
