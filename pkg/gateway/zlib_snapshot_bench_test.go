@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/s2"
+	"github.com/shardfleet/shardfleet/internal/inflate"
 )
 
 // BenchmarkSnapshotCodec compares ways to keep a released stream's 32 KiB of
@@ -63,4 +66,44 @@ func inflateSnapshot(dst, src []byte) ([]byte, error) {
 	inf := getStream(-1, nil)
 	defer putStream(inf)
 	return inf.Message(dst[:0], src)
+}
+
+// BenchmarkDecoderHeap: the heap a busy zlib-stream connection's decoder
+// holds (KiB/decoder), internal/inflate's Stream against the klauspost
+// flate reader it replaced, each after one message; ns/op is meaningless.
+func BenchmarkDecoderHeap(b *testing.B) {
+	msg := bytes.Repeat([]byte(`{"op":0,"t":"MESSAGE_CREATE","d":{"content":"hello world"}} `), 1000)
+	comp := flateSnapshot(5)(msg)
+	const n = 200
+	out := make([]byte, 0, 2*len(msg))
+	for _, name := range []string{"inflate", "klauspost"} {
+		b.Run(name, func(b *testing.B) {
+			var perDecoder float64
+			for b.Loop() {
+				keep := make([]any, n)
+				before := heapInUse()
+				for i := range keep {
+					if name == "inflate" {
+						s := new(inflate.Stream)
+						_, _ = s.Message(out[:0], comp)
+						keep[i] = s
+						continue
+					}
+					fr := flate.NewReader(bytes.NewReader(comp))
+					_, _ = io.ReadFull(fr, out[:len(msg)])
+					keep[i] = fr
+				}
+				perDecoder = float64(heapInUse()-before) / n / 1024
+				runtime.KeepAlive(keep)
+			}
+			b.ReportMetric(perDecoder, "KiB/decoder")
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
