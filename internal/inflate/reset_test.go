@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// TestResetGivesBackGrownBuffer: after a message larger than the buffer,
-// Reset leaves the standard buffer (what a pooled Stream may keep), and a
-// Reset of a standard one reuses it.
-func TestResetGivesBackGrownBuffer(t *testing.T) {
+// TestGrownBufferGivenBack: a message larger than the buffer grows it for
+// itself only: after it the Stream holds the standard buffer again (what a
+// busy connection or a pooled Stream keeps), with the history intact, and a
+// Reset of a standard buffer reuses it.
+func TestGrownBufferGivenBack(t *testing.T) {
 	var s Stream
 	part := bytes.Repeat([]byte("gateway "), 60<<10/8)
 	var msg []byte
@@ -17,15 +18,15 @@ func TestResetGivesBackGrownBuffer(t *testing.T) {
 		msg = append(msg, 0, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
 		msg = append(msg, part...)
 	}
-	if _, err := s.Message(nil, msg); err != nil {
+	out, err := s.Message(nil, msg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if cap(s.buf) <= bufSize {
-		t.Fatalf("buffer of %d bytes after a %d-byte message: the test needs it grown", cap(s.buf), 2*len(part))
-	}
-	s.Reset(nil)
 	if cap(s.buf) != bufSize {
-		t.Fatalf("buffer of %d bytes after Reset, want %d", cap(s.buf), bufSize)
+		t.Fatalf("buffer of %d bytes after a %d-byte message, want %d", cap(s.buf), len(out), bufSize)
+	}
+	if !bytes.Equal(s.History(), out[len(out)-windowSize:]) {
+		t.Fatal("history after the buffer was given back is not the message's last 32 KiB")
 	}
 	first := &s.buf[:1][0]
 	s.Reset([]byte("xyz"))

@@ -15,7 +15,7 @@ import (
 )
 
 // An idle zlib-stream connection gives its decoder back. The decoder is
-// the largest thing an idle shard holds (internal/inflate's Stream: a 96 KiB
+// the largest thing an idle shard holds (internal/inflate's Stream: a 48 KiB
 // buffer of history and output, and its Huffman tables); quiet shards, such
 // as an interactions-only bot's, hear from Discord once per heartbeat ACK.
 //
@@ -66,7 +66,7 @@ func streamLimit(limit int64) int {
 }
 
 // putStream pools s (nil: nothing), its history dropped and a buffer grown
-// for a large message given back, so a pooled decoder holds 96 KiB at most.
+// for a large message given back, so a pooled decoder holds 48 KiB at most.
 func putStream(s *inflate.Stream) {
 	if s == nil {
 		return
