@@ -22,11 +22,17 @@ const (
 	// before a symbol: a whole match, after the two literals it decodes
 	// without checking the room.
 	slack = maxMatch + 2
-	// bufSize is the output buffer a Stream keeps: history plus room for
-	// messages. Once less than windowSize is left, the last windowSize bytes
-	// slide to the front: a 32 KiB copy every few dozen small messages costs
-	// less than a ring buffer's split copies on every match.
-	bufSize = 3 * windowSize
+	// bufSize is the output buffer a Stream keeps: history plus 16 KiB of
+	// room for messages. Once less than slideAt is left after a message, the
+	// last windowSize bytes slide to the front: a 32 KiB copy every 8 KiB or
+	// more of output costs less than a ring buffer's split copies on every
+	// match. A message that needs more room grows the buffer for itself; the
+	// slide after it goes back to bufSize. Measured with BenchmarkMessage
+	// (docs/benchmarks.md): room 16 KiB decodes as fast as 64 KiB (the
+	// first design, a 96 KiB buffer per busy connection), 8 KiB 3-6 % and 4
+	// KiB about 10 % slower.
+	bufSize = windowSize + 16<<10
+	slideAt = 8 << 10
 )
 
 // Errors a Message can return, wrapped with detail. Every error leaves the
@@ -99,10 +105,12 @@ func (s *Stream) History() []byte {
 
 // Reset starts the Stream over, in the middle of a stream whose output so far
 // ends with dict (only the last 32 KiB count; nil: a new stream). The limit
-// is kept. dict is copied.
+// is kept. dict is copied. The buffer is reused if it has the standard size
+// and replaced if a large message grew it, so that a Stream kept for later
+// (say in a sync.Pool) after Reset holds no more than the standard buffer.
 func (s *Stream) Reset(dict []byte) {
 	dict = dict[max(0, len(dict)-windowSize):]
-	if cap(s.buf) < bufSize || cap(s.buf) > 2*bufSize {
+	if cap(s.buf) != bufSize {
 		s.buf = make([]byte, 0, bufSize)
 	}
 	s.buf = append(s.buf[:0], dict...)
@@ -118,11 +126,11 @@ func (s *Stream) fail(err error) error {
 // slide makes room for the next message (see bufSize), and gives back a
 // buffer grown for a large message.
 func (s *Stream) slide() {
-	if cap(s.buf)-len(s.buf) >= windowSize && cap(s.buf) <= 2*bufSize {
+	if cap(s.buf)-len(s.buf) >= slideAt && cap(s.buf) == bufSize {
 		return
 	}
 	hist := s.History()
-	if cap(s.buf) > 2*bufSize {
+	if cap(s.buf) != bufSize {
 		s.buf = append(make([]byte, 0, bufSize), hist...)
 		return
 	}

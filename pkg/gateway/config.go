@@ -20,7 +20,9 @@ type Config struct {
 	// When its transport is an *http.Transport that dials TCP itself (nil, or no Dial,
 	// DialTLS or DialTLSContext), the handshake goes through a copy of it that wraps the
 	// socket, which lets the read loop read ahead and wake the handler goroutine once per
-	// socket read; with any other transport it wakes it once per event (slower, same order).
+	// socket read; with any other transport it wakes it once per event (slower, same order),
+	// and an idle zlib-stream connection keeps its decoder (a 48 KiB buffer) instead of
+	// releasing it after a few quiet seconds, as only the wrapped socket sees the quiet.
 	HTTPClient *http.Client
 
 	ShardID    int // default 0

@@ -74,9 +74,9 @@ func (p *bufPool) put(b *[]byte) {
 var (
 	// framePool holds raw websocket messages as read.
 	framePool = bufPool{size: 8 << 10, maxKeep: 1 << 20}
-	// inflatePool holds decompressed messages. Each Read into one must have
-	// more free space than a decompressor can return at once (32 KiB for
-	// flate, 128 KiB for a zstd block); see inflateMessage.
+	// inflatePool holds decompressed messages. Each zstd Read into one must
+	// have more free space than a decompressor can return at once (128 KiB,
+	// a zstd block); see inflateMessage.
 	inflatePool = bufPool{size: 256 << 10, maxKeep: 4 << 20}
 )
 

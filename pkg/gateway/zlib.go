@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+
+	"github.com/shardfleet/shardfleet/internal/inflate"
 )
 
 // zlibSuffix ends every zlib-stream message: the Z_SYNC_FLUSH marker.
@@ -15,26 +18,14 @@ const maxPendingCompressed = 64 << 20
 // zlibStream is transport compression zlib-stream: one zlib stream per
 // connection, each message ending with a sync flush (reference §8).
 //
-// The inflater reads straight from a bytes.Reader reset to each complete
-// message; no goroutine, no pipe. flate's reader never reads past the sync
-// marker before it has returned the message's output, and we stop calling
-// Read once the input is used up (see inflateMessage), so the decompressor
-// never sees an EOF, which would stick.
-//
-// One edge needs care: flate also returns output when its 32 KiB window
-// wraps. If a message's output ends exactly there, the Read that returns it
-// leaves the end-of-block code and the sync marker unread, and one more Read
-// would run past the input. So when a Read returns with input left, we check
-// whether the output is already one complete JSON value (a gateway message
-// is exactly one object, so a proper prefix never is); if so the message is
-// done and the unread bytes are carried over to the front of the next one.
+// Each complete message (its frames up to the sync marker) is decoded in one
+// call by internal/inflate, which needs nothing but the message and the
+// stream's history: no reader, no goroutine, no window-wrap edge.
 type zlibStream struct {
-	pending *[]byte // compressed bytes of a message split across frames (from framePool; nil between messages)
-	carry   []byte  // unread tail of the previous message (window-wrap edge)
-	src     bytes.Reader
-	fr      io.ReadCloser // raw flate reader, from the first message on; nil while released (zlib_idle.go)
-	// window is how much output history the decoder holds, up to maxWindow;
-	// snapshot is that history, compressed, while released.
+	pending *[]byte         // compressed bytes of a message split across frames (from framePool; nil between messages)
+	inf     *inflate.Stream // from the first message on (from streams); nil while released (zlib_idle.go)
+	// window is how much output history the decoder holds, up to
+	// maxWindow; snapshot is that history, compressed, while released.
 	window   int
 	snapshot []byte
 	out      *[]byte
@@ -47,10 +38,6 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 		return nil, z.broken
 	}
 	in := frame
-	if len(z.carry) > 0 {
-		z.appendPending(z.carry)
-		z.carry = z.carry[:0]
-	}
 	if z.pending != nil || !bytes.HasSuffix(frame, zlibSuffix) {
 		if len(z.pendingBytes())+len(frame) > maxPendingCompressed {
 			return nil, z.fail(fmt.Errorf("zlib-stream: message over %d bytes without a sync marker", maxPendingCompressed))
@@ -61,41 +48,40 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 		}
 		in = *z.pending
 	}
-	if err := z.open(in); err != nil {
+	in, err := z.open(in)
+	if err != nil {
 		return nil, z.fail(err)
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.fr, &z.src, *z.out, maxWindow, z.limit, z.endsAtWindowWrap)
+	msg, err := z.inf.Message((*z.out)[:0], in)
 	*z.out = msg[:0]
+	if errors.Is(err, inflate.ErrTooLarge) {
+		err = fmt.Errorf("%w (%d bytes)", errInflatedTooLarge, z.limit)
+	}
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
 	}
 	z.window = min(z.window+len(msg), maxWindow)
-	if z.src.Len() > 0 {
-		z.carry = append(z.carry[:0], in[len(in)-z.src.Len():]...)
-	}
-	z.releasePending() // after the carry is copied out of it
+	z.releasePending()
 	return msg, nil
 }
 
-// open points the decoder at in, a whole message: a new one at the
-// connection's first message (after the zlib header), a restored one after
-// an idle release.
-func (z *zlibStream) open(in []byte) error {
+// open readies the decoder for in, a whole message, and returns its deflate
+// data: a new decoder at the connection's first message (after the zlib
+// header), a restored one after an idle release.
+func (z *zlibStream) open(in []byte) ([]byte, error) {
 	switch {
-	case z.fr != nil:
-		z.src.Reset(in)
+	case z.inf != nil:
+		return in, nil
 	case z.snapshot != nil:
-		return z.restore(in)
-	default:
-		body, err := zlibHeader(in)
-		if err != nil {
-			return err
-		}
-		z.src.Reset(body)
-		z.fr = getInflater(&z.src, nil)
+		return in, z.restore()
 	}
-	return nil
+	body, err := zlibHeader(in)
+	if err != nil {
+		return nil, err
+	}
+	z.inf = getStream(z.limit, nil)
+	return body, nil
 }
 
 // appendPending adds b to the pending message, taking a buffer from
@@ -120,29 +106,6 @@ func (z *zlibStream) pendingBytes() []byte {
 func (z *zlibStream) releasePending() {
 	framePool.put(z.pending)
 	z.pending = nil
-}
-
-// maxCarry bounds what the window-wrap edge leaves unread: the rest of an
-// end-of-block code, a stored block header and the 4-byte marker.
-const maxCarry = 16
-
-// endsAtWindowWrap reports, after a Read that left input unread, whether the
-// output is already the whole message (the window-wrap edge). Only a short
-// tail can hold nothing but the block's end and the marker, which keeps this
-// check (a parse of the output) off the many window wraps of a large message.
-func (z *zlibStream) endsAtWindowWrap(out []byte) bool {
-	return z.src.Len() <= maxCarry && isOneJSONValue(out)
-}
-
-// isOneJSONValue reports whether b is exactly one JSON value.
-func isOneJSONValue(b []byte) bool {
-	p := parser{buf: b}
-	p.skipSpace()
-	if p.skipValue() != nil {
-		return false
-	}
-	p.skipSpace()
-	return p.pos == len(b)
 }
 
 // inflateMessage reads r until src is used up, or until complete (if not nil)
@@ -204,7 +167,6 @@ func zlibHeader(in []byte) ([]byte, error) {
 func (z *zlibStream) fail(err error) error {
 	z.broken = fmt.Errorf("%w: %w", errStreamBroken, err)
 	z.releasePending()
-	z.carry = nil
 	return z.broken
 }
 
@@ -215,10 +177,8 @@ func (z *zlibStream) release() {
 
 func (z *zlibStream) close() {
 	z.release()
-	if z.fr != nil {
-		inflaters.Put(z.fr) // Close does nothing: a flate reader holds no resource
-		z.fr = nil
-	}
+	putStream(z.inf)
+	z.inf = nil
 	z.snapshot = nil
 	z.releasePending()
 }

@@ -3,34 +3,10 @@ package gateway
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/klauspost/compress/flate"
 )
-
-// TestWindowBlockCopiesHistory: the block releaseIdle feeds the decoder
-// outputs exactly the last w bytes of its history, at every split of w into
-// back-references (258s, a short last one, the 1- and 2-byte remainders).
-func TestWindowBlockCopiesHistory(t *testing.T) {
-	rng := rand.New(rand.NewPCG(11, 11))
-	hist := make([]byte, maxWindow+5000)
-	for i := range hist {
-		hist[i] = byte('a' + rng.IntN(26))
-	}
-	for _, w := range []int{3, 4, 10, 11, 100, 257, 258, 259, 260, 261, 515, 516, 517, 4097, 24577, maxWindow - 1, maxWindow} {
-		fr := flate.NewReaderDict(bytes.NewReader(windowBlock(nil, w)), hist)
-		got, err := io.ReadAll(fr)
-		if err != nil {
-			t.Fatalf("w=%d: %v", w, err)
-		}
-		if want := hist[len(hist)-w:]; !bytes.Equal(got, want) {
-			t.Fatalf("w=%d: got %d bytes, not the last %d of history", w, len(got), w)
-		}
-	}
-}
 
 // farReferences returns n gateway messages whose bodies repeat parts of
 // earlier messages, up to the whole 32 KiB window back, with some larger than
@@ -71,8 +47,8 @@ func TestZlibStreamIdleReleaseMatchesPlain(t *testing.T) {
 					if !z.releaseIdle() {
 						t.Fatalf("after message %d: release refused between messages", i)
 					}
-					if z.fr != nil || z.snapshot == nil || len(z.snapshot) >= z.window {
-						t.Fatalf("after message %d: inflater %v, snapshot of %d bytes for a %d-byte window", i, z.fr != nil, len(z.snapshot), z.window)
+					if z.inf != nil || z.snapshot == nil || len(z.snapshot) >= z.window {
+						t.Fatalf("after message %d: inflater %v, snapshot of %d bytes for a %d-byte window", i, z.inf != nil, len(z.snapshot), z.window)
 					}
 					released++
 				}, func(i int) {
@@ -93,9 +69,11 @@ func TestZlibStreamIdleReleaseMatchesPlain(t *testing.T) {
 	}
 }
 
-// TestZlibStreamIdleReleaseAtWindowWrap: a release right after a message that
-// ended at the window wrap (its last block's end and sync marker carried
-// over) consumes the carry, and the stream goes on exactly.
+// TestZlibStreamIdleReleaseAtWindowWrap: a release right after a message whose
+// output ends exactly at a 32 KiB boundary, or is larger than the window,
+// keeps the right history, and the stream goes on exactly. (klauspost flate
+// stopped short at that edge; internal/inflate has no such edge, and this
+// stays as a regression test of the history a release keeps.)
 func TestZlibStreamIdleReleaseAtWindowWrap(t *testing.T) {
 	for _, sizes := range [][]int{{32 << 10, 100, 200}, {10000, 32<<10 - 10000, 300, 64 << 10, 50}} {
 		var msgs [][]byte
@@ -104,10 +82,8 @@ func TestZlibStreamIdleReleaseAtWindowWrap(t *testing.T) {
 		}
 		frames := zlibFrames(t, msgs, 1, rand.New(rand.NewPCG(5, 5)))
 		z := &zlibStream{limit: -1}
-		carried := false
 		got := decodeAll(t, z, frames, func(i int) {
-			carried = carried || len(z.carry) > 0
-			if !z.releaseIdle() || z.fr != nil || z.carry != nil {
+			if !z.releaseIdle() || z.inf != nil {
 				t.Fatalf("sizes %v, after message %d: not released", sizes, i)
 			}
 		}, func(int) {})
@@ -117,15 +93,11 @@ func TestZlibStreamIdleReleaseAtWindowWrap(t *testing.T) {
 				t.Fatalf("sizes %v, message %d: got %d bytes, want %d", sizes, i, len(got[i]), len(msgs[i]))
 			}
 		}
-		if !carried {
-			t.Fatalf("sizes %v: no message ended at the window wrap", sizes)
-		}
 	}
 }
 
-// TestZlibStreamIdleReleaseEarly: a stream with less than a back-reference's
-// worth of history keeps its inflater; one that failed or never started has
-// nothing to release.
+// TestZlibStreamIdleReleaseEarly: a stream that never started has nothing to
+// release; one with a few bytes of history releases and restores them.
 func TestZlibStreamIdleReleaseEarly(t *testing.T) {
 	z := &zlibStream{limit: -1}
 	if !z.releaseIdle() || z.snapshot != nil {
@@ -133,12 +105,12 @@ func TestZlibStreamIdleReleaseEarly(t *testing.T) {
 	}
 	frames := zlibFrames(t, [][]byte{[]byte("{}"), []byte(`{"op":11}`)}, 1, rand.New(rand.NewPCG(1, 1)))
 	got := decodeAll(t, z, frames[:1], func(int) {
-		if !z.releaseIdle() || z.fr == nil || z.snapshot != nil {
-			t.Fatal("2 bytes of history released")
+		if !z.releaseIdle() || z.inf != nil || z.snapshot == nil {
+			t.Fatal("2 bytes of history not released")
 		}
 	}, func(int) {})
 	got = append(got, decodeAll(t, z, frames[1:], func(int) {
-		if !z.releaseIdle() || z.fr != nil {
+		if !z.releaseIdle() || z.inf != nil {
 			t.Fatal("not released")
 		}
 	}, func(int) {})...)
@@ -170,7 +142,7 @@ func BenchmarkZlibIdleRelease(b *testing.B) {
 			b.Fatal("refused")
 		}
 		snapshot = len(z.snapshot)
-		if err := z.restore(nil); err != nil {
+		if err := z.restore(); err != nil {
 			b.Fatal(err)
 		}
 	}
