@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/shardfleet/shardfleet/internal/cache"
@@ -24,36 +23,20 @@ func (s CacheSettings) config() cache.Config {
 // channel's list in the commit script.
 const maxCacheMessages = 1000
 
-func cacheSettings() []setting {
+func cacheSettings(c *Config) []setting {
 	return []setting{
 		{"cache", "CACHE", "", "fleet mode: kinds of the shared state cache in Redis, a comma list of " + cache.KindNames() +
 			", or none (default: follows INTENTS: guilds,channels,roles, and emojis, voice_states, members, presences when their intent is on; messages when CACHE_MESSAGES is set)", false,
-			func(c *Config, v string) error {
+			bind(func(v string) error {
 				k, err := cache.ParseKinds(v)
 				if err != nil {
 					return err
 				}
 				c.Cache.Kinds = k
 				return nil
-			}},
-		{"cache-messages", "CACHE_MESSAGES", "0", "fleet mode: messages the cache keeps per channel; 0: none", false,
-			func(c *Config, v string) error {
-				n, err := strconv.Atoi(v)
-				if err != nil {
-					return errors.New("not an integer")
-				}
-				c.Cache.Messages = n
-				return nil
-			}},
-		{"cache-old", "CACHE_OLD", "false", "fleet mode: update and delete events in the stream carry the cached object as it was (field old)", true,
-			func(c *Config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return errors.New("not a boolean (true or false)")
-				}
-				c.Cache.Old = b
-				return nil
-			}},
+			})},
+		{"cache-messages", "CACHE_MESSAGES", "0", "fleet mode: messages the cache keeps per channel; 0: none", false, bind(integer(&c.Cache.Messages))},
+		{"cache-old", "CACHE_OLD", "false", "fleet mode: update and delete events in the stream carry the cached object as it was (field old)", true, bind(boolean(&c.Cache.Old))},
 	}
 }
 

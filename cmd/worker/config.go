@@ -142,34 +142,39 @@ func byteSize(field *int64) func(string) error {
 	}
 }
 
+// bind makes a setting's parse of a field-pointer helper (dur, integer...):
+// each writes into the Config its pointer came from.
+func bind(f func(string) error) func(*Config, string) error {
+	return func(_ *Config, v string) error { return f(v) }
+}
+
+func integer(field *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		*field = n
+		return nil
+	}
+}
+
+func boolean(field *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("not a boolean (true or false)")
+		}
+		*field = b
+		return nil
+	}
+}
+
+func str(field *string) func(string) error {
+	return func(v string) error { *field = v; return nil }
+}
+
 func settings(c *Config) []setting {
-	// Each parse writes into c; bind wraps the field-pointer helpers.
-	bind := func(f func(string) error) func(*Config, string) error {
-		return func(_ *Config, v string) error { return f(v) }
-	}
-	integer := func(field *int) func(string) error {
-		return func(v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return errors.New("not an integer")
-			}
-			*field = n
-			return nil
-		}
-	}
-	boolean := func(field *bool) func(string) error {
-		return func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return errors.New("not a boolean (true or false)")
-			}
-			*field = b
-			return nil
-		}
-	}
-	str := func(field *string) func(string) error {
-		return func(v string) error { *field = v; return nil }
-	}
 	return append([]setting{
 		{"token", "DISCORD_TOKEN", "", "bot token (prefer the environment: flags show in ps)", false,
 			bind(func(v string) error { c.Token = NewSecret(v); return nil })},
@@ -259,7 +264,7 @@ func settings(c *Config) []setting {
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "10s", "bound on handing every shard off after SIGTERM", false, bind(dur(&c.ShutdownTimeout))},
 		{"summary-interval", "SUMMARY_INTERVAL", "10s", "how often a summary line is logged; 0: never", false, bind(dur(&c.SummaryInterval))},
 		{"events", "EVENTS", "none", "stdout: write every dispatch this worker receives to stdout as a JSON line (logs go to stderr); none: only count them (local mode) or store them in the Redis stream (fleet mode)", false, bind(str(&c.Events))},
-	}, cacheSettings()...)
+	}, cacheSettings(c)...)
 }
 
 // ErrHelp is returned by parseConfig when -h was asked for.
