@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/shardfleet/shardfleet/internal/inflate"
 )
@@ -24,8 +23,8 @@ const maxPendingCompressed = 64 << 20
 type zlibStream struct {
 	pending *[]byte         // compressed bytes of a message split across frames (from framePool; nil between messages)
 	inf     *inflate.Stream // from the first message on (from streams); nil while released (zlib_idle.go)
-	// window is how much output history the decoder holds, up to
-	// maxWindow; snapshot is that history, compressed, while released.
+	// snapshot is the decoder's history, compressed, while released;
+	// window is its length.
 	window   int
 	snapshot []byte
 	out      *[]byte
@@ -61,7 +60,6 @@ func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zlib-stream: %w", err))
 	}
-	z.window = min(z.window+len(msg), maxWindow)
 	z.releasePending()
 	return msg, nil
 }
@@ -80,7 +78,7 @@ func (z *zlibStream) open(in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	z.inf = getStream(z.limit, nil)
+	z.inf = getStream(z.limit)
 	return body, nil
 }
 
@@ -106,47 +104,6 @@ func (z *zlibStream) pendingBytes() []byte {
 func (z *zlibStream) releasePending() {
 	framePool.put(z.pending)
 	z.pending = nil
-}
-
-// inflateMessage reads r until src is used up, or until complete (if not nil)
-// accepts the output while input is left. Each Read gets more than maxChunk
-// bytes of room, maxChunk being the most a decompressor returns at once, so
-// when src is empty after a Read that Read has returned everything the
-// consumed input held. It never calls Read on an exhausted src. Output over
-// limit (unless -1) is an error as soon as it is seen: the buffer never grows
-// past limit+maxChunk+1.
-func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int, limit int64, complete func([]byte) bool) ([]byte, error) {
-	for idle := 0; ; {
-		if cap(buf)-len(buf) <= maxChunk {
-			buf = growInflated(buf, maxChunk, limit)
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			return buf, err
-		}
-		if limit >= 0 && int64(len(buf)) > limit {
-			return buf, fmt.Errorf("%w (%d bytes)", errInflatedTooLarge, limit)
-		}
-		if src.Len() == 0 || (n > 0 && complete != nil && complete(buf)) {
-			return buf, nil
-		}
-		if n == 0 {
-			if idle++; idle > 100 {
-				return buf, io.ErrNoProgress
-			}
-		}
-	}
-}
-
-// growInflated doubles buf's room (plus maxChunk+1), but not beyond what a
-// message of limit bytes and one more Read need.
-func growInflated(buf []byte, maxChunk int, limit int64) []byte {
-	grow := cap(buf) + maxChunk + 1
-	if limit >= 0 {
-		grow = min(grow, max(int(limit)+maxChunk+1-cap(buf), maxChunk+1))
-	}
-	return append(buf[:cap(buf)], make([]byte, grow)...)[:len(buf)]
 }
 
 // zlibHeader checks RFC 1950's two header bytes and returns the deflate data.

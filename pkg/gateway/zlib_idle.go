@@ -41,21 +41,17 @@ var zlibIdleAfter = 5 * time.Second
 // zlibIdleReleases counts releases, for tests.
 var zlibIdleReleases atomic.Int64
 
-// maxWindow is deflate's window: the farthest a back-reference reaches.
-const maxWindow = 32 << 10
-
 // streams holds the decoders of released and closed streams, each with a
 // buffer of the standard size (see putStream).
 var streams sync.Pool
 
-// getStream returns a decoder continuing a stream whose output so far ends
-// with hist (nil: a new stream), refusing messages over limit (-1: none).
-func getStream(limit int64, hist []byte) *inflate.Stream {
+// getStream returns a decoder for a new stream (pooled ones were reset by
+// putStream), refusing messages over limit (-1: none).
+func getStream(limit int64) *inflate.Stream {
 	s, ok := streams.Get().(*inflate.Stream)
 	if !ok {
 		s = new(inflate.Stream)
 	}
-	s.Reset(hist)
 	s.SetLimit(streamLimit(limit))
 	return s
 }
@@ -166,7 +162,8 @@ func (z *zlibStream) releaseIdle() bool {
 	if z.inf == nil || z.broken != nil {
 		return true // nothing held
 	}
-	z.snapshot = compressWindow(z.inf.History())
+	hist := z.inf.History()
+	z.snapshot, z.window = compressWindow(hist), len(hist)
 	putStream(z.inf)
 	z.inf = nil
 	zlibIdleReleases.Add(1)
@@ -178,7 +175,7 @@ func (z *zlibStream) releaseIdle() bool {
 func (z *zlibStream) restore() error {
 	buf := inflatePool.get()
 	defer inflatePool.put(buf)
-	inf := getStream(-1, nil) // the history may be larger than the message limit
+	inf := getStream(-1) // the history may be larger than the message limit
 	hist, err := inf.Message(*buf, z.snapshot)
 	*buf = hist[:0]
 	if err == nil && len(hist) != z.window {

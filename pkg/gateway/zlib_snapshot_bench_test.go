@@ -15,8 +15,9 @@ import (
 // BenchmarkSnapshotCodec compares ways to keep a released stream's 32 KiB of
 // history (the window of BenchmarkZlibIdleRelease's gateway messages):
 // snapshot-B is what an idle connection keeps, ns/op one compress and one
-// decompress. It is how snapshotCodec was chosen.
+// decompress. It is how snapshotLevel was chosen.
 func BenchmarkSnapshotCodec(b *testing.B) {
+	const maxWindow = 32 << 10 // deflate's: the history a release keeps
 	rng := rand.New(rand.NewPCG(13, 13))
 	var all []byte
 	for _, m := range farReferences(40, rng) {
@@ -63,7 +64,7 @@ func flateSnapshot(level int) func([]byte) []byte {
 }
 
 func inflateSnapshot(dst, src []byte) ([]byte, error) {
-	inf := getStream(-1, nil)
+	inf := getStream(-1)
 	defer putStream(inf)
 	return inf.Message(dst[:0], src)
 }

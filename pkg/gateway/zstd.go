@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -43,7 +44,7 @@ func (z *zstdStream) decode(_ bool, frame []byte) ([]byte, error) {
 		z.dec = dec
 	}
 	z.out = inflatePool.get()
-	msg, err := inflateMessage(z.dec, &z.src, *z.out, zstdMaxBlock, z.limit, nil)
+	msg, err := inflateMessage(z.dec, &z.src, *z.out, zstdMaxBlock, z.limit)
 	*z.out = msg[:0]
 	if err != nil {
 		return nil, z.fail(fmt.Errorf("zstd-stream: %w", err))
@@ -72,3 +73,43 @@ func (z *zstdStream) close() {
 // zstdMaxBlock is the largest block a zstd frame holds (decoded), so the most
 // one synchronous Read returns.
 const zstdMaxBlock = 128 << 10
+
+// inflateMessage reads r until src is used up. Each Read gets more than maxChunk
+// bytes of room, maxChunk being the most a decompressor returns at once, so
+// when src is empty after a Read that Read has returned everything the
+// consumed input held. It never calls Read on an exhausted src. Output over
+// limit (unless -1) is an error as soon as it is seen: the buffer never grows
+// past limit+maxChunk+1.
+func inflateMessage(r io.Reader, src *bytes.Reader, buf []byte, maxChunk int, limit int64) ([]byte, error) {
+	for idle := 0; ; {
+		if cap(buf)-len(buf) <= maxChunk {
+			buf = growInflated(buf, maxChunk, limit)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, err
+		}
+		if limit >= 0 && int64(len(buf)) > limit {
+			return buf, fmt.Errorf("%w (%d bytes)", errInflatedTooLarge, limit)
+		}
+		if src.Len() == 0 {
+			return buf, nil
+		}
+		if n == 0 {
+			if idle++; idle > 100 {
+				return buf, io.ErrNoProgress
+			}
+		}
+	}
+}
+
+// growInflated doubles buf's room (plus maxChunk+1), but not beyond what a
+// message of limit bytes and one more Read need.
+func growInflated(buf []byte, maxChunk int, limit int64) []byte {
+	grow := cap(buf) + maxChunk + 1
+	if limit >= 0 {
+		grow = min(grow, max(int(limit)+maxChunk+1-cap(buf), maxChunk+1))
+	}
+	return append(buf[:cap(buf)], make([]byte, grow)...)[:len(buf)]
+}
