@@ -9,18 +9,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/testutil"
 )
 
 // writerGoroutines counts the goroutines running a Writer's loop.
 func writerGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return bytes.Count(buf[:n], []byte("eventsink.(*Writer).loop("))
-		}
-		buf = make([]byte, 2*len(buf))
-	}
+	return bytes.Count(testutil.AllStacks(), []byte("eventsink.(*Writer).loop("))
 }
 
 // waitWriterGoroutines polls until want Writer goroutines run, or fails.

@@ -2,10 +2,11 @@ package worker
 
 import (
 	"bytes"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardfleet/shardfleet/internal/testutil"
 )
 
 // fleetGoroutines counts the goroutines that are running code of
@@ -13,11 +14,7 @@ import (
 // only in the "created by" line), and of those, the ones in a function that
 // runs per shard.
 func fleetGoroutines() (all, perShard int) {
-	buf := make([]byte, 1<<20)
-	for n := runtime.Stack(buf, true); n == len(buf); n = runtime.Stack(buf, true) {
-		buf = make([]byte, 2*len(buf))
-	}
-	for g := range bytes.SplitSeq(bytes.TrimRight(buf, "\x00"), []byte("\n\n")) {
+	for g := range bytes.SplitSeq(testutil.AllStacks(), []byte("\n\n")) {
 		var frames strings.Builder
 		for line := range strings.SplitSeq(string(g), "\n") {
 			if !strings.HasPrefix(line, "created by ") {
