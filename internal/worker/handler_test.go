@@ -71,6 +71,10 @@ func TestFleetHandlerSeesExactlyTheCommittedEvents(t *testing.T) {
 		seq, _ := strconv.Atoi(m.Values["seq"].(string))
 		stream = append(stream, eventName(shardID, count, m.Values["session"].(string), seq))
 	}
+	// A batch is handed to the handler after its commit script returns, so
+	// the last one can be in Redis a moment before the handler has it.
+	handledCount := func() int { got.mu.Lock(); defer got.mu.Unlock(); return len(got.evs) }
+	eventually(t, "the handler to catch up with the stream", 10*time.Second, func() bool { return handledCount() >= len(stream) })
 	got.mu.Lock()
 	defer got.mu.Unlock()
 	if !slices.Equal(got.evs, stream) {
