@@ -28,7 +28,7 @@ func runFlood(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	variants := floodVariants(strings.Split(*comps, ","), strings.Split(*procs, ","))
+	variants := floodVariants(*comps, *procs)
 	pvs, err := peerVariants(*peerNames, *peerDir, strings.Split(*comps, ","))
 	if err != nil {
 		return err
@@ -100,14 +100,12 @@ func (v floodVariant) run(r *floodResult, floodURL, peerDir string, events int) 
 		"-compression", v.comp, "-events", strconv.Itoa(events))
 }
 
-// floodVariants returns shardfleet's client for every compression and
-// GOMAXPROCS value, in order.
-func floodVariants(comps, procs []string) []floodVariant {
+// floodVariants returns shardfleet's client for every combination of the
+// comma-separated compressions and GOMAXPROCS values, in order.
+func floodVariants(comps, procs string) []floodVariant {
 	var vs []floodVariant
-	for _, c := range comps {
-		for _, p := range procs {
-			vs = append(vs, floodVariant{comp: c, setting: p})
-		}
+	for _, v := range crossProduct(comps, procs) {
+		vs = append(vs, floodVariant{comp: v.comp, setting: v.other})
 	}
 	return vs
 }

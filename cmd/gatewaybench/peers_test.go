@@ -11,7 +11,7 @@ import (
 // A peer runs right after shardfleet's client of the same compression, so
 // that the runs compared are close in time.
 func TestInterleavePutsPeersAfterTheirCompression(t *testing.T) {
-	ours := floodVariants([]string{"plain", "zlib-stream"}, []string{"default", "1"})
+	ours := floodVariants("plain,zlib-stream", "default,1")
 	theirs := []floodVariant{
 		{comp: "plain", peer: "discordjs", setting: "none"},
 		{comp: "zlib-stream", peer: "discordjs", setting: "zlib-sync"},
