@@ -25,6 +25,11 @@ type floodResult struct {
 	WallNS     int64  `json:"wall_ns"`
 	OutOfOrder int    `json:"out_of_order"`
 	Pauses     uint64 `json:"pauses"`
+	// A peer's client (peers.go) reports, besides, the inflater it really
+	// used, the connections it lost mid-run and its library's versions.
+	Inflate    string `json:"inflate"`
+	Reconnects int    `json:"reconnects"`
+	Peer       string `json:"peer"`
 }
 
 // floodClient opens one shard through pkg/sharding and reads the flood.

@@ -4,7 +4,7 @@
 // It is a benchmark, not a test: CI never runs it. docs/benchmarks.md holds
 // its figures with the commands that produced them.
 //
-//	gatewaybench flood [-events 200000] [-reps 3] [-compressions plain,zlib-stream,zstd-stream] [-procs default,1]
+//	gatewaybench flood [-events 200000] [-reps 3] [-compressions plain,zlib-stream,zstd-stream] [-procs default,1] [-peers discordjs] [-peerdir bench/peers]
 //	gatewaybench idle  [-shards 1000] [-reps 3] [-compressions plain,zlib-stream] [-settle 12s]
 //
 // flood starts the server (gatewaybench serve), which pre-encodes HELLO,
@@ -15,6 +15,13 @@
 // its own user+system CPU time (getrusage) from before Open until the last
 // event was handled. Repetitions run interleaved; the table shows medians
 // and ranges.
+//
+// -peers adds other libraries' clients to the same run, each a process of
+// its own against the same server and flood, measured the same way (its own
+// getrusage from before it connects until the last event): discordjs is
+// bench/peers/discordjs, one shard through @discordjs/ws, which needs node
+// and `npm ci` there (flood skips it, saying why, without them). The ratios
+// of shardfleet's events per CPU-second to each peer's follow the table.
 //
 // idle starts the project's fake (gatewaytest, as cmd/fakediscord serves
 // it) in the server process and, per repetition, clients that open 1 and N

@@ -7,65 +7,172 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// runFlood starts the server and runs the flood clients, repetitions
-// interleaved, and prints the medians and ranges.
+// runFlood starts the server and runs the flood clients, shardfleet's and
+// the peers', repetitions interleaved, and prints the medians and ranges and
+// how shardfleet compares with each peer.
 func runFlood(args []string) error {
 	fs := flag.NewFlagSet("flood", flag.ContinueOnError)
 	events := fs.Int("events", 200000, "MESSAGE_CREATE dispatches per client")
 	reps := fs.Int("reps", 3, "repetitions of every variant, interleaved")
 	comps := fs.String("compressions", "plain,zlib-stream,zstd-stream", "transport compressions, comma-separated")
 	procs := fs.String("procs", "default,1", "client GOMAXPROCS values, comma-separated (default: the runtime's)")
+	peerNames := fs.String("peers", "", "other libraries' clients to run in the same run, comma-separated: discordjs")
+	peerDir := fs.String("peerdir", "bench/peers", "the directory holding the peers' clients, one directory each")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	variants := floodVariants(*comps, *procs)
+	pvs, err := peerVariants(*peerNames, *peerDir, strings.Split(*comps, ","))
+	if err != nil {
+		return err
+	}
+	variants = interleave(variants, pvs)
 	srv, err := startServer("-events", strconv.Itoa(*events))
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	variants := crossProduct(*comps, *procs)
-	results := make(map[variant][]floodResult)
+	results := make(map[floodVariant][]floodResult)
 	fmt.Printf("load average before: %s\n", loadAverage())
 	for rep := range *reps {
 		for _, v := range variants {
 			var r floodResult
-			err := runChild(&r, procsEnv(v.other), "client", "-url", srv.floodURL+compressQuery(v.comp),
-				"-compression", v.comp, "-events", strconv.Itoa(*events))
-			if err != nil {
-				return fmt.Errorf("%s, GOMAXPROCS %s, repetition %d: %w", v.comp, v.other, rep+1, err)
+			if err := v.run(&r, srv.floodURL, *peerDir, *events); err != nil {
+				return fmt.Errorf("%s, repetition %d: %w", v, rep+1, err)
 			}
 			if r.OutOfOrder != 0 || r.Pauses != 0 {
-				return fmt.Errorf("%s: %d events out of order or without d, %d backlog pauses", v.comp, r.OutOfOrder, r.Pauses)
+				return fmt.Errorf("%s: %d events out of order or without d, %d backlog pauses", v, r.OutOfOrder, r.Pauses)
 			}
 			results[v] = append(results[v], r)
 		}
 	}
 	fmt.Printf("load average after: %s\n", loadAverage())
 	fmt.Printf("%d MESSAGE_CREATE per client process, %d repetitions interleaved; events per CPU-second: median (range)\n", *events, *reps)
-	fmt.Println("| compression | GOMAXPROCS | events/CPU-s | µs CPU/event | of it system | events/s wall |")
+	fmt.Println("| compression | client | events/CPU-s | µs CPU/event | of it system | events/s wall |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, v := range variants {
 		rs := results[v]
-		perCPU := make([]float64, len(rs))
 		sysShare := make([]float64, len(rs))
 		wall := make([]float64, len(rs))
 		for i, r := range rs {
-			cpu := float64(r.UserNS + r.SysNS)
-			perCPU[i] = float64(r.Events) / cpu * 1e9
-			sysShare[i] = float64(r.SysNS) / cpu
+			sysShare[i] = float64(r.SysNS) / float64(r.UserNS+r.SysNS)
 			wall[i] = float64(r.Events) / float64(r.WallNS) * 1e9
 		}
-		med, lo, hi := stats(perCPU)
-		fmt.Printf("| %s | %s | %.0fk (%.0fk-%.0fk) | %.2f | %.0f %% | %.0fk |\n", v.comp, v.other,
+		med, lo, hi := stats(perCPUSecond(rs))
+		fmt.Printf("| %s | %s | %.0fk (%.0fk-%.0fk) | %.2f | %.0f %% | %.0fk |\n", v.comp, v.client(),
 			med/1e3, lo/1e3, hi/1e3, 1e6/med, median(sysShare)*100, median(wall)/1e3)
 	}
+	printRatios(variants, results)
 	return nil
+}
+
+// floodVariant is one client of the flood: shardfleet's with a GOMAXPROCS
+// value, or a peer's with one of its inflaters.
+type floodVariant struct {
+	comp    string
+	peer    string // "" for shardfleet's own client
+	setting string // GOMAXPROCS, or the peer's inflater
+}
+
+func (v floodVariant) String() string { return v.comp + ", " + v.client() }
+
+func (v floodVariant) client() string {
+	if v.peer == "" {
+		return "shardfleet, GOMAXPROCS " + v.setting
+	}
+	return peers[v.peer].label + ", " + v.setting
+}
+
+// run runs the variant's client once against the flood and decodes its
+// result into r.
+func (v floodVariant) run(r *floodResult, floodURL, peerDir string, events int) error {
+	if v.peer != "" {
+		return peers[v.peer].run(r, filepath.Join(peerDir, v.peer), floodURL, v.setting, events)
+	}
+	return runChild(r, procsEnv(v.setting), "client", "-url", floodURL+compressQuery(v.comp),
+		"-compression", v.comp, "-events", strconv.Itoa(events))
+}
+
+// floodVariants returns shardfleet's client for every combination of the
+// comma-separated compressions and GOMAXPROCS values, in order.
+func floodVariants(comps, procs string) []floodVariant {
+	var vs []floodVariant
+	for _, v := range crossProduct(comps, procs) {
+		vs = append(vs, floodVariant{comp: v.comp, setting: v.other})
+	}
+	return vs
+}
+
+// interleave puts each compression's peer variants right after shardfleet's
+// of the same compression, so that the runs compared are close in time.
+func interleave(ours, theirs []floodVariant) []floodVariant {
+	var vs []floodVariant
+	for i, v := range ours {
+		vs = append(vs, v)
+		if i+1 < len(ours) && ours[i+1].comp == v.comp {
+			continue
+		}
+		for _, p := range theirs {
+			if p.comp == v.comp {
+				vs = append(vs, p)
+			}
+		}
+	}
+	return vs
+}
+
+func perCPUSecond(rs []floodResult) []float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = float64(r.Events) / float64(r.UserNS+r.SysNS) * 1e9
+	}
+	return xs
+}
+
+// printRatios prints, for every compression a peer ran, shardfleet's events
+// per CPU-second over the peer's: the ratio of the medians, and the range of
+// the ratios of the two runs of one repetition. It names the peers' versions.
+func printRatios(variants []floodVariant, results map[floodVariant][]floodResult) {
+	var lines, versions []string
+	for _, o := range variants {
+		if o.peer != "" {
+			continue
+		}
+		ours := perCPUSecond(results[o])
+		for _, p := range variants {
+			if p.peer == "" || p.comp != o.comp {
+				continue
+			}
+			theirs := perCPUSecond(results[p])
+			paired := make([]float64, len(ours))
+			for i := range ours {
+				paired[i] = ours[i] / theirs[i]
+			}
+			_, lo, hi := stats(paired)
+			lines = append(lines, fmt.Sprintf("| %s | %s | %s | %.2f × (%.2f-%.2f) |", o.comp, o.client(), p.client(),
+				median(ours)/median(theirs), lo, hi))
+			if v := results[p][0].Peer; !slices.Contains(versions, v) {
+				versions = append(versions, v)
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Println("\nshardfleet / peer, events per CPU-second: ratio of the medians (range of the ratios within one repetition)")
+	fmt.Println("| compression | shardfleet | peer | ratio |")
+	fmt.Println("|---|---|---|---|")
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	fmt.Printf("peers: %s\n", strings.Join(versions, "; "))
 }
 
 func compressQuery(comp string) string {
@@ -164,6 +271,12 @@ func runChild(v any, env []string, args ...string) error {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), env...)
+	return decodeOutput(v, cmd)
+}
+
+// decodeOutput runs cmd, its stderr going to ours, and decodes its stdout as
+// JSON into v.
+func decodeOutput(v any, cmd *exec.Cmd) error {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
