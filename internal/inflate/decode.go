@@ -232,7 +232,7 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8) error {
 		if r.nb < 7+7 { // a code and its repeat bits, or as many as there are
 			r.fill()
 		}
-		e := s.clen.primary[r.b&(1<<clenBits-1)]
+		e := s.clen.primary[uint32(r.b)&s.clen.mask]
 		if e&entryInvalid != 0 {
 			return corrupt("invalid code-length code")
 		}
@@ -280,8 +280,9 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8) error {
 func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 	in, ip, b, nb := r.in, r.ip, r.b, r.nb
 	out, op := s.buf[:cap(s.buf)], len(s.buf)
-	lp := (*[1 << litBits]uint32)(lt.primary)
-	dp := (*[1 << distBits]uint32)(dt.primary)
+	// The masks, cut to the arrays' sizes, index them without bounds checks.
+	lp, lmask := (*[1 << litBits]uint32)(lt.primary), uint64(lt.mask&(1<<litBits-1))
+	dp, dmask := (*[1 << distBits]uint32)(dt.primary), uint64(dt.mask&(1<<distBits-1))
 	var err error
 	for {
 		if len(out)-op < slack {
@@ -290,7 +291,7 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 			}
 		}
 		ip, b, nb = refill(in, ip, b, nb)
-		e := lp[b&(1<<litBits-1)]
+		e := lp[b&lmask]
 		// Up to two literals without a refill or a room check: 56 bits
 		// hold three codes, and slack counts them.
 		for n := 0; n < 2 && e&entryLiteral != 0 && uint(e&0xff) <= nb; n++ {
@@ -298,7 +299,7 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 			nb -= uint(e & 0xff)
 			out[op] = byte(e >> 16)
 			op++
-			e = lp[b&(1<<litBits-1)]
+			e = lp[b&lmask]
 		}
 		if e&entrySub != 0 {
 			e = lt.sub[e>>16+uint32(b>>litBits)&(1<<(e>>8&15)-1)]
@@ -325,7 +326,7 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 			ip, b, nb = refill(in, ip, b, nb)
 		}
 
-		e = dp[b&(1<<distBits-1)]
+		e = dp[b&dmask]
 		if e&entrySub != 0 {
 			e = dt.sub[e>>16+uint32(b>>distBits)&(1<<(e>>8&15)-1)]
 		}

@@ -34,9 +34,15 @@ const (
 )
 
 // table is one Huffman code's lookup table: a primary table indexed by the
-// next primaryBits of the input, and subtables for longer codes.
+// next bits of the input, and subtables for codes longer than primaryBits.
+// The primary table has 1<<primaryBits entries, of which only the first
+// 1<<width, width = min(longest code, primaryBits), are filled and looked up
+// (mask): the short codes of a small sync-flushed block (literal/length codes
+// of 6-7 bits, distance codes of 4-5 on MESSAGE_CREATE streams) fill 32 to 128
+// entries instead of being copied up to 1024.
 type table struct {
 	primary []uint32
+	mask    uint32 // 1<<width - 1
 	sub     []uint32
 }
 
@@ -95,8 +101,8 @@ func clenTemplates() (t [19]uint32) {
 // (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused). It accepts
 // what compress/flate accepts: a complete code, a code of a single 1-bit
 // symbol, or no code at all (decoding with the last two fails on the unused
-// codes). primaryBits is the primary table's width; t.primary must have
-// 1<<primaryBits entries.
+// codes). primaryBits is the primary table's largest width; t.primary must
+// have 1<<primaryBits entries.
 func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 	// Count the lengths and list the symbols that have one, skipping unused
 	// symbols 8 at a time: a text's literal/length code leaves most of the
@@ -131,8 +137,10 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 	if !complete && !single && maxLen != 0 {
 		return false
 	}
+	width := min(maxLen, primaryBits)
+	t.mask = 1<<width - 1
 	if !complete {
-		fillInvalid(t.primary)
+		fillInvalid(t.primary[:1<<width])
 		if maxLen == 0 {
 			return true
 		}
@@ -151,12 +159,11 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 	}
 	n := nused
 
-	// Build the primary table at the width the code needs (at most
-	// primaryBits), doubling it from length to length: a code of length l
-	// sits at its bit-reversed value in a table of 1<<l entries, and a
-	// doubling copies it to where it belongs in the larger table. Each code
-	// is stored once; the rest are copies, which are cheap.
-	width := min(maxLen, primaryBits)
+	// Build the primary table at its width, doubling it from length to
+	// length: a code of length l sits at its bit-reversed value in a table
+	// of 1<<l entries, and a doubling copies it to where it belongs in the
+	// larger table. Each code is stored once; the rest are copies, which are
+	// cheap.
 	t.sub = t.sub[:0]
 	next := uint32(0) // the next code, MSB first
 	i := 0
@@ -172,9 +179,6 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 			i++
 		}
 		next <<= 1
-	}
-	for ; size < 1<<primaryBits; size *= 2 {
-		copy(t.primary[size:2*size], t.primary[:size])
 	}
 	if maxLen <= primaryBits {
 		return true
