@@ -98,30 +98,13 @@ func clenTemplates() (t [19]uint32) {
 }
 
 // build fills t from the code lengths of the canonical Huffman code in lens
-// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused). It accepts
-// what compress/flate accepts: a complete code, a code of a single 1-bit
-// symbol, or no code at all (decoding with the last two fails on the unused
-// codes). primaryBits is the primary table's largest width; t.primary must
-// have 1<<primaryBits entries.
-func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
-	// Count the lengths and list the symbols that have one, skipping unused
-	// symbols 8 at a time: a text's literal/length code leaves most of the
-	// 256 byte values unused.
-	var count [maxCodeLen + 1]uint16
-	var used [288]uint16
-	nused := 0
-	for i := 0; i < len(lens); i += 8 {
-		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
-			continue
-		}
-		for sym := i; sym < min(i+8, len(lens)); sym++ {
-			if l := lens[sym] & 15; l != 0 {
-				count[l]++
-				used[nused] = uint16(sym)
-				nused++
-			}
-		}
-	}
+// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused), count[l]
+// being how many have length l (count[0] is not read): the header's reader
+// counts them as it reads them. It accepts what compress/flate accepts: a
+// complete code, a code of a single 1-bit symbol, or no code at all
+// (decoding with the last two fails on the unused codes). primaryBits is the
+// primary table's largest width; t.primary must have 1<<primaryBits entries.
+func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
 	maxLen := uint(0)
 	code := 0
 	for l := uint(1); l <= maxCodeLen; l++ {
@@ -146,18 +129,26 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 		}
 	}
 
-	// Symbols sorted by length, then value: canonical code order.
+	// Symbols sorted by length, then value: canonical code order. Unused
+	// symbols are skipped 8 at a time: a text's literal/length code leaves
+	// most of the 256 byte values unused.
 	var offs [maxCodeLen + 2]uint16
 	for l := 1; l <= maxCodeLen; l++ {
 		offs[l+1] = offs[l] + count[l]
 	}
 	var sorted [288]uint16
-	for _, sym := range used[:nused] {
-		l := lens[sym] & 15
-		sorted[offs[l]] = sym
-		offs[l]++
+	for i := 0; i < len(lens); i += 8 {
+		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
+			continue
+		}
+		for sym := i; sym < min(i+8, len(lens)); sym++ {
+			if l := lens[sym] & 15; l != 0 {
+				sorted[offs[l]] = uint16(sym)
+				offs[l]++
+			}
+		}
 	}
-	n := nused
+	n := int(offs[maxCodeLen+1])
 
 	// Build the primary table at its width, doubling it from length to
 	// length: a code of length l sits at its bit-reversed value in a table
@@ -173,7 +164,7 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 		size *= 2
 		p := t.primary[:size]
 		for c := count[l]; c > 0; c-- {
-			rev := bits.Reverse32(next) >> (32 - l)
+			rev := bits.Reverse16(uint16(next)) >> (16 - l)
 			p[rev] = templates[sorted[i]] + uint32(l)<<8 + uint32(l)
 			next++
 			i++
@@ -183,7 +174,7 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 	if maxLen <= primaryBits {
 		return true
 	}
-	buildSubtables(t, sorted[i:n], lens, templates, count, next, primaryBits, maxLen)
+	buildSubtables(t, sorted[i:n], lens, templates, *count, next, primaryBits, maxLen)
 	return true
 }
 
@@ -240,6 +231,14 @@ func subtableWidth(count [maxCodeLen + 1]uint16, l, primaryBits, maxLen uint) ui
 		left <<= 1
 	}
 	return w
+}
+
+// countLengths counts the lengths in lens, for build.
+func countLengths(lens []uint8) (count [maxCodeLen + 1]uint16) {
+	for _, l := range lens {
+		count[l&15]++
+	}
+	return count
 }
 
 func fillInvalid(t []uint32) {
