@@ -105,10 +105,17 @@ func clenTemplates() (t [19]uint32) {
 // (decoding with the last two fails on the unused codes). primaryBits is the
 // primary table's largest width; t.primary must have 1<<primaryBits entries.
 func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
+	// offs[l]: where the codes of length l start in canonical order, summed
+	// in a register (offs[l+1] = offs[l] + count[l] would wait for each
+	// store to be forwarded to the next load).
+	var offs [maxCodeLen + 1]uint16
 	maxLen := uint(0)
 	code := 0
+	n := uint16(0)
 	for l := uint(1); l <= maxCodeLen; l++ {
 		code = code<<1 + int(count[l])
+		offs[l] = n
+		n += count[l]
 		if count[l] != 0 {
 			maxLen = l
 		}
@@ -132,10 +139,6 @@ func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []ui
 	// Symbols sorted by length, then value: canonical code order. Unused
 	// symbols are skipped 8 at a time: a text's literal/length code leaves
 	// most of the 256 byte values unused.
-	var offs [maxCodeLen + 2]uint16
-	for l := 1; l <= maxCodeLen; l++ {
-		offs[l+1] = offs[l] + count[l]
-	}
 	var sorted [288]uint16
 	for i := 0; i < len(lens); i += 8 {
 		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
@@ -148,7 +151,6 @@ func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []ui
 			}
 		}
 	}
-	n := int(offs[maxCodeLen+1])
 
 	// Build the primary table at its width, doubling it from length to
 	// length: a code of length l sits at its bit-reversed value in a table
