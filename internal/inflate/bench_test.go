@@ -153,9 +153,11 @@ func cpuTime() time.Duration {
 // dynamic tables (dynamic-msgs), and how many of those built the same
 // literal/length and distance tables as the stream's previous such message
 // (repeats; dist-repeats: the distance table alone): what a cache of the
-// last tables would hit. Only the last dynamic block of a message is seen;
-// these streams' messages hold one. The gatewaybench stream is
-// cmd/gatewaybench's flood: one guild, klauspost level 1.
+// last tables would hit; and the mean width of their primary tables
+// (lit-width, dist-width: the longest code, at most litBits and distBits).
+// Only the last dynamic block of a message is seen; these streams' messages
+// hold one. The gatewaybench stream is cmd/gatewaybench's flood: one guild,
+// klauspost level 1.
 func BenchmarkTableReuse(b *testing.B) {
 	streams := benchStreams(b)
 	streams["gatewaybench"] = compress(b, writerNamed("klauspost1"), floodMessages(10000))
@@ -166,28 +168,32 @@ func BenchmarkTableReuse(b *testing.B) {
 				var s inflate.Stream
 				var dst []byte
 				var err error
-				var prevLit, prevDist string
-				var dynamic, repeats, distRepeats int
+				var prev inflate.Tables
+				var dynamic, repeats, distRepeats, litWidths, distWidths int
 				for _, c := range comp {
 					if dst, err = s.Message(dst[:0], c); err != nil {
 						b.Fatal(err)
 					}
-					lit, dist, built := inflate.DynamicTables(&s)
+					t, built := inflate.DynamicTables(&s)
 					if !built {
 						continue
 					}
 					dynamic++
-					if dist == prevDist {
+					litWidths += t.LitWidth
+					distWidths += t.DistWidth
+					if t.Dist == prev.Dist {
 						distRepeats++
-						if lit == prevLit {
+						if t.Lit == prev.Lit {
 							repeats++
 						}
 					}
-					prevLit, prevDist = lit, dist
+					prev = t
 				}
 				b.ReportMetric(float64(dynamic), "dynamic-msgs")
 				b.ReportMetric(float64(repeats), "repeats")
 				b.ReportMetric(float64(distRepeats), "dist-repeats")
+				b.ReportMetric(float64(litWidths)/float64(dynamic), "lit-width")
+				b.ReportMetric(float64(distWidths)/float64(dynamic), "dist-width")
 			}
 		})
 	}

@@ -1,21 +1,31 @@
 package inflate
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // forgotten marks the dynamic tables as seen by DynamicTables: a mask no
 // build sets.
 const forgotten = 1 << 31
 
-// DynamicTables returns the contents of the tables the last dynamic block
-// built, for comparing, and false if no dynamic block has built them since
-// the last call. Call it between messages only.
-func DynamicTables(s *Stream) (lit, dist string, built bool) {
+// Tables is what the last dynamic block's tables hold: their contents, for
+// comparing, and their primary tables' widths.
+type Tables struct {
+	Lit, Dist           string
+	LitWidth, DistWidth int
+}
+
+// DynamicTables returns the tables the last dynamic block built, and false
+// if no dynamic block has built them since the last call. Call it between
+// messages only.
+func DynamicTables(s *Stream) (Tables, bool) {
 	if s.lit.primary == nil || s.lit.mask == forgotten {
-		return "", "", false
+		return Tables{}, false
 	}
-	lit, dist = tableContents(&s.lit), tableContents(&s.dist)
+	t := Tables{tableContents(&s.lit), tableContents(&s.dist), bits.Len32(s.lit.mask), bits.Len32(s.dist.mask)}
 	s.lit.mask = forgotten
-	return lit, dist, true
+	return t, true
 }
 
 func tableContents(t *table) string {
