@@ -235,8 +235,9 @@ func (s *Stream) readDynamic(r *bitReader) error {
 
 // readLengths decodes the literal/length and distance code lengths with the
 // code-length code in s.clen into lens, which must be zeroed (runs of zeros
-// are skipped, not written), and counts them by length (zeros not counted).
-// The bit buffer is kept in locals, as in huffman.
+// are skipped, not written), and counts them by length (count[0], which
+// build does not read, counts only some of the zeros). The bit buffer is
+// kept in locals, as in huffman.
 func (s *Stream) readLengths(r *bitReader, lens []uint8) (count [maxCodeLen + 1]uint16, err error) {
 	in, ip, b, nb := r.in, r.ip, r.b, r.nb
 	clen, mask := (*[1 << clenBits]uint32)(s.clen.primary), uint64(s.clen.mask&(1<<clenBits-1))
