@@ -2,6 +2,7 @@ package inflate_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"syscall"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/klauspost/compress/flate"
 
 	"github.com/shardfleet/shardfleet/internal/inflate"
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
 // benchStreams are 10,000 MESSAGE_CREATE dispatches compressed three ways:
@@ -145,4 +147,64 @@ func cpuTime() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTableReuse reports how many messages of each stream built
+// dynamic tables (dynamic-msgs), and how many of those built the same
+// literal/length and distance tables as the stream's previous such message
+// (repeats; dist-repeats: the distance table alone): what a cache of the
+// last tables would hit; and the mean width of their primary tables
+// (lit-width, dist-width: the longest code, at most litBits and distBits).
+// Only the last dynamic block of a message is seen; these streams' messages
+// hold one. The gatewaybench stream is cmd/gatewaybench's flood: one guild,
+// klauspost level 1.
+func BenchmarkTableReuse(b *testing.B) {
+	streams := benchStreams(b)
+	streams["gatewaybench"] = compress(b, writerNamed("klauspost1"), floodMessages(10000))
+	streams["std9"] = compress(b, writerNamed("std9"), messageCreates(10000))
+	for name, comp := range streams {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var s inflate.Stream
+				var dst []byte
+				var err error
+				var prev inflate.Tables
+				var dynamic, repeats, distRepeats, litWidths, distWidths int
+				for _, c := range comp {
+					if dst, err = s.Message(dst[:0], c); err != nil {
+						b.Fatal(err)
+					}
+					t, built := inflate.DynamicTables(&s)
+					if !built {
+						continue
+					}
+					dynamic++
+					litWidths += t.LitWidth
+					distWidths += t.DistWidth
+					if t.Dist == prev.Dist {
+						distRepeats++
+						if t.Lit == prev.Lit {
+							repeats++
+						}
+					}
+					prev = t
+				}
+				b.ReportMetric(float64(dynamic), "dynamic-msgs")
+				b.ReportMetric(float64(repeats), "repeats")
+				b.ReportMetric(float64(distRepeats), "dist-repeats")
+				b.ReportMetric(float64(litWidths)/float64(dynamic), "lit-width")
+				b.ReportMetric(float64(distWidths)/float64(dynamic), "dist-width")
+			}
+		})
+	}
+}
+
+// floodMessages returns n MESSAGE_CREATE dispatches as cmd/gatewaybench's
+// flood sends them: one guild, sequence numbers from 2.
+func floodMessages(n int) [][]byte {
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		msgs[i] = fmt.Appendf(nil, `{"t":"MESSAGE_CREATE","s":%d,"op":0,"d":%s}`, i+2, gatewaytest.MessageCreateData(1300000000000000005, uint64(i)))
+	}
+	return msgs
 }

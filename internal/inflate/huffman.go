@@ -25,7 +25,10 @@ const (
 
 // Primary table widths. Codes longer than the primary width are resolved
 // through subtables. For litBits, 9, 10 and 11 measured the same once tables
-// were built by doubling (docs/benchmarks.md, issue 16 third round).
+// were built by doubling (docs/benchmarks.md, issue 16 third round), and 9
+// and 10 again once a table is filled only to its width (fourth round): they
+// differ only for blocks with codes of 10 bits or more, which no
+// MESSAGE_CREATE block of the benchmark's streams has.
 const (
 	litBits    = 10
 	distBits   = 8
@@ -34,9 +37,15 @@ const (
 )
 
 // table is one Huffman code's lookup table: a primary table indexed by the
-// next primaryBits of the input, and subtables for longer codes.
+// next bits of the input, and subtables for codes longer than primaryBits.
+// The primary table has 1<<primaryBits entries, of which only the first
+// 1<<width, width = min(longest code, primaryBits), are filled and looked up
+// (mask): the short codes of a small sync-flushed block (literal/length codes
+// of 6-7 bits, distance codes of 4-5 on MESSAGE_CREATE streams) fill 32 to 128
+// entries instead of being copied up to 1024.
 type table struct {
 	primary []uint32
+	mask    uint32 // 1<<width - 1
 	sub     []uint32
 }
 
@@ -92,34 +101,24 @@ func clenTemplates() (t [19]uint32) {
 }
 
 // build fills t from the code lengths of the canonical Huffman code in lens
-// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused). It accepts
-// what compress/flate accepts: a complete code, a code of a single 1-bit
-// symbol, or no code at all (decoding with the last two fails on the unused
-// codes). primaryBits is the primary table's width; t.primary must have
-// 1<<primaryBits entries.
-func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
-	// Count the lengths and list the symbols that have one, skipping unused
-	// symbols 8 at a time: a text's literal/length code leaves most of the
-	// 256 byte values unused.
-	var count [maxCodeLen + 1]uint16
-	var used [288]uint16
-	nused := 0
-	for i := 0; i < len(lens); i += 8 {
-		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
-			continue
-		}
-		for sym := i; sym < min(i+8, len(lens)); sym++ {
-			if l := lens[sym] & 15; l != 0 {
-				count[l]++
-				used[nused] = uint16(sym)
-				nused++
-			}
-		}
-	}
+// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused), count[l]
+// being how many have length l (count[0] is not read): the header's reader
+// counts them as it reads them. It accepts what compress/flate accepts: a
+// complete code, a code of a single 1-bit symbol, or no code at all
+// (decoding with the last two fails on the unused codes). primaryBits is the
+// primary table's largest width; t.primary must have 1<<primaryBits entries.
+func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
+	// offs[l]: where the codes of length l start in canonical order, summed
+	// in a register (offs[l+1] = offs[l] + count[l] would wait for each
+	// store to be forwarded to the next load).
+	var offs [maxCodeLen + 1]uint16
 	maxLen := uint(0)
 	code := 0
+	n := uint16(0)
 	for l := uint(1); l <= maxCodeLen; l++ {
 		code = code<<1 + int(count[l])
+		offs[l] = n
+		n += count[l]
 		if count[l] != 0 {
 			maxLen = l
 		}
@@ -131,32 +130,36 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 	if !complete && !single && maxLen != 0 {
 		return false
 	}
+	width := min(maxLen, primaryBits)
+	t.mask = 1<<width - 1
 	if !complete {
-		fillInvalid(t.primary)
+		fillInvalid(t.primary[:1<<width])
 		if maxLen == 0 {
 			return true
 		}
 	}
 
-	// Symbols sorted by length, then value: canonical code order.
-	var offs [maxCodeLen + 2]uint16
-	for l := 1; l <= maxCodeLen; l++ {
-		offs[l+1] = offs[l] + count[l]
-	}
+	// Symbols sorted by length, then value: canonical code order. Unused
+	// symbols are skipped 8 at a time: a text's literal/length code leaves
+	// most of the 256 byte values unused.
 	var sorted [288]uint16
-	for _, sym := range used[:nused] {
-		l := lens[sym] & 15
-		sorted[offs[l]] = sym
-		offs[l]++
+	for i := 0; i < len(lens); i += 8 {
+		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
+			continue
+		}
+		for sym := i; sym < min(i+8, len(lens)); sym++ {
+			if l := lens[sym] & 15; l != 0 {
+				sorted[offs[l]] = uint16(sym)
+				offs[l]++
+			}
+		}
 	}
-	n := nused
 
-	// Build the primary table at the width the code needs (at most
-	// primaryBits), doubling it from length to length: a code of length l
-	// sits at its bit-reversed value in a table of 1<<l entries, and a
-	// doubling copies it to where it belongs in the larger table. Each code
-	// is stored once; the rest are copies, which are cheap.
-	width := min(maxLen, primaryBits)
+	// Build the primary table at its width, doubling it from length to
+	// length: a code of length l sits at its bit-reversed value in a table
+	// of 1<<l entries, and a doubling copies it to where it belongs in the
+	// larger table. Each code is stored once; the rest are copies, which are
+	// cheap.
 	t.sub = t.sub[:0]
 	next := uint32(0) // the next code, MSB first
 	i := 0
@@ -166,20 +169,17 @@ func build(t *table, lens []uint8, templates []uint32, primaryBits uint) bool {
 		size *= 2
 		p := t.primary[:size]
 		for c := count[l]; c > 0; c-- {
-			rev := bits.Reverse32(next) >> (32 - l)
+			rev := bits.Reverse16(uint16(next)) >> (16 - l)
 			p[rev] = templates[sorted[i]] + uint32(l)<<8 + uint32(l)
 			next++
 			i++
 		}
 		next <<= 1
 	}
-	for ; size < 1<<primaryBits; size *= 2 {
-		copy(t.primary[size:2*size], t.primary[:size])
-	}
 	if maxLen <= primaryBits {
 		return true
 	}
-	buildSubtables(t, sorted[i:n], lens, templates, count, next, primaryBits, maxLen)
+	buildSubtables(t, sorted[i:n], lens, templates, *count, next, primaryBits, maxLen)
 	return true
 }
 
@@ -236,6 +236,14 @@ func subtableWidth(count [maxCodeLen + 1]uint16, l, primaryBits, maxLen uint) ui
 		left <<= 1
 	}
 	return w
+}
+
+// countLengths counts the lengths in lens, for build.
+func countLengths(lens []uint8) (count [maxCodeLen + 1]uint16) {
+	for _, l := range lens {
+		count[l&15]++
+	}
+	return count
 }
 
 func fillInvalid(t []uint32) {
