@@ -46,7 +46,8 @@ import (
 //     at the end of the steady window; worker_rss_fall_KiB/shard is how much
 //     lower that is than at the window's middle (above 0: RSS still falling);
 //     worker_stack_KiB/shard, worker_heap_inuse_KiB/shard,
-//     worker_next_gc_KiB/shard and worker_goroutines/shard break it down
+//     worker_heap_live_KiB/shard, worker_next_gc_KiB/shard and
+//     worker_goroutines/shard break it down
 //     (the workers' Go runtime figures from /metrics, summed the same way);
 //     fake_rss_MiB and redis_rss_MiB for context.
 func BenchmarkScale2000(b *testing.B) {
@@ -207,13 +208,16 @@ func workersRSSKiB(b *testing.B, f *fleet) int64 {
 // runtimeMemMetrics break the workers' RSS down (from the Go collector on
 // their /metrics), per shard: goroutine stacks, heap spans in use, the heap
 // size the next GC starts at (the heap grows to it between collections, and
-// what it touched stays resident), and goroutines.
+// what it touched stays resident), the heap the last GC marked live (an idle
+// worker collects seldom: the heap in use keeps garbage until then), and
+// goroutines.
 var runtimeMemMetrics = [...]struct {
 	name, unit string
 	div        float64
 }{
 	{"go_memstats_stack_inuse_bytes", "worker_stack_KiB/shard", 1024},
 	{"go_memstats_heap_inuse_bytes", "worker_heap_inuse_KiB/shard", 1024},
+	{"go_gc_heap_live_bytes", "worker_heap_live_KiB/shard", 1024},
 	{"go_memstats_next_gc_bytes", "worker_next_gc_KiB/shard", 1024},
 	{"go_goroutines", "worker_goroutines/shard", 1},
 }
