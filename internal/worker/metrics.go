@@ -56,13 +56,14 @@ func newMetrics(w *Worker) *metrics {
 	return m
 }
 
-// liveHeap adds go_gc_heap_live_bytes (the heap the last GC marked live) to
-// the Go collector's figures: the heap in use also counts garbage not yet
-// swept, and an idle worker, which allocates little, collects seldom (the
-// runtime forces a GC every 2 minutes), so only the live heap says what its
-// shards hold.
+// liveHeap adds go_gc_heap_live_bytes (the heap the last GC marked live)
+// and go_gc_scan_stack_bytes (the goroutine stacks it scanned: in use, where
+// go_memstats_stack_inuse_bytes counts them allocated) to the Go collector's
+// figures: the heap in use also counts garbage not yet swept, and an idle
+// worker, which allocates little, collects seldom (the runtime forces a GC
+// every 2 minutes), so only these say what its shards hold.
 var liveHeap = collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
-	Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})
+	Matcher: regexp.MustCompile(`^/gc/(heap/live|scan/stack):bytes$`)})
 
 // shardCollector reports the shards this worker runs, read at scrape time so
 // a shard that left never leaves a stale series behind.

@@ -45,7 +45,7 @@ import (
 //   - worker_rss_KiB/shard: the workers' VmRSS summed, over the shard count,
 //     at the end of the steady window; worker_rss_fall_KiB/shard is how much
 //     lower that is than at the window's middle (above 0: RSS still falling);
-//     worker_stack_KiB/shard, worker_heap_inuse_KiB/shard,
+//     worker_stack_KiB/shard, worker_stack_used_KiB/shard, worker_heap_inuse_KiB/shard,
 //     worker_heap_live_KiB/shard, worker_next_gc_KiB/shard and
 //     worker_goroutines/shard break it down
 //     (the workers' Go runtime figures from /metrics, summed the same way);
@@ -206,7 +206,8 @@ func workersRSSKiB(b *testing.B, f *fleet) int64 {
 }
 
 // runtimeMemMetrics break the workers' RSS down (from the Go collector on
-// their /metrics), per shard: goroutine stacks, heap spans in use, the heap
+// their /metrics), per shard: goroutine stacks allocated and in use (as the
+// last GC scanned them), heap spans in use, the heap
 // size the next GC starts at (the heap grows to it between collections, and
 // what it touched stays resident), the heap the last GC marked live (an idle
 // worker collects seldom: the heap in use keeps garbage until then), and
@@ -216,6 +217,7 @@ var runtimeMemMetrics = [...]struct {
 	div        float64
 }{
 	{"go_memstats_stack_inuse_bytes", "worker_stack_KiB/shard", 1024},
+	{"go_gc_scan_stack_bytes", "worker_stack_used_KiB/shard", 1024},
 	{"go_memstats_heap_inuse_bytes", "worker_heap_inuse_KiB/shard", 1024},
 	{"go_gc_heap_live_bytes", "worker_heap_live_KiB/shard", 1024},
 	{"go_memstats_next_gc_bytes", "worker_next_gc_KiB/shard", 1024},
