@@ -30,8 +30,16 @@ func waitWriterGoroutines(t *testing.T, want int) {
 	}
 }
 
-// TestIdleWriterHoldsNoGoroutine: a Writer holds a goroutine only while it
-// has events to commit, and starts one again for the next event.
+// batchCap is how many Events w's batch slices have room for.
+func batchCap(w *Writer) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return cap(w.pending) + cap(w.spare)
+}
+
+// TestIdleWriterHoldsNoGoroutine: a Writer holds a goroutine (and batch
+// slices) only while it has events to commit, and starts one again for the
+// next event.
 func TestIdleWriterHoldsNoGoroutine(t *testing.T) {
 	const shards = 20
 	c := startRedis(t)
@@ -58,7 +66,12 @@ func TestIdleWriterHoldsNoGoroutine(t *testing.T) {
 		}
 		// Committed: each goroutine ends right after (polled, not assumed).
 		waitWriterGoroutines(t, 0)
-		t.Logf("round %d: %d idle Writers, no goroutine", round, shards)
+		for i, w := range writers {
+			if n := batchCap(w); n != 0 {
+				t.Fatalf("round %d: idle Writer %d keeps batch slices for %d events, want none", round, i, n)
+			}
+		}
+		t.Logf("round %d: %d idle Writers, no goroutine, no batch slice", round, shards)
 	}
 	got := readStream(t, c)
 	for i := range shards {

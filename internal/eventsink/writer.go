@@ -241,6 +241,13 @@ func (w *Writer) end(exited chan struct{}, stopped bool) bool {
 	if !stopped && len(w.pending) > 0 {
 		return false
 	}
+	// An idle Writer keeps no batch slices: they would hold as many Events as
+	// its largest batch (a shard's open brings a READY and its GUILD_CREATEs)
+	// for as long as the shard stays quiet; the next event allocates anew.
+	w.spare = nil
+	if len(w.pending) == 0 {
+		w.pending = nil
+	}
 	w.running = false
 	close(exited)
 	return true

@@ -16,7 +16,7 @@ import (
 // in one fleet-mode Worker, with the fake in the same process, and writes a
 // heap profile of the idle state, every allocation sampled, to
 // WORKER_HEAP_PROFILE: what the fleet's per-shard state holds, beside the
-// gateway's. Not a CI figure (the fake's memory shares the process; the RSS
+// gateway's, once the shards' decoders are released. Not a CI figure (the fake's memory shares the process; the RSS
 // figure is cmd/gatewaybench's and BenchmarkScale2000's). Run:
 //
 //	WORKER_HEAP_PROFILE=/tmp/w.pb go test -run '^$' -bench BenchmarkIdleShardHeap -benchtime 1x ./internal/worker/
@@ -39,7 +39,10 @@ func BenchmarkIdleShardHeap(b *testing.B) {
 		cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithCompression(gateway.CompressionZlibStream))
 		w := h.start(cfg)
 		eventually(b, "every shard READY", 90*time.Second, func() bool { return readyShards(w) == shards })
-		time.Sleep(2 * time.Second) // not a condition: let the open's transients end, as an idle worker would
+		// Not a condition: let the open's transients end, as an idle worker
+		// would, and past the 5 s after which a quiet zlib-stream
+		// connection gives back its decoder (pkg/gateway's zlibIdleAfter).
+		time.Sleep(7 * time.Second)
 		runtime.GC()
 		runtime.GC()
 		f, err := os.Create(out)

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"regexp"
 	"strconv"
 	"sync/atomic"
 
@@ -50,10 +51,19 @@ func newMetrics(w *Worker) *metrics {
 	m.commands = newCommandOutcomes(m.registry)
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.eventsDropped, m.rollbacks, m.rollbackLost, m.cacheRebuilds, m.identifyWait, m.budget,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(liveHeap), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&shardCollector{w: w}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
 	return m
 }
+
+// liveHeap adds go_gc_heap_live_bytes (the heap the last GC marked live)
+// and go_gc_scan_stack_bytes (the goroutine stacks it scanned: in use, where
+// go_memstats_stack_inuse_bytes counts them allocated) to the Go collector's
+// figures: the heap in use also counts garbage not yet swept, and an idle
+// worker, which allocates little, collects seldom (the runtime forces a GC
+// every 2 minutes), so only these say what its shards hold.
+var liveHeap = collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
+	Matcher: regexp.MustCompile(`^/gc/(heap/live|scan/stack):bytes$`)})
 
 // shardCollector reports the shards this worker runs, read at scrape time so
 // a shard that left never leaves a stale series behind.

@@ -25,7 +25,12 @@ import (
 // SCALE_SHARDS, SCALE_WORKERS, SCALE_MC (max_concurrency) and SCALE_STEADY
 // (steady-state window, e.g. 30s) change the shape; SCALE_WORKER_ENV adds
 // space-separated NAME=value pairs to every worker's environment (e.g.
-// "COMPRESSION=none GOGC=50"). Reported:
+// "COMPRESSION=none GOGC=50"). SCALE_EVENTS_PER_SECOND (default 50) is the
+// fake's MESSAGE_CREATE rate over the whole fleet once every shard is READY,
+// through the settle and the steady window; 0 leaves the shards only their
+// heartbeat ACKs, like shards whose guilds are silent, so that a zlib-stream
+// connection can give back its decoder (after 5 s quiet: pkg/gateway's
+// zlibIdleAfter). Reported:
 //
 //   - identify_span_s / ideal_s and startup_ratio: the span from the first
 //     IDENTIFY to the last, as the fake saw them, over the ideal pacing
@@ -37,9 +42,12 @@ import (
 //     1.1 x ideal + renew interval, reported as bound_s.
 //   - redis_cmds/s, redis_scripts/s, redis_cpu_%: INFO stats/commandstats/cpu
 //     deltas over the steady window, once every shard is READY.
-//   - worker_rss_KiB/shard: the workers' VmRSS summed, over the shard count;
-//     worker_stack_KiB/shard, worker_heap_inuse_KiB/shard,
-//     worker_next_gc_KiB/shard and worker_goroutines/shard break it down
+//   - worker_rss_KiB/shard: the workers' VmRSS summed, over the shard count,
+//     at the end of the steady window; worker_rss_fall_KiB/shard is how much
+//     lower that is than at the window's middle (above 0: RSS still falling);
+//     worker_stack_KiB/shard, worker_stack_used_KiB/shard, worker_heap_inuse_KiB/shard,
+//     worker_heap_live_KiB/shard, worker_next_gc_KiB/shard and
+//     worker_goroutines/shard break it down
 //     (the workers' Go runtime figures from /metrics, summed the same way);
 //     fake_rss_MiB and redis_rss_MiB for context.
 func BenchmarkScale2000(b *testing.B) {
@@ -74,6 +82,10 @@ func runScale(b *testing.B) {
 		ttl   = 15 * time.Second
 		renew = 2 * time.Second
 	)
+	steadyRate := 50.0
+	if r, err := strconv.ParseFloat(os.Getenv("SCALE_EVENTS_PER_SECOND"), 64); err == nil && r >= 0 {
+		steadyRate = r
+	}
 	b.Logf("file limit %d", raiseFileLimit(b))
 	needBinaries(b)
 	if raceBuild {
@@ -117,12 +129,15 @@ func runScale(b *testing.B) {
 	logViolations(b, ids)
 	ideal := (window + margin) * time.Duration(math.Ceil(float64(shardN)/float64(mc))-1)
 
+	f.fake.post(b, "/_fake/events-per-second?rate="+fmt.Sprint(steadyRate))
 	time.Sleep(5 * time.Second) // settle before the steady window (a measurement span, not a wait for a condition)
 	s0, err := sampleRedis(ctx, f.client)
 	if err != nil {
 		b.Fatal(err)
 	}
-	time.Sleep(steady) // the steady-state measurement window
+	time.Sleep(steady / 2) // the steady-state measurement window, first half
+	rssMid := workersRSSKiB(b, f)
+	time.Sleep(steady - steady/2)
 	s1, err := sampleRedis(ctx, f.client)
 	if err != nil {
 		b.Fatal(err)
@@ -132,14 +147,9 @@ func runScale(b *testing.B) {
 	for _, c := range scriptCommands {
 		scripts += s1.calls[c] - s0.calls[c]
 	}
-	var rss int64
+	rss := workersRSSKiB(b, f)
 	var runtimeMem [len(runtimeMemMetrics)]float64 // summed over the workers, from their /metrics
-	for id, p := range f.workers {
-		kib, err := vmRSSKiB(p.cmd.Process.Pid)
-		if err != nil {
-			b.Fatalf("worker %s: %v", id, err)
-		}
-		rss += kib
+	for _, p := range f.workers {
 		text := httpText(b, "http://"+envValue(p.cmd.Env, "HTTP_ADDR")+"/metrics")
 		for i, m := range runtimeMemMetrics {
 			runtimeMem[i] += metricValue(text, m.name)
@@ -170,27 +180,46 @@ func runScale(b *testing.B) {
 	b.ReportMetric(float64(scripts)/wall, "redis_scripts/s")
 	b.ReportMetric(100*(s1.cpu-s0.cpu)/wall, "redis_cpu_%")
 	b.ReportMetric(float64(rss)/float64(shardN), "worker_rss_KiB/shard")
+	b.ReportMetric(float64(rssMid-rss)/float64(shardN), "worker_rss_fall_KiB/shard")
 	for i, m := range runtimeMemMetrics {
 		b.ReportMetric(runtimeMem[i]/m.div/float64(shardN), m.unit)
 	}
 	b.ReportMetric(float64(fakeRSS)/1024, "fake_rss_MiB")
 	b.ReportMetric(redisRSS/(1<<20), "redis_rss_MiB")
 	b.Logf("%d shards, %d workers, mc %d: identifies %d (violations %d), first->last %v, ideal %v; start-up %v (bound %v); "+
-		"steady %.0fs: %d commands, %d scripts, dispatches sent %d; per-command calls: %v",
+		"steady %.0fs at %v events/s: %d commands, %d scripts, dispatches sent %d; per-command calls: %v",
 		shardN, workerN, mc, st.Identifies, st.IdentifyViolations, span, ideal, startup, bound,
-		wall, s1.commands-s0.commands, scripts, st.DispatchesSent, callDelta(s0, s1))
+		wall, steadyRate, s1.commands-s0.commands, scripts, st.DispatchesSent, callDelta(s0, s1))
+}
+
+// workersRSSKiB is the workers' VmRSS, summed.
+func workersRSSKiB(b *testing.B, f *fleet) int64 {
+	var rss int64
+	for id, p := range f.workers {
+		kib, err := vmRSSKiB(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatalf("worker %s: %v", id, err)
+		}
+		rss += kib
+	}
+	return rss
 }
 
 // runtimeMemMetrics break the workers' RSS down (from the Go collector on
-// their /metrics), per shard: goroutine stacks, heap spans in use, the heap
+// their /metrics), per shard: goroutine stacks allocated and in use (as the
+// last GC scanned them), heap spans in use, the heap
 // size the next GC starts at (the heap grows to it between collections, and
-// what it touched stays resident), and goroutines.
+// what it touched stays resident), the heap the last GC marked live (an idle
+// worker collects seldom: the heap in use keeps garbage until then), and
+// goroutines.
 var runtimeMemMetrics = [...]struct {
 	name, unit string
 	div        float64
 }{
 	{"go_memstats_stack_inuse_bytes", "worker_stack_KiB/shard", 1024},
+	{"go_gc_scan_stack_bytes", "worker_stack_used_KiB/shard", 1024},
 	{"go_memstats_heap_inuse_bytes", "worker_heap_inuse_KiB/shard", 1024},
+	{"go_gc_heap_live_bytes", "worker_heap_live_KiB/shard", 1024},
 	{"go_memstats_next_gc_bytes", "worker_next_gc_KiB/shard", 1024},
 	{"go_goroutines", "worker_goroutines/shard", 1},
 }
