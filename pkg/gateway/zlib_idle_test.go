@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -196,5 +198,79 @@ func TestSocketIdleRelease(t *testing.T) {
 		if len(asked) > 0 || s.armed {
 			t.Fatalf("asked %d more times, deadline set %v, after the release", len(asked), s.armed)
 		}
+	}
+}
+
+// deadlineCounter counts the read deadlines set on a Conn (not their
+// clearing).
+type deadlineCounter struct {
+	net.Conn
+	set atomic.Int32
+}
+
+func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() {
+		c.set.Add(1)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// TestSocketIdleReleaseQuickAfterWake: a lone message after a release (a
+// quiet shard's heartbeat ACK) is released again one tick after it, not a
+// whole quiet period (idleTicks ticks); data soon after such a quick release
+// means the shard talks again, and the whole period applies.
+func TestSocketIdleReleaseQuickAfterWake(t *testing.T) {
+	SetZlibIdleAfter(t, 20*time.Millisecond)
+	client, server := tcpPair(t)
+	conn := &deadlineCounter{Conn: client}
+	released := make(chan struct{}, 1)
+	var onRelease func() // runs on the reading goroutine
+	s := &socket{Conn: conn}
+	s.idle = func() bool {
+		if onRelease != nil {
+			onRelease()
+		}
+		released <- struct{}{}
+		return true
+	}
+	p := make([]byte, 16)
+	// readUntilRelease reads until the watch releases (the read then waits
+	// without a deadline), sends next for it, and returns how many deadlines
+	// the release took.
+	readUntilRelease := func(next string) int32 {
+		t.Helper()
+		before := conn.set.Load()
+		done := make(chan error, 1)
+		go func() {
+			n, err := s.Read(p)
+			if err == nil && string(p[:n]) != next {
+				err = fmt.Errorf("read %q, want %q", p[:n], next)
+			}
+			done <- err
+		}()
+		<-released
+		ticks := conn.set.Load() - before
+		if _, err := server.Write([]byte(next)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return ticks
+	}
+	if n := readUntilRelease("ack"); n != idleTicks {
+		t.Fatalf("first release after %d ticks, want the whole period, %d", n, idleTicks)
+	}
+	if !s.woke {
+		t.Fatal("a message after a full quiet period did not count as a lone wake")
+	}
+	// The quick release makes the quiet period long, so that the data sent
+	// after it comes within a period however slow this machine is.
+	onRelease = func() { zlibIdleAfter = time.Hour }
+	if n := readUntilRelease("talk"); n != 1 {
+		t.Fatalf("release after a lone message took %d ticks, want 1", n)
+	}
+	if s.woke {
+		t.Fatal("data soon after a quick release counted as a lone wake: the shard talks again")
 	}
 }
