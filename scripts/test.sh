@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: vet, race-enabled tests, every fuzz target briefly.
-# FUZZTIME (default 3s) sets how long each fuzz target runs.
+# FUZZTIME (default 2s) sets how long each fuzz target runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-fuzztime=${FUZZTIME:-3s}
+fuzztime=${FUZZTIME:-2s}
 passed=0 failed=0
 
 step() { # name, command...
@@ -38,12 +38,15 @@ fuzz_target() { # pkg target
   return 1
 }
 
-# Every Fuzz* target of every package, a few seconds each.
-for pkg in $(go list ./...); do
-  for fz in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+# Every Fuzz* target of every package, a few seconds each. The targets are
+# read from the test files, not listed by `go test -list`, which would build
+# every package's test binary once more only to print names (24 s on 2 cores
+# with a warm build cache; CI's fresh machine has none of those builds).
+while read -r dir pkg; do
+  for fz in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$dir"/*_test.go 2>/dev/null | sort -u); do
     step "fuzz $pkg $fz" fuzz_target "$pkg" "$fz"
   done
-done
+done < <(go list -f '{{.Dir}} {{.ImportPath}}' ./...)
 
 echo "steps: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
