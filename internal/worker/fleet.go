@@ -202,6 +202,13 @@ func (w *Worker) startLimiter(ctx context.Context, keys lease.Keys) (count, mc i
 	if err := w.limiter.Err(); err != nil {
 		return 0, 0, fmt.Errorf("identify limiter: %w", err)
 	}
+	// Known from the start, the epoch lets this limiter see a data loss even
+	// if it has not IDENTIFYed yet (its shards RESUMEd): otherwise, with
+	// TrustNewEpoch, its first IDENTIFY after a FLUSHALL could be granted at
+	// once beside one another worker's limiter sent just before.
+	if err := w.limiter.LearnEpoch(ctx); err != nil {
+		return 0, 0, fmt.Errorf("identify limiter: %w", err)
+	}
 	if budget != nil {
 		if err := w.storeBudget(ctx, *budget); err != nil {
 			w.log.Warn("store identify budget", "err", err)

@@ -22,7 +22,8 @@
 // whole fleet restarted too) grants nothing for one window + margin, because
 // Discord may still count IDENTIFYs sent just before (unless Config.TrustNewEpoch:
 // the workers' leases keep a lost Redis from IDENTIFYing new shards until its
-// holders are back, so a new fleet starts at once). What remains open: a
+// holders are back, so a new fleet starts at once). A Limiter learns the epoch
+// on its first script call, or earlier through LearnEpoch. What remains open: a
 // brand-new process that reaches a lost Redis before any older one calls gets
 // only that shorter quiet period. go-redis retries a script whose reply was lost
 // although Redis ran it; every script is idempotent under that replay: a replayed

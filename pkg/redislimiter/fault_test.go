@@ -422,3 +422,32 @@ func TestTrustNewEpoch(t *testing.T) {
 	fresh.UnlockBucket(0)
 	checkOneGrantAfterFullQuiet(t, fresh)
 }
+
+// TestLearnEpochBeforeFirstCall: a trusting limiter that has not called yet
+// but learnt the epoch at start notices a FLUSHALL, and keeps the full quiet
+// period after it; without LearnEpoch it would take the flushed Redis for a
+// new one and grant at once, beside a grant of another limiter just before.
+func TestLearnEpochBeforeFirstCall(t *testing.T) {
+	s := redistest.Start(t)
+	prefix := uniquePrefix(t)
+	opts := append(testOpts(prefix, 1), WithTrustNewEpoch(true))
+	first := New(newClient(t, s.Addr()), opts...)
+	defer first.Close(context.Background())
+	if err := first.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil { // creates the epoch
+		t.Fatal(err)
+	}
+	first.UnlockBucket(0)
+	late := New(newClient(t, s.Addr()), opts...)
+	defer late.Close(context.Background())
+	if err := late.LearnEpoch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.client.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.WaitBucket(ctxT(t, 10*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	late.UnlockBucket(0)
+	checkOneGrantAfterFullQuiet(t, late)
+}

@@ -2,9 +2,12 @@ package redislimiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
@@ -41,6 +44,29 @@ func (l *Limiter) commonArgs(b int, ticket string) []any {
 		ticket, strconv.Itoa(b), channelName(l.cfg.KeyPrefix), grantLog, l.cfg.HolderID,
 		known, l.id, quiet.Milliseconds() + 1, newQuiet,
 	}
+}
+
+// LearnEpoch reads the epoch of the limiter's state in Redis, when there is
+// one, without waiting for a first WaitBucket to bring it back: a Limiter
+// that knows the epoch notices a data loss (and keeps the quiet period after
+// it), one that does not takes a Redis without state for a new one, which
+// with Config.TrustNewEpoch grants at once. A process that may IDENTIFY
+// long after it started (say a worker that so far only RESUMEd its
+// sessions, when they are all invalidated and Redis is flushed) should call
+// it at start.
+func (l *Limiter) LearnEpoch(ctx context.Context) error {
+	if l.err != nil {
+		return l.err
+	}
+	epoch, err := l.client.HGet(ctx, scriptKeys(l.cfg.KeyPrefix, 0)[keyEpoch], "id").Result()
+	if errors.Is(err, redis.Nil) {
+		return nil // no state yet: the first script call creates the epoch
+	}
+	if err != nil {
+		return fmt.Errorf("redislimiter: read epoch: %w", err)
+	}
+	l.noteEpoch(epoch)
+	return nil
 }
 
 // noteEpoch records the epoch a script saw, for data-loss detection.
