@@ -82,7 +82,7 @@ func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
-	shards := c.w.shardStatuses()
+	shards := c.w.shardStatuses(nil)
 	ch <- prometheus.MustNewConstMetric(descOwned, prometheus.GaugeValue, float64(len(shards)))
 	for _, s := range shards {
 		id, count := strconv.Itoa(s.ID), strconv.Itoa(s.Count)

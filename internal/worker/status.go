@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,12 +56,13 @@ type Status struct {
 	Stale bool `json:"stale,omitempty"`
 }
 
-// shardStatuses lists the shards this worker runs, sorted.
-func (w *Worker) shardStatuses() []ShardStatus {
+// shardStatuses lists the shards this worker runs, sorted, in into's array
+// when it is large enough (nil: a new one).
+func (w *Worker) shardStatuses(into []ShardStatus) []ShardStatus {
 	if !w.mgrSet.Load() {
 		return nil
 	}
-	var out []ShardStatus
+	out := into[:0]
 	if w.cfg.Redis == nil {
 		for id, g := range w.mgr.Shards() {
 			out = append(out, gatewayStatus(id, g))
@@ -103,9 +105,12 @@ func gatewayStatus(id int, g gateway.Gateway) ShardStatus {
 }
 
 // Status returns this worker's state now.
-func (w *Worker) Status() Status {
+func (w *Worker) Status() Status { return w.status(nil) }
+
+// status is Status with its Shards in shards' array when large enough.
+func (w *Worker) status(shards []ShardStatus) Status {
 	st := Status{WorkerID: w.cfg.WorkerID, Mode: "local", Host: w.cfg.Info.Host, HTTPAddr: w.cfg.Info.HTTPAddr,
-		StartedAt: w.started, UpdatedAt: time.Now(), EventsReceived: w.events.Load(), Shards: w.shardStatuses()}
+		StartedAt: w.started, UpdatedAt: time.Now(), EventsReceived: w.events.Load(), Shards: w.shardStatuses(shards)}
 	if w.cfg.Redis != nil {
 		st.Mode = "fleet"
 	}
@@ -121,7 +126,7 @@ func (w *Worker) Status() Status {
 
 // Ready reports whether every shard this worker runs is READY and, in fleet
 // mode, its lease session is alive and holds every shard assigned to it.
-func (w *Worker) Ready() bool { return w.ready(w.shardStatuses()) }
+func (w *Worker) Ready() bool { return w.ready(w.shardStatuses(nil)) }
 
 func (w *Worker) ready(shards []ShardStatus) bool {
 	if !w.mgrSet.Load() || w.FatalError() != nil {
@@ -155,6 +160,30 @@ func (w *Worker) ready(shards []ShardStatus) bool {
 // STRING of JSON that expires unless refreshed.
 func statusKey(keys lease.Keys, workerID string) string { return keys.Status(workerID) }
 
+// statusPublisher holds what statusLoop reuses from one publication to the
+// next. A publication lists every shard, and its JSON; made anew every
+// StatusInterval (2 s), they were about three quarters of an idle worker's
+// garbage, which took its heap up to the GC's goal between collections
+// (docs/benchmarks.md, issue 16 fifth round). It keeps the largest
+// publication's arrays, a few hundred bytes per shard.
+type statusPublisher struct {
+	shards []ShardStatus
+	body   bytes.Buffer
+	enc    *json.Encoder
+}
+
+// encode returns the JSON of w's status, valid until the next call.
+func (p *statusPublisher) encode(w *Worker) []byte {
+	if p.enc == nil {
+		p.enc = json.NewEncoder(&p.body)
+	}
+	st := w.status(p.shards)
+	p.shards = st.Shards
+	p.body.Reset()
+	_ = p.enc.Encode(st) // a Status always encodes
+	return bytes.TrimSuffix(p.body.Bytes(), []byte("\n"))
+}
+
 // statusLoop publishes the status and samples the identify budget every
 // StatusInterval until ctx ends.
 func (w *Worker) statusLoop(ctx context.Context) {
@@ -162,8 +191,9 @@ func (w *Worker) statusLoop(ctx context.Context) {
 	ttl := 3 * w.session.Load().Config().TTL
 	t := time.NewTicker(w.cfg.StatusInterval)
 	defer t.Stop()
+	var pub statusPublisher
 	for {
-		body, _ := json.Marshal(w.Status())
+		body := pub.encode(w)
 		callCtx, cancel := context.WithTimeout(ctx, w.cfg.StatusInterval)
 		if err := w.cfg.Redis.Set(callCtx, statusKey(keys, w.cfg.WorkerID), body, ttl).Err(); err != nil && ctx.Err() == nil {
 			w.m.redisErrors.Add(1)
