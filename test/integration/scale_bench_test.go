@@ -45,6 +45,9 @@ import (
 //   - worker_rss_KiB/shard: the workers' VmRSS summed, over the shard count,
 //     at the end of the steady window; worker_rss_fall_KiB/shard is how much
 //     lower that is than at the window's middle (above 0: RSS still falling);
+//     worker_rss_median_KiB/shard and worker_rss_max_KiB/shard are the
+//     median and the highest of the readings taken every 5 s through the
+//     window's second half;
 //     worker_stack_KiB/shard, worker_stack_used_KiB/shard, worker_heap_inuse_KiB/shard,
 //     worker_heap_live_KiB/shard, worker_next_gc_KiB/shard and
 //     worker_goroutines/shard break it down
@@ -137,7 +140,14 @@ func runScale(b *testing.B) {
 	}
 	time.Sleep(steady / 2) // the steady-state measurement window, first half
 	rssMid := workersRSSKiB(b, f)
-	time.Sleep(steady - steady/2)
+	// The second half, RSS sampled every 5 s: an idle worker's RSS rises
+	// with its garbage and falls after each collection and scavenge, so
+	// one reading depends on where in that cycle it falls.
+	var rssHalf []float64
+	for end := time.Now().Add(steady - steady/2); len(rssHalf) == 0 || time.Until(end) > 0; {
+		time.Sleep(min(5*time.Second, max(time.Until(end), 0))) // the measurement window, not a wait for a condition
+		rssHalf = append(rssHalf, float64(workersRSSKiB(b, f)))
+	}
 	s1, err := sampleRedis(ctx, f.client)
 	if err != nil {
 		b.Fatal(err)
@@ -181,6 +191,9 @@ func runScale(b *testing.B) {
 	b.ReportMetric(100*(s1.cpu-s0.cpu)/wall, "redis_cpu_%")
 	b.ReportMetric(float64(rss)/float64(shardN), "worker_rss_KiB/shard")
 	b.ReportMetric(float64(rssMid-rss)/float64(shardN), "worker_rss_fall_KiB/shard")
+	slices.Sort(rssHalf)
+	b.ReportMetric(rssHalf[len(rssHalf)/2]/float64(shardN), "worker_rss_median_KiB/shard")
+	b.ReportMetric(rssHalf[len(rssHalf)-1]/float64(shardN), "worker_rss_max_KiB/shard")
 	for i, m := range runtimeMemMetrics {
 		b.ReportMetric(runtimeMem[i]/m.div/float64(shardN), m.unit)
 	}
