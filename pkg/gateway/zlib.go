@@ -27,9 +27,15 @@ type zlibStream struct {
 	// window is its length.
 	window   int
 	snapshot []byte
-	out      *[]byte
-	broken   error
-	limit    int64 // largest inflated message; -1: none
+	// spare is the last snapshot's array once restored: the next release
+	// compresses into it. A quiet shard releases and restores once per
+	// heartbeat ACK, and a new array each time was the largest part of an
+	// idle worker's garbage after its status (docs/benchmarks.md, issue 16
+	// fifth round).
+	spare  []byte
+	out    *[]byte
+	broken error
+	limit  int64 // largest inflated message; -1: none
 }
 
 func (z *zlibStream) decode(_ bool, frame []byte) ([]byte, error) {
@@ -136,6 +142,6 @@ func (z *zlibStream) close() {
 	z.release()
 	putStream(z.inf)
 	z.inf = nil
-	z.snapshot = nil
+	z.snapshot, z.spare = nil, nil
 	z.releasePending()
 }

@@ -188,7 +188,8 @@ func (z *zlibStream) releaseIdle() bool {
 		return true // nothing held
 	}
 	hist := z.inf.History()
-	z.snapshot, z.window = compressWindow(hist), len(hist)
+	z.snapshot, z.window = compressWindow(z.spare[:0], hist), len(hist)
+	z.spare = nil
 	putStream(z.inf)
 	z.inf = nil
 	zlibIdleReleases.Add(1)
@@ -212,7 +213,7 @@ func (z *zlibStream) restore() error {
 	}
 	inf.SetLimit(streamLimit(z.limit))
 	z.inf = inf
-	z.snapshot = nil
+	z.snapshot, z.spare = nil, z.snapshot[:0]
 	return nil
 }
 
@@ -230,9 +231,9 @@ type snapshotter struct {
 
 var snapshotters sync.Pool
 
-// compressWindow returns win as raw deflate data ending in a sync flush,
-// as a zlib-stream message does.
-func compressWindow(win []byte) []byte {
+// compressWindow appends win to dst as raw deflate data ending in a sync
+// flush, as a zlib-stream message does.
+func compressWindow(dst, win []byte) []byte {
 	s, ok := snapshotters.Get().(*snapshotter)
 	if !ok {
 		s = &snapshotter{}
@@ -242,7 +243,7 @@ func compressWindow(win []byte) []byte {
 	s.w.Reset(&s.out)
 	_, _ = s.w.Write(win) // a bytes.Buffer takes everything
 	_ = s.w.Flush()       // a sync flush, not a final block: the decoder goes on after it
-	snap := bytes.Clone(s.out.Bytes())
+	snap := append(dst, s.out.Bytes()...)
 	snapshotters.Put(s)
 	return snap
 }

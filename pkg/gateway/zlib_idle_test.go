@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // farReferences returns n gateway messages whose bodies repeat parts of
@@ -69,6 +70,45 @@ func TestZlibStreamIdleReleaseMatchesPlain(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestZlibStreamIdleReleaseReusesTheSnapshot: a quiet shard releases after
+// each heartbeat ACK; once its window is full, the next release compresses
+// into the last snapshot's array (when it fits) instead of a new one, and
+// the stream still decodes exactly.
+func TestZlibStreamIdleReleaseReusesTheSnapshot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 5))
+	msgs := farReferences(60, rng)
+	const acks = 30
+	for range acks {
+		msgs = append(msgs, []byte(`{"t":null,"s":null,"op":11,"d":null}`))
+	}
+	frames := zlibFrames(t, msgs, 1, rng)
+	z := &zlibStream{limit: -1}
+	defer z.close()
+	var prev *byte
+	reused := 0
+	got := decodeAll(t, z, frames, func(i int) {
+		if i < len(msgs)-acks-1 {
+			return
+		}
+		if !z.releaseIdle() {
+			t.Fatalf("after message %d: release refused", i)
+		}
+		if unsafe.SliceData(z.snapshot) == prev {
+			reused++
+		}
+		prev = unsafe.SliceData(z.snapshot)
+	}, func(int) {})
+	for i := range msgs {
+		if !bytes.Equal(got[i], msgs[i]) {
+			t.Fatalf("message %d differs after releases", i)
+		}
+	}
+	if reused < acks/2 {
+		t.Fatalf("%d of %d releases reused the last snapshot's array", reused, acks)
+	}
+	t.Logf("%d of %d releases reused the last snapshot's array", reused, acks)
 }
 
 // TestZlibStreamIdleReleaseAtWindowWrap: a release right after a message whose
