@@ -742,22 +742,28 @@ func (w *Worker) sweepCommands(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.CommandSweep)
 	defer cancel()
 	pipe := w.cfg.Redis.Pipeline()
-	lens := make(map[*shardRun][]*redis.IntCmd, len(runs))
+	// One slice of (shard, queue length) for the sweep, not a map of slices:
+	// it runs every 15 s over every shard, on an idle worker too.
+	type probe struct {
+		run *shardRun
+		n   *redis.IntCmd
+	}
+	probes := make([]probe, 0, len(runs))
 	for _, run := range runs {
-		for _, k := range append([]lease.ShardKey{run.key}, run.cmd.adoptsFrom()...) {
-			lens[run] = append(lens[run], pipe.XLen(ctx, w.keys.Commands(k)))
+		probes = append(probes, probe{run, pipe.XLen(ctx, w.keys.Commands(run.key))})
+		for _, k := range run.cmd.adoptsFrom() {
+			probes = append(probes, probe{run, pipe.XLen(ctx, w.keys.Commands(k))})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() == nil {
 		w.m.redisErrors.Add(1)
 		w.log.Warn("gateway commands: sweep of the queues", "shards", len(runs), "err", err)
 	}
-	for run, cmds := range lens {
-		for _, n := range cmds {
-			if n.Val() > 0 {
-				w.wakeRun(run)
-				break
-			}
+	var woken *shardRun
+	for _, p := range probes {
+		if p.run != woken && p.n.Val() > 0 {
+			woken = p.run
+			w.wakeRun(p.run)
 		}
 	}
 }
