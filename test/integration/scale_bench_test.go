@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 //	go test -run '^$' -bench BenchmarkScale2000 -benchtime 1x -timeout 20m ./test/integration/
 //
 // SCALE_SHARDS, SCALE_WORKERS, SCALE_MC (max_concurrency) and SCALE_STEADY
-// (steady-state window, e.g. 30s) change the shape; SCALE_WORKER_ENV adds
+// (steady-state window, e.g. 30s) change the shape; SCALE_SCRAPE_EVERY
+// (e.g. 15s) reads every worker's /metrics that often through the settle
+// and the window, as Prometheus would; SCALE_WORKER_ENV adds
 // space-separated NAME=value pairs to every worker's environment (e.g.
 // "COMPRESSION=none GOGC=50"). SCALE_EVENTS_PER_SECOND (default 50) is the
 // fake's MESSAGE_CREATE rate over the whole fleet once every shard is READY,
@@ -133,6 +136,8 @@ func runScale(b *testing.B) {
 	ideal := (window + margin) * time.Duration(math.Ceil(float64(shardN)/float64(mc))-1)
 
 	f.fake.post(b, "/_fake/events-per-second?rate="+fmt.Sprint(steadyRate))
+	stopScrape := scrapeWorkers(b, f)
+	defer stopScrape()
 	time.Sleep(5 * time.Second) // settle before the steady window (a measurement span, not a wait for a condition)
 	s0, err := sampleRedis(ctx, f.client)
 	if err != nil {
@@ -148,6 +153,7 @@ func runScale(b *testing.B) {
 		time.Sleep(min(5*time.Second, max(time.Until(end), 0))) // the measurement window, not a wait for a condition
 		rssHalf = append(rssHalf, float64(workersRSSKiB(b, f)))
 	}
+	stopScrape()
 	s1, err := sampleRedis(ctx, f.client)
 	if err != nil {
 		b.Fatal(err)
@@ -203,6 +209,33 @@ func runScale(b *testing.B) {
 		"steady %.0fs at %v events/s: %d commands, %d scripts, dispatches sent %d; per-command calls: %v",
 		shardN, workerN, mc, st.Identifies, st.IdentifyViolations, span, ideal, startup, bound,
 		wall, steadyRate, s1.commands-s0.commands, scripts, st.DispatchesSent, callDelta(s0, s1))
+}
+
+// scrapeWorkers, with SCALE_SCRAPE_EVERY set (e.g. 15s), reads every
+// worker's /metrics that often, as Prometheus would, until the returned
+// func is first called; without it, it does nothing.
+func scrapeWorkers(b *testing.B, f *fleet) (stop func()) {
+	every, err := time.ParseDuration(os.Getenv("SCALE_SCRAPE_EVERY"))
+	if err != nil || every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			for _, p := range f.workers {
+				httpText(b, "http://"+envValue(p.cmd.Env, "HTTP_ADDR")+"/metrics")
+			}
+		}
+	})
+	return sync.OnceFunc(func() { close(done); wg.Wait() })
 }
 
 // workersRSSKiB is the workers' VmRSS, summed.
