@@ -10,8 +10,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
-RUN go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker \
- && go build -trimpath -ldflags="-s -w" -o /out/fakediscord ./cmd/fakediscord
+# One go build for both: their packages compile in parallel.
+RUN go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/worker ./cmd/fakediscord
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/worker /out/fakediscord /usr/local/bin/
