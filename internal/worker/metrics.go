@@ -56,7 +56,7 @@ func newMetrics(w *Worker) *metrics {
 	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.eventsDropped, m.rollbacks, m.rollbackLost, m.cacheRebuilds, m.identifyWait, m.budget,
 		collectors.NewGoCollector(liveHeap), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&shardCollector{w: w}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
+		&shardCollector{w: w, labels: make(map[keyspace.ShardKey]*shardLabels)}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
 	return m
 }
 
@@ -94,9 +94,11 @@ type shardLabels struct {
 
 var (
 	descOwned   = prometheus.NewDesc("shardfleet_shards_owned", "Shards this worker runs.", nil, nil)
-	descStatus  = prometheus.NewDesc("shardfleet_shard_ready", "1 when the shard is READY, else 0.", []string{"shard_id", "shard_count", "status"}, nil)
-	descLatency = prometheus.NewDesc("shardfleet_shard_latency_seconds", "Last heartbeat round trip.", []string{"shard_id", "shard_count"}, nil)
+	descStatus  = prometheus.NewDesc("shardfleet_shard_ready", "1 when the shard is READY, else 0.", []string{labelShardID, labelShardCount, labelStatus}, nil)
+	descLatency = prometheus.NewDesc("shardfleet_shard_latency_seconds", "Last heartbeat round trip.", []string{labelShardID, labelShardCount}, nil)
 
+	// The per-shard label names, for the descriptors and for shardLabels'
+	// pairs (which point at them).
 	labelShardCount, labelShardID, labelStatus = "shard_count", "shard_id", "status"
 )
 
@@ -134,9 +136,6 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOwned, prometheus.GaugeValue, float64(len(shards)))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.labels == nil {
-		c.labels = make(map[keyspace.ShardKey]*shardLabels)
-	}
 	c.scrape++
 	for _, s := range shards {
 		k := keyspace.ShardKey{ID: s.ID, Count: s.Count}
