@@ -28,7 +28,7 @@ type httpServer struct {
 // served is what the HTTP API reads of a worker (a *worker.Worker, or the
 // *member.Member that runs one).
 type served interface {
-	Registry() *prometheus.Registry
+	Gatherer() prometheus.Gatherer
 	FatalError() error
 	Status() worker.Status
 }
@@ -49,7 +49,7 @@ type served interface {
 //	/metrics  Prometheus
 func newHandler(w served, client redis.UniversalClient, prefix string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.Registry(), promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.Gatherer(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		if err := w.FatalError(); err != nil {
 			fmt.Fprintln(rw, "ok (serving, but stopped: "+err.Error()+")")

@@ -643,17 +643,16 @@ func (w *Worker) releaseInFlight(run *shardRun, keys keyspace.Keys) {
 	}
 }
 
-// newCommandOutcomes registers shardfleet_commands_total{outcome}: the
+// newCommandOutcomes makes shardfleet_commands_total{outcome}: the
 // gateway commands this worker took off their queues as sent (once Discord
 // confirmed them, or at a handoff), expired or rejected. Every outcome
 // starts at 0.
-func newCommandOutcomes(reg prometheus.Registerer) *prometheus.CounterVec {
+func newCommandOutcomes() *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shardfleet", Name: "commands_total",
 		Help: "Gateway commands from the fleet's queues, by outcome (sent, expired, rejected)."}, []string{"outcome"})
 	for _, o := range []string{fleet.StateSent, fleet.StateExpired, fleet.StateRejected} {
 		v.WithLabelValues(o)
 	}
-	reg.MustRegister(v)
 	return v
 }
 

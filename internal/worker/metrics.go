@@ -2,21 +2,18 @@ package worker
 
 import (
 	"regexp"
-	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	dto "github.com/prometheus/client_model/go"
-
-	"github.com/shardfleet/shardfleet/internal/keyspace"
 )
 
 // metrics are the worker's Prometheus metrics, in a registry of its own (so
 // tests and several workers in one process never clash).
 type metrics struct {
-	registry *prometheus.Registry
+	registry *prometheus.Registry // every series (Worker.Registry)
+	base     *prometheus.Registry // every series but the per-shard ones (Worker.Gatherer adds them)
+	shards   *shardSeries
 
 	leasesWon, leasesLost, handoffs prometheus.Counter
 	identifies, resumes, fatal      prometheus.Counter
@@ -31,7 +28,7 @@ type metrics struct {
 }
 
 func newMetrics(w *Worker) *metrics {
-	m := &metrics{registry: prometheus.NewRegistry()}
+	m := &metrics{registry: prometheus.NewRegistry(), base: prometheus.NewRegistry(), shards: newShardSeries(w)}
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "shardfleet", Name: name, Help: help})
 	}
@@ -51,12 +48,16 @@ func newMetrics(w *Worker) *metrics {
 	m.budget = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "shardfleet", Name: "identify_budget_remaining",
 		Help: "Session starts left in the fleet's daily budget (-1: unknown)."})
 	m.budget.Set(-1)
-	m.frameFaults = newFrameFaults(m.registry)
-	m.commands = newCommandOutcomes(m.registry)
-	m.registry.MustRegister(m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
+	m.frameFaults = newFrameFaults()
+	m.commands = newCommandOutcomes()
+	shared := []prometheus.Collector{m.leasesWon, m.leasesLost, m.handoffs, m.identifies, m.resumes, m.fatal,
 		m.eventsReceived, m.eventsDropped, m.rollbacks, m.rollbackLost, m.cacheRebuilds, m.identifyWait, m.budget,
+		m.frameFaults, m.commands,
 		collectors.NewGoCollector(liveHeap), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&shardCollector{w: w, labels: make(map[keyspace.ShardKey]*shardLabels)}, &sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog})
+		&sinkCollector{w: w, m: m}, &backlogCollector{b: w.backlog}}
+	m.base.MustRegister(shared...)
+	m.registry.MustRegister(shared...)
+	m.registry.MustRegister(shardCollector{m.shards})
 	return m
 }
 
@@ -68,96 +69,6 @@ func newMetrics(w *Worker) *metrics {
 // every 2 minutes), so only these say what its shards hold.
 var liveHeap = collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{
 	Matcher: regexp.MustCompile(`^/gc/(heap/live|scan/stack):bytes$`)})
-
-// shardCollector reports the shards this worker runs, read at scrape time so
-// a shard that left never leaves a stale series behind. It keeps each
-// shard's label pairs from one scrape to the next, made again only when its
-// status changes: built anew, they were most of the 1.8 MB of objects a
-// scrape of 1000 shards made, garbage that takes an idle worker's heap up
-// to the GC's goal (docs/benchmarks.md, issue 16 fifth round).
-type shardCollector struct {
-	w *Worker
-
-	mu     sync.Mutex // one Collect at a time
-	labels map[keyspace.ShardKey]*shardLabels
-	scrape uint64 // Collect calls; shardLabels.seen is the last that listed the shard
-}
-
-// shardLabels are one shard's label pairs, sorted by name, shared by every
-// scrape's metrics (which only read them) until the shard's status changes.
-type shardLabels struct {
-	status  string
-	ready   []*dto.LabelPair // shard_count, shard_id, status
-	latency []*dto.LabelPair // shard_count, shard_id
-	seen    uint64
-}
-
-var (
-	descOwned   = prometheus.NewDesc("shardfleet_shards_owned", "Shards this worker runs.", nil, nil)
-	descStatus  = prometheus.NewDesc("shardfleet_shard_ready", "1 when the shard is READY, else 0.", []string{labelShardID, labelShardCount, labelStatus}, nil)
-	descLatency = prometheus.NewDesc("shardfleet_shard_latency_seconds", "Last heartbeat round trip.", []string{labelShardID, labelShardCount}, nil)
-
-	// The per-shard label names, for the descriptors and for shardLabels'
-	// pairs (which point at them).
-	labelShardCount, labelShardID, labelStatus = "shard_count", "shard_id", "status"
-)
-
-func newShardLabels(s ShardStatus) *shardLabels {
-	count, id, status := strconv.Itoa(s.Count), strconv.Itoa(s.ID), s.Status
-	pair := func(name, value *string) *dto.LabelPair { return &dto.LabelPair{Name: name, Value: value} }
-	latency := []*dto.LabelPair{pair(&labelShardCount, &count), pair(&labelShardID, &id)}
-	return &shardLabels{status: s.Status, latency: latency,
-		ready: append(latency[:2:2], pair(&labelStatus, &status))}
-}
-
-// gauge is a gauge metric with label pairs made beforehand.
-type gauge struct {
-	desc   *prometheus.Desc
-	labels []*dto.LabelPair
-	value  float64
-}
-
-func (g *gauge) Desc() *prometheus.Desc { return g.desc }
-
-func (g *gauge) Write(m *dto.Metric) error {
-	m.Label = g.labels
-	m.Gauge = &dto.Gauge{Value: &g.value}
-	return nil
-}
-
-func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descOwned
-	ch <- descStatus
-	ch <- descLatency
-}
-
-func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
-	shards := c.w.shardStatuses(nil)
-	ch <- prometheus.MustNewConstMetric(descOwned, prometheus.GaugeValue, float64(len(shards)))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.scrape++
-	for _, s := range shards {
-		k := keyspace.ShardKey{ID: s.ID, Count: s.Count}
-		l := c.labels[k]
-		if l == nil || l.status != s.Status {
-			l = newShardLabels(s)
-			c.labels[k] = l
-		}
-		l.seen = c.scrape
-		ready := 0.0
-		if s.Status == "ready" {
-			ready = 1
-		}
-		ch <- &gauge{desc: descStatus, labels: l.ready, value: ready}
-		ch <- &gauge{desc: descLatency, labels: l.latency, value: s.LatencyMS / 1000}
-	}
-	for k, l := range c.labels {
-		if l.seen != c.scrape {
-			delete(c.labels, k) // the shard left
-		}
-	}
-}
 
 // sinkCollector reports the event sink's counters.
 type sinkCollector struct {

@@ -2,10 +2,14 @@ package worker
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
 // TestMetricsShowTheLiveHeap: /metrics has the heap the last GC marked live
@@ -36,50 +40,78 @@ func TestMetricsShowTheLiveHeap(t *testing.T) {
 	}
 }
 
-// TestShardMetricsKeepTheirLabels: the per-shard series carry the shard's
-// labels and values, and a second scrape reuses the first one's label
-// pairs (a scrape of 1000 shards made 1.8 MB of them anew: docs/benchmarks.md,
-// issue 16 fifth round).
-func TestShardMetricsKeepTheirLabels(t *testing.T) {
+// TestShardMetricsAreKept: the per-shard series carry the shard's labels
+// and values, Gatherer gives the same shardfleet_* series as Registry, and a
+// second scrape of shards whose status and latency did not change reuses the
+// first one's series (through a registry, a scrape of 1000 shards made about
+// 1.1 MB of objects anew: docs/benchmarks.md, issue 16 sixth round).
+func TestShardMetricsAreKept(t *testing.T) {
 	const shards = 3
-	h := newHarness(t, shards)
+	// Heartbeats far apart: no latency changes between the scrapes.
+	h := newHarness(t, shards, gatewaytest.WithHeartbeatInterval(41250*time.Millisecond))
 	r := h.start(h.config("m", shards))
 	eventually(t, "every shard READY", 30*time.Second, func() bool { return readyShards(r) == shards })
-	scrape := func() map[string]*dto.LabelPair {
-		families, err := r.w.Registry().Gather()
+	scrape := func(g prometheus.Gatherer) map[string]*dto.Metric {
+		t.Helper()
+		families, err := g.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
-		pairs := map[string]*dto.LabelPair{}
+		series := map[string]*dto.Metric{}
 		for _, f := range families {
-			if f.GetName() != "shardfleet_shard_ready" && f.GetName() != "shardfleet_shard_latency_seconds" {
+			if !strings.HasPrefix(f.GetName(), "shardfleet_shard") {
 				continue
 			}
 			for _, m := range f.GetMetric() {
-				var key string
+				key := f.GetName() + "{"
 				for _, l := range m.GetLabel() {
 					key += l.GetName() + "=" + l.GetValue() + ","
 				}
-				if f.GetName() == "shardfleet_shard_ready" && m.GetGauge().GetValue() != 1 {
-					t.Errorf("%s %s = %v, want 1", f.GetName(), key, m.GetGauge().GetValue())
-				}
-				pairs[f.GetName()+"{"+key+"}"] = m.GetLabel()[0]
+				series[key+"}"] = m
 			}
 		}
-		return pairs
+		return series
 	}
-	first, second := scrape(), scrape()
-	if len(first) != 2*shards {
-		t.Fatalf("%d per-shard series, want %d: %v", len(first), 2*shards, first)
+	first, second, viaRegistry := scrape(r.w.Gatherer()), scrape(r.w.Gatherer()), scrape(r.w.Registry())
+	if len(first) != 2*shards+1 {
+		t.Fatalf("%d shardfleet_shard* series, want %d: %v", len(first), 2*shards+1, first)
 	}
-	for _, want := range []string{"shardfleet_shard_ready{shard_count=3,shard_id=2,status=ready,}", "shardfleet_shard_latency_seconds{shard_count=3,shard_id=0,}"} {
-		if first[want] == nil {
-			t.Errorf("no series %s in %v", want, first)
+	for key, want := range map[string]float64{
+		"shardfleet_shards_owned{}":                                      shards,
+		"shardfleet_shard_ready{shard_count=3,shard_id=2,status=ready,}": 1,
+		"shardfleet_shard_latency_seconds{shard_count=3,shard_id=0,}":    -1, // any value
+	} {
+		m := first[key]
+		switch {
+		case m == nil:
+			t.Errorf("no series %s in %v", key, first)
+		case want >= 0 && m.GetGauge().GetValue() != want:
+			t.Errorf("%s = %v, want %v", key, m.GetGauge().GetValue(), want)
 		}
 	}
-	for k, p := range first {
-		if second[k] != p {
-			t.Errorf("series %s: the second scrape made its labels anew", k)
+	for key, m := range first {
+		if v := viaRegistry[key]; v == nil || v.GetGauge().GetValue() != m.GetGauge().GetValue() {
+			t.Errorf("series %s: %v through Gatherer, %v through Registry", key, m, v)
 		}
+		if key != "shardfleet_shards_owned{}" && second[key] != m {
+			t.Errorf("series %s: the second scrape made it anew", key)
+		}
+	}
+	if len(viaRegistry) != len(first) {
+		t.Errorf("%d series through Registry, %d through Gatherer", len(viaRegistry), len(first))
+	}
+}
+
+// TestShardSeriesRefreshAllocatesPerScrapeNotPerShard: refreshing unchanged
+// shards allocates the two result slices, whatever the number of shards.
+func TestShardSeriesRefreshAllocatesPerScrapeNotPerShard(t *testing.T) {
+	const shards = 8
+	h := newHarness(t, shards, gatewaytest.WithHeartbeatInterval(41250*time.Millisecond))
+	r := h.start(h.config("m", shards))
+	eventually(t, "every shard READY", 30*time.Second, func() bool { return readyShards(r) == shards })
+	s := r.w.m.shards
+	s.refresh()
+	if allocs := testing.AllocsPerRun(20, func() { s.refresh() }); allocs > 3 {
+		t.Errorf("a refresh of %d unchanged shards made %v allocations, want at most 3", shards, allocs)
 	}
 }
