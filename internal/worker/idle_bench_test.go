@@ -30,15 +30,7 @@ func BenchmarkIdleShardHeap(b *testing.B) {
 	defer func() { runtime.MemProfileRate = 512 * 1024 }()
 	const shards = 200
 	for range b.N {
-		h := newHarness(b, shards, gatewaytest.WithGuilds(2*shards), gatewaytest.WithMaxConcurrency(50),
-			gatewaytest.WithIdentifyWindow(time.Millisecond), gatewaytest.WithHeartbeatInterval(41250*time.Millisecond),
-			gatewaytest.WithSessionStartLimit(1000000, time.Hour))
-		cfg := h.config("idle", shards)
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		cfg.MaxConcurrency, cfg.IdentifyWindow, cfg.IdentifyMargin = 50, time.Millisecond, 0
-		cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithCompression(gateway.CompressionZlibStream))
-		w := h.start(cfg)
-		eventually(b, "every shard READY", 90*time.Second, func() bool { return readyShards(w) == shards })
+		w := startIdleWorker(b, shards)
 		// Not a condition: let the open's transients end, as an idle worker
 		// would, and past the 5 s after which a quiet zlib-stream
 		// connection gives back its decoder (pkg/gateway's zlibIdleAfter).
@@ -57,4 +49,20 @@ func BenchmarkIdleShardHeap(b *testing.B) {
 		}
 		w.stop(b)
 	}
+}
+
+// startIdleWorker starts a fleet-mode Worker of shards zlib-stream shards
+// (2 guilds each, heartbeats 41.25 s apart, as Discord's) against a fake in
+// this process, and waits until every shard is READY.
+func startIdleWorker(b *testing.B, shards int) *running {
+	h := newHarness(b, shards, gatewaytest.WithGuilds(2*shards), gatewaytest.WithMaxConcurrency(50),
+		gatewaytest.WithIdentifyWindow(time.Millisecond), gatewaytest.WithHeartbeatInterval(41250*time.Millisecond),
+		gatewaytest.WithSessionStartLimit(1000000, time.Hour))
+	cfg := h.config("idle", shards)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.MaxConcurrency, cfg.IdentifyWindow, cfg.IdentifyMargin = 50, time.Millisecond, 0
+	cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithCompression(gateway.CompressionZlibStream))
+	w := h.start(cfg)
+	eventually(b, "every shard READY", 90*time.Second, func() bool { return readyShards(w) == shards })
+	return w
 }

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -11,9 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/shardfleet/shardfleet/pkg/gateway"
-	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
 )
 
 // BenchmarkScrape serves /metrics of 1000 idle zlib-stream shards, gzipped
@@ -23,16 +19,8 @@ import (
 // heartbeats count too, alike for both.
 func BenchmarkScrape(b *testing.B) {
 	const shards = 1000
-	h := newHarness(b, shards, gatewaytest.WithGuilds(2*shards), gatewaytest.WithMaxConcurrency(50),
-		gatewaytest.WithIdentifyWindow(time.Millisecond), gatewaytest.WithHeartbeatInterval(41250*time.Millisecond),
-		gatewaytest.WithSessionStartLimit(1000000, time.Hour))
-	cfg := h.config("idle", shards)
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.MaxConcurrency, cfg.IdentifyWindow, cfg.IdentifyMargin = 50, time.Millisecond, 0
-	cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithCompression(gateway.CompressionZlibStream))
-	w := h.start(cfg)
+	w := startIdleWorker(b, shards)
 	defer w.stop(b)
-	eventually(b, "every shard READY", 90*time.Second, func() bool { return readyShards(w) == shards })
 	// Not a condition: past the open's transients and the 5 s after which a
 	// quiet zlib-stream connection gives back its decoder.
 	time.Sleep(7 * time.Second)
