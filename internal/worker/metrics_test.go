@@ -1,12 +1,15 @@
 package worker
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/shardfleet/shardfleet/pkg/gateway/gatewaytest"
@@ -113,5 +116,25 @@ func TestShardSeriesRefreshAllocatesPerScrapeNotPerShard(t *testing.T) {
 	s.refresh()
 	if allocs := testing.AllocsPerRun(20, func() { s.refresh() }); allocs > 3 {
 		t.Errorf("a refresh of %d unchanged shards made %v allocations, want at most 3", shards, allocs)
+	}
+}
+
+// TestMetricsServeWithoutShards: a worker that runs no shard yet (or holds
+// none of the fleet's) serves /metrics in full; the encoder refuses an
+// empty family, so Gatherer must leave the per-shard ones out.
+func TestMetricsServeWithoutShards(t *testing.T) {
+	h := newHarness(t, 1)
+	w, err := New(h.config("w1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(w.Gatherer(), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, "\nshardfleet_shards_owned 0\n") {
+		t.Fatalf("/metrics of a worker with no shards: %d\n%s", rec.Code, body)
+	}
+	if strings.Contains(body, "shardfleet_shard_ready") {
+		t.Errorf("per-shard series without shards:\n%s", body)
 	}
 }
