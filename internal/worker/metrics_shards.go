@@ -116,9 +116,10 @@ func (s *shardSeries) refresh() (ready, latency []*dto.Metric) {
 	return ready, latency
 }
 
-// Gatherer gathers what Registry does at a fraction of the garbage: the
-// per-shard series come from shardSeries, not through a registry. It is
-// what cmd/worker serves on /metrics.
+// Gatherer gathers the worker's series, as Registry holds them, at a
+// fraction of the garbage: the per-shard series come from shardSeries, not
+// through a registry. It is what cmd/worker serves on /metrics. Collectors
+// registered into Registry by others are not in it.
 func (w *Worker) Gatherer() prometheus.Gatherer {
 	return prometheus.GathererFunc(w.m.gather)
 }

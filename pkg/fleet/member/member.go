@@ -53,7 +53,8 @@ func (m *Member) FatalError() error { return m.w.FatalError() }
 // /metrics handler.
 func (m *Member) Registry() *prometheus.Registry { return m.w.Registry() }
 
-// Gatherer gathers what Registry does, with far less garbage per scrape for
-// many shards: serve it (promhttp.HandlerFor) rather than Registry where
-// the member's metrics are served alone.
+// Gatherer gathers the member's series, as Registry holds them, with far
+// less garbage per scrape for many shards: serve it (promhttp.HandlerFor, or
+// prometheus.Gatherers beside a registry of your own) rather than Registry.
+// Collectors registered into Registry are not in it.
 func (m *Member) Gatherer() prometheus.Gatherer { return m.w.Gatherer() }
