@@ -442,6 +442,69 @@ type heldCounter struct{ n atomic.Int64 }
 
 func (h *heldCounter) Add(delta int64) { h.n.Add(delta) }
 
+// gateCounter is a ByteCounter that holds every release (a negative Add)
+// until released is closed, and says on releasing that one started.
+type gateCounter struct {
+	n         atomic.Int64
+	releasing chan struct{} // capacity 1
+	released  chan struct{}
+}
+
+func (g *gateCounter) Add(delta int64) {
+	if delta < 0 {
+		select {
+		case g.releasing <- struct{}{}:
+		default:
+		}
+		<-g.released
+	}
+	g.n.Add(delta)
+}
+
+// TestFlushReturnsAfterTheCounterIsTold: the counter hears of a commit's
+// release before Flush returns, so a caller that flushed reads a counter
+// without the flushed events. (It heard after, and
+// TestWriterAddBlocksOnByteBound once read 97 bytes left after Flush.)
+func TestFlushReturnsAfterTheCounterIsTold(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	g := &gateCounter{releasing: make(chan struct{}, 1), released: make(chan struct{})}
+	s := newSink(t, c, WithMaxPendingBytes(1<<20, g))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
+	defer w.Abandon()
+	release := sync.OnceFunc(func() { close(g.released) })
+	defer release() // before Abandon, which waits for a held release
+	if err := w.Add(ctx, events("S1", 1, 1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- w.Flush(ctx) }()
+	select {
+	case <-g.releasing: // committed; the counter is being told
+	case <-ctx.Done():
+		t.Fatal("the commit never released its bytes")
+	}
+	// Not a condition to wait for: a bounded look for an early return,
+	// which came within microseconds when the release was told after the
+	// waiters were woken.
+	select {
+	case err := <-flushed:
+		t.Fatalf("Flush returned (%v) while the counter still held the flushed bytes", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if n := g.n.Load(); n != 0 {
+		t.Fatalf("counter holds %d bytes after Flush", n)
+	}
+}
+
 // TestWriterAddBlocksOnByteBound: while Redis refuses writes, Add takes
 // events until the Writer holds MaxPendingBytes, then blocks; the counter
 // sees every held byte, and gets them all back once Redis commits them.

@@ -112,9 +112,9 @@ func (w *Writer) Add(ctx context.Context, ev Event) error {
 	w.pending = append(w.pending, ev)
 	w.added++
 	w.held += ev.size()
+	w.countHeld(ev.size())
 	w.startLocked()
 	w.mu.Unlock()
-	w.countHeld(ev.size())
 	return nil
 }
 
@@ -200,7 +200,9 @@ func (w *Writer) finish(err error) {
 	w.broadcast()
 }
 
-// countHeld tells the configured counter of a change in held bytes.
+// countHeld tells the configured counter of a change in held bytes. Called
+// with mu held, with the change to held, so the counter never lags what
+// Flush and Add report (the counter takes no lock of the Writer's).
 func (w *Writer) countHeld(delta int) {
 	if c := w.sink.cfg.PendingBytes; c != nil && delta != 0 {
 		c.Add(int64(delta))
@@ -298,9 +300,9 @@ func (w *Writer) drain() error {
 			w.done += uint64(end - start)
 			n := dataBytes(batch[start:end])
 			w.held -= n
+			w.countHeld(-n) // before Flush's waiters wake: they read a counter without these
 			w.broadcast()
 			w.mu.Unlock()
-			w.countHeld(-n)
 			start = end
 		}
 		clear(batch)
