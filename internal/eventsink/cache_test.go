@@ -269,12 +269,9 @@ func TestCacheChangesCountInHeldBytes(t *testing.T) {
 	c := srv.Client(t)
 	held := &heldCounter{}
 	s := newSink(t, c, WithCache(cacheAll), WithMaxPendingBytes(1<<20, held))
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
-	defer w.Abandon()
+	w := openGranted(t, c, s)
 	if _, err := srv.Do(ctx, "CLIENT", "PAUSE", "60000", "WRITE"); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,17 @@ func grant(t testing.TB, c redis.UniversalClient, shard Shard, fence Fence) {
 	}
 }
 
+// openGranted opens s's Writer for shard 0 of 1, its lease granted to w1
+// (token 7); the Writer is abandoned when the test ends.
+func openGranted(t testing.TB, c redis.UniversalClient, s *Sink) *Writer {
+	t.Helper()
+	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
+	grant(t, c, shard, fence)
+	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
+	t.Cleanup(w.Abandon)
+	return w
+}
+
 func events(session string, from, to int) []Event {
 	var out []Event
 	for seq := from; seq <= to; seq++ {
@@ -472,12 +483,9 @@ func TestFlushReturnsAfterTheCounterIsTold(t *testing.T) {
 	s := newSink(t, c, WithMaxPendingBytes(1<<20, g))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
-	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
-	defer w.Abandon()
+	w := openGranted(t, c, s)
 	release := sync.OnceFunc(func() { close(g.released) })
-	defer release() // before Abandon, which waits for a held release
+	defer release() // before the cleanup's Abandon, which waits for a held release
 	if err := w.Add(ctx, events("S1", 1, 1)[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -516,10 +524,7 @@ func TestWriterAddBlocksOnByteBound(t *testing.T) {
 	s := newSink(t, c, WithMaxPendingBytes(bound, held), WithBatch(4, 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	shard, fence := Shard{ID: 0, Count: 1}, Fence{"w1", 7}
-	grant(t, c, shard, fence)
-	w := s.Open(shard, fence, SessionRecord{}, Rejections{})
-	defer w.Abandon()
+	w := openGranted(t, c, s)
 	if _, err := srv.Do(ctx, "CLIENT", "PAUSE", "60000", "WRITE"); err != nil {
 		t.Fatal(err)
 	}
