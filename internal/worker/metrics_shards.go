@@ -87,10 +87,7 @@ func newShardMetrics(s ShardStatus) *shardMetrics {
 func (s *shardSeries) refresh() (ready, latency []*dto.Metric) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.statuses = s.w.shardStatuses(s.statuses)
-	slices.SortFunc(s.statuses, func(a, b ShardStatus) int {
-		return cmp.Or(cmp.Compare(a.Count, b.Count), cmp.Compare(a.ID, b.ID))
-	})
+	s.statuses = s.w.shardStatuses(s.statuses) // sorted by shard
 	s.scrape++
 	ready, latency = make([]*dto.Metric, 0, len(s.statuses)), make([]*dto.Metric, 0, len(s.statuses))
 	for _, st := range s.statuses {

@@ -46,8 +46,8 @@ func TestMetricsShowTheLiveHeap(t *testing.T) {
 // TestShardMetricsAreKept: the per-shard series carry the shard's labels
 // and values, Gatherer gives the same shardfleet_* series as Registry, and a
 // second scrape of shards whose status and latency did not change reuses the
-// first one's series (through a registry, a scrape of 1000 shards made about
-// 1.1 MB of objects anew: docs/benchmarks.md, issue 16 sixth round).
+// first one's series (through a registry, a scrape of 1000 shards allocated
+// about 740 bytes per shard: docs/benchmarks.md, issue 16 sixth round).
 func TestShardMetricsAreKept(t *testing.T) {
 	const shards = 3
 	// Heartbeats far apart: no latency changes between the scrapes.
