@@ -6,6 +6,7 @@
 //
 //	gatewaybench flood [-events 200000] [-reps 3] [-compressions plain,zlib-stream,zstd-stream] [-procs default,1] [-peers discordjs] [-peerdir bench/peers]
 //	gatewaybench idle  [-shards 1000] [-reps 3] [-compressions plain,zlib-stream] [-settle 12s]
+//	gatewaybench instructions [-events 100000] [-reps 3] [-compressions plain,zlib-stream,zstd-stream]
 //
 // flood starts the server (gatewaybench serve), which pre-encodes HELLO,
 // READY and the flood of MESSAGE_CREATE dispatches once per compression and
@@ -28,4 +29,12 @@
 // idle shards, through pkg/sharding and through gateway.New; the figure is
 // (RSS with N − RSS with 1) / (N − 1), measured after -settle (long enough
 // for idle zlib-stream shards to release their inflaters).
+//
+// instructions runs flood's client under valgrind (cachegrind, Debian's
+// valgrind package) and reports the instructions it executes per event:
+// (least count for -events − least count for -events/5) / (the difference in
+// events), each size against a server of its own. Events per CPU-second
+// move by a quarter or more with the machine's speed on the day; this count
+// moves by well under one percent between runs, so it is the figure that
+// tells whether a change to the per-event path helped.
 package main
