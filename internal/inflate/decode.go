@@ -31,15 +31,16 @@ func fixedTables() (lit, dist table) {
 			lens[i] = 8
 		}
 	}
+	var syms [288]uint16
 	lit.primary = make([]uint32, 1<<litBits)
-	count := countLengths(lens[:])
-	build(&lit, lens[:], &count, litTemplate[:], litBits)
+	count, n := countLengths(lens[:], syms[:])
+	build(&lit, syms[:n], lens[:], &count, litTemplate[:], litBits)
 	for i := range 32 {
 		lens[i] = 5
 	}
 	dist.primary = make([]uint32, 1<<distBits)
-	count = countLengths(lens[:32])
-	build(&dist, lens[:32], &count, distTemplate[:], distBits)
+	count, n = countLengths(lens[:32], syms[:])
+	build(&dist, syms[:n], lens[:32], &count, distTemplate[:], distBits)
 	return lit, dist
 }
 
@@ -194,29 +195,38 @@ func (s *Stream) readDynamic(r *bitReader) error {
 		return corrupt("dynamic block with %d literal/length and %d distance codes", nlit, ndist)
 	}
 	var clens [19]uint8
-	var count [maxCodeLen + 1]uint16
 	for _, sym := range clenOrder[:nclen] {
 		if !r.need(3) {
 			return ErrTruncated
 		}
-		l := r.take(3)
-		clens[sym] = uint8(l)
-		count[l]++
+		clens[sym] = uint8(r.take(3))
 	}
+	var syms [maxLit + maxDist]uint16
+	count, n := countLengths(clens[:], syms[:])
 	if s.clen.primary == nil {
 		s.clen.primary = make([]uint32, 1<<clenBits)
 	}
-	if !build(&s.clen, clens[:], &count, clenTemplate[:], clenBits) {
+	if !build(&s.clen, syms[:n], clens[:], &count, clenTemplate[:], clenBits) {
 		return corrupt("invalid code-length code")
 	}
 	var lens [maxLit + maxDist]uint8
-	litCount, err := s.readLengths(r, lens[:nlit+ndist])
+	litCount, n, err := s.readLengths(r, lens[:nlit+ndist], syms[:])
 	if err != nil {
 		return err
 	}
-	// The distance code's lengths counted again, and taken from the
-	// count of both: a repeat may cross from one code into the other.
-	distCount := countLengths(lens[nlit : nlit+ndist])
+	// The symbols of both codes are listed together, in order: those from
+	// nlit on are the distance code's. Their lengths are counted again, and
+	// taken from the count of both: a repeat may cross from one code into
+	// the other.
+	split := n
+	for split > 0 && int(syms[split-1]) >= nlit {
+		split--
+	}
+	var distCount [maxCodeLen + 1]uint16
+	for j := split; j < n; j++ {
+		syms[j] -= uint16(nlit)
+		distCount[lens[nlit+int(syms[j])]&15]++
+	}
 	for l := range litCount {
 		litCount[l] -= distCount[l]
 	}
@@ -224,10 +234,10 @@ func (s *Stream) readDynamic(r *bitReader) error {
 		s.lit.primary = make([]uint32, 1<<litBits)
 		s.dist.primary = make([]uint32, 1<<distBits)
 	}
-	if !build(&s.lit, lens[:nlit], &litCount, litTemplate[:], litBits) {
+	if !build(&s.lit, syms[:split], lens[:nlit], &litCount, litTemplate[:], litBits) {
 		return corrupt("invalid literal/length code")
 	}
-	if !build(&s.dist, lens[nlit:nlit+ndist], &distCount, distTemplate[:], distBits) {
+	if !build(&s.dist, syms[split:n], lens[nlit:nlit+ndist], &distCount, distTemplate[:], distBits) {
 		return corrupt("invalid distance code")
 	}
 	return nil
@@ -235,10 +245,12 @@ func (s *Stream) readDynamic(r *bitReader) error {
 
 // readLengths decodes the literal/length and distance code lengths with the
 // code-length code in s.clen into lens, which must be zeroed (runs of zeros
-// are skipped, not written), and counts them by length (count[0], which
-// build does not read, counts only some of the zeros). The bit buffer is
+// are skipped, not written), counts them by length (count[0], which build
+// does not read, counts only some of the zeros), and lists the symbols of
+// nonzero length in order in syms (n of them), for build. The bit buffer is
 // kept in locals, as in huffman.
-func (s *Stream) readLengths(r *bitReader, lens []uint8) (count [maxCodeLen + 1]uint16, err error) {
+func (s *Stream) readLengths(r *bitReader, lens []uint8, syms []uint16) (count [maxCodeLen + 1]uint16, n int, err error) {
+	syms = syms[:len(lens)] // n <= i < len(lens) at every store
 	in, ip, b, nb := r.in, r.ip, r.b, r.nb
 	clen, mask := (*[1 << clenBits]uint32)(s.clen.primary), uint64(s.clen.mask&(1<<clenBits-1))
 	for i := 0; i < len(lens); {
@@ -247,18 +259,22 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8) (count [maxCodeLen + 1]
 		}
 		e := clen[b&mask]
 		if e&entryInvalid != 0 {
-			return count, corrupt("invalid code-length code")
+			return count, n, corrupt("invalid code-length code")
 		}
-		n := uint(e & 0xff)
-		if n > nb {
-			return count, ErrTruncated
+		used := uint(e & 0xff)
+		if used > nb {
+			return count, n, ErrTruncated
 		}
-		b >>= n
-		nb -= n
+		b >>= used
+		nb -= used
 		sym := uint8(e >> 16)
 		if sym < 16 {
 			lens[i] = sym
 			count[sym&15]++
+			// Listed always, kept only if nonzero: (sym+15)>>4 is 1 for
+			// lengths 1-15 and 0 for 0, with no branch to mispredict.
+			syms[n] = uint16(i)
+			n += int((sym + 15) >> 4)
 			i++
 			continue
 		}
@@ -266,7 +282,7 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8) (count [maxCodeLen + 1]
 		switch sym {
 		case 16: // the previous length, 3-6 times
 			if i == 0 {
-				return count, corrupt("code length repeated before the first")
+				return count, n, corrupt("code length repeated before the first")
 			}
 		case 17: // zeros, 3-10 times
 			extra = 3
@@ -274,13 +290,13 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8) (count [maxCodeLen + 1]
 			rep, extra = 11, 7
 		}
 		if nb < extra {
-			return count, ErrTruncated
+			return count, n, ErrTruncated
 		}
 		rep += int(b & (1<<extra - 1))
 		b >>= extra
 		nb -= extra
 		if i+rep > len(lens) {
-			return count, corrupt("code lengths repeated past their count")
+			return count, n, corrupt("code lengths repeated past their count")
 		}
 		if sym != 16 {
 			i += rep
@@ -290,11 +306,15 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8) (count [maxCodeLen + 1]
 		count[val&15] += uint16(rep)
 		for ; rep > 0; rep-- {
 			lens[i] = val
+			if val != 0 {
+				syms[n] = uint16(i)
+				n++
+			}
 			i++
 		}
 	}
 	r.ip, r.b, r.nb = ip, b, nb
-	return count, nil
+	return count, n, nil
 }
 
 // huffman decodes a Huffman-coded block's data with the tables lt and dt

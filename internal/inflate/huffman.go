@@ -1,7 +1,6 @@
 package inflate
 
 import (
-	"encoding/binary"
 	"math/bits"
 )
 
@@ -101,13 +100,16 @@ func clenTemplates() (t [19]uint32) {
 }
 
 // build fills t from the code lengths of the canonical Huffman code in lens
-// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused), count[l]
-// being how many have length l (count[0] is not read): the header's reader
-// counts them as it reads them. It accepts what compress/flate accepts: a
-// complete code, a code of a single 1-bit symbol, or no code at all
-// (decoding with the last two fails on the unused codes). primaryBits is the
-// primary table's largest width; t.primary must have 1<<primaryBits entries.
-func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
+// (RFC 1951 3.2.2), symbol i having length lens[i] (0: unused). syms lists
+// the symbols of nonzero length in increasing order, and count[l] is how
+// many have length l (count[0] is not read): the header's reader collects
+// both as it reads the lengths, so that build never scans the unused
+// symbols (most of the 286 literal/length symbols in a small block). It
+// accepts what compress/flate accepts: a complete code, a code of a single
+// 1-bit symbol, or no code at all (decoding with the last two fails on the
+// unused codes). primaryBits is the primary table's largest width;
+// t.primary must have 1<<primaryBits entries.
+func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
 	// offs[l]: where the codes of length l start in canonical order, summed
 	// in a register (offs[l+1] = offs[l] + count[l] would wait for each
 	// store to be forwarded to the next load).
@@ -139,41 +141,37 @@ func build(t *table, lens []uint8, count *[maxCodeLen + 1]uint16, templates []ui
 		}
 	}
 
-	// Symbols sorted by length, then value: canonical code order. Unused
-	// symbols are skipped 8 at a time: a text's literal/length code leaves
-	// most of the 256 byte values unused.
+	// Symbols sorted by length, then value: canonical code order.
 	var sorted [288]uint16
-	for i := 0; i < len(lens); i += 8 {
-		if i+8 <= len(lens) && binary.LittleEndian.Uint64(lens[i:]) == 0 {
-			continue
-		}
-		for sym := i; sym < min(i+8, len(lens)); sym++ {
-			if l := lens[sym] & 15; l != 0 {
-				sorted[offs[l]] = uint16(sym)
-				offs[l]++
-			}
-		}
+	for _, sym := range syms {
+		l := lens[sym] & 15
+		sorted[offs[l]] = sym
+		offs[l]++
 	}
 
 	// Build the primary table at its width, doubling it from length to
 	// length: a code of length l sits at its bit-reversed value in a table
 	// of 1<<l entries, and a doubling copies it to where it belongs in the
 	// larger table. Each code is stored once; the rest are copies, which are
-	// cheap.
+	// cheap. Doublings before the shortest code copy nothing that counts
+	// (every entry they would copy is stored or copied over later, or was
+	// filled invalid above), so they are left out.
 	t.sub = t.sub[:0]
 	next := uint32(0) // the next code, MSB first
 	i := 0
 	size := 1
 	for l := uint(1); l <= width; l++ {
-		copy(t.primary[size:2*size], t.primary[:size])
+		if i != 0 {
+			copy(t.primary[size:2*size], t.primary[:size])
+		}
 		size *= 2
 		p := t.primary[:size]
-		for c := count[l]; c > 0; c-- {
-			rev := bits.Reverse16(uint16(next)) >> (16 - l)
-			p[rev] = templates[sorted[i]] + uint32(l)<<8 + uint32(l)
+		lenBits := uint32(l)<<8 | uint32(l)
+		for _, sym := range sorted[i : i+int(count[l])] {
+			p[bits.Reverse16(uint16(next))>>(16-l)] = templates[sym] + lenBits
 			next++
-			i++
 		}
+		i += int(count[l])
 		next <<= 1
 	}
 	if maxLen <= primaryBits {
@@ -238,12 +236,17 @@ func subtableWidth(count [maxCodeLen + 1]uint16, l, primaryBits, maxLen uint) ui
 	return w
 }
 
-// countLengths counts the lengths in lens, for build.
-func countLengths(lens []uint8) (count [maxCodeLen + 1]uint16) {
-	for _, l := range lens {
+// countLengths counts the lengths in lens and lists the symbols of nonzero
+// length, for build, into syms (which must have room for them).
+func countLengths(lens []uint8, syms []uint16) (count [maxCodeLen + 1]uint16, n int) {
+	for sym, l := range lens {
 		count[l&15]++
+		if l != 0 {
+			syms[n] = uint16(sym)
+			n++
+		}
 	}
-	return count
+	return count, n
 }
 
 func fillInvalid(t []uint32) {
