@@ -35,6 +35,6 @@
 // (least count for -events − least count for -events/5) / (the difference in
 // events), each size against a server of its own. Events per CPU-second
 // move by a quarter or more with the machine's speed on the day; this count
-// moves by well under one percent between runs, so it is the figure that
+// moves by about one percent between runs, so it is the figure that
 // tells whether a change to the per-event path helped.
 package main

@@ -17,15 +17,16 @@ import (
 // executes per event, under valgrind (cachegrind, no cache simulation): the
 // same client and server as flood, but a count that does not move with the
 // machine's speed on the day, which events per CPU-second do by a quarter
-// or more (docs/benchmarks.md). Each compression's client runs twice, for
-// -events/5 and for -events events, each against a server of its own; the
-// figure is the difference over the difference in events, so the process's
-// start and the handshake drop out. Each size's least count of -reps runs
-// is used: what varies between runs is the runtime spinning while it waits
-// (for the socket, for a GC worker), which only ever adds. Before the counted runs of a
-// compression, a client runs once against each server without valgrind, for
-// the server to encode that compression's flood: a counted client that
-// waited for it would count the runtime's spinning while it waits.
+// or more (docs/benchmarks.md). Each compression's client runs -reps times
+// for -events/5 and for -events events, each size against a server of its
+// own; the figure is the difference of the two sizes' least counts over the
+// difference in events, so the process's start and the handshake drop out.
+// The least count, because what varies between runs is the runtime
+// spinning while it waits (for the socket, for a GC worker), which only
+// ever adds. Before the counted runs of a compression, a client runs once
+// against each server without valgrind, for the server to encode that
+// compression's flood: a counted client that waited for it would count the
+// runtime's spinning meanwhile.
 func runInstructions(args []string) error {
 	fs := flag.NewFlagSet("instructions", flag.ContinueOnError)
 	events := fs.Int("events", 100000, "MESSAGE_CREATE dispatches in the larger run (the smaller has a fifth)")
