@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +70,42 @@ func newClusterWorld(t *testing.T, extra ...string) *clusterWorld {
 	c.client = c.redis.Client(t)
 	c.partitions = c.cc
 	return c
+}
+
+// checkNoSecret asserts the token reached neither the workers' logs nor any
+// master of the Cluster: the fleet's keys are on one, the partitions'
+// streams and caches on all of them.
+func (c *clusterWorld) checkNoSecret() {
+	c.t.Helper()
+	c.chaosWorld.checkNoSecret()
+	for _, m := range c.masters() {
+		if m.Options().Addr != c.client.Options().Addr {
+			c.checkNoTokenIn(m)
+		}
+	}
+}
+
+// masters returns a client of each master the Cluster has now, as a new
+// cluster client maps them (an older one may still list a killed master).
+func (c *clusterWorld) masters() []*redis.Client {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var ms []*redis.Client
+	err := c.cluster.Client(c.t).ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error {
+		mu.Lock()
+		ms = append(ms, m)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("listing the Cluster's masters: %v", err)
+	}
+	if len(ms) == 0 {
+		c.t.Fatal("the Cluster has no master")
+	}
+	return ms
 }
 
 // master is the node serving the fleet's slot.

@@ -394,10 +394,17 @@ func (f *fleet) checkNoSecret() {
 			f.t.Errorf("worker %s logged the token", id)
 		}
 	}
-	// Values read by type: DUMP compresses long strings, which hides a token.
-	for k, v := range dumpRedis(f.t, f.client) {
+	f.checkNoTokenIn(f.client)
+}
+
+// checkNoTokenIn asserts no key or value on the Redis node c holds the
+// token. Values are read by type: DUMP compresses long strings, which hides
+// a token.
+func (f *fleet) checkNoTokenIn(c *redis.Client) {
+	f.t.Helper()
+	for k, v := range dumpRedis(f.t, c) {
 		if strings.Contains(k, f.token) || strings.Contains(v, f.token) {
-			f.t.Errorf("redis key %s holds the token", k)
+			f.t.Errorf("redis key %s on %s holds the token", k, c.Options().Addr)
 		}
 	}
 }
