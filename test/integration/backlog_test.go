@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,11 +128,8 @@ func BenchmarkBacklogRSSUnderWritePauses(b *testing.B) {
 
 func runBacklogRSS(b *testing.B) {
 	const shards = 4
-	eps := envInt("BACKLOG_BENCH_EPS", 20000)
-	paused := 60 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("BACKLOG_BENCH_PAUSE")); err == nil && d > 0 {
-		paused = d
-	}
+	eps := envInt(b, "BACKLOG_BENCH_EPS", 20000)
+	paused := envDuration(b, "BACKLOG_BENCH_PAUSE", 60*time.Second, false)
 	needBinaries(b)
 	f := newFleetWithFake(b, shards, startFake(b, shards, float64(eps), "-replay-buffer", "1000000"))
 	w := f.startWorkerWith("w1", "LEASE_TTL=6s", "LEASE_RENEW_DEADLINE=4s", "EVENT_STREAM_MAXLEN=100000")

@@ -248,8 +248,8 @@ func TestClusterMasterKilled(t *testing.T) {
 //
 //	CLUSTER_FAILOVER_REPS=3 go test -count=1 -timeout 30m -run TestClusterFailoverHealTimes -v ./test/integration/
 func TestClusterFailoverHealTimes(t *testing.T) {
-	reps, _ := strconv.Atoi(os.Getenv("CLUSTER_FAILOVER_REPS"))
-	if reps <= 0 {
+	reps := envInt(t, "CLUSTER_FAILOVER_REPS", 0)
+	if reps == 0 {
 		t.Skip("a benchmark: set CLUSTER_FAILOVER_REPS")
 	}
 	needBinaries(t)

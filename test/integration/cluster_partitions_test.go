@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -228,15 +227,12 @@ func checkPartitionStreams(t testing.TB, cc *redis.ClusterClient, keys keyspace.
 //
 //	CLUSTER_PARTITIONS_BENCH=20 go test -count=1 -timeout 10m -run TestClusterPartitionsBenchmark -v ./test/integration/
 func TestClusterPartitionsBenchmark(t *testing.T) {
-	secs, _ := strconv.Atoi(os.Getenv("CLUSTER_PARTITIONS_BENCH"))
-	if secs <= 0 {
+	secs := envInt(t, "CLUSTER_PARTITIONS_BENCH", 0)
+	if secs == 0 {
 		t.Skip("a benchmark: set CLUSTER_PARTITIONS_BENCH (seconds per run)")
 	}
 	needBinaries(t)
-	load, _ := strconv.ParseFloat(os.Getenv("CLUSTER_PARTITIONS_LOAD"), 64)
-	if load <= 0 {
-		load = 4000
-	}
+	load := envFloat(t, "CLUSTER_PARTITIONS_LOAD", 4000, false)
 	for _, masters := range []int{1, 3} {
 		t.Run(strconv.Itoa(masters)+" masters", func(t *testing.T) {
 			cl := redistest.StartCluster(t, masters)

@@ -23,12 +23,9 @@ import (
 // E2E_STEADY (20s) and E2E_COMPRESSION (the worker's COMPRESSION, unset: its
 // default) change the shape.
 func BenchmarkFleetEndToEnd(b *testing.B) {
-	shards := envInt("E2E_SHARDS", 4)
-	rate := envInt("E2E_RATE", 20000)
-	steady := 20 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("E2E_STEADY")); err == nil && d > 0 {
-		steady = d
-	}
+	shards := envInt(b, "E2E_SHARDS", 4)
+	rate := envInt(b, "E2E_RATE", 20000)
+	steady := envDuration(b, "E2E_STEADY", 20*time.Second, false)
 	var extra []string
 	if c := os.Getenv("E2E_COMPRESSION"); c != "" {
 		extra = append(extra, "COMPRESSION="+c)

@@ -33,7 +33,8 @@ import (
 // through the settle and the steady window; 0 leaves the shards only their
 // heartbeat ACKs, like shards whose guilds are silent, so that a zlib-stream
 // connection can give back its decoder (after 5 s quiet: pkg/gateway's
-// zlibIdleAfter). Reported:
+// zlibIdleAfter). A knob that is set but does not parse, or is out of range,
+// fails the benchmark naming it (benchenv_test.go). Reported:
 //
 //   - identify_span_s / ideal_s and startup_ratio: the span from the first
 //     IDENTIFY to the last, as the fake saw them, over the ideal pacing
@@ -62,36 +63,19 @@ func BenchmarkScale2000(b *testing.B) {
 	}
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
-
 func runScale(b *testing.B) {
-	shardN := envInt("SCALE_SHARDS", 2000)
-	workerN := envInt("SCALE_WORKERS", 10)
-	mc := envInt("SCALE_MC", 64)
-	steady := 30 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("SCALE_STEADY")); err == nil && d > 0 {
-		steady = d
-	}
-	window, margin := time.Second, 250*time.Millisecond // Discord's margin; a 5x shorter window
-	if d, err := time.ParseDuration(os.Getenv("SCALE_WINDOW")); err == nil && d > 0 {
-		window = d
-	}
-	if d, err := time.ParseDuration(os.Getenv("SCALE_MARGIN")); err == nil && d >= 0 {
-		margin = d
-	}
+	shardN := envInt(b, "SCALE_SHARDS", 2000)
+	workerN := envInt(b, "SCALE_WORKERS", 10)
+	mc := envInt(b, "SCALE_MC", 64)
+	steady := envDuration(b, "SCALE_STEADY", 30*time.Second, false)
+	// A window 5x shorter than Discord's 5 s, and Discord's margin.
+	window := envDuration(b, "SCALE_WINDOW", time.Second, false)
+	margin := envDuration(b, "SCALE_MARGIN", 250*time.Millisecond, true)
 	const (
 		ttl   = 15 * time.Second
 		renew = 2 * time.Second
 	)
-	steadyRate := 50.0
-	if r, err := strconv.ParseFloat(os.Getenv("SCALE_EVENTS_PER_SECOND"), 64); err == nil && r >= 0 {
-		steadyRate = r
-	}
+	steadyRate := envFloat(b, "SCALE_EVENTS_PER_SECOND", 50, true)
 	b.Logf("file limit %d", raiseFileLimit(b))
 	needBinaries(b)
 	if raceBuild {
@@ -215,8 +199,8 @@ func runScale(b *testing.B) {
 // worker's /metrics that often, as Prometheus would, until the returned
 // func is first called; without it, it does nothing.
 func scrapeWorkers(b *testing.B, f *fleet) (stop func()) {
-	every, err := time.ParseDuration(os.Getenv("SCALE_SCRAPE_EVERY"))
-	if err != nil || every <= 0 {
+	every := envDuration(b, "SCALE_SCRAPE_EVERY", 0, false)
+	if every == 0 {
 		return func() {}
 	}
 	done := make(chan struct{})
