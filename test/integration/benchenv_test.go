@@ -29,15 +29,10 @@ func envSetting[T any](tb testing.TB, name string, def T, parse func(string) (T,
 // envInt is the positive integer in name, or def.
 func envInt(tb testing.TB, name string, def int) int {
 	tb.Helper()
-	return envSetting(tb, name, def, positiveInt)
-}
-
-func positiveInt(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err == nil && n <= 0 {
-		err = errors.New("want a positive integer")
-	}
-	return n, err
+	return envSetting(tb, name, def, func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		return n, inRange(n, err, false)
+	})
 }
 
 // envDuration is the duration in name (above 0, or 0 too with zeroOK), or def.
@@ -45,7 +40,7 @@ func envDuration(tb testing.TB, name string, def time.Duration, zeroOK bool) tim
 	tb.Helper()
 	return envSetting(tb, name, def, func(s string) (time.Duration, error) {
 		d, err := time.ParseDuration(s)
-		return d, checkSign(err, d < 0 || d == 0 && !zeroOK, zeroOK)
+		return d, inRange(d, err, zeroOK)
 	})
 }
 
@@ -54,20 +49,22 @@ func envFloat(tb testing.TB, name string, def float64, zeroOK bool) float64 {
 	tb.Helper()
 	return envSetting(tb, name, def, func(s string) (float64, error) {
 		f, err := strconv.ParseFloat(s, 64)
-		return f, checkSign(err, !(f > 0 || f == 0 && zeroOK), zeroOK)
+		return f, inRange(f, err, zeroOK)
 	})
 }
 
-func checkSign(err error, bad, zeroOK bool) error {
+// inRange passes on a parse error, and refuses v below 0, or 0 itself
+// unless zeroOK (and NaN, which is neither above nor at 0).
+func inRange[T int | float64 | time.Duration](v T, err error, zeroOK bool) error {
 	switch {
 	case err != nil:
 		return err
-	case bad && zeroOK:
+	case v > 0 || v == 0 && zeroOK:
+		return nil
+	case zeroOK:
 		return errors.New("want 0 or more")
-	case bad:
-		return errors.New("want more than 0")
 	}
-	return nil
+	return errors.New("want more than 0")
 }
 
 // A set benchmark setting that does not parse, or is out of range, is
