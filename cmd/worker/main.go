@@ -104,7 +104,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, stdout io.Writ
 	logger.Info("starting", "config", *cfg)
 	var client redis.UniversalClient
 	if cfg.RedisURL != "" {
-		client = cfg.redis.newClient()
+		client = cfg.redis.newClient(logger)
 		defer client.Close()
 		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := client.Ping(pingCtx).Err()

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shardfleet/shardfleet/internal/failover"
 	"github.com/shardfleet/shardfleet/pkg/gateway"
 )
 
@@ -37,13 +39,15 @@ func (t redisTarget) Kind() string {
 }
 
 // newClient builds the client. Every kind is a redis.UniversalClient, the only
-// type the rest of the worker depends on.
-func (t redisTarget) newClient() redis.UniversalClient {
+// type the rest of the worker depends on. A Sentinel client follows the
+// first sentinel that reports a switch (internal/failover), and logs each
+// switch it acts on to log (nil: silently).
+func (t redisTarget) newClient(log *slog.Logger) redis.UniversalClient {
 	switch {
 	case t.cluster != nil:
 		return redis.NewClusterClient(t.cluster)
 	case t.failover != nil:
-		return redis.NewFailoverClient(t.failover)
+		return failover.NewClient(t.failover, log)
 	}
 	return redis.NewClient(t.simple)
 }

@@ -80,7 +80,7 @@ func TestRedisTLSConnects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		client := target.newClient()
+		client := target.newClient(nil)
 		defer client.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

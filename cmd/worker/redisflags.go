@@ -55,5 +55,5 @@ func (r *redisFlags) client() (redisTarget, redis.UniversalClient, string, error
 	if err != nil {
 		return redisTarget{}, nil, "", err
 	}
-	return target, target.newClient(), norm, nil
+	return target, target.newClient(nil), norm, nil
 }
