@@ -1,24 +1,3 @@
-// Package failover builds the worker's Redis Sentinel client so that it leaves
-// an old master as soon as any one sentinel reports the switch.
-//
-// go-redis's failover client asks one sentinel for the master and listens to
-// that sentinel alone. A sentinel that did not lead a failover hears of it
-// from the leader's hello messages, up to two seconds later, and until then
-// it names the old master, which keeps taking writes until the sentinels
-// demote it. Workers that happened to pick different sentinels then write to
-// different masters: each side sees the other side's fleet memberships lapse
-// and takes its shards, and the commits of the side on the old master are
-// lost with the sessions it started there (issue: a planned failover lost
-// 1,282 committed events that way).
-//
-// The client here is go-redis's failover client with a dial hook: the watch
-// subscribes to +switch-master on every sentinel it is given, asks the
-// sentinel that reported a switch for the master and its config epoch, and
-// keeps the master of the highest epoch any sentinel reported. It dials that
-// master whatever go-redis's own sentinel still says, and closes the
-// connections it dialed to any other server, so the pools redial. All
-// workers then move within milliseconds of the first sentinel's report,
-// rather than when their own sentinel catches up.
 package failover
 
 import (
@@ -27,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,7 +184,11 @@ func (w *watch) ask(ctx context.Context, sc *redis.SentinelClient) (string, int6
 	return parseMaster(m)
 }
 
-// parseMaster reads the address and config epoch from SENTINEL MASTER's reply.
+// parseMaster reads the address and config epoch from SENTINEL MASTER's
+// reply. It refuses the reply of a sentinel that is leading a failover: that
+// sentinel takes the new epoch when the replica reports its promotion and the
+// new address only at +switch-master, so in between its reply pairs the new
+// epoch with the old master. Any other sentinel changes both at once.
 func parseMaster(m map[string]string) (string, int64, error) {
 	ip, port := m["ip"], m["port"]
 	if ip == "" || port == "" {
@@ -213,6 +197,9 @@ func parseMaster(m map[string]string) (string, int64, error) {
 	epoch, err := strconv.ParseInt(m["config-epoch"], 10, 64)
 	if err != nil {
 		return "", 0, errors.New("failover: SENTINEL MASTER reply has no readable config-epoch")
+	}
+	if slices.Contains(strings.Split(m["flags"], ","), "failover_in_progress") {
+		return "", 0, errors.New("failover: the sentinel is leading a failover; its address may be the old master's")
 	}
 	return net.JoinHostPort(ip, port), epoch, nil
 }

@@ -137,18 +137,22 @@ func TestOfferKeepsTheNewestEpoch(t *testing.T) {
 }
 
 func TestParseMaster(t *testing.T) {
-	addr, epoch, err := parseMaster(map[string]string{"ip": "10.0.0.2", "port": "6380", "config-epoch": "7"})
-	if err != nil || addr != "10.0.0.2:6380" || epoch != 7 {
-		t.Errorf("parseMaster = %q, %d, %v; want 10.0.0.2:6380, 7, nil", addr, epoch, err)
+	for _, flags := range []string{"master", "master,s_down,o_down", ""} {
+		addr, epoch, err := parseMaster(map[string]string{"ip": "10.0.0.2", "port": "6380", "config-epoch": "7", "flags": flags})
+		if err != nil || addr != "10.0.0.2:6380" || epoch != 7 {
+			t.Errorf("flags %q: parseMaster = %q, %d, %v; want 10.0.0.2:6380, 7, nil", flags, addr, epoch, err)
+		}
 	}
 	for _, m := range []map[string]string{
 		{"port": "6380", "config-epoch": "7"},
 		{"ip": "10.0.0.2", "config-epoch": "7"},
 		{"ip": "10.0.0.2", "port": "6380"},
 		{"ip": "10.0.0.2", "port": "6380", "config-epoch": "x"},
+		// the leader of a failover: new epoch, old address
+		{"ip": "10.0.0.2", "port": "6380", "config-epoch": "8", "flags": "master,o_down,failover_in_progress"},
 	} {
 		if _, _, err := parseMaster(m); err == nil {
-			t.Errorf("parseMaster(%v) accepted a reply without a usable address or epoch", m)
+			t.Errorf("parseMaster(%v) accepted a reply without a usable address and epoch", m)
 		}
 	}
 }

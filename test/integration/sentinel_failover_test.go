@@ -85,6 +85,25 @@ func sentinelRound(c *chaosWorld, d *redistest.Sentinel, name string, cause func
 		resumed += linesWith(p, "shard resumed after the Redis rollback")
 	}
 	c.t.Logf("workers: %d rollbacks detected, %d shards resumed after one", rollbacks, resumed)
+	// Every worker follows the first sentinel to report the switch, not
+	// only its own (internal/failover): otherwise the workers write to two
+	// masters for up to the sentinels' hello period, and one side's sessions
+	// are lost with the old master.
+	var first, last time.Time
+	for id, p := range c.workers {
+		at, ok := firstLineAt(p, "sentinel reported a new master")
+		if !ok {
+			c.t.Errorf("worker %s never logged that it left the old master", id)
+			continue
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	c.t.Logf("workers left the old master within %v of each other", last.Sub(first))
 	if c.t.Failed() {
 		c.waitCommitted() // round restarted the load
 		n, where, _ := missingSeqs(c)
@@ -163,4 +182,22 @@ func TestSentinelPlannedFailoverLosesNothing(t *testing.T) {
 func TestSentinelMasterKill9LosesNothing(t *testing.T) {
 	c, d := newSentinelWorld(t, 1, chaosResumeTimeout)
 	sentinelRound(c, d, "master kill -9", func() string { return d.KillMaster(t) })
+}
+
+// firstLineAt is the time= of the first line of p's log that holds needle.
+func firstLineAt(p *proc, needle string) (time.Time, bool) {
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		if !strings.Contains(line, needle) {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, "time=")
+		if !ok {
+			continue
+		}
+		stamp, _, _ := strings.Cut(rest, " ")
+		if at, err := time.Parse(time.RFC3339Nano, stamp); err == nil {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
