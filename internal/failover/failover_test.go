@@ -49,8 +49,8 @@ func TestLeavesTheOldMasterOnTheFirstReport(t *testing.T) {
 		s.Pause()
 		t.Cleanup(s.Resume)
 	}
-	// A lead sentinel follows the order the sentinels were given in: this
-	// one's FAILOVER goes to d.Sentinels[0].
+	// d.Failover sends SENTINEL FAILOVER to d.Sentinels[0], which leads it
+	// alone: the other two are stopped.
 	if got := d.Failover(t); got != old.Addr() {
 		t.Fatalf("failover replaced %s, want %s", got, old.Addr())
 	}

@@ -162,7 +162,7 @@ func (d *Sentinel) Client(t testing.TB) *redis.Client {
 func (d *Sentinel) MasterAddr(ctx context.Context) (string, error) {
 	var errs []string
 	for _, s := range d.Sentinels {
-		addr, err := d.masterAddrAt(ctx, s)
+		addr, err := d.MasterAddrAt(ctx, s)
 		if err == nil {
 			return addr, nil
 		}
@@ -171,7 +171,8 @@ func (d *Sentinel) MasterAddr(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("no sentinel names the master: %s", strings.Join(errs, "; "))
 }
 
-func (d *Sentinel) masterAddrAt(ctx context.Context, s *Server) (string, error) {
+// MasterAddrAt is the master's address as sentinel s reports it.
+func (d *Sentinel) MasterAddrAt(ctx context.Context, s *Server) (string, error) {
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
 	defer sc.Close()
 	hp, err := sc.GetMasterAddrByName(ctx, d.Name).Result()
@@ -275,7 +276,7 @@ func (d *Sentinel) WaitSwitch(t testing.TB, old string) string {
 func (d *Sentinel) agreedMaster(ctx context.Context) (string, bool, string) {
 	var first string
 	for i, s := range d.Sentinels {
-		addr, err := d.masterAddrAt(ctx, s)
+		addr, err := d.MasterAddrAt(ctx, s)
 		if err != nil {
 			return "", false, err.Error()
 		}
