@@ -53,7 +53,8 @@ func nesting(in []byte) int {
 
 // scannerSeeds are the edges of the scanner's fast paths: a string's stop
 // byte (closing quote, escape, bad escape, control byte) at each offset of
-// the first two 8-byte words and across the end of the message, long and
+// the first two 8-byte words and across the end of the message, what
+// follows a key or a string value in the same word, long and
 // UTF-8 strings, numbers ending the message, and nesting at the limit.
 func scannerSeeds() []string {
 	var seeds []string
@@ -63,6 +64,9 @@ func scannerSeeds() []string {
 			s := `"` + strings.Repeat("a", n) + stop + `b"`
 			seeds = append(seeds, s, s[:len(s)-1], `{"k`+s[1:]+`:1}`)
 		}
+		// A string value and the next key, read from one word by scanFast.
+		a := strings.Repeat("a", n)
+		seeds = append(seeds, `{"x":"`+a+`","k":1}`, `["`+a+`","k"]`, `["`+a+`","k":1]`, `{"`+a+`":"v","k":"`+a+`"}`)
 	}
 	long := strings.Repeat("gateway shard é 日本 😀 ", 40)
 	seeds = append(seeds,
