@@ -344,15 +344,6 @@ colon: // the colon after a key is at i, maybe after whitespace
 	goto value
 }
 
-// scanString scans the rest of a string whose opening quote is before i,
-// checking escapes and control characters.
-func scanString(buf []byte, i int) (int, string) {
-	if i = plainEnd(buf, i); i < len(buf) && buf[i] == '"' {
-		return i + 1, ""
-	}
-	return scanStringRest(buf, i)
-}
-
 // scanStringRest scans a string from i, where it has an escape or a control
 // character, or fewer than eight bytes of the message are left.
 func scanStringRest(buf []byte, i int) (int, string) {
