@@ -192,9 +192,12 @@ func members(obj []byte, fn func(key, val []byte, off int) error) (int, error) {
 			}
 		}
 		valStart := skipSpace(obj, i+1)
-		end, reason := scanValue(obj, valStart)
-		if reason != "" {
-			return end, &DecodeError{Offset: end, Reason: reason}
+		end := scalarEnd(obj, valStart)
+		if end < 0 {
+			var reason string
+			if end, reason = scanValue(obj, valStart); reason != "" {
+				return end, &DecodeError{Offset: end, Reason: reason}
+			}
 		}
 		if err := fn(key, obj[valStart:end], valStart); err != nil {
 			return end, err
@@ -209,6 +212,31 @@ func members(obj []byte, fn func(key, val []byte, off int) error) (int, error) {
 		}
 		i++
 	}
+}
+
+// scalarEnd returns the offset after the value at i if it is a string
+// without escapes or a run of digits, followed by ',' or '}' (the envelope's
+// t, s and op), or -1 for scanValue to read the value: the call to scanValue
+// costs more than reading one of these.
+func scalarEnd(obj []byte, i int) int {
+	if uint(i) >= uint(len(obj)) {
+		return -1
+	}
+	switch c := obj[i]; {
+	case c == '"':
+		if j := plainEnd(obj, i+1); uint(j) < uint(len(obj)) && obj[j] == '"' {
+			return j + 1
+		}
+	case c-'0' < 10:
+		j := i + 1
+		for c != '0' && uint(j) < uint(len(obj)) && obj[j]-'0' < 10 {
+			j++
+		}
+		if uint(j) < uint(len(obj)) && (obj[j] == ',' || obj[j] == '}') {
+			return j
+		}
+	}
+	return -1
 }
 
 // jsonString returns the value of a JSON string, or false if val is not one.

@@ -90,3 +90,27 @@ func envelopeSeeds() []string {
 	}
 	return seeds
 }
+
+// FuzzScalarEnd checks members' shortcut for the envelope's small values
+// against scanValue and encoding/json: whatever scalarEnd takes is one valid
+// JSON value, the one scanValue reads there.
+func FuzzScalarEnd(f *testing.F) {
+	for _, s := range []string{`"MESSAGE_CREATE",`, `0,`, `01,`, `123}`, `1.5,`, `1e3}`, `-1,`, `"a\"b",`, "\"a\x01\",", `"abcdefghijklmnop"}`, `"a"`, `12`, `"a" ,`, `null,`} {
+		f.Add([]byte(s))
+	}
+	for _, s := range scannerSeeds() {
+		f.Add([]byte(s + ","))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		j := scalarEnd(in, 0)
+		if j < 0 {
+			return
+		}
+		if !json.Valid(in[:j]) {
+			t.Fatalf("%q: scalarEnd took %q, not valid JSON", in, in[:j])
+		}
+		if end, reason := scanValue(in, 0); reason != "" || end != j {
+			t.Fatalf("%q: scalarEnd %d, scanValue %d %q", in, j, end, reason)
+		}
+	})
+}
