@@ -53,7 +53,8 @@ func nesting(in []byte) int {
 
 // scannerSeeds are the edges of the scanner's fast paths: a string's stop
 // byte (closing quote, escape, bad escape, control byte) at each offset of
-// the first two 8-byte words and across the end of the message, long and
+// the first two 8-byte words and across the end of the message, what
+// follows a key or a string value in the same word, long and
 // UTF-8 strings, numbers ending the message, and nesting at the limit.
 func scannerSeeds() []string {
 	var seeds []string
@@ -63,6 +64,9 @@ func scannerSeeds() []string {
 			s := `"` + strings.Repeat("a", n) + stop + `b"`
 			seeds = append(seeds, s, s[:len(s)-1], `{"k`+s[1:]+`:1}`)
 		}
+		// A string value and the next key, read from one word by scanFast.
+		a := strings.Repeat("a", n)
+		seeds = append(seeds, `{"x":"`+a+`","k":1}`, `["`+a+`","k"]`, `["`+a+`","k":1]`, `{"`+a+`":"v","k":"`+a+`"}`)
 	}
 	long := strings.Repeat("gateway shard é 日本 😀 ", 40)
 	seeds = append(seeds,
@@ -85,4 +89,28 @@ func envelopeSeeds() []string {
 		seeds = append(seeds, `{"op":0,"t":"X","s":1,"d":`+s+`}`)
 	}
 	return seeds
+}
+
+// FuzzScalarEnd checks members' shortcut for the envelope's small values
+// against scanValue and encoding/json: whatever scalarEnd takes is one valid
+// JSON value, the one scanValue reads there.
+func FuzzScalarEnd(f *testing.F) {
+	for _, s := range []string{`"MESSAGE_CREATE",`, `0,`, `01,`, `123}`, `1.5,`, `1e3}`, `-1,`, `"a\"b",`, "\"a\x01\",", `"abcdefghijklmnop"}`, `"a"`, `12`, `"a" ,`, `null,`} {
+		f.Add([]byte(s))
+	}
+	for _, s := range scannerSeeds() {
+		f.Add([]byte(s + ","))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		j := scalarEnd(in, 0)
+		if j < 0 {
+			return
+		}
+		if !json.Valid(in[:j]) {
+			t.Fatalf("%q: scalarEnd took %q, not valid JSON", in, in[:j])
+		}
+		if end, reason := scanValue(in, 0); reason != "" || end != j {
+			t.Fatalf("%q: scalarEnd %d, scanValue %d %q", in, j, end, reason)
+		}
+	})
 }
