@@ -183,11 +183,12 @@ const sentinelLag = 2 * time.Second
 
 // TestSentinelFailoverWhileTwoSentinelsLag: a planned failover that only the
 // sentinel leading it reports for 2 s, the other two stopped (SIGSTOP)
-// before it and resumed sentinelLag after its switch. That is the CI run
-// that lost 1,282 events, made certain: go-redis picks one sentinel per
-// worker at random, so most runs have workers that follow a stopped one.
-// They must all move to the new master on the leader's report, not when the
-// others catch up. (The stream check alone does not tell: a worker whose
+// before it and resumed sentinelLag after its switch: the condition of the
+// CI run that lost 1,282 events (followers that hear of the switch late),
+// made certain. go-redis picks one sentinel per worker at random, so in most
+// runs some workers' go-redis follows a stopped one. They must all move to
+// the new master on the leader's report, not when the others catch up.
+// (The stream check alone does not tell: a worker whose
 // sentinel is stopped, rather than alive and behind, stalls on its next dial
 // instead of writing on to the old master, so the losses of the CI run need
 // sentinels that answer with the old master, which this test cannot make.)
