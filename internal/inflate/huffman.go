@@ -108,8 +108,11 @@ func clenTemplates() (t [19]uint32) {
 // accepts what compress/flate accepts: a complete code, a code of a single
 // 1-bit symbol, or no code at all (decoding with the last two fails on the
 // unused codes). primaryBits is the primary table's largest width;
-// t.primary must have 1<<primaryBits entries.
-func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
+// t.primary must have 1<<primaryBits entries. sorted is scratch space for
+// as many entries as syms has (its contents do not matter): a caller that
+// builds several tables declares it once, and the stack array is zeroed
+// once.
+func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint, sorted []uint32) bool {
 	// offs[l]: where the codes of length l start in canonical order, summed
 	// in a register (offs[l+1] = offs[l] + count[l] would wait for each
 	// store to be forwarded to the next load).
@@ -141,13 +144,11 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 		}
 	}
 
-	// Symbols sorted by length, then value: canonical code order.
-	var sorted [288]uint16
-	for _, sym := range syms {
-		l := lens[sym] & 15
-		sorted[offs[l]] = sym
-		offs[l]++
-	}
+	// The symbols' entries (with their code lengths) sorted by length, then
+	// value: canonical code order. The entry is made here, where the length
+	// is at hand, so that the loops that store it only copy it.
+	sorted = sorted[:n]
+	sortEntries(sorted, syms, lens, templates, &offs)
 
 	// Build the primary table at its width, doubling it from length to
 	// length: a code of length l sits at its bit-reversed value in a table
@@ -165,36 +166,62 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 			copy(t.primary[size:2*size], t.primary[:size])
 		}
 		size *= 2
-		p := t.primary[:size]
-		lenBits := uint32(l)<<8 | uint32(l)
-		for _, sym := range sorted[i : i+int(count[l])] {
-			p[bits.Reverse16(uint16(next))>>(16-l)] = templates[sym] + lenBits
-			next++
+		if c := int(count[l]); c != 0 {
+			next = storeCodes(t.primary[:size], sorted[i:i+c], next, l)
+			i += c
 		}
-		i += int(count[l])
 		next <<= 1
 	}
 	if maxLen <= primaryBits {
 		return true
 	}
-	buildSubtables(t, sorted[i:n], lens, templates, *count, next, primaryBits, maxLen)
+	buildSubtables(t, sorted[i:n], *count, next, primaryBits, maxLen)
 	return true
 }
 
-// buildSubtables adds the codes longer than primaryBits, syms in canonical
-// order starting with the code next (MSB first, at length primaryBits+1
-// scaled to primaryBits: next is the first unused primaryBits-bit prefix
-// shifted once). Codes sharing a primaryBits prefix share a subtable, sized
-// like zlib's inflate_table does: wide enough for the longest code with that
-// prefix.
-func buildSubtables(t *table, syms []uint16, lens []uint8, templates []uint32, count [maxCodeLen + 1]uint16, next uint32, primaryBits, maxLen uint) {
+// sortEntries stores the entries of syms in sorted, each at offs of its
+// length (which it advances). A function of its own, like storeCodes.
+//
+//go:noinline
+func sortEntries(sorted []uint32, syms []uint16, lens []uint8, templates []uint32, offs *[maxCodeLen + 1]uint16) {
+	for _, sym := range syms {
+		l := lens[sym] & 15
+		o := offs[l]
+		sorted[o] = templates[sym] + uint32(l)*0x101 // l<<8 | l
+		offs[l] = o + 1
+	}
+}
+
+// storeCodes stores entries, the entries of consecutive codes of length l
+// starting with next (MSB first), at their bit-reversed codes in p, and
+// returns the code after the last. A function of its own, for its loop to
+// keep its few variables in registers (inlined into build, they were
+// spilled to the stack).
+//
+//go:noinline
+func storeCodes(p []uint32, entries []uint32, next uint32, l uint) uint32 {
+	shift := (16 - l) & 15
+	for _, e := range entries {
+		p[bits.Reverse16(uint16(next))>>shift] = e
+		next++
+	}
+	return next
+}
+
+// buildSubtables adds the codes longer than primaryBits, whose entries
+// (canonical order) are in entries, starting with the code next (MSB first,
+// at length primaryBits+1 scaled to primaryBits: next is the first unused
+// primaryBits-bit prefix shifted once). Codes sharing a primaryBits prefix
+// share a subtable, sized like zlib's inflate_table does: wide enough for the
+// longest code with that prefix.
+func buildSubtables(t *table, entries []uint32, count [maxCodeLen + 1]uint16, next uint32, primaryBits, maxLen uint) {
 	prefixMask := uint32(1)<<primaryBits - 1
 	curPrefix := ^uint32(0)
 	var subStart, subWidth uint
 	code := next
 	l := primaryBits + 1
-	for _, sym := range syms {
-		for uint(lens[sym]) > l {
+	for _, e := range entries {
+		for uint(e>>8&15) > l {
 			code <<= 1
 			l++
 		}
@@ -210,7 +237,6 @@ func buildSubtables(t *table, syms []uint16, lens []uint8, templates []uint32, c
 			fillInvalid(t.sub[subStart:])
 			t.primary[prefix] = entrySub | uint32(subStart)<<16 | uint32(subWidth)<<8
 		}
-		e := templates[sym] + uint32(l)<<8 + uint32(l)
 		sub := t.sub[subStart : subStart+1<<subWidth]
 		for j := rev >> primaryBits; j < 1<<subWidth; j += 1 << (l - primaryBits) {
 			sub[j] = e
