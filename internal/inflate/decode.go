@@ -398,7 +398,7 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 // least 56 bits, or all the input: 8 bytes at once while 8 are left.
 func refill(in []byte, ip int, b uint64, nb uint) (int, uint64, uint) {
 	if ip+8 <= len(in) {
-		b |= binary.LittleEndian.Uint64(in[ip:]) << (nb & 63)
+		b |= binary.LittleEndian.Uint64(in[ip:ip+8]) << (nb & 63)
 		return ip + int((63-nb)>>3), b, nb | 56
 	}
 	for nb <= 56 && ip < len(in) {
