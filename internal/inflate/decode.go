@@ -337,13 +337,21 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 		ip, b, nb = refill(in, ip, b, nb)
 		e := lp[b&lmask]
 		// Up to two literals without a refill or a room check: 56 bits
-		// hold three codes, and slack counts them.
-		for n := 0; n < 2 && e&entryLiteral != 0 && uint(e&0xff) <= nb; n++ {
+		// hold three codes, and slack counts them. (Unrolled: as a loop,
+		// its counter lived on the stack.)
+		if e&entryLiteral != 0 && uint(e&0xff) <= nb {
 			b >>= e & 0xff & 63
 			nb -= uint(e & 0xff)
 			out[op] = byte(e >> 16)
 			op++
 			e = lp[b&lmask]
+			if e&entryLiteral != 0 && uint(e&0xff) <= nb {
+				b >>= e & 0xff & 63
+				nb -= uint(e & 0xff)
+				out[op] = byte(e >> 16)
+				op++
+				e = lp[b&lmask]
+			}
 		}
 		if e&entrySub != 0 {
 			e = lt.sub[e>>16+uint32(b>>litBits)&(1<<(e>>8&15)-1)]
