@@ -144,6 +144,12 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 		}
 	}
 
+	if maxLen <= min(smallWidth, primaryBits) { // then width == maxLen
+		storeReplicated(t.primary[:1<<width], syms, lens, templates, count, width)
+		t.sub = t.sub[:0]
+		return true
+	}
+
 	// The symbols' entries (with their code lengths) sorted by length, then
 	// value: canonical code order. The entry is made here, where the length
 	// is at hand, so that the loops that store it only copy it.
@@ -177,6 +183,41 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 	}
 	buildSubtables(t, sorted[i:n], *count, next, primaryBits, maxLen)
 	return true
+}
+
+// smallWidth is the longest code for which build fills the table by storing
+// each code at all its places (storeReplicated), rather than by sorting the
+// codes and doubling the table: at most 1<<smallWidth stores, cheaper than
+// the sort and the doublings' copies for the code-length code and for a
+// small block's distance and literal/length codes (callgrind on the
+// gatewaybench stream: 6 and 8 cost more than 7; docs/benchmarks.md).
+// storeReplicated reverses codes as bytes: at most 8.
+const smallWidth = 7
+
+// storeReplicated fills p, a table of 1<<width entries for a code no longer
+// than width, with the entries of syms: each code, assigned in symbol order
+// from its length's first code (RFC 1951 3.2.2), at every index whose low
+// bits are the code reversed.
+//
+//go:noinline
+func storeReplicated(p []uint32, syms []uint16, lens []uint8, templates []uint32, count *[maxCodeLen + 1]uint16, width uint) {
+	var next [maxCodeLen + 1]uint16 // next[1] = 0
+	code := uint16(0)
+	for l := uint(2); l <= width; l++ {
+		code = (code + count[l-1]) << 1
+		next[l] = code
+	}
+	for _, sym := range syms {
+		l := uint(lens[sym] & 15)
+		c := next[l]
+		next[l] = c + 1
+		e := templates[sym] + uint32(l)*0x101 // l<<8 | l
+		// c < 1<<l <= 1<<smallWidth: one byte to reverse.
+		step := uint(1) << l
+		for j := uint(bits.Reverse8(uint8(c)) >> ((8 - l) & 7)); j < uint(len(p)); j += step {
+			p[j] = e
+		}
+	}
 }
 
 // sortEntries stores the entries of syms in sorted, each at offs of its
