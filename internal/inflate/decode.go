@@ -32,16 +32,15 @@ func fixedTables() (lit, dist table) {
 		}
 	}
 	var syms [288]uint16
-	var sorted [288]uint32
 	lit.primary = make([]uint32, 1<<litBits)
 	count, n := countLengths(lens[:], syms[:])
-	build(&lit, syms[:n], lens[:], &count, litTemplate[:], litBits, sorted[:])
+	build(&lit, syms[:n], lens[:], &count, litTemplate[:], litBits)
 	for i := range 32 {
 		lens[i] = 5
 	}
 	dist.primary = make([]uint32, 1<<distBits)
 	count, n = countLengths(lens[:32], syms[:])
-	build(&dist, syms[:n], lens[:32], &count, distTemplate[:], distBits, sorted[:])
+	build(&dist, syms[:n], lens[:32], &count, distTemplate[:], distBits)
 	return lit, dist
 }
 
@@ -203,12 +202,11 @@ func (s *Stream) readDynamic(r *bitReader) error {
 		clens[sym] = uint8(r.take(3))
 	}
 	var syms [maxLit + maxDist]uint16
-	var sorted [maxLit]uint32 // build's scratch
 	count, n := countLengths(clens[:], syms[:])
 	if s.clen.primary == nil {
 		s.clen.primary = make([]uint32, 1<<clenBits)
 	}
-	if !build(&s.clen, syms[:n], clens[:], &count, clenTemplate[:], clenBits, sorted[:]) {
+	if !build(&s.clen, syms[:n], clens[:], &count, clenTemplate[:], clenBits) {
 		return corrupt("invalid code-length code")
 	}
 	var lens [maxLit + maxDist]uint8
@@ -236,10 +234,10 @@ func (s *Stream) readDynamic(r *bitReader) error {
 		s.lit.primary = make([]uint32, 1<<litBits)
 		s.dist.primary = make([]uint32, 1<<distBits)
 	}
-	if !build(&s.lit, syms[:split], lens[:nlit], &litCount, litTemplate[:], litBits, sorted[:]) {
+	if !build(&s.lit, syms[:split], lens[:nlit], &litCount, litTemplate[:], litBits) {
 		return corrupt("invalid literal/length code")
 	}
-	if !build(&s.dist, syms[split:n], lens[nlit:nlit+ndist], &distCount, distTemplate[:], distBits, sorted[:]) {
+	if !build(&s.dist, syms[split:n], lens[nlit:nlit+ndist], &distCount, distTemplate[:], distBits) {
 		return corrupt("invalid distance code")
 	}
 	return nil

@@ -108,11 +108,8 @@ func clenTemplates() (t [19]uint32) {
 // accepts what compress/flate accepts: a complete code, a code of a single
 // 1-bit symbol, or no code at all (decoding with the last two fails on the
 // unused codes). primaryBits is the primary table's largest width;
-// t.primary must have 1<<primaryBits entries. sorted is scratch space for
-// as many entries as syms has (its contents do not matter): a caller that
-// builds several tables declares it once, and the stack array is zeroed
-// once.
-func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint, sorted []uint32) bool {
+// t.primary must have 1<<primaryBits entries.
+func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16, templates []uint32, primaryBits uint) bool {
 	// offs[l]: where the codes of length l start in canonical order, summed
 	// in a register (offs[l+1] = offs[l] + count[l] would wait for each
 	// store to be forwarded to the next load).
@@ -153,7 +150,8 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 	// The symbols' entries (with their code lengths) sorted by length, then
 	// value: canonical code order. The entry is made here, where the length
 	// is at hand, so that the loops that store it only copy it.
-	sorted = sorted[:n]
+	var scratch [288]uint32 // zeroed only for the codes that need it
+	sorted := scratch[:n]
 	sortEntries(sorted, syms, lens, templates, &offs)
 
 	// Build the primary table at its width, doubling it from length to

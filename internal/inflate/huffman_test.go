@@ -31,7 +31,7 @@ func TestBuildDecodesEveryCode(t *testing.T) {
 				lens := randomCode(rng, tc.nsyms, maxLen)
 				syms := make([]uint16, len(lens))
 				count, n := countLengths(lens, syms)
-				if !build(&tab, syms[:n], lens, &count, tc.templates, tc.primaryBits, make([]uint32, n)) {
+				if !build(&tab, syms[:n], lens, &count, tc.templates, tc.primaryBits) {
 					t.Fatalf("%s: build refused the complete code %v", tc.name, lens)
 				}
 				if want := uint32(1)<<min(maxLen, tc.primaryBits) - 1; tab.mask != want {
