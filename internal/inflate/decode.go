@@ -265,7 +265,7 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8, syms []uint16) (count [
 		if used > nb {
 			return count, n, ErrTruncated
 		}
-		b >>= used
+		b >>= used & 63
 		nb -= used
 		sym := uint8(e >> 16)
 		if sym < 16 {
@@ -293,7 +293,7 @@ func (s *Stream) readLengths(r *bitReader, lens []uint8, syms []uint16) (count [
 			return count, n, ErrTruncated
 		}
 		rep += int(b & (1<<extra - 1))
-		b >>= extra
+		b >>= extra & 63
 		nb -= extra
 		if i+rep > len(lens) {
 			return count, n, corrupt("code lengths repeated past their count")
@@ -335,13 +335,21 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 		ip, b, nb = refill(in, ip, b, nb)
 		e := lp[b&lmask]
 		// Up to two literals without a refill or a room check: 56 bits
-		// hold three codes, and slack counts them.
-		for n := 0; n < 2 && e&entryLiteral != 0 && uint(e&0xff) <= nb; n++ {
-			b >>= e & 0xff
+		// hold three codes, and slack counts them. (Unrolled: as a loop,
+		// its counter lived on the stack.)
+		if e&entryLiteral != 0 && uint(e&0xff) <= nb {
+			b >>= e & 0xff & 63
 			nb -= uint(e & 0xff)
 			out[op] = byte(e >> 16)
 			op++
 			e = lp[b&lmask]
+			if e&entryLiteral != 0 && uint(e&0xff) <= nb {
+				b >>= e & 0xff & 63
+				nb -= uint(e & 0xff)
+				out[op] = byte(e >> 16)
+				op++
+				e = lp[b&lmask]
+			}
 		}
 		if e&entrySub != 0 {
 			e = lt.sub[e>>16+uint32(b>>litBits)&(1<<(e>>8&15)-1)]
@@ -349,7 +357,7 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 		total := uint(e & 0xff)
 		if total > nb || e&(entryEnd|entryInvalid) != 0 {
 			if err = endOrError(e, nb); err == nil {
-				b >>= total
+				b >>= total & 63
 				nb -= total
 			}
 			break
@@ -357,12 +365,12 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 		if e&entryLiteral != 0 {
 			out[op] = byte(e >> 16)
 			op++
-			b >>= total
+			b >>= total & 63
 			nb -= total
 			continue
 		}
-		length := int(e>>16) + int((b&(1<<total-1))>>(e>>8&15))
-		b >>= total
+		length := int(e>>16) + int((b&(1<<(total&63)-1))>>(e>>8&15))
+		b >>= total & 63
 		nb -= total
 		if nb < 28 { // a distance code and its extra bits
 			ip, b, nb = refill(in, ip, b, nb)
@@ -377,8 +385,8 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 			err = endOrError(e, nb)
 			break
 		}
-		dist := int(e>>16) + int((b&(1<<total-1))>>(e>>8&15))
-		b >>= total
+		dist := int(e>>16) + int((b&(1<<(total&63)-1))>>(e>>8&15))
+		b >>= total & 63
 		nb -= total
 		if dist > op {
 			err = corrupt("distance %d reaches before the stream's history (%d bytes)", dist, op)
@@ -396,7 +404,7 @@ func (s *Stream) huffman(r *bitReader, lt, dt *table, start int) error {
 // least 56 bits, or all the input: 8 bytes at once while 8 are left.
 func refill(in []byte, ip int, b uint64, nb uint) (int, uint64, uint) {
 	if ip+8 <= len(in) {
-		b |= binary.LittleEndian.Uint64(in[ip:]) << nb
+		b |= binary.LittleEndian.Uint64(in[ip:ip+8]) << (nb & 63)
 		return ip + int((63-nb)>>3), b, nb | 56
 	}
 	for nb <= 56 && ip < len(in) {
@@ -420,9 +428,18 @@ func endOrError(e uint32, nb uint) error {
 }
 
 // copyMatch copies length bytes from dist bytes back to out[op:]; the
-// source and the destination overlap when dist < length (a repeat).
+// source and the destination overlap when dist < length (a repeat). A match
+// of 16 bytes or less may be copied with bytes after it, up to 16 (slack
+// has room for them): they are past the output, which overwrites them
+// before anything reads them.
 func copyMatch(out []byte, op, dist, length int) {
 	from := op - dist
+	if length <= 16 && dist >= 16 {
+		// Cheaper than copy's call for a short match, the most common:
+		// one load and one store, of 16 bytes that do not overlap.
+		*(*[16]byte)(out[op:]) = *(*[16]byte)(out[from:])
+		return
+	}
 	if dist >= length {
 		copy(out[op:op+length], out[from:from+length])
 		return

@@ -141,13 +141,18 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 		}
 	}
 
-	// Symbols sorted by length, then value: canonical code order.
-	var sorted [288]uint16
-	for _, sym := range syms {
-		l := lens[sym] & 15
-		sorted[offs[l]] = sym
-		offs[l]++
+	if maxLen <= min(smallWidth, primaryBits) { // then width == maxLen
+		storeReplicated(t.primary[:1<<width], syms, lens, templates, count, width)
+		t.sub = t.sub[:0]
+		return true
 	}
+
+	// The symbols' entries (with their code lengths) sorted by length, then
+	// value: canonical code order. The entry is made here, where the length
+	// is at hand, so that the loops that store it only copy it.
+	var scratch [288]uint32 // zeroed only for the codes that need it
+	sorted := scratch[:n]
+	sortEntries(sorted, syms, lens, templates, &offs)
 
 	// Build the primary table at its width, doubling it from length to
 	// length: a code of length l sits at its bit-reversed value in a table
@@ -165,36 +170,97 @@ func build(t *table, syms []uint16, lens []uint8, count *[maxCodeLen + 1]uint16,
 			copy(t.primary[size:2*size], t.primary[:size])
 		}
 		size *= 2
-		p := t.primary[:size]
-		lenBits := uint32(l)<<8 | uint32(l)
-		for _, sym := range sorted[i : i+int(count[l])] {
-			p[bits.Reverse16(uint16(next))>>(16-l)] = templates[sym] + lenBits
-			next++
+		if c := int(count[l]); c != 0 {
+			next = storeCodes(t.primary[:size], sorted[i:i+c], next, l)
+			i += c
 		}
-		i += int(count[l])
 		next <<= 1
 	}
 	if maxLen <= primaryBits {
 		return true
 	}
-	buildSubtables(t, sorted[i:n], lens, templates, *count, next, primaryBits, maxLen)
+	buildSubtables(t, sorted[i:n], *count, next, primaryBits, maxLen)
 	return true
 }
 
-// buildSubtables adds the codes longer than primaryBits, syms in canonical
-// order starting with the code next (MSB first, at length primaryBits+1
-// scaled to primaryBits: next is the first unused primaryBits-bit prefix
-// shifted once). Codes sharing a primaryBits prefix share a subtable, sized
-// like zlib's inflate_table does: wide enough for the longest code with that
-// prefix.
-func buildSubtables(t *table, syms []uint16, lens []uint8, templates []uint32, count [maxCodeLen + 1]uint16, next uint32, primaryBits, maxLen uint) {
+// smallWidth is the longest code for which build fills the table by storing
+// each code at all its places (storeReplicated), rather than by sorting the
+// codes and doubling the table: at most 1<<smallWidth stores, cheaper than
+// the sort and the doublings' copies for the code-length code and for a
+// small block's distance and literal/length codes (callgrind on the
+// gatewaybench stream: 6 and 8 cost more than 7; docs/benchmarks.md).
+// storeReplicated reverses codes as bytes: at most 8.
+const smallWidth = 7
+
+// storeReplicated fills p, a table of 1<<width entries for a code no longer
+// than width, with the entries of syms: each code, assigned in symbol order
+// from its length's first code (RFC 1951 3.2.2), at every index whose low
+// bits are the code reversed.
+//
+//go:noinline
+func storeReplicated(p []uint32, syms []uint16, lens []uint8, templates []uint32, count *[maxCodeLen + 1]uint16, width uint) {
+	var next [maxCodeLen + 1]uint16 // next[1] = 0
+	code := uint16(0)
+	for l := uint(2); l <= width; l++ {
+		code = (code + count[l-1]) << 1
+		next[l] = code
+	}
+	for _, sym := range syms {
+		l := uint(lens[sym] & 15)
+		c := next[l]
+		next[l] = c + 1
+		e := templates[sym] + uint32(l)*0x101 // l<<8 | l
+		// c < 1<<l <= 1<<smallWidth: one byte to reverse.
+		step := uint(1) << l
+		for j := uint(bits.Reverse8(uint8(c)) >> ((8 - l) & 7)); j < uint(len(p)); j += step {
+			p[j] = e
+		}
+	}
+}
+
+// sortEntries stores the entries of syms in sorted, each at offs of its
+// length (which it advances). A function of its own, like storeCodes.
+//
+//go:noinline
+func sortEntries(sorted []uint32, syms []uint16, lens []uint8, templates []uint32, offs *[maxCodeLen + 1]uint16) {
+	for _, sym := range syms {
+		l := lens[sym] & 15
+		o := offs[l]
+		sorted[o] = templates[sym] + uint32(l)*0x101 // l<<8 | l
+		offs[l] = o + 1
+	}
+}
+
+// storeCodes stores entries, the entries of consecutive codes of length l
+// starting with next (MSB first), at their bit-reversed codes in p, and
+// returns the code after the last. A function of its own, for its loop to
+// keep its few variables in registers (inlined into build, they were
+// spilled to the stack).
+//
+//go:noinline
+func storeCodes(p []uint32, entries []uint32, next uint32, l uint) uint32 {
+	shift := (16 - l) & 15
+	for _, e := range entries {
+		p[bits.Reverse16(uint16(next))>>shift] = e
+		next++
+	}
+	return next
+}
+
+// buildSubtables adds the codes longer than primaryBits, whose entries
+// (canonical order) are in entries, starting with the code next (MSB first,
+// at length primaryBits+1 scaled to primaryBits: next is the first unused
+// primaryBits-bit prefix shifted once). Codes sharing a primaryBits prefix
+// share a subtable, sized like zlib's inflate_table does: wide enough for the
+// longest code with that prefix.
+func buildSubtables(t *table, entries []uint32, count [maxCodeLen + 1]uint16, next uint32, primaryBits, maxLen uint) {
 	prefixMask := uint32(1)<<primaryBits - 1
 	curPrefix := ^uint32(0)
 	var subStart, subWidth uint
 	code := next
 	l := primaryBits + 1
-	for _, sym := range syms {
-		for uint(lens[sym]) > l {
+	for _, e := range entries {
+		for uint(e>>8&15) > l {
 			code <<= 1
 			l++
 		}
@@ -210,7 +276,6 @@ func buildSubtables(t *table, syms []uint16, lens []uint8, templates []uint32, c
 			fillInvalid(t.sub[subStart:])
 			t.primary[prefix] = entrySub | uint32(subStart)<<16 | uint32(subWidth)<<8
 		}
-		e := templates[sym] + uint32(l)<<8 + uint32(l)
 		sub := t.sub[subStart : subStart+1<<subWidth]
 		for j := rev >> primaryBits; j < 1<<subWidth; j += 1 << (l - primaryBits) {
 			sub[j] = e

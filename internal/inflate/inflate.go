@@ -20,7 +20,8 @@ const (
 	maxMatch   = 258
 	// slack is the room the decode loop wants past the output position
 	// before a symbol: a whole match, after the two literals it decodes
-	// without checking the room.
+	// without checking the room. (copyMatch's 16-byte copy of a shorter
+	// match, after at most two literals, stays well inside it.)
 	slack = maxMatch + 2
 	// bufSize is the output buffer a Stream keeps: history plus 16 KiB of
 	// room for messages. Once less than slideAt is left after a message, the
