@@ -215,9 +215,11 @@ func members(obj []byte, fn func(key, val []byte, off int) error) (int, error) {
 }
 
 // scalarEnd returns the offset after the value at i if it is a string
-// without escapes or a run of digits, followed by ',' or '}' (the envelope's
-// t, s and op), or -1 for scanValue to read the value: the call to scanValue
-// costs more than reading one of these.
+// without escapes, or a run of digits followed by ',' or '}' (not by a
+// fraction or an exponent), as the envelope's t, s and op are; or -1 for
+// scanValue to read the value: the call to scanValue costs more than reading
+// one of these. What follows a string is left to the caller, which checks it
+// after every value.
 func scalarEnd(obj []byte, i int) int {
 	if uint(i) >= uint(len(obj)) {
 		return -1
