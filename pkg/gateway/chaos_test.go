@@ -34,6 +34,11 @@ func TestGarbageFramesReconnectWithoutPanic(t *testing.T) {
 			s := newFake(t)
 			rec := &recorder{}
 			g := newShard(t, s, rec, gateway.WithCompression(tc.compression))
+			defer func() {
+				if t.Failed() {
+					t.Logf("the fake's closes: %+v; resumes: %+v", s.Closes(), s.Resumes())
+				}
+			}()
 			open(t, g)
 			s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": 1})
 			if s.SendRaw(0, tc.frame, tc.binary) != 1 {

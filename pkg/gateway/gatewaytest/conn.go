@@ -192,17 +192,14 @@ func (c *conn) serve() {
 
 // readLoop reads client payloads until the connection ends. It returns the
 // protocol error the fake closes with, or the client's close code (-1: the
-// connection dropped without one, or the fake closed it).
+// connection dropped without one, or the client only echoed the fake's close).
 func (c *conn) readLoop() (*ProtocolError, int) {
 	for {
 		_, b, err := c.ws.Read(context.Background())
 		if err != nil {
-			if c.serverCode.Load() != 0 {
-				return nil, -1
-			}
 			var ce websocket.CloseError
 			if errors.As(err, &ce) {
-				return nil, int(ce.Code)
+				return nil, clientClose(int(ce.Code), int(c.serverCode.Load()))
 			}
 			return nil, -1
 		}
@@ -217,6 +214,22 @@ func (c *conn) readLoop() (*ProtocolError, int) {
 			return perr, -1
 		}
 	}
+}
+
+// clientClose is the code of a close frame the client sent, given the close
+// the fake sent on that connection (serverCode: 0 none, -1 a TCP drop), or
+// -1 if the frame is the client's echo of the fake's close. A frame with
+// another code is the client's own close, sent before the fake's reached it:
+// a client echoes the code it received and sends no echo once it has sent a
+// close. Which close the fake decided on first does not tell: the fake's
+// reader echoes the client's close before it returns, so by the time it looks
+// the client may already have RESUMEd on a new connection, whose takeover
+// closed this one with 4009.
+func clientClose(code, serverCode int) int {
+	if serverCode != 0 && code == serverCode {
+		return -1
+	}
+	return code
 }
 
 // countSend enforces SendLimit payloads per SendWindow over a sliding window

@@ -265,7 +265,7 @@ func (s *Server) connGone(c *conn, clientCode int) {
 			}
 		}
 	}
-	if c.serverCode.Load() == 0 {
+	if clientCode >= 0 || c.serverCode.Load() == 0 {
 		code := clientCode
 		if code < 0 {
 			code = int(websocket.StatusAbnormalClosure)

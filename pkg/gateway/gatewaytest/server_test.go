@@ -366,3 +366,26 @@ func TestRESTErrors(t *testing.T) {
 		t.Fatalf("plain GET on the gateway: %d, want 426", code)
 	}
 }
+
+// TestClientCloseIsNotTakenForAnEcho: the client's close frame is recorded
+// as the client's whenever its code is not the one the fake sent, even when
+// the fake closed the connection (or dropped it) after reading the frame: a
+// client that closes with 4902 and RESUMEs at once makes the takeover close
+// its old connection with 4009 while the fake's reader is still returning the
+// 4902, and the client's close was lost from the record.
+func TestClientCloseIsNotTakenForAnEcho(t *testing.T) {
+	for _, tc := range []struct {
+		code, serverCode, want int
+	}{
+		{4902, 0, 4902},    // the client closed, the fake did not
+		{1000, 0, 1000},    // likewise
+		{4009, 4009, -1},   // the client echoed the fake's 4009
+		{4902, 4009, 4902}, // the client closed first; a takeover closed after
+		{1000, 4009, 1000}, // the two closes crossed
+		{4902, -1, 4902},   // the fake dropped TCP after reading the close
+	} {
+		if got := clientClose(tc.code, tc.serverCode); got != tc.want {
+			t.Errorf("clientClose(%d, server %d) = %d, want %d", tc.code, tc.serverCode, got, tc.want)
+		}
+	}
+}

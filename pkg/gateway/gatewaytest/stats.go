@@ -54,7 +54,10 @@ type ResumeRecord struct {
 }
 
 // CloseRecord is a close the fake sent (fatal or not) or received. A TCP drop
-// is recorded as 1006 (FromClient: who dropped it).
+// is recorded as 1006 (FromClient: who dropped it). A client's echo of the
+// fake's close is not recorded; a client close that crossed the fake's (or
+// that the fake read just before a RESUME elsewhere took the session over)
+// is recorded beside the fake's own.
 type CloseRecord struct {
 	Time       time.Time `json:"time"`
 	ShardID    int       `json:"shard_id"`
