@@ -98,11 +98,11 @@ func checkBacklogRecovery(t *testing.T, s *gatewaytest.Server, gs []gateway.Gate
 	if n, shards := s.Stats().Identifies, len(gs); n != shards {
 		t.Errorf("%d IDENTIFYs, want %d: a pause must RESUME", n, shards)
 	}
-	// The fake records one close per connection. Besides a pause's, a loaded
-	// machine may delay a heartbeat ACK past the client's zombie check: that
-	// close is resumable too, and costs one more RESUME. The fake records its
-	// own 4009 instead when it ends the connection before it has read the
-	// client's close: "session resumed elsewhere" when the RESUME on the next
+	// The fake records one close per connection, the first. Besides a
+	// pause's, a loaded machine may delay a heartbeat ACK past the client's
+	// zombie check: that close is resumable too, and costs one more RESUME.
+	// The fake records its own 4009 instead when its close went out before
+	// the client's: "session resumed elsewhere" when the RESUME on the next
 	// connection came first, "heartbeat timeout" when a starved process (load
 	// average 10 on the 2 cores) took its 2 s to close. A 4009 the client
 	// read would cost its session: a second IDENTIFY, which fails above.

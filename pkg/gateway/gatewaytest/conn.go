@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -221,10 +222,11 @@ func (c *conn) readLoop() (*ProtocolError, int) {
 // -1 if the frame is the client's echo of the fake's close. A frame with
 // another code is the client's own close, sent before the fake's reached it:
 // a client echoes the code it received and sends no echo once it has sent a
-// close. Which close the fake decided on first does not tell: the fake's
-// reader echoes the client's close before it returns, so by the time it looks
-// the client may already have RESUMEd on a new connection, whose takeover
-// closed this one with 4009.
+// close. Whether the fake had decided on a close when the reader looks does
+// not tell: the reader echoes the client's close before it returns, so by
+// then the client may already have RESUMEd on a new connection, whose
+// takeover closes this one with 4009 (closeLocked then finds the connection
+// closing and takes its record back).
 func clientClose(code, serverCode int) int {
 	if serverCode != 0 && code == serverCode {
 		return -1
@@ -343,9 +345,31 @@ func (c *conn) closeLocked(code int, reason string) {
 	c.closing = true
 	c.qmu.Unlock()
 	c.serverCode.Store(int32(code))
-	c.srv.recordServerClose(c, code, reason)
+	id := c.srv.recordServerClose(c, code, reason)
 	c.log().Debug("closing connection", "code", code, "reason", reason)
-	_ = c.ws.Close(websocket.StatusCode(code), reason)
+	if err := c.ws.Close(websocket.StatusCode(code), reason); clientClosedFirst(err, code) &&
+		c.serverCode.CompareAndSwap(int32(code), 0) {
+		// One close per connection, the one that came first: connGone
+		// records the client's instead.
+		c.srv.retractServerClose(id)
+	}
+}
+
+// clientClosedFirst reports whether closing with code returned err because
+// the client's close had come first: the connection was already closing (the
+// reader had read the client's close frame and echoed it, so this one was
+// never sent), or the handshake read a close with another code than the
+// echo of this one. A RESUME on a new connection makes the fake close the
+// old one with 4009, often just after the client closed it itself.
+func clientClosedFirst(err error, code int) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	st := websocket.CloseStatus(err)
+	return st != -1 && int(st) != code
 }
 
 // writeBatch writes msgs in order; false when the connection is done.

@@ -55,6 +55,8 @@ type Server struct {
 	resumes      []ResumeRecord
 	commands     []CommandRecord // ops 3, 4, 8... received on a session (commands_record.go)
 	closes       []CloseRecord
+	closeIDs     []uint64 // closeIDs[i] names closes[i] for retractServerClose; 0 for a client's
+	lastCloseID  uint64
 	stats        Stats
 	remaining    int
 	startWindow  time.Time
@@ -265,27 +267,48 @@ func (s *Server) connGone(c *conn, clientCode int) {
 			}
 		}
 	}
-	if clientCode >= 0 || c.serverCode.Load() == 0 {
+	if c.serverCode.Load() == 0 { // else the fake's close is the record (one per connection)
 		code := clientCode
 		if code < 0 {
 			code = int(websocket.StatusAbnormalClosure)
 		}
 		s.closes = append(s.closes, CloseRecord{Time: now, ShardID: shardID, Code: code, FromClient: true})
+		s.closeIDs = append(s.closeIDs, 0)
 	}
 }
 
-// recordServerClose records a close the fake sends (or, 1006, a TCP drop).
-func (s *Server) recordServerClose(c *conn, code int, reason string) {
+// recordServerClose records a close the fake sends (or, 1006, a TCP drop),
+// and returns the record's id for retractServerClose.
+func (s *Server) recordServerClose(c *conn, code int, reason string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	shardID := -1
 	if c.sess != nil {
 		shardID = c.sess.shardID
 	}
+	s.lastCloseID++
 	s.closes = append(s.closes, CloseRecord{Time: time.Now(), ShardID: shardID, Code: code, Reason: reason})
+	s.closeIDs = append(s.closeIDs, s.lastCloseID)
 	if fatalCode(code) {
 		s.stats.FatalCloses++
 	}
+	return s.lastCloseID
+}
+
+// retractServerClose removes the record id: the close it records was never
+// sent, because the connection was already closing on the client's close.
+func (s *Server) retractServerClose(id uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.Index(s.closeIDs, id)
+	if i < 0 {
+		return
+	}
+	if fatalCode(s.closes[i].Code) {
+		s.stats.FatalCloses--
+	}
+	s.closes = slices.Delete(s.closes, i, i+1)
+	s.closeIDs = slices.Delete(s.closeIDs, i, i+1)
 }
 
 // fatalCode: the close codes after which a client must not reconnect

@@ -1,14 +1,19 @@
 package gatewaytest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/shardfleet/shardfleet/internal/testutil"
 )
@@ -386,6 +391,29 @@ func TestClientCloseIsNotTakenForAnEcho(t *testing.T) {
 	} {
 		if got := clientClose(tc.code, tc.serverCode); got != tc.want {
 			t.Errorf("clientClose(%d, server %d) = %d, want %d", tc.code, tc.serverCode, got, tc.want)
+		}
+	}
+}
+
+// TestFakeCloseTakenBackWhenTheClientClosedFirst: the fake's close is taken
+// back from the record when closing shows that the client's close came
+// first, and kept otherwise (it was sent): one close per connection.
+func TestFakeCloseTakenBackWhenTheClientClosedFirst(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("failed to close WebSocket: %w", err) }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"the client echoed the fake's close", nil, false},
+		{"already closing on the client's close", wrap(net.ErrClosed), true},
+		{"the handshake read the client's own close", wrap(websocket.CloseError{Code: 4902}), true},
+		{"the handshake read the fake's code", wrap(websocket.CloseError{Code: 4009}), false},
+		{"the client never answered", wrap(context.DeadlineExceeded), false},
+		{"the client dropped TCP", wrap(io.EOF), false},
+	} {
+		if got := clientClosedFirst(tc.err, 4009); got != tc.want {
+			t.Errorf("%s: clientClosedFirst(%v, 4009) = %v, want %v", tc.name, tc.err, got, tc.want)
 		}
 	}
 }

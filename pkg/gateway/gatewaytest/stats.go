@@ -54,10 +54,12 @@ type ResumeRecord struct {
 }
 
 // CloseRecord is a close the fake sent (fatal or not) or received. A TCP drop
-// is recorded as 1006 (FromClient: who dropped it). A client's echo of the
-// fake's close is not recorded; a client close that crossed the fake's (or
-// that the fake read just before a RESUME elsewhere took the session over)
-// is recorded beside the fake's own.
+// is recorded as 1006 (FromClient: who dropped it). One close is recorded
+// per connection, the one that came first: a client's echo of the fake's
+// close is not recorded, and when the client's close came first the fake's
+// is not (it was never sent), even when the fake decided on it before it
+// had looked at the client's: a RESUME elsewhere, say, that makes the fake
+// close with 4009 a connection the client has just closed itself.
 type CloseRecord struct {
 	Time       time.Time `json:"time"`
 	ShardID    int       `json:"shard_id"`
