@@ -77,7 +77,9 @@ type Gateway interface {
 	ShardCount() int
 	// SessionID is the current session, or nil.
 	SessionID() *string
-	// LastSequenceReceived is the last dispatch sequence received, or nil.
+	// LastSequenceReceived is the last dispatch sequence received, or nil;
+	// after a Handoff that left events unhandled, the last one handled (the
+	// sequence the next RESUME starts from, so they are replayed).
 	LastSequenceReceived() *int
 	// ResumeURL is the session's resume_gateway_url, or nil.
 	ResumeURL() *string

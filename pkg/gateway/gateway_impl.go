@@ -285,9 +285,10 @@ func (g *gatewayImpl) CloseWithCode(ctx context.Context, code int, reason string
 
 // Handoff closes with CloseCodeHandoff and returns the state to RESUME from.
 // If the handler has not finished the events already received when ctx ends
-// (or Handoff runs inside a callback), the returned Sequence is that of the
-// last event the handler finished, so the next owner's RESUME replays the
-// rest: nothing is lost, at worst an event is delivered twice.
+// (or a callback is running), the returned Sequence is that of the last
+// event the handler finished, so the next owner's RESUME replays the rest:
+// nothing is lost, at worst an event is delivered twice. The gateway keeps
+// that Sequence too, for an Open of the same gateway to RESUME from.
 func (g *gatewayImpl) Handoff(ctx context.Context) ShardState {
 	g.lifecycle.Lock()
 	r := g.run
@@ -304,11 +305,12 @@ func (g *gatewayImpl) Handoff(ctx context.Context) ShardState {
 	if g.status != StatusStopped {
 		g.status = StatusDisconnected
 	}
-	s := g.state
-	if !drained && int64(s.Sequence) > delivered {
-		s.Sequence = int(delivered)
+	if !drained && int64(g.state.Sequence) > delivered {
+		// The events after it were dropped unhandled: a RESUME from the
+		// last one received would skip them.
+		g.state.Sequence = int(delivered)
 	}
-	return s
+	return g.state
 }
 
 // stopRun closes r's connection with code and waits for its goroutines and

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,4 +137,61 @@ func TestInvalidSessionDuringOpenIsRetried(t *testing.T) {
 	if lim.waits.Load() != 2 {
 		t.Fatalf("%d permits, want 2", lim.waits.Load())
 	}
+}
+
+// TestHandoffWhileAHandlerRunsThenReopenLosesNothing: a Handoff from
+// another goroutine while the handler is busy with an event drops the
+// events queued behind it and returns the sequence of the last one handled.
+// Reopening the same gateway must RESUME from there too, so the fake
+// replays the dropped events; RESUMEing from the last one received lost
+// them (seen as a gap in TestHandoffThenReopenResumes under load, when the
+// Handoff caught the READY callback).
+func TestHandoffWhileAHandlerRunsThenReopenLosesNothing(t *testing.T) {
+	s := newFake(t)
+	rec := &recorder{}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	handler := func(g gateway.Gateway, typ gateway.EventType, seq int, d json.RawMessage) {
+		rec.handle(g, typ, seq, d)
+		if typ == "MESSAGE_CREATE" {
+			once.Do(func() {
+				close(entered)
+				<-release
+			})
+		}
+	}
+	g := gateway.New(s.Token(), handler, gateway.WithURL(s.GatewayURL()), gateway.WithLogger(testLogger()),
+		gateway.WithReconnectBackoff(5*time.Millisecond, 50*time.Millisecond))
+	t.Cleanup(func() { g.Close(context.Background()) })
+	open(t, g)
+	for i := range 3 {
+		s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
+	}
+	<-entered // the handler holds the first MESSAGE_CREATE
+	eventually(t, "the other two MESSAGE_CREATEs received", func() bool {
+		last := g.LastSequenceReceived()
+		return last != nil && *last == s.Stats().DispatchesSent // one session: its seqs are 1..sent
+	})
+	st := g.Handoff(context.Background())
+	close(release)
+	if !st.Resumable() {
+		t.Fatalf("handoff dropped the session: %+v", st)
+	}
+	if last := g.LastSequenceReceived(); last == nil || *last != st.Sequence {
+		from := "nothing"
+		if last != nil {
+			from = strconv.Itoa(*last)
+		}
+		t.Errorf("after Handoff the gateway would RESUME from %s, the returned state from %d", from, st.Sequence)
+	}
+	open(t, g)
+	eventually(t, "every MESSAGE_CREATE handled", func() bool {
+		seen := map[string]bool{}
+		for _, e := range rec.snapshot() {
+			if e.t == "MESSAGE_CREATE" {
+				seen[string(e.data)] = true
+			}
+		}
+		return len(seen) == 3
+	})
 }

@@ -117,12 +117,13 @@ func TestHandoffWithBusyHandlerReportsDeliveredSequence(t *testing.T) {
 		s.Dispatch("MESSAGE_CREATE", 0, map[string]int{"n": i})
 	}
 	eventually(t, "the events to be read", func() bool { return *g.LastSequenceReceived() >= 4+5 })
+	received := *g.LastSequenceReceived()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	st := g.Handoff(ctx)
 	close(release)
-	if st.Sequence >= *g.LastSequenceReceived() {
-		t.Fatalf("handoff seq %d, want below the last received %d", st.Sequence, *g.LastSequenceReceived())
+	if st.Sequence >= received {
+		t.Fatalf("handoff seq %d, want below the last received %d", st.Sequence, received)
 	}
 	g.Close(context.Background()) // waits for the callback still running
 	mu.Lock()
