@@ -72,9 +72,10 @@ type conn struct {
 	quitOnce   sync.Once
 	writerDone chan struct{}
 
-	lastBeat    atomic.Int64 // Server.now() of the last heartbeat (or HELLO)
-	serverCode  atomic.Int32 // close code the fake sent; -1: it dropped TCP; 0: none
-	payloadZlib atomic.Bool  // IDENTIFY compress:true (and no transport compression)
+	lastBeat     atomic.Int64  // Server.now() of the last heartbeat (or HELLO)
+	serverCode   atomic.Int32  // close code the fake sent; -1: it dropped TCP; 0: none
+	retractClose atomic.Uint64 // the fake's close record connGone replaces with the client's, which came first; 0: none
+	payloadZlib  atomic.Bool   // IDENTIFY compress:true (and no transport compression)
 
 	sess *session // guarded by Server.mu: the attached session
 
@@ -350,8 +351,9 @@ func (c *conn) closeLocked(code int, reason string) {
 	if err := c.ws.Close(websocket.StatusCode(code), reason); clientClosedFirst(err, code) &&
 		c.serverCode.CompareAndSwap(int32(code), 0) {
 		// One close per connection, the one that came first: connGone
-		// records the client's instead.
-		c.srv.retractServerClose(id)
+		// replaces this record with the client's, in one step, so that
+		// the record never lacks this connection's close.
+		c.retractClose.Store(id)
 	}
 }
 

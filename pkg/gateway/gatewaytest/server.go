@@ -55,7 +55,7 @@ type Server struct {
 	resumes      []ResumeRecord
 	commands     []CommandRecord // ops 3, 4, 8... received on a session (commands_record.go)
 	closes       []CloseRecord
-	closeIDs     []uint64 // closeIDs[i] names closes[i] for retractServerClose; 0 for a client's
+	closeIDs     []uint64 // closeIDs[i] names closes[i] for retractServerCloseLocked; 0 for a client's
 	lastCloseID  uint64
 	stats        Stats
 	remaining    int
@@ -267,6 +267,9 @@ func (s *Server) connGone(c *conn, clientCode int) {
 			}
 		}
 	}
+	if id := c.retractClose.Load(); id != 0 {
+		s.retractServerCloseLocked(id)
+	}
 	if c.serverCode.Load() == 0 { // else the fake's close is the record (one per connection)
 		code := clientCode
 		if code < 0 {
@@ -278,7 +281,7 @@ func (s *Server) connGone(c *conn, clientCode int) {
 }
 
 // recordServerClose records a close the fake sends (or, 1006, a TCP drop),
-// and returns the record's id for retractServerClose.
+// and returns the record's id for retractServerCloseLocked.
 func (s *Server) recordServerClose(c *conn, code int, reason string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -295,11 +298,10 @@ func (s *Server) recordServerClose(c *conn, code int, reason string) uint64 {
 	return s.lastCloseID
 }
 
-// retractServerClose removes the record id: the close it records was never
-// sent, because the connection was already closing on the client's close.
-func (s *Server) retractServerClose(id uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// retractServerCloseLocked removes the record id: the close it records was
+// never sent, because the connection was already closing on the client's
+// close. Needs s.mu.
+func (s *Server) retractServerCloseLocked(id uint64) {
 	i := slices.Index(s.closeIDs, id)
 	if i < 0 {
 		return
