@@ -416,8 +416,11 @@ func poll(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 }
 
 // linesWith counts output lines of p holding every needle.
-func linesWith(p *proc, needles ...string) int {
-	n := 0
+func linesWith(p *proc, needles ...string) int { return len(matchingLines(p, needles...)) }
+
+// matchingLines returns the output lines of p holding every needle, in order.
+func matchingLines(p *proc, needles ...string) []string {
+	var found []string
 	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 lines:
@@ -427,7 +430,7 @@ lines:
 				continue lines
 			}
 		}
-		n++
+		found = append(found, sc.Text())
 	}
-	return n
+	return found
 }

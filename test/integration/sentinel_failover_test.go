@@ -241,10 +241,8 @@ func firstLineAt(p *proc, needle string) (time.Time, bool) {
 
 // firstLineWith is the first line of p's log that holds needle, "" if none.
 func firstLineWith(p *proc, needle string) string {
-	for _, line := range strings.Split(p.out.String(), "\n") {
-		if strings.Contains(line, needle) {
-			return line
-		}
+	if lines := matchingLines(p, needle); len(lines) > 0 {
+		return lines[0]
 	}
 	return ""
 }
